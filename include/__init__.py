@@ -1,0 +1,1 @@
+"""Cloud-agnostic code of the MLOps loop: ML code (``include.ml``) and stage logic (``include.stages``)."""

@@ -1,0 +1,235 @@
+"""The project's settings, read from astro.toml when a task runs.
+
+``load_settings()`` finds the file (``MLOPS_CONFIG`` or astro.toml at the project root), checks
+every value, and returns a frozen :class:`Settings`. Per-run overrides (the DAG Params) go
+through :meth:`Settings.with_overrides`, which checks them the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from include.errors import ConfigError, ParamError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+KNOWN_PROVIDERS = ("local", "aws", "gcp", "azure")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_WEEK = re.compile(r"^\d{4}-W\d{2}$")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where a week's raw data comes from."""
+
+    source: str = "sample"
+    rows_per_week: int = 5000
+    seed: int = 42
+    covariate_drift_from_week: str = ""
+    concept_drift_from_week: str = ""
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """How strict validation is."""
+
+    max_bad_row_fraction: float = 0.05
+    min_rows: int = 100
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training window and the model's hyperparameters."""
+
+    window_weeks: int = 4
+    holdout_fraction: float = 0.2
+    learning_rate: float = 0.1
+    max_iter: int = 200
+    max_leaf_nodes: int = 31
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The challenger-vs-champion gate."""
+
+    metric: str = "roc_auc"
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """Thresholds of the drift monitor."""
+
+    feature_psi_threshold: float = 0.2
+    drifted_share_threshold: float = 0.15
+    prediction_psi_threshold: float = 0.2
+    concept_auc_drop: float = 0.05
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a task needs to know about the project, for one run."""
+
+    provider: str = "local"
+    model_name: str = "churn"
+    data: DataSettings = field(default_factory=DataSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    # Per-provider sections ([local], [aws], ...) and hardware profiles, kept as plain dicts:
+    # each provider checks its own section when it is loaded.
+    provider_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hardware: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    config_path: Path = PROJECT_ROOT / "astro.toml"
+
+    def provider_settings(self) -> dict[str, Any]:
+        """Return the ``[<provider>]`` section of astro.toml for the selected provider."""
+        return dict(self.provider_sections.get(self.provider, {}))
+
+    def hardware_profile(self, purpose: str) -> dict[str, Any]:
+        """Return the ``[hardware.<purpose>.<provider>]`` profile (purpose: training or inference)."""
+        if purpose not in ("training", "inference"):
+            raise ValueError(f"hardware purpose must be 'training' or 'inference', not {purpose!r}")
+        return dict(self.hardware.get(purpose, {}).get(self.provider, {}))
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with per-run overrides (DAG Params) applied and checked.
+
+        Args:
+            **overrides: ``provider``, ``gate_margin``, ``feature_psi_threshold``,
+                ``drifted_share_threshold``, ``window_weeks``; a value of None keeps astro.toml's.
+
+        Raises:
+            ParamError: an override has an unknown name or an invalid value.
+        """
+        known = {
+            "provider": (None, "provider"),
+            "gate_margin": ("gate", "margin"),
+            "feature_psi_threshold": ("drift", "feature_psi_threshold"),
+            "drifted_share_threshold": ("drift", "drifted_share_threshold"),
+            "window_weeks": ("training", "window_weeks"),
+        }
+        result = self
+        for name, value in overrides.items():
+            if value is None or value == "":
+                continue
+            if name not in known:
+                raise ParamError(f"unknown override {name!r}; expected one of {sorted(known)}")
+            section, attr = known[name]
+            if section is None:
+                result = dataclasses.replace(result, **{attr: value})
+            else:
+                sub = dataclasses.replace(getattr(result, section), **{attr: value})
+                result = dataclasses.replace(result, **{section: sub})
+        try:
+            _check(result)
+        except ConfigError as exc:
+            raise ParamError(f"invalid run parameter: {exc}") from None
+        return result
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and check the project's settings.
+
+    Args:
+        path: the TOML file; default ``$MLOPS_CONFIG`` or astro.toml at the project root.
+
+    Returns:
+        The checked settings.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or holds an invalid value.
+    """
+    config_path = Path(path or os.environ.get("MLOPS_CONFIG") or PROJECT_ROOT / "astro.toml")
+    if not config_path.is_file():
+        raise ConfigError(
+            f"settings file {config_path} not found: create it (see astro.toml in the project root) "
+            "or point MLOPS_CONFIG at it"
+        )
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
+    project = raw.get("project", {})
+    sections = {
+        "data": DataSettings,
+        "validation": ValidationSettings,
+        "training": TrainingSettings,
+        "gate": GateSettings,
+        "drift": DriftSettings,
+    }
+    kwargs: dict[str, Any] = {}
+    for key, cls in sections.items():
+        kwargs[key] = _section(cls, raw.get(key, {}), f"[{key}]", config_path)
+    settings = Settings(
+        provider=os.environ.get("MLOPS_PROVIDER") or project.get("provider", "local"),
+        model_name=project.get("model_name", "churn"),
+        provider_sections={name: raw.get(name, {}) for name in KNOWN_PROVIDERS},
+        hardware=raw.get("hardware", {}),
+        config_path=config_path,
+        **kwargs,
+    )
+    try:
+        _check(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
+    return settings
+
+
+def _section(cls: type, values: dict[str, Any], where: str, path: Path) -> Any:
+    """Build one settings section, rejecting unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown} in {where}; known keys: {sorted(fields)}")
+    for key, value in values.items():
+        expected = type(getattr(cls(), key))
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(
+                f"{path}: {where} {key} = {value!r} should be of type {expected.__name__}"
+            )
+    return cls(**{k: (float(v) if type(getattr(cls(), k)) is float else v) for k, v in values.items()})
+
+
+def _check(s: Settings) -> None:
+    """Check values that types alone do not catch."""
+    if not isinstance(s.provider, str) or s.provider not in KNOWN_PROVIDERS:
+        raise ConfigError(f"provider {s.provider!r} is not one of {list(KNOWN_PROVIDERS)}")
+    if not _NAME.match(s.model_name):
+        raise ConfigError(
+            f"model_name {s.model_name!r} must be lowercase letters, digits and underscores, "
+            "starting with a letter"
+        )
+    for name in ("covariate_drift_from_week", "concept_drift_from_week"):
+        value = getattr(s.data, name)
+        if value and not _WEEK.match(value):
+            raise ConfigError(f"[data] {name} = {value!r} must be an ISO week like 2026-W05, or empty")
+    checks = [
+        (s.data.rows_per_week, 1, 50_000_000, "[data] rows_per_week"),
+        (s.validation.max_bad_row_fraction, 0.0, 1.0, "[validation] max_bad_row_fraction"),
+        (s.validation.min_rows, 1, 10**9, "[validation] min_rows"),
+        (s.training.window_weeks, 1, 104, "[training] window_weeks"),
+        (s.training.holdout_fraction, 0.05, 0.5, "[training] holdout_fraction"),
+        (s.training.learning_rate, 1e-4, 1.0, "[training] learning_rate"),
+        (s.training.max_iter, 1, 10_000, "[training] max_iter"),
+        (s.training.max_leaf_nodes, 2, 4096, "[training] max_leaf_nodes"),
+        (s.gate.margin, 0.0, 0.5, "[gate] margin"),
+        (s.drift.feature_psi_threshold, 0.001, 10.0, "[drift] feature_psi_threshold"),
+        (s.drift.drifted_share_threshold, 0.001, 1.0, "[drift] drifted_share_threshold"),
+        (s.drift.prediction_psi_threshold, 0.001, 10.0, "[drift] prediction_psi_threshold"),
+        (s.drift.concept_auc_drop, 0.0, 1.0, "[drift] concept_auc_drop"),
+    ]
+    for value, low, high, name in checks:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ConfigError(f"{name} = {value!r} must be a number between {low} and {high}")
+    if s.gate.metric not in ("roc_auc", "average_precision", "log_loss"):
+        raise ConfigError(f"[gate] metric {s.gate.metric!r} must be roc_auc, average_precision or log_loss")

@@ -1,0 +1,269 @@
+"""The provider contract: what every backend (local, aws, gcp, azure) offers the stages.
+
+A provider is four capabilities bundled in :class:`Provider`:
+
+- ``storage``: an :class:`ObjectStore` (a folder, S3, GCS, Blob Storage);
+- ``training``: :class:`TrainingJobs` (a subprocess, SageMaker, Vertex AI, Azure ML);
+- ``registry``, ``endpoint``, ``batch``: the ML platform (:class:`ModelRegistry`,
+  :class:`OnlineEndpoint`, :class:`BatchScorer`);
+- ``warehouse``: a :class:`Warehouse` (DuckDB, Redshift, BigQuery, Synapse).
+
+Every write is idempotent: keys, job names and registry keys come from the run's week, so a
+re-run overwrites or reuses instead of duplicating. Nothing here imports a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+_KEY = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+LOGICAL_TYPES = ("string", "int", "float", "bool", "timestamp")
+
+
+def check_key(key: str) -> str:
+    """Check an object key: relative, no ``..``, no empty parts, safe characters only.
+
+    Raises:
+        ValueError: the key could escape the store's root or is not portable across clouds.
+    """
+    if not isinstance(key, str) or not _KEY.match(key) or any(p in ("", ".", "..") for p in key.split("/")):
+        raise ValueError(f"object key {key!r} is not a safe relative key like 'raw/week=2026-W05/data.parquet'")
+    return key
+
+
+def check_identifier(name: str) -> str:
+    """Check a table or column name before it is put into SQL.
+
+    Raises:
+        ValueError: the name is not lowercase letters, digits and underscores.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a valid table or column name (lowercase letters, digits, _)")
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# storage
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A flat key -> bytes store. Writes are atomic: a reader never sees half an object."""
+
+    def uri(self, key: str) -> str:
+        """Return the store's address of ``key`` (``file://``, ``s3://``, ``gs://``, ...)."""
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        """Write (or overwrite) an object atomically; return its URI."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """Read an object. Raises FileNotFoundError if it does not exist."""
+
+    def put_file(self, key: str, path: Path) -> str:
+        """Upload a local file atomically; return its URI."""
+
+    def get_file(self, key: str, path: Path) -> Path:
+        """Download an object to a local path; return the path."""
+
+    def exists(self, key: str) -> bool:
+        """Tell whether an object exists."""
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Return the keys under a prefix, sorted."""
+
+    def delete(self, key: str) -> None:
+        """Delete an object if it exists."""
+
+
+# --------------------------------------------------------------------------------------------
+# compute: training jobs
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    """One training job. ``job_name`` is derived from the week and the inputs, so a re-run
+    of the same week with the same inputs finds the finished job instead of starting another."""
+
+    job_name: str
+    train_data_key: str  # a Parquet object in storage (training rows, features + label)
+    validation_data_key: str  # a Parquet object in storage (in-window holdout rows)
+    output_prefix: str  # the model artifact is written under this storage prefix
+    hyperparameters: Mapping[str, Any]
+    hardware: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TrainingJobResult:
+    """What a finished training job produced."""
+
+    job_name: str
+    model_key: str  # the artifact (model.joblib) in storage
+    metrics: Mapping[str, float]
+    reused: bool  # True when the job had already finished and was not run again
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TrainingJobs(Protocol):
+    """Runs the project's one training script (include/ml/train.py) on the provider's compute."""
+
+    def run(self, spec: TrainingJobSpec) -> TrainingJobResult:
+        """Run the job to completion, or return the result of the finished job of that name."""
+
+
+# --------------------------------------------------------------------------------------------
+# ML platform: registry, endpoint, batch scoring
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A registered model version."""
+
+    model_name: str
+    version: str
+    artifact_uri: str  # where the registry stored the artifact
+    sha256: str  # of model.joblib, checked before every load
+    registry_key: str  # idempotency key: the same key never makes a second version
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """One entry of an alias's history: who or what moved it, when and why."""
+
+    model_name: str
+    alias: str
+    version: str
+    previous_version: str | None
+    reason: str
+    actor: str
+    changed_at: str
+
+
+@runtime_checkable
+class ModelRegistry(Protocol):
+    """Model versions, the ``production`` alias and its history (for rollback)."""
+
+    def register(
+        self,
+        model_name: str,
+        model_key: str,
+        registry_key: str,
+        metrics: Mapping[str, float],
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> ModelVersion:
+        """Register the artifact at ``model_key`` (in storage) with its run record.
+
+        Idempotent: a second call with the same ``registry_key`` returns the existing version.
+        """
+
+    def get_version(self, model_name: str, version: str) -> ModelVersion:
+        """Return one version. Raises KeyError if it does not exist."""
+
+    def list_versions(self, model_name: str) -> list[ModelVersion]:
+        """Return every version of a model, oldest first."""
+
+    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        """Return the version an alias points to, or None."""
+
+    def set_alias(self, model_name: str, alias: str, version: str, reason: str, actor: str) -> AliasChange | None:
+        """Point an alias at a version and append the change to its history.
+
+        Returns None (and records nothing) when the alias already points there.
+        """
+
+    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
+        """Return the alias's changes, oldest first."""
+
+    def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
+        """Download the version's model.joblib into ``directory`` and check its sha256.
+
+        Raises:
+            ArtifactIntegrityError: the bytes do not match the sha256 recorded at registration.
+        """
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What an online endpoint serves."""
+
+    endpoint_name: str
+    model_name: str
+    version: str
+    url: str
+    deployed_at: str
+
+
+@runtime_checkable
+class OnlineEndpoint(Protocol):
+    """A real-time endpoint serving one model version."""
+
+    def current(self, model_name: str) -> Deployment | None:
+        """Return what the endpoint serves now, or None if nothing is deployed."""
+
+    def deploy(self, version: ModelVersion) -> Deployment:
+        """Serve ``version`` (in place, no restart). Idempotent for the version already served."""
+
+    def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send rows to the endpoint; return its answer (``model_version``, ``predictions``)."""
+
+
+@runtime_checkable
+class BatchScorer(Protocol):
+    """Scores a week's rows with a model version."""
+
+    def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
+        """Yield prediction chunks (``customer_id``, ``churn_probability``) for a Parquet input."""
+
+
+# --------------------------------------------------------------------------------------------
+# warehouse
+
+
+@runtime_checkable
+class Warehouse(Protocol):
+    """Tables of records. Writes replace a partition in one transaction: never duplicate rows."""
+
+    def ensure_table(self, table: str, schema: Mapping[str, str]) -> None:
+        """Create the table if missing. ``schema`` maps column -> logical type (LOGICAL_TYPES)."""
+
+    def replace_rows(self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+        """Delete the rows matching every ``where`` equality and insert ``rows``, atomically.
+
+        ``rows`` is a frame or an iterable of frames (streamed chunks). Returns rows inserted.
+        """
+
+    def read_rows(
+        self, table: str, where: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Return the rows matching every ``where`` equality (all rows if None)."""
+
+    def delete_rows(self, table: str, where: Mapping[str, Any]) -> int:
+        """Delete the rows matching every ``where`` equality; return how many."""
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Provider:
+    """One backend's four capabilities, for one run."""
+
+    name: str
+    storage: ObjectStore
+    training: TrainingJobs
+    registry: ModelRegistry
+    endpoint: OnlineEndpoint
+    batch: BatchScorer
+    warehouse: Warehouse
+    details: dict[str, Any] = field(default_factory=dict)
