@@ -194,9 +194,7 @@ def _section(cls: type, values: dict[str, Any], where: str, path: Path) -> Any:
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True
         if not ok:
-            raise ConfigError(
-                f"{path}: {where} {key} = {value!r} should be of type {expected.__name__}"
-            )
+            raise ConfigError(f"{path}: {where} {key} = {value!r} should be of type {expected.__name__}")
     return cls(**{k: (float(v) if type(getattr(cls(), k)) is float else v) for k, v in values.items()})
 
 

@@ -34,7 +34,9 @@ def check_key(key: str) -> str:
         ValueError: the key could escape the store's root or is not portable across clouds.
     """
     if not isinstance(key, str) or not _KEY.match(key) or any(p in ("", ".", "..") for p in key.split("/")):
-        raise ValueError(f"object key {key!r} is not a safe relative key like 'raw/week=2026-W05/data.parquet'")
+        raise ValueError(
+            f"object key {key!r} is not a safe relative key like 'raw/week=2026-W05/data.parquet'"
+        )
     return key
 
 
@@ -88,8 +90,11 @@ class ObjectStore(Protocol):
 
 @dataclass(frozen=True)
 class TrainingJobSpec:
-    """One training job. ``job_name`` is derived from the week and the inputs, so a re-run
-    of the same week with the same inputs finds the finished job instead of starting another."""
+    """One training job.
+
+    ``job_name`` is derived from the week and the inputs, so a re-run of the same week with the
+    same inputs finds the finished job instead of starting another.
+    """
 
     job_name: str
     train_data_key: str  # a Parquet object in storage (training rows, features + label)
@@ -176,7 +181,9 @@ class ModelRegistry(Protocol):
     def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
         """Return the version an alias points to, or None."""
 
-    def set_alias(self, model_name: str, alias: str, version: str, reason: str, actor: str) -> AliasChange | None:
+    def set_alias(
+        self, model_name: str, alias: str, version: str, reason: str, actor: str
+    ) -> AliasChange | None:
         """Point an alias at a version and append the change to its history.
 
         Returns None (and records nothing) when the alias already points there.
@@ -237,7 +244,9 @@ class Warehouse(Protocol):
     def ensure_table(self, table: str, schema: Mapping[str, str]) -> None:
         """Create the table if missing. ``schema`` maps column -> logical type (LOGICAL_TYPES)."""
 
-    def replace_rows(self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+    def replace_rows(
+        self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]
+    ) -> int:
         """Delete the rows matching every ``where`` equality and insert ``rows``, atomically.
 
         ``rows`` is a frame or an iterable of frames (streamed chunks). Returns rows inserted.

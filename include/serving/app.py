@@ -1,0 +1,143 @@
+"""The online endpoint: a FastAPI app that serves the deployed version of each model.
+
+It reads what to serve from a deployments folder (one ``<model>.json`` per model, written
+atomically by a deploy). Each request checks the file's modification time and loads the new
+version when it changed, so a deploy takes effect without a restart. Every artifact's sha256 is
+checked against the deployment record before it is unpickled.
+
+Run it with ``python -m include.serving.app --deployments DIR --port 8765`` (``make serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from include.ml.schema import CATEGORIES, ID_COLUMN, NUMERIC_RANGES
+from include.ml.scoring import load_model, predict_proba
+
+log = logging.getLogger("include.serving")
+MAX_ROWS_PER_REQUEST = 1000
+
+
+def _row_model() -> type[BaseModel]:
+    """Build the request row schema from the column definitions (typed, bounded, closed)."""
+    fields: dict[str, Any] = {ID_COLUMN: (str | None, Field(default=None, max_length=64))}
+    for name, (low, high) in NUMERIC_RANGES.items():
+        fields[name] = (float, Field(ge=low, le=high, allow_inf_nan=False))
+    for name, values in CATEGORIES.items():
+        fields[name] = (Literal[values], ...)  # type: ignore[valid-type]
+    return create_model("CustomerRow", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+CustomerRow = _row_model()
+
+
+class PredictRequest(BaseModel):
+    """A batch of rows to score."""
+
+    model_config = ConfigDict(extra="forbid")
+    rows: list[CustomerRow] = Field(min_length=1, max_length=MAX_ROWS_PER_REQUEST)  # type: ignore[valid-type]
+
+
+class PredictResponse(BaseModel):
+    """Churn probabilities, in the order of the rows, and the version that computed them."""
+
+    model_name: str
+    model_version: str
+    predictions: list[float]
+
+
+class _Served:
+    """A loaded model and the deployment record it came from."""
+
+    def __init__(self, record: dict[str, Any], model: Any, mtime_ns: int) -> None:
+        self.record = record
+        self.model = model
+        self.mtime_ns = mtime_ns
+
+
+class ModelCache:
+    """Loads each model's deployed version, and reloads it when its deployment file changes."""
+
+    def __init__(self, deployments: Path) -> None:
+        self.deployments = Path(deployments)
+        self._served: dict[str, _Served] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model_name: str) -> _Served:
+        """Return the served model, loading a newer deployment first if there is one."""
+        path = self.deployments / f"{model_name}.json"
+        try:
+            mtime_ns = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise HTTPException(404, f"no deployment of model {model_name!r}") from None
+        served = self._served.get(model_name)
+        if served is not None and served.mtime_ns == mtime_ns:
+            return served
+        with self._lock:
+            served = self._served.get(model_name)
+            if served is None or served.mtime_ns != mtime_ns:
+                record = json.loads(path.read_text())
+                model = load_model(Path(record["artifact_path"]), record["sha256"])
+                served = _Served(record, model, mtime_ns)
+                self._served[model_name] = served
+                log.info("serving %s version %s", model_name, record["version"])
+        return served
+
+
+def create_app(deployments: Path) -> FastAPI:
+    """Build the endpoint app for a deployments folder."""
+    app = FastAPI(title="MLOps online endpoint", version="1.0")
+    cache = ModelCache(deployments)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/models/{model_name}")
+    def deployment(model_name: str) -> dict[str, Any]:
+        record = cache.get(model_name).record
+        return {k: record[k] for k in ("model_name", "version", "sha256", "deployed_at")}
+
+    @app.post("/models/{model_name}/predict", response_model=PredictResponse)
+    def predict(model_name: str, request: PredictRequest) -> PredictResponse:
+        served = cache.get(model_name)
+        frame = pd.DataFrame([row.model_dump() for row in request.rows])
+        started = time.perf_counter()
+        probabilities = predict_proba(served.model, frame)
+        log.debug("scored %d rows in %.1f ms", len(frame), (time.perf_counter() - started) * 1000)
+        return PredictResponse(
+            model_name=model_name,
+            model_version=str(served.record["version"]),
+            predictions=[float(p) for p in probabilities],
+        )
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the endpoint on 127.0.0.1."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deployments", required=True, type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    args.deployments.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    uvicorn.run(create_app(args.deployments), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The local provider (the embedded default): a folder, a subprocess, MLflow, FastAPI, DuckDB.
+
+Everything lives under ``[local] root`` of astro.toml (``.mlops/`` by default):
+
+    storage/      objects (raw, validated, quarantine, models, reports)
+    mlflow/       MLflow tracking + registry (SQLite) and the alias history
+    endpoint/     what the local endpoint serves
+    warehouse.duckdb
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from providers.base import Provider
+
+if TYPE_CHECKING:
+    from include.config import Settings
+
+
+def local_root(settings: Settings) -> Path:
+    """Return the local provider's folder (relative paths are relative to astro.toml)."""
+    root = Path(settings.provider_sections.get("local", {}).get("root", ".mlops"))
+    return root if root.is_absolute() else (settings.config_path.parent / root).resolve()
+
+
+def build_provider(settings: Settings) -> Provider:
+    """Build the local provider from the ``[local]`` section of the settings."""
+    from providers.local.batch import ChunkedBatchScorer
+    from providers.local.endpoint import LocalHttpEndpoint
+    from providers.local.registry import MlflowModelRegistry
+    from providers.local.storage import LocalObjectStore
+    from providers.local.training import SubprocessTrainingJobs
+    from providers.local.warehouse import DuckDBWarehouse
+
+    section = settings.provider_sections.get("local", {})
+    root = local_root(settings)
+    storage = LocalObjectStore(root / "storage")
+    registry = MlflowModelRegistry(root / "mlflow", storage)
+    endpoint = LocalHttpEndpoint(
+        root / "endpoint",
+        registry,
+        storage,
+        host=str(section.get("endpoint_host", "127.0.0.1")),
+        port=int(section.get("endpoint_port", 8765)),
+    )
+    return Provider(
+        name="local",
+        storage=storage,
+        training=SubprocessTrainingJobs(storage),
+        registry=registry,
+        endpoint=endpoint,
+        batch=ChunkedBatchScorer(storage, registry),
+        warehouse=DuckDBWarehouse(root / "warehouse.duckdb"),
+        details={"root": str(root), "endpoint_url": endpoint.url},
+    )

@@ -1,0 +1,91 @@
+"""The online endpoint on the local provider: the FastAPI app of include/serving on 127.0.0.1.
+
+A deploy copies the verified artifact into the endpoint's folder and rewrites the model's
+deployment record atomically; the running server picks it up on its next request.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from include.errors import MLOpsError
+from providers.base import Deployment, ModelRegistry, ModelVersion, ObjectStore
+
+
+class EndpointUnavailableError(MLOpsError):
+    """The endpoint did not answer (it may be starting, or not running)."""
+
+
+class LocalHttpEndpoint:
+    """Deploys to, and calls, the local endpoint server (``make serve``)."""
+
+    def __init__(
+        self, root: Path, registry: ModelRegistry, storage: ObjectStore, host: str, port: int
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.deployments = self.root / "deployments"
+        self.models = self.root / "models"
+        self.registry = registry
+        self.storage = storage
+        self.url = f"http://{host}:{port}"
+
+    def _record_path(self, model_name: str) -> Path:
+        return self.deployments / f"{model_name}.json"
+
+    def current(self, model_name: str) -> Deployment | None:
+        """Return the deployment record, or None."""
+        path = self._record_path(model_name)
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        return Deployment(
+            endpoint_name=f"local-{model_name}",
+            model_name=model_name,
+            version=str(record["version"]),
+            url=f"{self.url}/models/{model_name}/predict",
+            deployed_at=record["deployed_at"],
+        )
+
+    def deploy(self, version: ModelVersion) -> Deployment:
+        """Point the endpoint at ``version`` (no-op if it already serves it)."""
+        existing = self.current(version.model_name)
+        if existing is not None and existing.version == version.version:
+            return existing
+        target_dir = self.models / version.model_name / version.version
+        artifact = self.registry.fetch_artifact(version, target_dir)  # checks the sha256
+        record = {
+            "model_name": version.model_name,
+            "version": version.version,
+            "artifact_path": str(artifact),
+            "sha256": version.sha256,
+            "deployed_at": datetime.now(UTC).isoformat(),
+        }
+        self.deployments.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=self.deployments, suffix=".tmp", delete=False) as handle:
+            json.dump(record, handle, indent=2)
+        Path(handle.name).replace(self._record_path(version.model_name))
+        deployment = self.current(version.model_name)
+        assert deployment is not None
+        return deployment
+
+    def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """POST rows to the endpoint and return its JSON answer."""
+        import httpx
+
+        url = f"{self.url}/models/{model_name}/predict"
+        try:
+            response = httpx.post(url, json={"rows": rows}, timeout=30)
+        except httpx.TransportError as exc:
+            raise EndpointUnavailableError(
+                f"the local endpoint at {self.url} did not answer ({exc.__class__.__name__}): "
+                "start it with `make serve` (or see README, 'The online endpoint')"
+            ) from None
+        if response.status_code != 200:
+            raise EndpointUnavailableError(
+                f"the local endpoint answered {response.status_code} to {url}: {response.text[:500]}"
+            )
+        return response.json()

@@ -1,0 +1,90 @@
+"""Training on the local provider: the project's training script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from include.config import PROJECT_ROOT
+from include.errors import MLOpsError
+from providers.base import ObjectStore, TrainingJobResult, TrainingJobSpec
+
+log = logging.getLogger(__name__)
+TRAIN_SCRIPT = PROJECT_ROOT / "include" / "ml" / "train.py"
+OUTPUT_FILES = ("model.joblib", "metrics.json", "feature_names.json")
+SUCCESS_MARKER = "_SUCCESS"
+
+
+class TrainingFailedError(MLOpsError):
+    """The training process exited with an error (retryable: it may be a killed process)."""
+
+
+class SubprocessTrainingJobs:
+    """Runs include/ml/train.py in a child process, as a cloud job would run it in a container.
+
+    The job's outputs go to ``{output_prefix}/`` in storage, the success marker last, so a job
+    killed half-way leaves no marker and is simply run again; a finished job is reused.
+    """
+
+    def __init__(self, storage: ObjectStore, timeout_seconds: float = 3600) -> None:
+        self.storage = storage
+        self.timeout_seconds = timeout_seconds
+
+    def run(self, spec: TrainingJobSpec) -> TrainingJobResult:
+        """Run the job, or return the finished job's result."""
+        marker = f"{spec.output_prefix}/{SUCCESS_MARKER}"
+        if self.storage.exists(marker):
+            log.info("Training job %s already finished: reusing its output", spec.job_name)
+            return self._result(spec, reused=True)
+        n_jobs = int(spec.hardware.get("n_jobs", 1))
+        with tempfile.TemporaryDirectory(prefix=f"{spec.job_name}-") as tmp:
+            work = Path(tmp)
+            train = self.storage.get_file(spec.train_data_key, work / "train.parquet")
+            validation = self.storage.get_file(spec.validation_data_key, work / "validation.parquet")
+            model_dir = work / "model"
+            command = [
+                sys.executable, str(TRAIN_SCRIPT),
+                "--train", str(train),
+                "--validation", str(validation),
+                "--model-dir", str(model_dir),
+                "--hyperparameters", json.dumps(dict(spec.hyperparameters), sort_keys=True),
+                "--n-jobs", str(n_jobs),
+            ]  # fmt: skip
+            env = {**os.environ, "OMP_NUM_THREADS": str(n_jobs), "PYTHONUNBUFFERED": "1"}
+            log.info("Training job %s: starting %s", spec.job_name, " ".join(command[1:3]))
+            self._stream(command, env, spec.job_name)
+            for name in OUTPUT_FILES:
+                self.storage.put_file(f"{spec.output_prefix}/{name}", model_dir / name)
+            self.storage.put_bytes(marker, json.dumps({"job_name": spec.job_name}).encode())
+        return self._result(spec, reused=False)
+
+    def _stream(self, command: list[str], env: dict[str, str], job_name: str) -> None:
+        """Run the command, copying its output into the task log line by line."""
+        with subprocess.Popen(
+            command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
+            try:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    log.info("[%s] %s", job_name, line.rstrip())
+                code = process.wait(timeout=self.timeout_seconds)
+            except BaseException:
+                process.kill()
+                raise
+        if code != 0:
+            raise TrainingFailedError(f"training job {job_name} exited with code {code}; see the lines above")
+
+    def _result(self, spec: TrainingJobSpec, reused: bool) -> TrainingJobResult:
+        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
+        return TrainingJobResult(
+            job_name=spec.job_name,
+            model_key=f"{spec.output_prefix}/model.joblib",
+            metrics=metrics,
+            reused=reused,
+            details={"backend": "subprocess", "script": "include/ml/train.py"},
+        )
