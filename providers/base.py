@@ -25,6 +25,7 @@ import pandas as pd
 _KEY = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 LOGICAL_TYPES = ("string", "int", "float", "bool", "timestamp")
+ANY_VERSION = object()  # set_alias: move the alias whatever it points at now
 
 
 def check_key(key: str) -> str:
@@ -182,11 +183,29 @@ class ModelRegistry(Protocol):
         """Return the version an alias points to, or None."""
 
     def set_alias(
-        self, model_name: str, alias: str, version: str, reason: str, actor: str
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        actor: str,
+        expected_current: str | None | object = ANY_VERSION,
     ) -> AliasChange | None:
-        """Point an alias at a version and append the change to its history.
+        """Point an alias at a version and append the change to its history, atomically.
 
-        Returns None (and records nothing) when the alias already points there.
+        Args:
+            model_name: the registered model.
+            alias: the alias, e.g. ``production``.
+            version: the version to point it at.
+            reason: why (shown in the history: gate passed, rollback, ...).
+            actor: who or what moved it (a DAG run id, a user).
+            expected_current: move only if the alias points at this version now (None: points
+                nowhere); the default moves it whatever it points at. This compare-and-set keeps
+                concurrent or stale runs from undoing a newer move.
+
+        Returns:
+            The change, or None (nothing recorded) when the alias already points at ``version``
+            or does not point at ``expected_current``.
         """
 
     def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import ArtifactIntegrityError
-from providers.base import AliasChange, ModelVersion, ObjectStore
+from providers.base import ANY_VERSION, AliasChange, ModelVersion, ObjectStore
 
 ARTIFACT_FILE = "model.joblib"
 
@@ -149,7 +149,13 @@ class MlflowModelRegistry:
         return self._to_model_version(mv)
 
     def set_alias(
-        self, model_name: str, alias: str, version: str, reason: str, actor: str
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        actor: str,
+        expected_current: str | None | object = ANY_VERSION,
     ) -> AliasChange | None:
         """Move the alias and append the move to its history, under one lock."""
         self.get_version(model_name, version)  # fail before touching anything if it does not exist
@@ -161,7 +167,8 @@ class MlflowModelRegistry:
                 (model_name, alias),
             ).fetchone()
             previous = row[0] if row else None
-            if previous == str(version):
+            stale = expected_current is not ANY_VERSION and expected_current != previous
+            if previous == str(version) or stale:
                 db.execute("COMMIT")
                 return None
             change = AliasChange(

@@ -1,0 +1,77 @@
+"""What every stage function gets: the settings, the provider and the week, for one run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from include.config import Settings, load_settings
+from include.errors import ParamError
+from include.weeks import parse_week, week_partition
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """One run's settings, week and actor; the provider is built on first use."""
+
+    settings: Settings
+    week: str
+    actor: str  # who or what runs the stage: the DAG run id, or "cli"
+    reason: str = "scheduled"  # why: scheduled, manual, drift, rollback
+
+    @cached_property
+    def provider(self) -> Provider:
+        """The provider the settings select, loaded lazily."""
+        from providers.registry import get_provider
+
+        return get_provider(self.settings)
+
+    @property
+    def model_name(self) -> str:
+        """The registered model's name."""
+        return self.settings.model_name
+
+
+REASONS = ("scheduled", "manual", "drift", "backfill", "rollback")
+
+
+def build_context(
+    *,
+    week: str | None,
+    logical_date: datetime | date | None,
+    actor: str,
+    reason: str = "scheduled",
+    overrides: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> StageContext:
+    """Check a run's parameters and build its context, before any work is done.
+
+    Args:
+        week: an ISO week from a Param or ``dag_run.conf``; None or "" derives it from the date.
+        logical_date: the run's logical date (used when ``week`` is empty).
+        actor: the run id (recorded in lineage and alias history).
+        reason: why this run happens (one of ``REASONS``).
+        overrides: per-run settings overrides (see ``Settings.with_overrides``).
+        settings: settings to start from (default: astro.toml).
+
+    Raises:
+        ParamError: a parameter is invalid; the message says which and what is allowed.
+    """
+    if reason not in REASONS:
+        raise ParamError(f"reason {reason!r} is not one of {list(REASONS)}")
+    if week:
+        week = parse_week(week)
+    elif logical_date is not None:
+        week = week_partition(logical_date)
+    else:
+        raise ParamError("the run has no logical date: set the week Param, e.g. 2026-W05")
+    settings = (settings or load_settings()).with_overrides(**(overrides or {}))
+    return StageContext(settings=settings, week=week, actor=actor, reason=reason)

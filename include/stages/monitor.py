@@ -1,0 +1,148 @@
+"""monitor_drift: data, prediction and concept drift of a week; an HTML report; the verdict."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.ml.schema import (
+    CATEGORICAL_FEATURES,
+    ID_COLUMN,
+    LABEL_COLUMN,
+    NUMERIC_FEATURES,
+    PREDICTION_COLUMN,
+)
+from include.stages.context import StageContext
+from include.stages.datasets import holdout_mask, read_validated, reference_weeks
+from include.stages.keys import drift_report_key
+from include.stages.tables import ensure_tables
+
+log = logging.getLogger(__name__)
+
+
+def monitor_week(ctx: StageContext) -> dict[str, Any]:
+    """Compare the week with the weeks before it and record the verdict.
+
+    - data drift: per-feature PSI against the reference weeks (the training window before
+      this week, starting at the last detected drift);
+    - prediction drift: PSI of this week's scores against the reference weeks' scores;
+    - concept drift: once labels are in, the live ROC AUC on the week's held-out rows against
+      the validation ROC AUC of the model that scored them.
+
+    Returns:
+        The verdict: ``drift_detected``, ``should_trigger_retrain`` (never for a run that is
+        itself a drift retrain), ``report_key`` and the figures.
+    """
+    from include.ml.drift import dataset_drift, feature_drift, population_stability_index
+    from include.ml.report import render_drift_report
+    from include.ml.scoring import classification_metrics
+
+    drift = ctx.settings.drift
+    warehouse, storage = ctx.provider.warehouse, ctx.provider.storage
+    ensure_tables(warehouse, "predictions", "drift_metrics", "drift_summary")
+    reference = reference_weeks(ctx)
+    current = read_validated(ctx, ctx.week)
+    predictions = warehouse.read_rows("predictions", {"week": ctx.week})
+
+    summary: dict[str, Any] = {
+        "week": ctx.week,
+        "reference_weeks": json.dumps(reference),
+        "model_version": str(predictions["model_version"].iloc[0]) if len(predictions) else "",
+        "n_features": 0,
+        "n_drifted": 0,
+        "share_drifted": 0.0,
+        "data_drifted": False,
+        "prediction_psi": None,
+        "prediction_drifted": False,
+        "live_roc_auc": None,
+        "reference_roc_auc": None,
+        "concept_drifted": False,
+    }
+    features = pd.DataFrame(columns=["feature", "kind", "psi", "statistic", "p_value", "drifted"])
+    if reference:
+        ref_frame = pd.concat([read_validated(ctx, w) for w in reference], ignore_index=True)
+        features = feature_drift(
+            ref_frame,
+            current,
+            list(NUMERIC_FEATURES),
+            list(CATEGORICAL_FEATURES),
+            drift.feature_psi_threshold,
+        )
+        verdict = dataset_drift(features, drift.drifted_share_threshold)
+        summary.update(
+            n_features=verdict["n_features"],
+            n_drifted=verdict["n_drifted"],
+            share_drifted=float(verdict["share_drifted"]),
+            data_drifted=bool(verdict["drifted"]),
+        )
+        ref_predictions = pd.concat(
+            [warehouse.read_rows("predictions", {"week": w}, [PREDICTION_COLUMN]) for w in reference]
+        )
+        if len(ref_predictions) and len(predictions):
+            psi = population_stability_index(
+                ref_predictions[PREDICTION_COLUMN].to_numpy(), predictions[PREDICTION_COLUMN].to_numpy()
+            )
+            summary.update(
+                prediction_psi=float(psi), prediction_drifted=bool(psi > drift.prediction_psi_threshold)
+            )
+    else:
+        log.info("Week %s has no reference weeks yet: data and prediction drift are not computed", ctx.week)
+
+    live = _live_metric(ctx, current, predictions, classification_metrics)
+    if live is not None and summary["model_version"]:
+        version = ctx.provider.registry.get_version(ctx.model_name, summary["model_version"])
+        reference_auc = version.metrics.get("validation_roc_auc")
+        summary.update(live_roc_auc=live, reference_roc_auc=reference_auc)
+        if reference_auc is not None:
+            summary["concept_drifted"] = bool(reference_auc - live > drift.concept_auc_drop)
+    summary["drift_detected"] = bool(
+        summary["data_drifted"] or summary["prediction_drifted"] or summary["concept_drifted"]
+    )
+    report_key = drift_report_key(ctx.week)
+    summary["report_key"] = report_key
+    html = render_drift_report(ctx.week, reference, features, summary)
+    storage.put_bytes(report_key, html.encode())
+    rows = features.assign(week=ctx.week)[
+        ["week", "feature", "kind", "psi", "statistic", "p_value", "drifted"]
+    ]
+    warehouse.replace_rows("drift_metrics", {"week": ctx.week}, rows)
+    warehouse.replace_rows("drift_summary", {"week": ctx.week}, pd.DataFrame([summary]))
+    trigger = summary["drift_detected"] and ctx.reason != "drift"
+    log.info(
+        "Week %s: drift %s (data %s: %d/%d features; prediction PSI %s; live AUC %s vs %s); report %s",
+        ctx.week, "DETECTED" if summary["drift_detected"] else "not detected", summary["data_drifted"],
+        summary["n_drifted"], summary["n_features"], _fmt(summary["prediction_psi"]),
+        _fmt(summary["live_roc_auc"]), _fmt(summary["reference_roc_auc"]), storage.uri(report_key),
+    )  # fmt: skip
+    return {
+        "drift_detected": summary["drift_detected"],
+        "should_trigger_retrain": bool(trigger),
+        "report_key": report_key,
+        "report_uri": storage.uri(report_key),
+        "drifted_features": sorted(features.loc[features["drifted"].astype(bool), "feature"])
+        if len(features)
+        else [],
+        "prediction_psi": summary["prediction_psi"],
+        "live_roc_auc": summary["live_roc_auc"],
+    }
+
+
+def _live_metric(
+    ctx: StageContext, current: pd.DataFrame, predictions: pd.DataFrame, metrics: Any
+) -> float | None:
+    """ROC AUC of the week's scores on its held-out, labelled rows (None until labels arrive)."""
+    held_out = current[holdout_mask(current[ID_COLUMN], ctx.settings.training.holdout_fraction)]
+    labelled = held_out[held_out[LABEL_COLUMN].notna()][[ID_COLUMN, LABEL_COLUMN]]
+    joined = labelled.merge(predictions[[ID_COLUMN, PREDICTION_COLUMN]], on=ID_COLUMN, how="inner")
+    if joined.empty or joined[LABEL_COLUMN].nunique() < 2:
+        return None
+    value = metrics(joined[LABEL_COLUMN].to_numpy(), joined[PREDICTION_COLUMN].to_numpy())["roc_auc"]
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

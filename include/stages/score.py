@@ -1,0 +1,49 @@
+"""batch_score: score the week's rows with the production model into the warehouse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+from include.errors import ParamError
+from include.stages.context import StageContext
+from include.stages.evaluate import PRODUCTION
+from include.stages.keys import validated_key
+from include.stages.tables import ensure_tables
+
+log = logging.getLogger(__name__)
+
+
+def score_week(ctx: StageContext) -> dict[str, Any]:
+    """Replace the week's predictions partition with the production model's scores.
+
+    The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
+    one prediction per row.
+
+    Returns:
+        ``n_rows`` and ``model_version``.
+    """
+    production = ctx.provider.registry.get_alias(ctx.model_name, PRODUCTION)
+    if production is None:
+        raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
+    warehouse = ctx.provider.warehouse
+    ensure_tables(warehouse, "predictions")
+    chunks = ctx.provider.batch.score(production, validated_key(ctx.week))
+    n_rows = warehouse.replace_rows(
+        "predictions", {"week": ctx.week}, _tagged(chunks, ctx.week, production.version)
+    )
+    log.info("Week %s: %d rows scored with %s v%s", ctx.week, n_rows, ctx.model_name, production.version)
+    return {"n_rows": n_rows, "model_version": production.version}
+
+
+def _tagged(chunks: Iterator[pd.DataFrame], week: str, version: str) -> Iterator[pd.DataFrame]:
+    scored = 0
+    for chunk in chunks:
+        scored += len(chunk)
+        log.info("Week %s: %d rows scored so far", week, scored)
+        yield chunk.assign(week=week, model_version=version)[
+            ["week", "customer_id", "churn_probability", "model_version"]
+        ]

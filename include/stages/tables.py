@@ -1,0 +1,98 @@
+"""The warehouse tables the stages write, with their logical column types."""
+
+from __future__ import annotations
+
+from providers.base import Warehouse
+
+TABLES: dict[str, dict[str, str]] = {
+    # one row per week: the week's current data version (raw objects are kept per version)
+    "data_versions": {
+        "week": "string",
+        "data_version": "string",
+        "sha256": "string",
+        "source": "string",
+        "raw_key": "string",
+        "n_bytes": "int",
+        "ingested_by": "string",
+    },
+    # one row per week: the validation of its current data version
+    "validation_results": {
+        "week": "string",
+        "data_version": "string",
+        "passed": "bool",
+        "n_rows": "int",
+        "n_bad_rows": "int",
+        "n_batch_failures": "int",
+        "failed_expectations": "string",
+        "validated_key": "string",
+        "report_key": "string",
+        "quarantine_key": "string",
+    },
+    # one row per training job
+    "training_runs": {
+        "week": "string",
+        "job_name": "string",
+        "train_weeks": "string",
+        "data_versions": "string",
+        "code_version": "string",
+        "hardware": "string",
+        "hyperparameters": "string",
+        "metrics": "string",
+        "model_key": "string",
+        "model_sha256": "string",
+        "reason": "string",
+    },
+    # one row per (week, challenger): the gate's decision
+    "evaluations": {
+        "week": "string",
+        "job_name": "string",
+        "metric": "string",
+        "challenger_score": "float",
+        "champion_version": "string",
+        "champion_score": "float",
+        "margin": "float",
+        "passed": "bool",
+        "decision": "string",
+        "n_holdout": "int",
+    },
+    # one row per scored customer per week
+    "predictions": {
+        "week": "string",
+        "customer_id": "string",
+        "churn_probability": "float",
+        "model_version": "string",
+    },
+    # one row per (week, feature)
+    "drift_metrics": {
+        "week": "string",
+        "feature": "string",
+        "kind": "string",
+        "psi": "float",
+        "statistic": "float",
+        "p_value": "float",
+        "drifted": "bool",
+    },
+    # one row per week: the monitor's verdict
+    "drift_summary": {
+        "week": "string",
+        "reference_weeks": "string",
+        "model_version": "string",
+        "n_features": "int",
+        "n_drifted": "int",
+        "share_drifted": "float",
+        "data_drifted": "bool",
+        "prediction_psi": "float",
+        "prediction_drifted": "bool",
+        "live_roc_auc": "float",
+        "reference_roc_auc": "float",
+        "concept_drifted": "bool",
+        "drift_detected": "bool",
+        "report_key": "string",
+    },
+}
+
+
+def ensure_tables(warehouse: Warehouse, *names: str) -> None:
+    """Create the named tables (all of them if none is named) if they do not exist."""
+    for name in names or tuple(TABLES):
+        warehouse.ensure_table(name, TABLES[name])

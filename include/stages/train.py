@@ -1,0 +1,108 @@
+"""train_model: train a challenger on the window of validated weeks, on the provider's compute."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import pandas as pd
+
+from include.config import PROJECT_ROOT
+from include.stages.context import StageContext
+from include.stages.datasets import holdout_mask, read_validated, training_window
+from include.stages.keys import training_prefix
+from include.stages.tables import ensure_tables
+
+log = logging.getLogger(__name__)
+TRAINING_CODE = ("include/ml/train.py", "include/ml/features.py", "include/ml/schema.py")
+
+
+def code_version() -> str:
+    """Return a hash of the code that shapes a model (the training script and features)."""
+    digest = hashlib.sha256()
+    for relative in TRAINING_CODE:
+        digest.update(relative.encode())
+        digest.update((PROJECT_ROOT / relative).read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def train_challenger(ctx: StageContext) -> dict[str, object]:
+    """Build the training data, run the training job and record its lineage.
+
+    The job name is a hash of everything that determines the model (data versions of the
+    window, hyperparameters, code version), so a re-run finds the finished job.
+
+    Returns:
+        The job name, the model's storage key and sha256, metrics and lineage.
+    """
+    from include.ml.sample_data import write_parquet_bytes
+    from providers.base import TrainingJobSpec
+
+    window = training_window(ctx)
+    training = ctx.settings.training
+    hyperparameters = {
+        "learning_rate": training.learning_rate,
+        "max_iter": training.max_iter,
+        "max_leaf_nodes": training.max_leaf_nodes,
+    }
+    code = code_version()
+    fingerprint = json.dumps({"data": window, "hp": hyperparameters, "code": code}, sort_keys=True)
+    job_name = f"{ctx.model_name.replace('_', '-')}-{ctx.week.lower()}-{_short_hash(fingerprint)}"
+    prefix = training_prefix(job_name)
+    storage = ctx.provider.storage
+
+    train_key, validation_key = f"{prefix}/input/train.parquet", f"{prefix}/input/validation.parquet"
+    if not (storage.exists(train_key) and storage.exists(validation_key)):
+        frames = [read_validated(ctx, week) for week in window]
+        data = pd.concat(frames, ignore_index=True)
+        held_out = holdout_mask(data["customer_id"], training.holdout_fraction)
+        storage.put_bytes(train_key, write_parquet_bytes(data[~held_out].reset_index(drop=True)))
+        storage.put_bytes(validation_key, write_parquet_bytes(data[held_out].reset_index(drop=True)))
+        log.info(
+            "Job %s: %d training rows and %d validation rows from weeks %s",
+            job_name, int((~held_out).sum()), int(held_out.sum()), ", ".join(window),
+        )  # fmt: skip
+    hardware = ctx.settings.hardware_profile("training")
+    spec = TrainingJobSpec(
+        job_name=job_name,
+        train_data_key=train_key,
+        validation_data_key=validation_key,
+        output_prefix=f"{prefix}/output",
+        hyperparameters=hyperparameters,
+        hardware=hardware,
+    )
+    result = ctx.provider.training.run(spec)
+    model_sha256 = hashlib.sha256(storage.get_bytes(result.model_key)).hexdigest()
+    metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
+    record = {
+        "week": ctx.week,
+        "job_name": job_name,
+        "train_weeks": json.dumps(list(window)),
+        "data_versions": json.dumps(window, sort_keys=True),
+        "code_version": code,
+        "hardware": json.dumps(hardware, sort_keys=True),
+        "hyperparameters": json.dumps(hyperparameters, sort_keys=True),
+        "metrics": json.dumps(metrics, sort_keys=True),
+        "model_key": result.model_key,
+        "model_sha256": model_sha256,
+        "reason": ctx.reason,
+    }
+    ensure_tables(ctx.provider.warehouse, "training_runs")
+    ctx.provider.warehouse.replace_rows("training_runs", {"job_name": job_name}, pd.DataFrame([record]))
+    log.info("Job %s finished (reused: %s): %s", job_name, result.reused, metrics)
+    return {
+        "job_name": job_name,
+        "model_key": result.model_key,
+        "model_sha256": model_sha256,
+        "metrics": metrics,
+        "train_weeks": list(window),
+        "data_versions": window,
+        "code_version": code,
+        "hardware": hardware,
+        "hyperparameters": hyperparameters,
+    }
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
