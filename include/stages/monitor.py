@@ -119,6 +119,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         _fmt(summary["live_roc_auc"]), _fmt(summary["reference_roc_auc"]), storage.uri(report_key),
     )  # fmt: skip
     return {
+        "week": ctx.week,
         "drift_detected": summary["drift_detected"],
         "should_trigger_retrain": bool(trigger),
         "report_key": report_key,

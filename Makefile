@@ -1,0 +1,65 @@
+# The project's commands. `make demo` and `make test` each set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__API__HOST := 127.0.0.1
+export AIRFLOW__API__PORT ?= 8080
+export PYTHONPATH := $(CURDIR)
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export MLFLOW_ENABLE_TELEMETRY := false
+
+.PHONY: setup demo test serve airflow backfill lint lock clean
+
+## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
+setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt
+	@# the project root on the virtualenv's path, for Airflow's processes and the training subprocess
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mlops_project.pth"
+	touch $(STAMP)
+
+$(AIRFLOW_HOME)/airflow.db: $(STAMP)
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+
+## demo: the retraining pipeline for 6 weeks on the local provider, drift from week 5
+demo: setup
+	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
+
+## test: the whole test suite
+test: setup
+	$(BIN)/python -m pytest -q
+
+## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
+serve: setup
+	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
+
+## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
+airflow: setup
+	$(BIN)/airflow standalone
+
+## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-02-02 (needs `make airflow`)
+backfill: setup
+	$(BIN)/airflow dags unpause retrain_pipeline
+	$(BIN)/airflow backfill create --dag-id retrain_pipeline --from-date $(FROM) --to-date $(TO) --max-active-runs 1
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+## lock: regenerate requirements.txt from requirements.in
+lock:
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
+
+clean:
+	rm -rf .mlops .mlops-demo .airflow test-artifacts

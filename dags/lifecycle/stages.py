@@ -1,0 +1,177 @@
+"""The stage task factories: each lifecycle stage defined once, used by its DAG and the pipeline.
+
+A stage task builds the run's context from its Params (checking them before any work), makes
+one call into ``include.stages`` and returns a small reference dict through XCom. Errors that
+a retry cannot fix (bad data, bad params, a failed check) fail the task without retries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Asset, get_current_context, task
+
+RAW_DATA = Asset("mlops_raw_data")
+VALIDATED_DATA = Asset("mlops_validated_data")
+MODEL_REGISTRY = Asset("mlops_model_registry")
+ONLINE_ENDPOINT = Asset("mlops_online_endpoint")
+PREDICTIONS = Asset("mlops_predictions")
+DRIFT_REPORTS = Asset("mlops_drift_reports")
+
+OVERRIDES = ("provider", "gate_margin", "window_weeks", "feature_psi_threshold", "drifted_share_threshold")
+RETRAIN_DAG_ID = "retrain_pipeline"
+
+
+def run_stage(target: str, **kwargs: Any) -> Any:
+    """Call ``include.stages.<module>.<function>(ctx, **kwargs)`` for the running task.
+
+    Raises:
+        AirflowFailException: a deterministic error (no retry will help); its message says
+            what was wrong and what to do.
+    """
+    import importlib
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.errors import DeterministicError
+    from include.stages.context import build_context
+
+    context = get_current_context()
+    params, dag_run = context["params"], context["dag_run"]
+    try:
+        ctx = build_context(
+            week=params.get("week"),
+            logical_date=context.get("logical_date") or dag_run.run_after,
+            actor=context["run_id"],
+            reason=params.get("reason") or _reason(dag_run.run_type),
+            overrides={name: params.get(name) for name in OVERRIDES},
+        )
+        module, function = target.rsplit(".", 1)
+        return getattr(importlib.import_module(module), function)(ctx, **kwargs)
+    except DeterministicError as exc:
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _reason(run_type: Any) -> str:
+    value = getattr(run_type, "value", str(run_type))
+    return {"scheduled": "scheduled", "backfill": "backfill"}.get(value, "manual")
+
+
+def ingest_stage() -> Any:
+    """ingest_data: store the week's raw data and record its version."""
+
+    @task(task_id="ingest_data", outlets=[RAW_DATA], execution_timeout=timedelta(minutes=20))
+    def ingest_data() -> dict[str, str]:
+        source = get_current_context()["params"].get("source_uri")
+        return run_stage("include.stages.ingest.ingest_week", source=source)
+
+    return ingest_data()
+
+
+def validate_stage() -> Any:
+    """validate_data: expectations; quarantine; a rejected batch stops the loop."""
+
+    @task(task_id="validate_data", outlets=[VALIDATED_DATA], execution_timeout=timedelta(minutes=20))
+    def validate_data() -> dict[str, Any]:
+        return run_stage("include.stages.validate.validate_week_data")
+
+    return validate_data()
+
+
+def train_stage() -> Any:
+    """train_model: train a challenger on the window of validated weeks."""
+
+    @task(task_id="train_model", execution_timeout=timedelta(hours=3))
+    def train_model() -> dict[str, Any]:
+        return run_stage("include.stages.train.train_challenger")
+
+    return train_model()
+
+
+def evaluate_stage(job_name: Any = None) -> Any:
+    """evaluate_model: challenger vs champion on the week's holdout.
+
+    Args:
+        job_name: the challenger (an XCom of train_model); None reads the job_name Param.
+    """
+
+    @task(task_id="evaluate_model", execution_timeout=timedelta(minutes=30))
+    def evaluate_model(job_name: str | None) -> dict[str, Any]:
+        job_name = job_name or get_current_context()["params"].get("job_name")
+        return run_stage("include.stages.evaluate.evaluate_challenger", job_name=job_name)
+
+    return evaluate_model(job_name)
+
+
+def register_stage(job_name: Any = None) -> Any:
+    """register_model: register the challenger; promote it if the gate passed.
+
+    Args:
+        job_name: the challenger (an XCom of train_model); None reads the job_name Param.
+    """
+
+    @task(task_id="register_model", outlets=[MODEL_REGISTRY], execution_timeout=timedelta(minutes=30))
+    def register_model(job_name: str | None) -> dict[str, Any]:
+        job_name = job_name or get_current_context()["params"].get("job_name")
+        return run_stage("include.stages.register.register_challenger", job_name=job_name)
+
+    return register_model(job_name)
+
+
+def rollback_stage() -> Any:
+    """rollback_model: point production back at an earlier version."""
+
+    @task(task_id="rollback_production", outlets=[MODEL_REGISTRY], execution_timeout=timedelta(minutes=10))
+    def rollback_production() -> dict[str, Any]:
+        version = get_current_context()["params"].get("version")
+        return run_stage("include.stages.register.rollback_production", to_version=version)
+
+    return rollback_production()
+
+
+def deploy_stage() -> Any:
+    """deploy_model: serve production on the endpoint; smoke test; roll back on failure."""
+
+    @task(task_id="deploy_model", outlets=[ONLINE_ENDPOINT], execution_timeout=timedelta(hours=1))
+    def deploy_model() -> dict[str, Any]:
+        return run_stage("include.stages.deploy.deploy_production")
+
+    return deploy_model()
+
+
+def score_stage() -> Any:
+    """batch_score: the week's predictions into the warehouse."""
+
+    @task(task_id="batch_score", outlets=[PREDICTIONS], execution_timeout=timedelta(hours=2))
+    def batch_score() -> dict[str, Any]:
+        return run_stage("include.stages.score.score_week")
+
+    return batch_score()
+
+
+def monitor_stage() -> Any:
+    """monitor_drift: drift statistics and report; trigger one retrain of the week on drift."""
+
+    @task(task_id="monitor_drift", outlets=[DRIFT_REPORTS], execution_timeout=timedelta(minutes=30))
+    def monitor_drift() -> dict[str, Any]:
+        return run_stage("include.stages.monitor.monitor_week")
+
+    @task.short_circuit(task_id="drift_needs_retrain")
+    def drift_needs_retrain(verdict: dict[str, Any]) -> bool:
+        return bool(verdict["should_trigger_retrain"])
+
+    verdict = monitor_drift()
+    week = "{{ ti.xcom_pull(task_ids='monitor_drift')['week'] }}"
+    trigger = TriggerDagRunOperator(
+        task_id="trigger_retrain",
+        trigger_dag_id=RETRAIN_DAG_ID,
+        # One retrain per drifted week: the run id is the week's, and a second trigger is skipped.
+        trigger_run_id=f"drift_retrain__{week}",
+        conf={"week": week, "reason": "drift"},
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+    )
+    drift_needs_retrain(verdict) >> trigger
+    return verdict

@@ -1,0 +1,37 @@
+"""
+### monitor_drift
+
+Compares the week with the weeks before it (the training window, starting at the last drift):
+
+- **data drift**: PSI per feature (KS / chi-square alongside); the week drifted when more
+  than `[drift] drifted_share_threshold` of the features drifted;
+- **prediction drift**: PSI of the week's scores against the reference weeks' scores;
+- **concept drift**: once labels are in, the live ROC AUC on the week's held-out rows against
+  the validation ROC AUC of the model that scored them.
+
+Writes `drift_metrics`, `drift_summary` and an HTML report (`reports/drift/week=<week>/`).
+On drift it triggers `retrain_pipeline` for the week once (run id `drift_retrain__<week>`),
+without waiting for it.
+"""
+
+from datetime import datetime
+
+from airflow.sdk import dag
+from lifecycle.params import DEFAULT_ARGS, common_params, drift_params
+from lifecycle.stages import monitor_stage
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params=common_params(**drift_params()),
+    tags=["mlops", "stage", "monitoring"],
+    doc_md=__doc__,
+)
+def monitor_drift():
+    monitor_stage()
+
+
+monitor_drift()

@@ -1,0 +1,72 @@
+"""
+### retrain_pipeline
+
+The weekly loop, one DAG run per week (Mondays 06:00 UTC; it processes the ISO week that just
+ended):
+
+    ingest_data -> validate_data -> train_model -> evaluate_model -> register_model
+      -> deploy_model -> batch_score -> monitor_drift -> (on drift) trigger_retrain
+
+A rejected batch stops the run at validate_data; a challenger that fails the gate is
+registered but production stays. When monitor_drift detects drift it triggers this DAG once
+more for the same week with reason `drift`: that run trains only on data from the drift on.
+
+Backfill past weeks from the CLI (the DAG must be unpaused, with a scheduler running):
+
+    airflow backfill create --dag-id retrain_pipeline --from-date 2026-01-05 --to-date 2026-02-02
+"""
+
+from datetime import datetime
+
+from airflow.sdk import dag
+from lifecycle.params import (
+    DEFAULT_ARGS,
+    common_params,
+    drift_params,
+    gate_margin_param,
+    reason_param,
+    source_param,
+    window_weeks_param,
+)
+from lifecycle.stages import (
+    deploy_stage,
+    evaluate_stage,
+    ingest_stage,
+    monitor_stage,
+    register_stage,
+    score_stage,
+    train_stage,
+    validate_stage,
+)
+
+
+@dag(
+    schedule="0 6 * * 1",
+    start_date=datetime(2026, 1, 5),
+    catchup=False,
+    max_active_runs=1,  # each week builds on the model and data of the weeks before it
+    default_args=DEFAULT_ARGS,
+    params=common_params(
+        source_uri=source_param(),
+        window_weeks=window_weeks_param(),
+        gate_margin=gate_margin_param(),
+        reason=reason_param(),
+        **drift_params(),
+    ),
+    tags=["mlops", "pipeline"],
+    doc_md=__doc__,
+)
+def retrain_pipeline():
+    ingested = ingest_stage()
+    validated = validate_stage()
+    trained = train_stage()
+    ingested >> validated >> trained
+    evaluated = evaluate_stage(job_name=trained["job_name"])
+    registered = register_stage(job_name=trained["job_name"])
+    evaluated >> registered
+    deployed = deploy_stage()
+    scored = score_stage()
+    registered >> deployed >> scored >> monitor_stage()
+
+
+retrain_pipeline()

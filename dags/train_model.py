@@ -1,0 +1,33 @@
+"""
+### train_model
+
+Trains a challenger on the window of validated weeks ending at the run's week
+(`[training] window_weeks`, clipped at the last week in which drift was detected), on the
+provider's compute with the *training* hardware profile. The job name is a hash of the data
+versions, hyperparameters and code version, so a re-run reuses the finished job.
+
+Lineage (data versions, code version, hardware profile, hyperparameters, metrics) goes to the
+`training_runs` table, and to the registry when the model is registered.
+"""
+
+from datetime import datetime
+
+from airflow.sdk import dag
+from lifecycle.params import DEFAULT_ARGS, common_params, window_weeks_param
+from lifecycle.stages import train_stage
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params=common_params(window_weeks=window_weeks_param()),
+    tags=["mlops", "stage", "model"],
+    doc_md=__doc__,
+)
+def train_model():
+    train_stage()
+
+
+train_model()

@@ -1,0 +1,37 @@
+"""
+### validate_data
+
+Runs the Great Expectations suite on the week's current data version.
+
+- **Row-level** failures (a null, an out-of-range value, an unseen category, a row dated
+  outside the week) quarantine those rows only, if they are at most
+  `[validation] max_bad_row_fraction` of the batch.
+- **Batch-level** failures (missing or extra columns, wrong types, duplicate ids, too few
+  rows, an unreadable file, a column that leaks the label) quarantine the whole batch and fail
+  the run without retries, so nothing is trained on it.
+
+Each run writes a Markdown report (`reports/validation/week=<week>/report.md`) naming every
+failed expectation, and a row in `validation_results`. Run `ingest_data` for the week first.
+"""
+
+from datetime import datetime
+
+from airflow.sdk import dag
+from lifecycle.params import DEFAULT_ARGS, common_params
+from lifecycle.stages import validate_stage
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    params=common_params(),
+    tags=["mlops", "stage", "data"],
+    doc_md=__doc__,
+)
+def validate_data():
+    validate_stage()
+
+
+validate_data()

@@ -1,0 +1,54 @@
+"""Test setup: an Airflow home of the tests' own, and settings pointing at temporary folders.
+
+Airflow reads its configuration when it is first imported, so the environment is set here,
+before any test module imports it. The metadata database is migrated once per checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_HOME = ROOT / ".airflow-test"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "MLFLOW_ENABLE_TELEMETRY": "false",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+)
+os.environ.pop("MLOPS_CONFIG", None)
+os.environ.pop("MLOPS_PROVIDER", None)
+for path in (str(ROOT), str(ROOT / "dags")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def migrate_airflow_db() -> None:
+    """Create or upgrade the tests' Airflow metadata database (SQLite)."""
+    AIRFLOW_HOME.mkdir(exist_ok=True)
+    airflow = Path(sys.executable).parent / "airflow"
+    result = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The tests' migrated Airflow database."""
+    if not (AIRFLOW_HOME / ".migrated").exists():
+        migrate_airflow_db()
+        (AIRFLOW_HOME / ".migrated").write_text("ok")
+    return AIRFLOW_HOME

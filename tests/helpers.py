@@ -1,0 +1,108 @@
+"""Helpers shared by the tests: settings files, free ports, the endpoint server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(folder: Path, **sections: dict) -> Path:
+    """Write an astro.toml for a test: the project's own, with sections' keys replaced.
+
+    The local provider's root goes to ``folder/mlops`` and the endpoint to a free port.
+    """
+    import tomllib
+
+    raw = tomllib.loads((ROOT / "astro.toml").read_text())
+    raw.setdefault("local", {})["root"] = str(folder / "mlops")
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "astro.toml"
+    path.write_text(_to_toml(raw))
+    return path
+
+
+def _to_toml(data: dict, prefix: str = "") -> str:
+    """A minimal TOML writer for the settings' shapes (tables of scalars, nested tables)."""
+    scalars, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            scalars.append(f"{key} = {_toml_value(value)}")
+    text = ""
+    if scalars:
+        text += (f"[{prefix}]\n" if prefix else "") + "\n".join(scalars) + "\n\n"
+    for key, value in tables:
+        text += _to_toml(value, f"{prefix}.{key}" if prefix else key)
+    return text
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EndpointServer:
+    """The local endpoint server in a child process on 127.0.0.1, stopped by ``stop()``."""
+
+    def __init__(self, deployments: Path, port: int) -> None:
+        import subprocess
+        import sys
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "include.serving.app",
+                "--deployments",
+                str(deployments),
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> EndpointServer:
+        """Wait until /health answers."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"endpoint server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise TimeoutError(f"endpoint server not ready at {self.url}")
+
+    def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after a grace period."""
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
