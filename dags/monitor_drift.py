@@ -5,7 +5,8 @@ Compares the week with the weeks before it (the training window, starting at the
 
 - **data drift**: PSI per feature (KS / chi-square alongside); the week drifted when more
   than `[drift] drifted_share_threshold` of the features drifted;
-- **prediction drift**: PSI of the week's scores against the reference weeks' scores;
+- **prediction drift**: PSI of the week's scores against the same model's scores on the
+  reference weeks;
 - **concept drift**: once labels are in, the live ROC AUC on the week's held-out rows against
   the validation ROC AUC of the model that scored them.
 

@@ -22,6 +22,7 @@ from include.stages.keys import drift_report_key
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
+REFERENCE_SAMPLE_ROWS = 100_000
 
 
 def monitor_week(ctx: StageContext) -> dict[str, Any]:
@@ -29,7 +30,8 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
 
     - data drift: per-feature PSI against the reference weeks (the training window before
       this week, starting at the last detected drift);
-    - prediction drift: PSI of this week's scores against the reference weeks' scores;
+    - prediction drift: PSI of this week's scores against the same model's scores on the
+      reference weeks;
     - concept drift: once labels are in, the live ROC AUC on the week's held-out rows against
       the validation ROC AUC of the model that scored them.
 
@@ -79,13 +81,9 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
             share_drifted=float(verdict["share_drifted"]),
             data_drifted=bool(verdict["drifted"]),
         )
-        ref_predictions = pd.concat(
-            [warehouse.read_rows("predictions", {"week": w}, [PREDICTION_COLUMN]) for w in reference]
-        )
-        if len(ref_predictions) and len(predictions):
-            psi = population_stability_index(
-                ref_predictions[PREDICTION_COLUMN].to_numpy(), predictions[PREDICTION_COLUMN].to_numpy()
-            )
+        if len(predictions) and summary["model_version"]:
+            ref_scores = _reference_scores(ctx, summary["model_version"], ref_frame)
+            psi = population_stability_index(ref_scores, predictions[PREDICTION_COLUMN].to_numpy())
             summary.update(
                 prediction_psi=float(psi), prediction_drifted=bool(psi > drift.prediction_psi_threshold)
             )
@@ -130,6 +128,26 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         "prediction_psi": summary["prediction_psi"],
         "live_roc_auc": summary["live_roc_auc"],
     }
+
+
+def _reference_scores(ctx: StageContext, version: str, reference: pd.DataFrame) -> np.ndarray:
+    """Score (a bounded sample of) the reference weeks with the model that scored this week.
+
+    Prediction drift must compare one model's scores on two populations: comparing with the
+    scores older models gave the reference weeks would flag every model change as drift.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from include.ml.scoring import load_model, predict_proba
+
+    model_version = ctx.provider.registry.get_version(ctx.model_name, version)
+    sample = reference.sample(n=min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0)
+    with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
+        model = load_model(
+            ctx.provider.registry.fetch_artifact(model_version, Path(tmp)), model_version.sha256
+        )
+    return predict_proba(model, sample)
 
 
 def _live_metric(

@@ -8,6 +8,7 @@ a small SQLite table, written in the same lock as the move so the history stays 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -45,6 +46,7 @@ class MlflowModelRegistry:
             from mlflow.tracking import MlflowClient
 
             logging.getLogger("alembic").setLevel(logging.WARNING)
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         return self._client
 
@@ -85,8 +87,9 @@ class MlflowModelRegistry:
 
         A version whose ``registry_key`` tag matches is returned instead of creating another.
         """
-        from include.ml.scoring import file_sha256
         from mlflow.exceptions import MlflowException
+
+        from include.ml.scoring import file_sha256
 
         for existing in self.list_versions(model_name):
             if existing.registry_key == registry_key:
@@ -201,8 +204,9 @@ class MlflowModelRegistry:
 
     def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
         """Copy the version's model.joblib into ``directory``, refusing it if its sha256 differs."""
-        from include.ml.scoring import file_sha256
         from mlflow.artifacts import download_artifacts
+
+        from include.ml.scoring import file_sha256
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
