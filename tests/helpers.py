@@ -106,3 +106,35 @@ class EndpointServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+def scheduled_logical_date(week: str):
+    """The logical date of the scheduled run that processes ``week`` (the Monday after, 06:00 UTC)."""
+    from datetime import UTC, datetime, timedelta
+
+    from include.weeks import week_start
+
+    return datetime.combine(week_start(week) + timedelta(days=7), datetime.min.time(), UTC).replace(hour=6)
+
+
+def run_dag(dag_id: str, week: str | None = None, conf: dict | None = None):
+    """Run a DAG of dags/ in-process with ``dag.test()`` for a week; return the DagRun."""
+    import importlib
+
+    module = importlib.import_module(dag_id)
+    dag = getattr(module, dag_id)()
+    logical_date = scheduled_logical_date(week) if week else None
+    kwargs = {"run_conf": conf} if conf else {}
+    if logical_date is not None:
+        kwargs["logical_date"] = logical_date
+    return dag.test(**kwargs)
+
+
+def task_states(dag_run) -> dict[str, str]:
+    """``{task_id: state}`` of a DagRun's task instances."""
+    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+
+
+def run_state(dag_run) -> str:
+    """A DagRun's state as a plain string."""
+    return str(getattr(dag_run.state, "value", dag_run.state))

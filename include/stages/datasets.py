@@ -52,12 +52,14 @@ def training_window(ctx: StageContext) -> dict[str, str]:
 
     The window is the last ``window_weeks`` weeks up to this one, clipped at the latest week
     in which drift was detected: data from before a drift no longer describes the population.
+    A drift retrain of a week counts that week's own drift; the week's scheduled run does not
+    (its monitor runs after training), so re-running it trains the same model again.
 
     Raises:
         ParamError: this week has not passed validation.
     """
     first = shift_week(ctx.week, -(ctx.settings.training.window_weeks - 1))
-    drift_week = last_drift_week(ctx, ctx.week)
+    drift_week = last_drift_week(ctx, ctx.week if ctx.reason == "drift" else shift_week(ctx.week, -1))
     if drift_week and drift_week > first:
         first = drift_week
     window = validated_weeks(ctx, first, ctx.week)

@@ -1,0 +1,228 @@
+"""The weekly drift report: one self-contained HTML page.
+
+No external JavaScript, CSS or fonts: the page is stored as an artifact and opened long after the run,
+possibly offline, so everything (styles, SVG chart) is inline. Every value that reaches the page goes
+through ``html.escape`` because feature names and week strings can come from user data.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+
+_NOT_AVAILABLE = "not available yet (labels not arrived)"
+_NOT_AVAILABLE_PREDICTIONS = "not available yet (no predictions for this week)"
+
+_CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2rem;color:#1f2328}
+body{max-width:70rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}
+h1.drift{color:#b42318}h1.ok{color:#067647}
+h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}
+.meta{color:#57606a}
+table{border-collapse:collapse;margin-top:.5rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:right;font-size:.9rem}
+th{background:#f6f8fa}td.name,th.name{text-align:left}
+tr.drifted td{background:#fef3f2}
+.badge{display:inline-block;padding:.05rem .5rem;border-radius:.6rem;font-size:.8rem}
+.badge.yes{background:#fee4e2;color:#b42318}.badge.no{background:#dcfae6;color:#067647}
+.badge.na{background:#eaecf0;color:#475467}
+dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if _is_missing(value):
+        return "&ndash;"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _e(value)
+    if math.isinf(number):
+        return _e(number)
+    if number != 0 and abs(number) < 10**-digits:
+        return _e(f"{number:.2e}")
+    return _e(f"{number:.{digits}f}")
+
+
+def _badge(flag: Any, missing_text: str = "n/a") -> str:
+    if _is_missing(flag):
+        return f'<span class="badge na">{_e(missing_text)}</span>'
+    if bool(flag):
+        return '<span class="badge yes">drifted</span>'
+    return '<span class="badge no">stable</span>'
+
+
+def _psi_chart(feature_table: pd.DataFrame, threshold: float) -> str:
+    """Horizontal SVG bars of PSI per feature, with a dashed line at the threshold."""
+    if feature_table.empty:
+        return "<p>No features were compared.</p>"
+    label_width, bar_width, row_height = 220, 460, 22
+    psis = [0.0 if _is_missing(v) else max(float(v), 0.0) for v in feature_table["psi"]]
+    # Cap the axis at 5x the threshold: one huge PSI would otherwise squash every other bar (and the
+    # threshold line) against the left edge. Longer bars are clipped; their label shows the real value.
+    scale_max = max(min(max(psis), threshold * 5), threshold * 1.5, 1e-9)
+    height = row_height * len(psis) + 30
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + bar_width + 90}" height="{height}" '
+        f'role="img" aria-label="PSI per feature">'
+    ]
+    for i, (name, psi, raw, drifted) in enumerate(
+        zip(feature_table["feature"], psis, feature_table["psi"], feature_table["drifted"], strict=True)
+    ):
+        y = 10 + i * row_height
+        width = bar_width * min(psi, scale_max) / scale_max
+        colour = "#d92d20" if bool(drifted) else "#2e90fa"
+        parts.append(
+            f'<text x="{label_width - 8}" y="{y + 14}" font-size="12" text-anchor="end">{_e(name)}</text>'
+            f'<rect x="{label_width}" y="{y + 3}" width="{width:.1f}" height="{row_height - 8}" '
+            f'fill="{colour}">'
+            f"<title>{_e(name)}: PSI {_number(raw)}</title></rect>"
+            f'<text x="{label_width + width + 4:.1f}" y="{y + 14}" font-size="11">{_number(raw, 3)}</text>'
+        )
+    x = label_width + bar_width * threshold / scale_max
+    parts.append(
+        f'<line x1="{x:.1f}" y1="4" x2="{x:.1f}" y2="{height - 18}" stroke="#101828" '
+        f'stroke-dasharray="4 3"/><text x="{x:.1f}" y="{height - 4}" font-size="11" '
+        f'text-anchor="middle">threshold {_number(threshold, 2)}</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _feature_table_html(feature_table: pd.DataFrame) -> str:
+    header = (
+        "<tr><th class='name'>feature</th><th class='name'>kind</th><th>PSI</th><th>statistic</th>"
+        "<th>p-value</th><th>reference mean</th><th>current mean</th><th>status</th></tr>"
+    )
+    body = []
+    for row in feature_table.itertuples(index=False):
+        drifted = bool(row.drifted)
+        body.append(
+            f"<tr class='{'drifted' if drifted else 'stable'}'>"
+            f"<td class='name'>{_e(row.feature)}</td><td class='name'>{_e(row.kind)}</td>"
+            f"<td>{_number(row.psi)}</td><td>{_number(row.statistic)}</td><td>{_number(row.p_value)}</td>"
+            f"<td>{_number(row.reference_mean)}</td><td>{_number(row.current_mean)}</td>"
+            f"<td>{_badge(drifted)}</td></tr>"
+        )
+    return f"<table>{header}{''.join(body)}</table>"
+
+
+def _definition_list(items: list[tuple[str, str]]) -> str:
+    return "<dl>" + "".join(f"<dt>{_e(term)}</dt><dd>{value}</dd>" for term, value in items) + "</dl>"
+
+
+def render_drift_report(
+    week: str,
+    reference_weeks: list[str],
+    feature_table: pd.DataFrame,
+    summary: dict[str, Any],
+    *,
+    psi_threshold: float = 0.2,
+) -> str:
+    """Render the drift report of a week as a self-contained HTML page.
+
+    Args:
+        week: the monitored ISO week.
+        reference_weeks: the weeks the reference data came from.
+        feature_table: the output of ``drift.feature_drift``.
+        summary: the output of ``drift.dataset_drift``, optionally merged with ``psi_threshold``,
+            ``share_threshold``, ``prediction_psi``, ``prediction_drifted``, ``live_roc_auc``,
+            ``reference_roc_auc`` and ``concept_drifted``. A missing or ``None`` value means "not
+            available yet" (e.g. labels have not arrived). If ``drifted`` is absent, data drift means
+            any feature drifted.
+        psi_threshold: where the chart draws the threshold line when ``summary`` has no
+            ``psi_threshold``.
+
+    Returns:
+        The HTML document as a string.
+    """
+    table = feature_table.reset_index(drop=True)
+    data_drifted = summary.get("drifted")
+    if _is_missing(data_drifted):
+        data_drifted = bool(table["drifted"].astype(bool).any()) if len(table) else False
+    prediction_drifted = summary.get("prediction_drifted")
+    concept_drifted = summary.get("concept_drifted")
+    flags = (("data", data_drifted), ("prediction", prediction_drifted), ("concept", concept_drifted))
+    kinds = [label for label, flag in flags if not _is_missing(flag) and bool(flag)]
+    any_drift = bool(kinds)
+    headline = f"Drift detected in week {week}" if any_drift else f"No drift in week {week}"
+    subline = (
+        f"Kinds: {', '.join(kinds)} drift." if any_drift else "All available checks are within thresholds."
+    )
+
+    n_features = summary.get("n_features", len(table))
+    n_drifted = summary.get("n_drifted", int(table["drifted"].astype(bool).sum()) if len(table) else 0)
+    drifted_features = summary.get("drifted_features")
+    if drifted_features is None:
+        drifted_features = (
+            [str(f) for f in table.loc[table["drifted"].astype(bool), "feature"]] if len(table) else []
+        )
+    threshold = summary.get("psi_threshold")
+    if _is_missing(threshold):
+        threshold = psi_threshold
+
+    data_items = [
+        ("status", _badge(data_drifted)),
+        ("drifted features", f"{_e(n_drifted)} of {_e(n_features)}"),
+        ("share drifted", _number(summary.get("share_drifted"), 3)),
+        ("share threshold", _number(summary.get("share_threshold"), 3)),
+        ("PSI threshold", _number(threshold, 3)),
+        ("drifted", _e(", ".join(str(f) for f in drifted_features)) or "none"),
+    ]
+    prediction_items = [
+        ("status", _badge(prediction_drifted, _NOT_AVAILABLE_PREDICTIONS)),
+        (
+            "PSI of predictions",
+            _e(_NOT_AVAILABLE_PREDICTIONS)
+            if _is_missing(summary.get("prediction_psi"))
+            else _number(summary.get("prediction_psi")),
+        ),
+    ]
+    concept_items = [
+        ("status", _badge(concept_drifted, _NOT_AVAILABLE)),
+        (
+            "live ROC AUC",
+            _e(_NOT_AVAILABLE)
+            if _is_missing(summary.get("live_roc_auc"))
+            else _number(summary.get("live_roc_auc")),
+        ),
+        (
+            "reference ROC AUC",
+            _e("not available")
+            if _is_missing(summary.get("reference_roc_auc"))
+            else _number(summary.get("reference_roc_auc")),
+        ),
+    ]
+    reference_text = ", ".join(str(w) for w in reference_weeks) or "none"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_e(headline)}</title><style>{_CSS}</style></head><body>"
+        f"<h1 class='{'drift' if any_drift else 'ok'}'>{_e(headline)}</h1>"
+        f"<p class='meta'>{_e(subline)} Reference weeks: {_e(reference_text)}.</p>"
+        "<h2>Data drift</h2>"
+        f"{_definition_list(data_items)}"
+        f"{_psi_chart(table, float(threshold))}"
+        f"{_feature_table_html(table)}"
+        "<h2>Prediction drift</h2>"
+        f"{_definition_list(prediction_items)}"
+        "<h2>Concept drift</h2>"
+        f"{_definition_list(concept_items)}"
+        "</body></html>\n"
+    )

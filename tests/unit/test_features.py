@@ -1,0 +1,88 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.ml import schema
+from include.ml.features import (
+    CATEGORICAL_MODEL_FEATURES,
+    MODEL_FEATURES,
+    NUMERIC_MODEL_FEATURES,
+    build_features,
+)
+from include.ml.sample_data import generate_week
+
+ROW = {
+    "customer_id": "C-1",
+    "age": 41,
+    "tenure_months": 0,
+    "monthly_charges": 79.5,
+    "total_charges": 80.0,
+    "num_products": 2,
+    "num_support_tickets": 3,
+    "late_payments_12m": 1,
+    "sessions_last_30d": 12,
+    "avg_session_minutes": 9.5,
+    "days_since_last_login": 4,
+    "data_usage_gb": 22.1,
+    "discount_pct": 0,
+    "satisfaction_score": 2,
+    "contract_type": "month-to-month",
+    "payment_method": "electronic-check",
+    "internet_service": "fiber",
+    "plan_tier": "standard",
+    "region": "north",
+    "has_partner": "no",
+    "has_dependents": "no",
+    "senior_citizen": "no",
+}
+
+
+def test_one_row_from_a_dict():
+    out = build_features(pd.DataFrame([ROW]))
+    assert list(out.columns) == list(MODEL_FEATURES)
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert row["charges_per_tenure_month"] == pytest.approx(80.0)  # tenure 0 -> divided by 1
+    assert row["tickets_per_product"] == pytest.approx(1.5)
+    assert row["is_month_to_month"] == 1.0
+    assert row["engagement_minutes"] == pytest.approx(114.0)
+    for column in NUMERIC_MODEL_FEATURES:
+        assert out[column].dtype == np.float64, column
+    for column in CATEGORICAL_MODEL_FEATURES:
+        assert pd.api.types.is_string_dtype(out[column]), column
+
+
+def test_missing_values_stay_missing():
+    row = dict(ROW, age=None, region=None, contract_type=None)
+    out = build_features(pd.DataFrame([row]))
+    assert np.isnan(out.loc[0, "age"])
+    assert pd.isna(out.loc[0, "region"])
+    assert np.isnan(out.loc[0, "is_month_to_month"])
+
+
+def test_column_order_is_fixed_and_extra_columns_ignored():
+    df = generate_week("2026-W10", 300, seed=3)
+    shuffled = df[list(reversed(df.columns))].assign(something_else=1)
+    a, b = build_features(df), build_features(shuffled)
+    assert list(a.columns) == list(b.columns) == [*NUMERIC_MODEL_FEATURES, *CATEGORICAL_MODEL_FEATURES]
+    pd.testing.assert_frame_equal(a, b)
+    assert set(schema.RAW_FEATURES) <= set(a.columns)
+    assert a.index.equals(df.index)
+
+
+def test_missing_columns_are_named():
+    df = pd.DataFrame([ROW]).drop(columns=["age", "region"])
+    with pytest.raises(ValueError, match="age.*region"):
+        build_features(df)
+
+
+def test_non_numeric_value_is_a_clear_error():
+    with pytest.raises(ValueError, match="tenure_months"):
+        build_features(pd.DataFrame([dict(ROW, tenure_months="ten")]))
+
+
+def test_chunks_equal_whole():
+    df = generate_week("2026-W10", 1000, seed=3)
+    whole = build_features(df)
+    parts = pd.concat([build_features(df.iloc[i : i + 300]) for i in range(0, 1000, 300)])
+    pd.testing.assert_frame_equal(whole, parts)
