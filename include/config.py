@@ -122,6 +122,10 @@ class Settings:
             if name not in known:
                 raise ParamError(f"unknown override {name!r}; expected one of {sorted(known)}")
             section, attr = known[name]
+            if name == "window_weeks" and isinstance(value, float) and value.is_integer():
+                value = int(value)  # a JSON Param may hand over 4.0
+            if name == "window_weeks" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ParamError(f"invalid run parameter: window_weeks = {value!r} must be a whole number")
             if section is None:
                 result = dataclasses.replace(result, **{attr: value})
             else:
@@ -157,6 +161,11 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
     project = raw.get("project", {})
+    unknown = sorted(set(project) - {"provider", "model_name"})
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: unknown key(s) {unknown} in [project]; known keys: ['model_name', 'provider']"
+        )
     sections = {
         "data": DataSettings,
         "validation": ValidationSettings,
@@ -164,6 +173,10 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         "gate": GateSettings,
         "drift": DriftSettings,
     }
+    known_tables = {"project", "hardware", *sections, *KNOWN_PROVIDERS}
+    unknown = sorted(set(raw) - known_tables)
+    if unknown:
+        raise ConfigError(f"{config_path}: unknown section(s) {unknown}; known: {sorted(known_tables)}")
     kwargs: dict[str, Any] = {}
     for key, cls in sections.items():
         kwargs[key] = _section(cls, raw.get(key, {}), f"[{key}]", config_path)
@@ -202,7 +215,7 @@ def _check(s: Settings) -> None:
     """Check values that types alone do not catch."""
     if not isinstance(s.provider, str) or s.provider not in KNOWN_PROVIDERS:
         raise ConfigError(f"provider {s.provider!r} is not one of {list(KNOWN_PROVIDERS)}")
-    if not _NAME.match(s.model_name):
+    if not isinstance(s.model_name, str) or not _NAME.match(s.model_name):
         raise ConfigError(
             f"model_name {s.model_name!r} must be lowercase letters, digits and underscores, "
             "starting with a letter"

@@ -44,12 +44,13 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     quarantine = quarantine_prefix(ctx.week, data_version)
     report_key = validation_report_key(ctx.week)
     raw = storage.get_bytes(raw_key)
+    source = f"{version['source']}, stored as {storage.uri(raw_key)}"
     extension = raw_key.rsplit(".", 1)[-1]
     row = {"week": ctx.week, "data_version": data_version, "report_key": report_key, "validated_key": ""}
     try:
         frame = parse_raw(raw, f"data.{extension}")
     except BatchUnreadable as exc:
-        report = render_unreadable_report(ctx.week, exc.reason, storage.uri(raw_key))
+        report = render_unreadable_report(ctx.week, exc.reason, source)
         failures = [{"expectation": "file_is_readable", "column": "", "detail": exc.reason}]
         _reject(ctx, raw, extension, quarantine, report, {**row, "n_rows": 0, "n_bad_rows": 0}, failures)
 
@@ -60,7 +61,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         max_bad_row_fraction=ctx.settings.validation.max_bad_row_fraction,
         min_rows=ctx.settings.validation.min_rows,
     )
-    report = render_validation_report(ctx.week, outcome, storage.uri(raw_key))
+    report = render_validation_report(ctx.week, outcome, source)
     counts = {"n_rows": outcome.n_rows, "n_bad_rows": outcome.n_bad_rows}
     if not outcome.passed:
         failures = outcome.batch_failures or [

@@ -1,0 +1,267 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from helpers import write_config
+from include.config import PROJECT_ROOT, Settings, load_settings
+from include.errors import ConfigError, ParamError
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return load_settings(PROJECT_ROOT / "astro.toml")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def test_project_astro_toml_loads(settings):
+    assert settings.provider == "local"
+    assert settings.model_name == "churn"
+    assert settings.config_path == PROJECT_ROOT / "astro.toml"
+    assert settings.data.rows_per_week == 5000
+    assert settings.training.window_weeks == 4
+    assert settings.gate.metric == "roc_auc"
+    assert isinstance(settings.drift.feature_psi_threshold, float)
+    assert settings.provider_settings()["endpoint_host"] == "127.0.0.1"
+    assert set(settings.provider_sections) == {"local", "aws", "gcp", "azure"}
+    assert dataclasses.is_dataclass(settings)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.provider = "aws"  # type: ignore[misc]
+
+
+def test_written_config_loads(tmp_path):
+    path = write_config(tmp_path, training={"max_iter": 20, "learning_rate": 1}, gate={"margin": 0.01})
+    settings = load_settings(path)
+    assert settings.training.max_iter == 20
+    assert settings.training.learning_rate == 1.0 and isinstance(settings.training.learning_rate, float)
+    assert settings.gate.margin == 0.01
+    assert settings.provider_sections["local"]["root"] == str(tmp_path / "mlops")
+    assert settings.config_path == path
+
+
+def test_missing_file(tmp_path):
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="nope.toml") as info:
+        load_settings(missing)
+    assert "not found" in str(info.value)
+
+
+def test_invalid_toml(tmp_path):
+    path = _write(tmp_path, "[project\nprovider = 'local'\n")
+    with pytest.raises(ConfigError, match="not valid TOML") as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sections", "words"),
+    [
+        ({"training": {"max_iterations": 3}}, ["max_iterations", "[training]"]),
+        ({"project": {"modelname": "x"}}, ["modelname", "[project]"]),
+        ({"trainig": {"max_iter": 3}}, ["trainig"]),
+    ],
+)
+def test_unknown_key(tmp_path, sections, words):
+    path = write_config(tmp_path, **sections)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    for word in [*words, str(path)]:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sections", "key"),
+    [
+        ({"training": {"max_iter": "200"}}, "max_iter"),
+        ({"training": {"max_iter": 20.0}}, "max_iter"),
+        ({"training": {"window_weeks": True}}, "window_weeks"),
+        ({"drift": {"feature_psi_threshold": "0.2"}}, "feature_psi_threshold"),
+        ({"gate": {"margin": False}}, "margin"),
+        ({"data": {"source": 5}}, "source"),
+        ({"project": {"provider": 5}}, "provider"),
+        ({"project": {"model_name": 5}}, "model_name"),
+    ],
+)
+def test_wrong_type(tmp_path, sections, key):
+    path = write_config(tmp_path, **sections)
+    with pytest.raises(ConfigError, match=key) as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sections", "key"),
+    [
+        ({"training": {"window_weeks": 0}}, "window_weeks"),
+        ({"training": {"window_weeks": 105}}, "window_weeks"),
+        ({"training": {"holdout_fraction": 0.9}}, "holdout_fraction"),
+        ({"validation": {"max_bad_row_fraction": 1.5}}, "max_bad_row_fraction"),
+        ({"data": {"rows_per_week": 0}}, "rows_per_week"),
+        ({"gate": {"margin": -0.1}}, "margin"),
+        ({"drift": {"feature_psi_threshold": 0.0}}, "feature_psi_threshold"),
+        ({"drift": {"drifted_share_threshold": 2.0}}, "drifted_share_threshold"),
+        ({"gate": {"metric": "accuracy"}}, "metric"),
+    ],
+)
+def test_out_of_range(tmp_path, sections, key):
+    path = write_config(tmp_path, **sections)
+    with pytest.raises(ConfigError, match=key) as info:
+        load_settings(path)
+    assert str(path) in str(info.value)
+
+
+def test_nan_is_out_of_range(tmp_path):
+    text = (PROJECT_ROOT / "astro.toml").read_text().replace("learning_rate = 0.1", "learning_rate = nan")
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("name", ["Churn", "1churn", "churn-model", "churn model", "", "../x", "a" * 64])
+def test_bad_model_name(tmp_path, name):
+    path = write_config(tmp_path, project={"model_name": name})
+    with pytest.raises(ConfigError, match="model_name"):
+        load_settings(path)
+
+
+def test_unknown_provider_in_file(tmp_path):
+    path = write_config(tmp_path, project={"provider": "oracle"})
+    with pytest.raises(ConfigError, match="oracle"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize("week", ["2026-5", "2026-W5", "W05", "next week", "2026-W05/../x"])
+@pytest.mark.parametrize("key", ["covariate_drift_from_week", "concept_drift_from_week"])
+def test_bad_drift_week(tmp_path, key, week):
+    path = write_config(tmp_path, data={key: week})
+    with pytest.raises(ConfigError, match=key):
+        load_settings(path)
+
+
+def test_drift_week_set_or_empty(tmp_path):
+    path = write_config(tmp_path, data={"covariate_drift_from_week": "2026-W05", "concept_drift_from_week": ""})
+    settings = load_settings(path)
+    assert settings.data.covariate_drift_from_week == "2026-W05"
+    assert settings.data.concept_drift_from_week == ""
+
+
+def test_mlops_config_env_var(tmp_path, monkeypatch):
+    path = write_config(tmp_path, training={"max_iter": 7})
+    monkeypatch.setenv("MLOPS_CONFIG", str(path))
+    settings = load_settings()
+    assert settings.training.max_iter == 7
+    assert settings.config_path == path
+    # an explicit path wins over the variable
+    assert load_settings(PROJECT_ROOT / "astro.toml").training.max_iter == 200
+
+
+def test_mlops_config_env_var_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_CONFIG", str(tmp_path / "elsewhere.toml"))
+    with pytest.raises(ConfigError, match="elsewhere.toml"):
+        load_settings()
+
+
+def test_mlops_provider_env_var(monkeypatch):
+    monkeypatch.setenv("MLOPS_PROVIDER", "gcp")
+    settings = load_settings(PROJECT_ROOT / "astro.toml")
+    assert settings.provider == "gcp"
+    assert settings.provider_settings()["region"] == "europe-west1"
+    monkeypatch.setenv("MLOPS_PROVIDER", "oracle")
+    with pytest.raises(ConfigError, match="oracle"):
+        load_settings(PROJECT_ROOT / "astro.toml")
+
+
+def test_with_overrides_valid(settings):
+    changed = settings.with_overrides(
+        provider="aws",
+        gate_margin=0.02,
+        feature_psi_threshold=0.3,
+        drifted_share_threshold=0.5,
+        window_weeks=8,
+    )
+    assert changed.provider == "aws"
+    assert changed.gate.margin == 0.02
+    assert changed.drift.feature_psi_threshold == 0.3
+    assert changed.drift.drifted_share_threshold == 0.5
+    assert changed.training.window_weeks == 8
+    # the original is untouched, and the other values are kept
+    assert settings.provider == "local" and settings.training.window_weeks == 4
+    assert changed.gate.metric == settings.gate.metric
+    assert changed.drift.prediction_psi_threshold == settings.drift.prediction_psi_threshold
+
+
+def test_with_overrides_none_and_empty_keep_values(settings):
+    same = settings.with_overrides(provider=None, gate_margin=None, window_weeks="", feature_psi_threshold=None)
+    assert same == settings
+
+
+def test_with_overrides_integral_float_window(settings):
+    changed = settings.with_overrides(window_weeks=6.0)  # a JSON "integer" Param may be a float
+    assert changed.training.window_weeks == 6 and isinstance(changed.training.window_weeks, int)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"gate_margin": -0.01},
+        {"gate_margin": 5},
+        {"feature_psi_threshold": -1.0},
+        {"feature_psi_threshold": 1e9},
+        {"feature_psi_threshold": float("nan")},
+        {"feature_psi_threshold": "0.3"},
+        {"drifted_share_threshold": 0.0},
+        {"drifted_share_threshold": 1.5},
+        {"window_weeks": 0},
+        {"window_weeks": 1000},
+        {"window_weeks": 2.5},
+        {"window_weeks": True},
+        {"provider": "oracle"},
+        {"provider": 3},
+    ],
+)
+def test_with_overrides_rejects_bad_values(settings, overrides):
+    name = next(iter(overrides))
+    with pytest.raises(ParamError) as info:
+        settings.with_overrides(**overrides)
+    message = str(info.value)
+    assert "invalid run parameter" in message
+    assert name.split("_")[-1] in message
+
+
+def test_with_overrides_rejects_unknown_name(settings):
+    with pytest.raises(ParamError, match="learning_rate") as info:
+        settings.with_overrides(learning_rate=0.5)
+    assert "window_weeks" in str(info.value)  # lists the known ones
+
+
+def test_param_and_config_errors_are_deterministic():
+    from include.errors import DeterministicError
+
+    assert issubclass(ConfigError, DeterministicError)
+    assert issubclass(ParamError, DeterministicError)
+
+
+def test_hardware_profile(settings):
+    assert settings.hardware_profile("training") == {"n_jobs": 2}
+    assert settings.hardware_profile("inference") == {"workers": 1}
+    aws = settings.with_overrides(provider="aws")
+    assert aws.hardware_profile("training") == {
+        "instance_type": "ml.m5.xlarge",
+        "instance_count": 1,
+        "use_spot": False,
+    }
+    # a copy: changing it does not change the settings
+    profile = settings.hardware_profile("training")
+    profile["n_jobs"] = 99
+    assert settings.hardware_profile("training") == {"n_jobs": 2}
+    with pytest.raises(ValueError, match="purpose"):
+        settings.hardware_profile("gpu")
+
+
+def test_hardware_profile_missing_is_empty():
+    assert Settings().hardware_profile("training") == {}
