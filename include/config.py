@@ -215,14 +215,14 @@ def _check(s: Settings) -> None:
     """Check values that types alone do not catch."""
     if not isinstance(s.provider, str) or s.provider not in KNOWN_PROVIDERS:
         raise ConfigError(f"provider {s.provider!r} is not one of {list(KNOWN_PROVIDERS)}")
-    if not isinstance(s.model_name, str) or not _NAME.match(s.model_name):
+    if not isinstance(s.model_name, str) or not _NAME.fullmatch(s.model_name):
         raise ConfigError(
             f"model_name {s.model_name!r} must be lowercase letters, digits and underscores, "
             "starting with a letter"
         )
     for name in ("covariate_drift_from_week", "concept_drift_from_week"):
         value = getattr(s.data, name)
-        if value and not _WEEK.match(value):
+        if value and not (_WEEK.fullmatch(value) and _week_exists(value)):
             raise ConfigError(f"[data] {name} = {value!r} must be an ISO week like 2026-W05, or empty")
     checks = [
         (s.data.rows_per_week, 1, 50_000_000, "[data] rows_per_week"),
@@ -244,3 +244,14 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name} = {value!r} must be a number between {low} and {high}")
     if s.gate.metric not in ("roc_auc", "average_precision", "log_loss"):
         raise ConfigError(f"[gate] metric {s.gate.metric!r} must be roc_auc, average_precision or log_loss")
+
+
+def _week_exists(value: str) -> bool:
+    """Tell whether an ISO week like 2026-W53 exists (2026 has 53 weeks, 2027 has 52)."""
+    from include.weeks import parse_week
+
+    try:
+        parse_week(value)
+    except ParamError:
+        return False
+    return True

@@ -11,7 +11,7 @@ the loop did. Airflow's own logs go to ``<AIRFLOW_HOME>/demo.log``.
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--drift-from-week", type=int, default=5, help="1-based week to inject drift from; 0: none"
     )
+    parser.add_argument(
+        "--drift-kind",
+        choices=["both", "covariate", "concept"],
+        default="both",
+        help="covariate: feature distributions shift; concept: the label's relation to them changes",
+    )
     parser.add_argument("--rows", type=int, default=5000, help="rows per week")
     parser.add_argument(
         "--state", type=Path, default=ROOT / ".mlops-demo", help="where the demo keeps its data"
@@ -41,28 +47,34 @@ def main(argv: list[str] | None = None) -> int:
 
     weeks = [shift_week(parse_week(args.first_week), i) for i in range(args.weeks)]
     drift_week = weeks[args.drift_from_week - 1] if args.drift_from_week else ""
-    config = _write_config(args.state, args.rows, drift_week)
+    config = _write_config(
+        args.state,
+        args.rows,
+        covariate_week=drift_week if args.drift_kind in ("both", "covariate") else "",
+        concept_week=drift_week if args.drift_kind in ("both", "concept") else "",
+    )
     os.environ["MLOPS_CONFIG"] = str(config)
     os.environ["MLOPS_PROVIDER"] = "local"  # the demo runs on this machine whatever astro.toml selects
-    log_file = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow")) / "demo.log"
-    _quiet_airflow(log_file)
+    log_file = _LOG_FILE
+    log_file.unlink(missing_ok=True)
 
     print(f"Config {config}: {args.weeks} weeks from {weeks[0]}, {args.rows} rows each, "
-          f"covariate drift from {drift_week or 'never'}. Airflow logs: {log_file}")  # fmt: skip
+          f"{args.drift_kind} drift from {drift_week or 'never'}. Airflow logs: {log_file}")  # fmt: skip
     endpoint = _start_endpoint(config)
     started = time.monotonic()
     failures = 0
     try:
         from retrain_pipeline import retrain_pipeline
 
-        dag = retrain_pipeline()
         for week in weeks:
             # A scheduled run on the Monday after the week processes that week.
             logical = datetime.combine(week_start(week) + timedelta(days=7), datetime.min.time(), UTC)
-            failures += _run(dag, week, logical.replace(hour=6), {})
+            failures += _run(retrain_pipeline, week, logical.replace(hour=6), {})
             for run_id, conf in _queued_drift_retrains():
                 print(f"  monitor_drift triggered {run_id}: running it")
-                failures += _run(dag, conf["week"], None, conf, label=f"{conf['week']} (drift retrain)")
+                failures += _run(
+                    retrain_pipeline, conf["week"], None, conf, label=f"{conf['week']} (drift retrain)"
+                )
                 _mark_done(run_id)
     finally:
         endpoint.terminate()
@@ -79,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _write_config(state: Path, rows: int, drift_week: str) -> Path:
-    """Write the demo's settings: astro.toml with its own folder, row count and drift knob."""
+def _write_config(state: Path, rows: int, covariate_week: str, concept_week: str) -> Path:
+    """Write the demo's settings: astro.toml with its own folder, row count and drift knobs."""
     state.mkdir(parents=True, exist_ok=True)
     text = (ROOT / "astro.toml").read_text()
     lines = []
@@ -93,7 +105,9 @@ def _write_config(state: Path, rows: int, drift_week: str) -> Path:
         if section == "[data]" and key == "rows_per_week":
             line = f"rows_per_week = {rows}"
         elif section == "[data]" and key == "covariate_drift_from_week":
-            line = f'covariate_drift_from_week = "{drift_week}"'
+            line = f'covariate_drift_from_week = "{covariate_week}"'
+        elif section == "[data]" and key == "concept_drift_from_week":
+            line = f'concept_drift_from_week = "{concept_week}"'
         elif section == "[local]" and key == "root":
             line = f'root = "{state / "mlops"}"'
         lines.append(line)
@@ -113,16 +127,20 @@ def _start_endpoint(config: Path) -> subprocess.Popen:
     section = settings.provider_sections["local"]
     host, port = section.get("endpoint_host", "127.0.0.1"), int(section.get("endpoint_port", 8765))
     deployments = local_root(settings) / "endpoint" / "deployments"
+    deployments.mkdir(parents=True, exist_ok=True)
+    log = open(deployments.parent / "server.log", "ab")  # noqa: SIM115 - the server's lifetime
     process = subprocess.Popen(
         [sys.executable, "-m", "include.serving.app", "--deployments", str(deployments),
          "--host", host, "--port", str(port)],
         cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://{host}:{port}/health", timeout=1).status_code == 200:
-                print(f"Local endpoint up at http://{host}:{port}")
+                print(f"Local endpoint up at http://{host}:{port} (log: {log.name})")
                 return process
         except httpx.TransportError:
             time.sleep(0.3)
@@ -134,10 +152,12 @@ def _start_endpoint(config: Path) -> subprocess.Popen:
     raise SystemExit(f"the endpoint server did not answer on {host}:{port} within 60 s")
 
 
-def _run(dag, week: str, logical_date: datetime | None, conf: dict, label: str | None = None) -> int:
+def _run(dag_factory, week: str, logical_date: datetime | None, conf: dict, label: str | None = None) -> int:
     """Run the pipeline for one week in-process; print one line; return 1 if it failed."""
+    dag = dag_factory()  # a fresh DAG object: dag.test(run_conf=...) leaves the conf in the DAG's params
     started = time.monotonic()
-    run = dag.test(logical_date=logical_date, run_conf=conf or None)
+    with _output_to(_LOG_FILE):
+        run = dag.test(logical_date=logical_date, run_conf=conf or None)
     state = str(getattr(run.state, "value", run.state))
     print(f"{label or week}: pipeline run {state} in {time.monotonic() - started:.1f} s")
     if state != "success":
@@ -178,14 +198,32 @@ def _mark_done(run_id: str) -> None:
         run.state = DagRunState.SUCCESS
 
 
-def _quiet_airflow(log_file: Path) -> None:
-    """Send Airflow's and the tasks' logs to a file; keep the terminal for the summary."""
+_LOG_FILE = Path(os.environ.get("AIRFLOW_HOME", ROOT / ".airflow")) / "demo.log"
+
+
+@contextlib.contextmanager
+def _output_to(log_file: Path):
+    """Send all that is written to stdout/stderr while a run goes on to a file.
+
+    That is Airflow's structlog output, the tasks' logs and the training subprocess's; the
+    terminal keeps the summary lines.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from include.ml.schema import CATEGORIES, ID_COLUMN, NUMERIC_RANGES
@@ -100,6 +103,13 @@ def create_app(deployments: Path) -> FastAPI:
     app = FastAPI(title="MLOps online endpoint", version="1.0")
     cache = ModelCache(deployments)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each invalid input back, and NaN/inf cannot be written as
+        # JSON: it failed with a 500. Leave the input out (it is the caller's own payload anyway).
+        errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -133,7 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--deployments", required=True, type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--threads", type=int, default=1, help="OpenMP threads per prediction")
     args = parser.parse_args(argv)
+    # One thread per prediction: small requests gain nothing from more, and spinning OpenMP
+    # threads fight the server's other work for the cores.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
     args.deployments.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     uvicorn.run(create_app(args.deployments), host=args.host, port=args.port, log_level="warning")

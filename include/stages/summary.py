@@ -29,7 +29,7 @@ def loop_summary(ctx: StageContext, weeks: list[str] | None = None) -> str:
     predictions = warehouse.read_rows("predictions", columns=["week", "model_version"])
     weeks = weeks or sorted(versions)
     lines = [
-        f"{'week':<9} {'data version':<17} {'rows ok/bad':<12} {'scored':>7}  {'drift':<28} gate decisions"
+        f"{'week':<9} {'data version':<17} {'rows ok/bad':<12} {'scored':>7}  {'drift':<36} gate decisions"
     ]
     for week in weeks:
         v, val, d = versions.get(week, {}), validation.get(week, {}), drift.get(week, {})
@@ -41,7 +41,7 @@ def loop_summary(ctx: StageContext, weeks: list[str] | None = None) -> str:
         gates = evaluations[evaluations["week"] == week] if len(evaluations) else evaluations
         decisions = "; ".join(gates["decision"]) if len(gates) else "-"
         lines.append(
-            f"{week:<9} {v.get('data_version', '-'):<17} {ok:<12} {scored:>7}  {drift_text:<28} {decisions}"
+            f"{week:<9} {v.get('data_version', '-'):<17} {ok:<12} {scored:>7}  {drift_text:<36} {decisions}"
         )
 
     lines.append("")
