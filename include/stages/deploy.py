@@ -9,7 +9,7 @@ from typing import Any
 from include.errors import MLOpsError, ParamError
 from include.ml.schema import ID_COLUMN, RAW_FEATURES
 from include.stages.context import StageContext
-from include.stages.datasets import read_validated
+from include.stages.datasets import read_validated, validated_weeks
 from include.stages.evaluate import PRODUCTION
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,15 @@ def deploy_production(ctx: StageContext) -> dict[str, Any]:
 
 
 def _smoke_rows(ctx: StageContext) -> list[dict[str, Any]]:
-    """A few real validated rows of the week, as a client would send them."""
-    frame = read_validated(ctx, ctx.week).head(SMOKE_ROWS)
+    """A few real validated rows, as a client would send them: the week's, or the latest week's.
+
+    A rollback or a redeploy may run for a week that has no data yet.
+    """
+    weeks = validated_weeks(ctx, "0000-W01", ctx.week) or validated_weeks(ctx, "0000-W01", "9999-W52")
+    if not weeks:
+        raise ParamError("there is no validated data to smoke-test the endpoint with: run the pipeline first")
+    week = ctx.week if ctx.week in weeks else max(weeks)
+    frame = read_validated(ctx, week).head(SMOKE_ROWS)
     return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")
 
 

@@ -163,3 +163,32 @@ def test_the_triggered_retrain_trains_on_post_drift_data_only(loop) -> None:
     assert len(drift_runs) == 1
     assert drift_runs["train_weeks"].iloc[0] == f'["{DRIFT_WEEK}"]'
     assert len(_drift_retrain_runs()) == 1
+
+
+def test_rollback_points_production_and_the_endpoint_back(loop) -> None:
+    ctx = loop["ctx"]
+    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
+    history = registry.alias_history(ctx.model_name, "production")
+    current, previous = history[-1].version, history[-1].previous_version
+    assert previous is not None
+    run = run_dag("rollback_model", conf={"week": DRIFT_WEEK})
+    assert run_state(run) == "success", task_states(run)
+    assert registry.get_alias(ctx.model_name, "production").version == previous
+    last = registry.alias_history(ctx.model_name, "production")[-1]
+    assert (last.previous_version, last.version) == (current, previous)
+    assert last.reason.startswith("manual rollback")
+    assert endpoint.current(ctx.model_name).version == previous
+    answer = endpoint.invoke(ctx.model_name, _sample_rows(ctx))
+    assert answer["model_version"] == previous
+    # batch scoring uses the restored version from its next run
+    assert run_state(run_dag("batch_score", conf={"week": DRIFT_WEEK})) == "success"
+    scored = ctx.provider.warehouse.read_rows("predictions", {"week": DRIFT_WEEK})
+    assert set(scored["model_version"]) == {previous} and len(scored) == ROWS
+
+
+def _sample_rows(ctx) -> list[dict]:
+    from include.ml.schema import ID_COLUMN, RAW_FEATURES
+    from include.stages.datasets import read_validated
+
+    frame = read_validated(ctx, DRIFT_WEEK).head(3)
+    return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")
