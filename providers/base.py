@@ -22,8 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-_KEY = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*$")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_KEY = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*\Z")  # \Z: no trailing newline
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 LOGICAL_TYPES = ("string", "int", "float", "bool", "timestamp")
 ANY_VERSION = object()  # set_alias: move the alias whatever it points at now
 

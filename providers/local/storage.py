@@ -84,7 +84,8 @@ class LocalObjectStore:
         base = self.root / prefix if prefix else self.root
         if prefix:
             check_key(prefix.rstrip("/"))
-        start = base if base.is_dir() else base.parent
+        # a string prefix, as in S3/GCS: 'a' also matches 'ab/..', so walk from the prefix's folder
+        start = base if not prefix or prefix.endswith("/") else base.parent
         if not start.exists():
             return []
         keys = []

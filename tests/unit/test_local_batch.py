@@ -1,0 +1,100 @@
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.errors import ArtifactIntegrityError
+from include.ml.sample_data import generate_week, write_parquet_bytes
+from include.ml.schema import ID_COLUMN, PREDICTION_COLUMN
+from include.ml.scoring import predict_proba
+from include.ml.train import fit_model
+from providers.base import BatchScorer, ModelVersion
+from providers.local.batch import ChunkedBatchScorer
+from providers.local.registry import MlflowModelRegistry
+from providers.local.storage import LocalObjectStore
+
+INPUT_KEY = "validated/week=2026-W07/data.parquet"
+
+
+def mlflow_db_template(tmp_path_factory) -> Path:
+    """A migrated, empty MLflow SQLite database, made once per session (migrating takes seconds)."""
+    template = tmp_path_factory.getbasetemp() / "mlflow-db-template" / "mlflow.db"
+    if not template.exists():
+        folder = template.parent / "build"
+        client = MlflowModelRegistry(folder, LocalObjectStore(folder / "storage")).client
+        client.search_experiments()  # creates the tables
+        client.search_registered_models()
+        shutil.copyfile(folder / "mlflow.db", template)
+    return template
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[MlflowModelRegistry, object, pd.DataFrame]:
+    root = tmp_path_factory.mktemp("batch")
+    storage = LocalObjectStore(root / "storage")
+    model = fit_model(generate_week("2026-W05", 1000, seed=4), {"max_iter": 10})
+    joblib.dump(model, root / "model.joblib")
+    storage.put_file("models/a/model.joblib", root / "model.joblib")
+    frame = generate_week("2026-W07", 2500, seed=4)
+    storage.put_bytes(INPUT_KEY, write_parquet_bytes(frame))
+    (root / "mlflow").mkdir()
+    shutil.copyfile(mlflow_db_template(tmp_path_factory), root / "mlflow" / "mlflow.db")
+    registry = MlflowModelRegistry(root / "mlflow", storage)
+    return registry, model, frame
+
+
+@pytest.fixture(scope="module")
+def version(setup) -> ModelVersion:
+    registry, _, _ = setup
+    return registry.register("churn", "models/a/model.joblib", "key-a", {}, {}, {})
+
+
+def test_is_a_batch_scorer(setup):
+    registry, _, _ = setup
+    assert isinstance(ChunkedBatchScorer(registry.storage, registry), BatchScorer)
+
+
+def test_scores_every_row_once_in_chunks(setup, version):
+    registry, model, frame = setup
+    chunks = list(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000).score(version, INPUT_KEY))
+    assert [len(chunk) for chunk in chunks] == [1000, 1000, 500]
+    for chunk in chunks:
+        assert list(chunk.columns) == [ID_COLUMN, PREDICTION_COLUMN]
+        assert chunk[PREDICTION_COLUMN].dtype == np.float64
+    scored = pd.concat(chunks, ignore_index=True)
+    assert scored[ID_COLUMN].is_unique
+    assert scored[ID_COLUMN].tolist() == frame[ID_COLUMN].tolist()  # every customer once, in file order
+    probabilities = scored[PREDICTION_COLUMN].to_numpy()
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    np.testing.assert_allclose(probabilities, predict_proba(model, frame), rtol=0, atol=1e-12)
+
+
+def test_default_chunk_size_gives_one_chunk(setup, version):
+    registry, model, frame = setup
+    chunks = list(ChunkedBatchScorer(registry.storage, registry).score(version, INPUT_KEY))
+    assert len(chunks) == 1 and len(chunks[0]) == 2500
+
+
+def test_a_tampered_artifact_is_refused_before_scoring(setup):
+    registry, _, _ = setup
+    other = registry.register("churn", "models/a/model.joblib", "key-tampered", {}, {}, {})
+    artifact = Path(unquote(urlparse(other.artifact_uri).path)) / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ArtifactIntegrityError):
+        next(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000).score(other, INPUT_KEY))
+
+
+def test_a_missing_input_raises(setup, version):
+    registry, _, _ = setup
+    with pytest.raises(FileNotFoundError):
+        list(
+            ChunkedBatchScorer(registry.storage, registry).score(
+                version, "validated/week=2026-W01/data.parquet"
+            )
+        )
+    with pytest.raises(ValueError):
+        list(ChunkedBatchScorer(registry.storage, registry).score(version, "../outside.parquet"))

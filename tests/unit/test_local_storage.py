@@ -1,0 +1,205 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from providers.base import ObjectStore
+from providers.local.storage import LocalObjectStore
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalObjectStore:
+    return LocalObjectStore(tmp_path / "root")
+
+
+def _all_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_is_an_object_store(store):
+    assert isinstance(store, ObjectStore)
+    assert store.root.is_dir()
+
+
+def test_put_get_bytes(store):
+    uri = store.put_bytes("raw/week=2026-W05/data.parquet", b"\x00hello\xff")
+    assert uri == (store.root / "raw/week=2026-W05/data.parquet").as_uri()
+    assert uri.startswith("file://")
+    assert store.get_bytes("raw/week=2026-W05/data.parquet") == b"\x00hello\xff"
+    assert store.exists("raw/week=2026-W05/data.parquet")
+    assert store.uri("raw/week=2026-W05/data.parquet") == uri
+    assert store.put_bytes("empty", b"") and store.get_bytes("empty") == b""
+
+
+def test_overwrite(store):
+    store.put_bytes("a/b.txt", b"first version, longer")
+    store.put_bytes("a/b.txt", b"second")
+    assert store.get_bytes("a/b.txt") == b"second"
+    assert _all_files(store.root) == ["a/b.txt"]  # no temp file left behind
+
+
+def test_put_get_file(store, tmp_path):
+    source = tmp_path / "model.joblib"
+    source.write_bytes(os.urandom(100_000))
+    uri = store.put_file("models/v1/model.joblib", source)
+    assert uri == store.uri("models/v1/model.joblib")
+    target = store.get_file("models/v1/model.joblib", tmp_path / "out" / "deep" / "copy.joblib")
+    assert target == tmp_path / "out" / "deep" / "copy.joblib"
+    assert target.read_bytes() == source.read_bytes()
+    source.write_bytes(b"changed")
+    store.put_file("models/v1/model.joblib", source)
+    assert store.get_bytes("models/v1/model.joblib") == b"changed"
+    assert _all_files(store.root) == ["models/v1/model.joblib"]
+
+
+def test_missing_objects(store, tmp_path):
+    assert not store.exists("nothing/here")
+    with pytest.raises(FileNotFoundError, match="nothing/here"):
+        store.get_bytes("nothing/here")
+    with pytest.raises(FileNotFoundError):
+        store.get_file("nothing/here", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    store.put_bytes("dir/file", b"x")
+    assert not store.exists("dir")  # a "directory" is not an object
+    with pytest.raises(FileNotFoundError):
+        store.get_bytes("dir")
+
+
+def test_list_keys(store):
+    for key in ["b/2", "a/1", "a/sub/3", "ab/4", "c"]:
+        store.put_bytes(key, key.encode())
+    assert store.list_keys() == ["a/1", "a/sub/3", "ab/4", "b/2", "c"]
+    assert store.list_keys("a/") == ["a/1", "a/sub/3"]
+    assert store.list_keys("a") == ["a/1", "a/sub/3", "ab/4"]  # a plain string prefix
+    assert store.list_keys("a/sub") == ["a/sub/3"]
+    assert store.list_keys("b/2") == ["b/2"]
+    assert store.list_keys("missing/") == []
+    assert store.list_keys("missing/deeper/") == []
+    assert store.list_keys("a/s") == ["a/sub/3"]
+
+
+def test_list_keys_never_lists_temporary_dot_files(store):
+    store.put_bytes("raw/data.parquet", b"x")
+    (store.root / "raw" / ".data.parquet.abc123.tmp").write_bytes(b"half")
+    (store.root / ".hidden").write_bytes(b"h")
+    assert store.list_keys() == ["raw/data.parquet"]
+    assert store.list_keys("raw/") == ["raw/data.parquet"]
+
+
+def test_delete(store):
+    store.put_bytes("x/y", b"1")
+    store.delete("x/y")
+    assert not store.exists("x/y")
+    assert store.list_keys() == []
+    store.delete("x/y")  # deleting again is fine
+
+
+BAD_KEYS = [
+    "",
+    "..",
+    "../escape",
+    "a/../../escape",
+    "a/./b",
+    "./a",
+    "/etc/passwd",
+    "/abs",
+    "a//b",
+    "a/",
+    "/",
+    "a\\..\\b",
+    "a b",
+    "a\nb",
+    "raw/x.parquet\n",
+    "a?b",
+    "a*b",
+    "a:b",
+    "~/x",
+    "$HOME/x",
+    "a/\x00b",
+    "caf\u00e9",
+    "a;rm -rf",
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_unsafe_keys_are_refused(tmp_path, key):
+    root = tmp_path / "root"
+    store = LocalObjectStore(root)
+    before = _all_files(tmp_path)
+    for call in (
+        lambda: store.put_bytes(key, b"payload"),
+        lambda: store.put_file(key, Path(__file__)),
+        lambda: store.get_bytes(key),
+        lambda: store.get_file(key, tmp_path / "out"),
+        lambda: store.exists(key),
+        lambda: store.delete(key),
+        lambda: store.uri(key),
+    ):
+        with pytest.raises(ValueError, match="not a safe relative key"):
+            call()
+    assert _all_files(tmp_path) == before  # nothing written anywhere
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("prefix", ["../", "../../etc", "/etc/", "a/../.."])
+def test_list_keys_refuses_unsafe_prefixes(store, prefix):
+    with pytest.raises(ValueError):
+        store.list_keys(prefix)
+
+
+def test_non_string_keys_are_refused(store):
+    with pytest.raises(ValueError):
+        store.put_bytes(None, b"x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        store.put_bytes(Path("a/b"), b"x")  # type: ignore[arg-type]
+
+
+def test_failed_write_leaves_no_temp_file_and_keeps_the_old_object(store):
+    store.put_bytes("models/model.joblib", b"old")
+    with pytest.raises(TypeError):
+        store.put_bytes("models/model.joblib", object())  # type: ignore[arg-type]
+    assert store.get_bytes("models/model.joblib") == b"old"
+    assert _all_files(store.root) == ["models/model.joblib"]
+
+
+def test_failed_rename_leaves_no_temp_file(store, tmp_path, monkeypatch):
+    store.put_bytes("a/obj", b"old")
+    source = tmp_path / "src"
+    source.write_bytes(b"new")
+
+    def broken_replace(src, dst):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        store.put_bytes("a/obj", b"new")
+    with pytest.raises(OSError, match="rename failed"):
+        store.put_bytes("a/new-obj", b"new")
+    with pytest.raises(OSError, match="rename failed"):
+        store.put_file("a/obj", source)
+    monkeypatch.undo()
+    assert store.get_bytes("a/obj") == b"old"
+    assert not store.exists("a/new-obj")
+    assert _all_files(store.root) == ["a/obj"]
+
+
+def test_put_file_of_a_missing_source_leaves_nothing(store, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        store.put_file("a/obj", tmp_path / "does-not-exist")
+    assert not store.exists("a/obj")
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+
+
+def test_interrupted_write_leaves_no_partial_object(store, monkeypatch):
+    """A KeyboardInterrupt (or any BaseException) during the write also cleans up."""
+    real_fsync = os.fsync
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.put_bytes("big/object", b"x" * 1_000_000)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert not store.exists("big/object")
+    assert _all_files(store.root) == []
