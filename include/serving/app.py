@@ -36,7 +36,10 @@ def _row_model() -> type[BaseModel]:
     """Build the request row schema from the column definitions (typed, bounded, closed)."""
     fields: dict[str, Any] = {ID_COLUMN: (str | None, Field(default=None, max_length=64))}
     for name, (low, high) in NUMERIC_RANGES.items():
-        fields[name] = (float, Field(ge=low, le=high, allow_inf_nan=False))
+        fields[name] = (
+            float,
+            Field(ge=low, le=high, allow_inf_nan=False, strict=True),
+        )  # "42" is a type error
     for name, values in CATEGORIES.items():
         fields[name] = (Literal[values], ...)  # type: ignore[valid-type]
     return create_model("CustomerRow", __config__=ConfigDict(extra="forbid"), **fields)

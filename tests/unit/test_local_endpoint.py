@@ -170,6 +170,8 @@ _DROP = object()
         {"contract_type": _DROP},
         {"favourite_colour": "blue"},  # an unknown field
         {"age": "forty"},  # a string in a numeric field
+        {"age": "42"},  # a numeric string is still a string: no silent coercion
+        {"monthly_charges": True},
         {"monthly_charges": [1, 2]},
         {"monthly_charges": None},
         {"contract_type": "weekly"},  # a category never seen
