@@ -102,7 +102,13 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     )
     report_key = drift_report_key(ctx.week)
     summary["report_key"] = report_key
-    html = render_drift_report(ctx.week, reference, features, summary)
+    report_facts = {
+        **summary,
+        "drifted": summary["data_drifted"],
+        "psi_threshold": drift.feature_psi_threshold,
+        "share_threshold": drift.drifted_share_threshold,
+    }
+    html = render_drift_report(ctx.week, reference, features, report_facts)
     storage.put_bytes(report_key, html.encode())
     rows = features.assign(week=ctx.week)[
         ["week", "feature", "kind", "psi", "statistic", "p_value", "drifted"]
