@@ -6,22 +6,12 @@ partition of the `predictions` table (customer, probability, model version) in o
 transaction: a re-run leaves exactly one prediction per row.
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
-from lifecycle.params import DEFAULT_ARGS, common_params
+from lifecycle.params import stage_dag_args
 from lifecycle.stages import score_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(),
-    tags=["mlops", "stage", "serving"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "serving"), doc_md=__doc__)
 def batch_score():
     score_stage()
 

@@ -9,22 +9,12 @@ On the local provider the endpoint is a FastAPI server on 127.0.0.1 (`make serve
 up a new deployment on its next request, without a restart.
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
-from lifecycle.params import DEFAULT_ARGS, common_params
+from lifecycle.params import stage_dag_args
 from lifecycle.stages import deploy_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(),
-    tags=["mlops", "stage", "serving"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "serving"), doc_md=__doc__)
 def deploy_model():
     deploy_stage()
 

@@ -10,22 +10,12 @@ Pulls one week of raw data and stores it immutably under a content-hashed **data
   new version and the week points at it (the old version is kept).
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
-from lifecycle.params import DEFAULT_ARGS, common_params, source_param
+from lifecycle.params import source_param, stage_dag_args
 from lifecycle.stages import ingest_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(source_uri=source_param()),
-    tags=["mlops", "stage", "data"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "data", source_uri=source_param()), doc_md=__doc__)
 def ingest_data():
     ingest_stage()
 

@@ -15,22 +15,12 @@ On drift it triggers `retrain_pipeline` for the week once (run id `drift_retrain
 without waiting for it.
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
-from lifecycle.params import DEFAULT_ARGS, common_params, drift_params
+from lifecycle.params import drift_params, stage_dag_args
 from lifecycle.stages import monitor_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(**drift_params()),
-    tags=["mlops", "stage", "monitoring"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "monitoring", **drift_params()), doc_md=__doc__)
 def monitor_drift():
     monitor_stage()
 

@@ -6,30 +6,12 @@ by the training job) and moves the `production` alias to it **only if the gate p
 move of the alias is kept in its history (who, when, why) for rollback: see `rollback_model`.
 """
 
-from datetime import datetime
-
-from airflow.sdk import Param, dag
-from lifecycle.params import DEFAULT_ARGS, common_params
+from airflow.sdk import dag
+from lifecycle.params import job_name_param, stage_dag_args
 from lifecycle.stages import register_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(
-        job_name=Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[a-z0-9-]{1,63}$",
-            title="Training job",
-            description="The challenger's training job name. Empty: the week's latest training run.",
-        ),
-    ),
-    tags=["mlops", "stage", "model"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "model", job_name=job_name_param()), doc_md=__doc__)
 def register_model():
     register_stage()
 

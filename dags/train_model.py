@@ -10,22 +10,12 @@ Lineage (data versions, code version, hardware profile, hyperparameters, metrics
 `training_runs` table, and to the registry when the model is registered.
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
-from lifecycle.params import DEFAULT_ARGS, common_params, window_weeks_param
+from lifecycle.params import stage_dag_args, window_weeks_param
 from lifecycle.stages import train_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(window_weeks=window_weeks_param()),
-    tags=["mlops", "stage", "model"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "model", window_weeks=window_weeks_param()), doc_md=__doc__)
 def train_model():
     train_stage()
 

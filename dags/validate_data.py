@@ -14,22 +14,12 @@ Each run writes a Markdown report (`reports/validation/week=<week>/report.md`) n
 failed expectation, and a row in `validation_results`. Run `ingest_data` for the week first.
 """
 
-from datetime import datetime
-
 from airflow.sdk import dag
-from lifecycle.params import DEFAULT_ARGS, common_params
+from lifecycle.params import stage_dag_args
 from lifecycle.stages import validate_stage
 
 
-@dag(
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args=DEFAULT_ARGS,
-    params=common_params(),
-    tags=["mlops", "stage", "data"],
-    doc_md=__doc__,
-)
+@dag(**stage_dag_args("stage", "data"), doc_md=__doc__)
 def validate_data():
     validate_stage()
 

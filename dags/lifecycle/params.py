@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param
@@ -113,4 +113,38 @@ def reason_param() -> Param:
         enum=[None, "manual", "drift"],
         title="Reason",
         description="Why this run happens; 'drift' is set by monitor_drift when it triggers a retrain.",
+    )
+
+
+def job_name_param() -> Param:
+    """The challenger's training job (evaluate_model, register_model)."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^[a-z0-9-]{1,63}$",
+        title="Training job",
+        description="The challenger's training job name. Empty: the week's latest training run.",
+    )
+
+
+def stage_dag_args(*tags: str, **params: Param) -> dict[str, Any]:
+    """The ``@dag`` arguments of a stage DAG: triggered by hand, the common Params plus ``params``."""
+    return {
+        "schedule": None,
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "default_args": DEFAULT_ARGS,
+        "params": common_params(**params),
+        "tags": ["mlops", *tags],
+    }
+
+
+def version_param() -> Param:
+    """The model version to restore (rollback_model)."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^[0-9]{1,9}$",
+        title="Version",
+        description="Model version to restore. Empty: the previous production version.",
     )
