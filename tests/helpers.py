@@ -138,3 +138,20 @@ def task_states(dag_run) -> dict[str, str]:
 def run_state(dag_run) -> str:
     """A DagRun's state as a plain string."""
     return str(getattr(dag_run.state, "value", dag_run.state))
+
+
+def mlflow_db_template(tmp_path_factory) -> Path:
+    """A migrated, empty MLflow SQLite database, made once per session (migrating takes seconds)."""
+    template = tmp_path_factory.getbasetemp() / "mlflow-db-template" / "mlflow.db"
+    if not template.exists():
+        folder = template.parent / "build"
+        import shutil
+
+        from providers.local.registry import MlflowModelRegistry
+        from providers.local.storage import LocalObjectStore
+
+        client = MlflowModelRegistry(folder, LocalObjectStore(folder / "storage")).client
+        client.search_experiments()  # creates the tables
+        client.search_registered_models()
+        shutil.copyfile(folder / "mlflow.db", template)
+    return template

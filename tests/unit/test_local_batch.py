@@ -6,6 +6,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import mlflow_db_template
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week, write_parquet_bytes
@@ -18,18 +19,6 @@ from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
 
 INPUT_KEY = "validated/week=2026-W07/data.parquet"
-
-
-def mlflow_db_template(tmp_path_factory) -> Path:
-    """A migrated, empty MLflow SQLite database, made once per session (migrating takes seconds)."""
-    template = tmp_path_factory.getbasetemp() / "mlflow-db-template" / "mlflow.db"
-    if not template.exists():
-        folder = template.parent / "build"
-        client = MlflowModelRegistry(folder, LocalObjectStore(folder / "storage")).client
-        client.search_experiments()  # creates the tables
-        client.search_registered_models()
-        shutil.copyfile(folder / "mlflow.db", template)
-    return template
 
 
 @pytest.fixture(scope="module")

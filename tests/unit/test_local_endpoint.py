@@ -6,7 +6,7 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from helpers import EndpointServer, free_port
+from helpers import EndpointServer, free_port, mlflow_db_template
 
 from include.ml.sample_data import generate_week
 from include.ml.schema import ID_COLUMN, RAW_FEATURES
@@ -19,18 +19,6 @@ from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
 
 MODEL = "churn"
-
-
-def mlflow_db_template(tmp_path_factory) -> Path:
-    """A migrated, empty MLflow SQLite database, made once per session (migrating takes seconds)."""
-    template = tmp_path_factory.getbasetemp() / "mlflow-db-template" / "mlflow.db"
-    if not template.exists():
-        folder = template.parent / "build"
-        client = MlflowModelRegistry(folder, LocalObjectStore(folder / "storage")).client
-        client.search_experiments()  # creates the tables
-        client.search_registered_models()
-        shutil.copyfile(folder / "mlflow.db", template)
-    return template
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from urllib.parse import unquote, urlparse
 
 import joblib
 import pytest
+from helpers import mlflow_db_template
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
@@ -15,18 +16,6 @@ from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
-
-
-def mlflow_db_template(tmp_path_factory) -> Path:
-    """A migrated, empty MLflow SQLite database, made once per session (migrating takes seconds)."""
-    template = tmp_path_factory.getbasetemp() / "mlflow-db-template" / "mlflow.db"
-    if not template.exists():
-        folder = template.parent / "build"
-        client = MlflowModelRegistry(folder, LocalObjectStore(folder / "storage")).client
-        client.search_experiments()  # creates the tables
-        client.search_registered_models()
-        shutil.copyfile(folder / "mlflow.db", template)
-    return template
 
 
 def new_registry(root: Path, tmp_path_factory) -> MlflowModelRegistry:
