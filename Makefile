@@ -5,10 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# airflow standalone starts its parts as `airflow ...`: the virtualenv's bin comes first
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# LocalExecutor starts one worker process per parallel slot: 32 by default, far more than 2 cores use
+export AIRFLOW__CORE__PARALLELISM ?= 4
 export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW__API__PORT ?= 8080
 export PYTHONPATH := $(CURDIR)
