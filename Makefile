@@ -42,7 +42,7 @@ demo: setup
 	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
 
 ## test: the whole test suite
-test: setup
+test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 ## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)

@@ -1,4 +1,9 @@
-"""Typed Params shown in the trigger form of every DAG (they also validate dag_run.conf)."""
+"""Typed Params shown in the trigger form of every DAG (they also validate dag_run.conf).
+
+Every Param is optional: empty means "take the value from astro.toml" (or, for the week, the
+last complete week before the run's date). The JSON schema rejects bad values at trigger time,
+before any task runs.
+"""
 
 from __future__ import annotations
 
@@ -19,111 +24,116 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def _optional(kind: str, title: str, description: str, **schema: Any) -> Param:
+    """A Param that may be left empty (None), of JSON type ``kind`` with extra ``schema`` rules."""
+    return Param(None, type=["null", kind], title=title, description=description, **schema)
+
+
 def week_param() -> Param:
-    """The ISO week a run processes (empty: the week before the run's logical date)."""
-    return Param(
-        None,
-        type=["null", "string"],
+    """The ISO week a run processes."""
+    return _optional(
+        "string",
+        "Week",
+        "ISO week to process, e.g. 2026-W05. Empty: the last complete week before the run's date.",
         pattern=r"^\d{4}-W\d{2}$",
-        title="Week",
-        description="ISO week to process, e.g. 2026-W05. "
-        "Empty: the last complete week before the run's date.",
     )
 
 
 def provider_param() -> Param:
     """The provider override for one run."""
-    return Param(
-        None,
-        type=["null", "string"],
+    return _optional(
+        "string",
+        "Provider",
+        "Where storage, compute and the warehouse live for this run. Empty: astro.toml's.",
         enum=[None, *PROVIDERS],
-        title="Provider",
-        description="Where storage, compute and the warehouse live for this run. Empty: astro.toml's.",
     )
 
 
 def common_params(**extra: Param) -> dict[str, Param]:
-    """The Params every stage DAG has, plus the stage's own."""
+    """The Params every DAG has, plus its own."""
     return {"week": week_param(), "provider": provider_param(), **extra}
 
 
 def source_param() -> Param:
     """Where ingest reads a week from."""
-    return Param(
-        None,
-        type=["null", "string"],
-        maxLength=1024,
-        title="Source",
-        description="'sample' or a CSV/Parquet path template with {week}, e.g. data/churn_{week}.csv. "
+    return _optional(
+        "string",
+        "Source",
+        "'sample' or a CSV/Parquet path template with {week}, e.g. data/churn_{week}.csv. "
         "Empty: astro.toml's [data] source.",
+        maxLength=1024,
     )
 
 
 def gate_margin_param() -> Param:
     """The gate margin override."""
-    return Param(
-        None,
-        type=["null", "number"],
+    return _optional(
+        "number",
+        "Gate margin",
+        "The challenger must beat the champion's metric by more than this. Empty: astro.toml's.",
         minimum=0,
         maximum=0.5,
-        title="Gate margin",
-        description="The challenger must beat the champion's metric by more than this. Empty: astro.toml's.",
     )
 
 
 def window_weeks_param() -> Param:
     """The training window override."""
-    return Param(
-        None,
-        type=["null", "integer"],
+    return _optional(
+        "integer",
+        "Training window (weeks)",
+        "How many validated weeks to train on. Empty: astro.toml's.",
         minimum=1,
         maximum=104,
-        title="Training window (weeks)",
-        description="How many validated weeks to train on. Empty: astro.toml's.",
     )
 
 
 def drift_params() -> dict[str, Param]:
     """The drift threshold overrides."""
     return {
-        "feature_psi_threshold": Param(
-            None,
-            type=["null", "number"],
+        "feature_psi_threshold": _optional(
+            "number",
+            "Feature PSI threshold",
+            "A feature drifted when its PSI exceeds this. Empty: astro.toml's.",
             exclusiveMinimum=0,
             maximum=10,
-            title="Feature PSI threshold",
-            description="A feature drifted when its PSI exceeds this. Empty: astro.toml's.",
         ),
-        "drifted_share_threshold": Param(
-            None,
-            type=["null", "number"],
+        "drifted_share_threshold": _optional(
+            "number",
+            "Drifted share threshold",
+            "The week drifted when this share of features drifted. Empty: astro.toml's.",
             exclusiveMinimum=0,
             maximum=1,
-            title="Drifted share threshold",
-            description="The week drifted when this share of features drifted. Empty: astro.toml's.",
         ),
     }
 
 
 def reason_param() -> Param:
     """Why the run happens (set to 'drift' by the monitor's trigger)."""
-    return Param(
-        None,
-        type=["null", "string"],
+    return _optional(
+        "string",
+        "Reason",
+        "Why this run happens; 'drift' is set by monitor_drift when it triggers a retrain.",
         enum=[None, "manual", "drift"],
-        title="Reason",
-        description="Why this run happens; 'drift' is set by monitor_drift when it triggers a retrain.",
     )
 
 
 def job_name_param() -> Param:
     """The challenger's training job (evaluate_model, register_model)."""
-    return Param(
-        None,
-        type=["null", "string"],
+    return _optional(
+        "string",
+        "Training job",
+        "The challenger's training job name. Empty: the week's latest training run.",
         pattern=r"^[a-z0-9-]{1,63}$",
-        title="Training job",
-        description="The challenger's training job name. Empty: the week's latest training run.",
+    )
+
+
+def version_param() -> Param:
+    """The model version to restore (rollback_model)."""
+    return _optional(
+        "string",
+        "Version",
+        "Model version to restore. Empty: the previous production version.",
+        pattern=r"^[0-9]{1,9}$",
     )
 
 
@@ -137,14 +147,3 @@ def stage_dag_args(*tags: str, **params: Param) -> dict[str, Any]:
         "params": common_params(**params),
         "tags": ["mlops", *tags],
     }
-
-
-def version_param() -> Param:
-    """The model version to restore (rollback_model)."""
-    return Param(
-        None,
-        type=["null", "string"],
-        pattern=r"^[0-9]{1,9}$",
-        title="Version",
-        description="Model version to restore. Empty: the previous production version.",
-    )
