@@ -11,6 +11,8 @@ export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# SQLite's default 5 s lock wait is too short when the scheduler, dag-processor and CLI all write
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db?timeout=60
 # LocalExecutor starts one worker process per parallel slot: 32 by default, far more than 2 cores use
 export AIRFLOW__CORE__PARALLELISM ?= 4
 export AIRFLOW__API__HOST := 127.0.0.1
@@ -53,7 +55,7 @@ serve: setup
 airflow: setup
 	$(BIN)/airflow standalone
 
-## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-02-02 (needs `make airflow`)
+## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-01-27 (needs `make airflow`)
 backfill: setup
 	$(BIN)/airflow dags unpause retrain_pipeline
 	$(BIN)/airflow backfill create --dag-id retrain_pipeline --from-date $(FROM) --to-date $(TO) --max-active-runs 1

@@ -13,7 +13,9 @@ more for the same week with reason `drift`: that run trains only on data from th
 
 Backfill past weeks from the CLI (the DAG must be unpaused, with a scheduler running):
 
-    airflow backfill create --dag-id retrain_pipeline --from-date 2026-01-05 --to-date 2026-02-02
+    airflow backfill create --dag-id retrain_pipeline --from-date 2026-01-05 --to-date 2026-01-27
+
+(four runs, Mondays 2026-01-05..01-26 at 06:00, processing 2026-W01..W04).
 """
 
 from datetime import datetime
