@@ -19,6 +19,8 @@ AIRFLOW_HOME = ROOT / ".airflow-test"
 os.environ.update(
     {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        # set explicitly: the Makefile exports a connection to the demo's database
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}?timeout=60",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
