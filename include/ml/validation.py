@@ -459,7 +459,11 @@ def _collect(
     result = item.result or {}
     if level == BATCH:
         outcome.batch_failures.append(
-            {"expectation": name, "column": column, "detail": _batch_detail(name, kwargs, result)}
+            {
+                "expectation": name,
+                "column": column,
+                "detail": _batch_detail(name, kwargs, result) + _non_numeric_examples(name, column, frame),
+            }
         )
         return
 
@@ -524,6 +528,24 @@ def _batch_detail(name: str, kwargs: dict[str, Any], result: dict[str, Any]) -> 
     if name == "expect_column_proportion_of_non_null_values_to_be_between":
         return "the column is entirely null"
     return f"observed {observed!r}"
+
+
+def _non_numeric_examples(name: str, column: Any, frame: pd.DataFrame) -> str:
+    """Name a few values that are not numbers, for a numeric column read as text.
+
+    pandas 3 reads such a column as ``str`` (not ``object``), so GE reports only the dtype.
+    """
+    if name != "expect_column_values_to_be_in_type_list" or column not in frame.columns:
+        return ""
+    values = frame[column]
+    if not pd.api.types.is_string_dtype(values.dtype):
+        return ""
+    values = values.dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    if bad.empty:
+        return ""
+    examples = ", ".join(repr(str(value)) for value in bad.unique()[:5])
+    return f" ({len(bad)} non-numeric values, e.g. {examples})"
 
 
 def _row_detail(

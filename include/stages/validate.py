@@ -31,6 +31,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     """
     from include.ml.sample_data import write_parquet_bytes
     from include.ml.validation import (
+        UNREADABLE,
         BatchUnreadable,
         parse_raw,
         render_unreadable_report,
@@ -51,7 +52,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         frame = parse_raw(raw, f"data.{extension}")
     except BatchUnreadable as exc:
         report = render_unreadable_report(ctx.week, exc.reason, source)
-        failures = [{"expectation": "file_is_readable", "column": "", "detail": exc.reason}]
+        failures = [{"expectation": UNREADABLE, "column": "", "detail": exc.reason}]
         _reject(ctx, raw, extension, quarantine, report, {**row, "n_rows": 0, "n_bad_rows": 0}, failures)
 
     log.info("Week %s: validating %d rows of data version %s", ctx.week, len(frame), data_version)
