@@ -13,6 +13,7 @@ from include.stages.context import StageContext
 from include.stages.evaluate import PRODUCTION
 from include.stages.keys import validated_key
 from include.stages.tables import ensure_tables
+from providers.base import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,8 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
     """Replace the week's predictions partition with the production model's scores.
 
     The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
-    one prediction per row.
+    one prediction per row. A re-run after a later week promoted its own model keeps the
+    version the week was scored with (see ``_scoring_version``).
 
     Returns:
         ``n_rows`` and ``model_version``.
@@ -31,12 +33,38 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
         raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
     warehouse = ctx.provider.warehouse
     ensure_tables(warehouse, "predictions")
+    production = _scoring_version(ctx, production)
     chunks = ctx.provider.batch.score(production, validated_key(ctx.week))
     n_rows = warehouse.replace_rows(
         "predictions", {"week": ctx.week}, _tagged(chunks, ctx.week, production.version)
     )
     log.info("Week %s: %d rows scored with %s v%s", ctx.week, n_rows, ctx.model_name, production.version)
     return {"n_rows": n_rows, "model_version": production.version}
+
+
+def _scoring_version(ctx: StageContext, production: ModelVersion) -> ModelVersion:
+    """The version to score the week with: production, unless it was trained for a later week.
+
+    A re-run of an earlier week after a later week promoted its model keeps the version the
+    week was scored with, so its predictions (and its drift verdict) do not change. A version
+    trained for this week or an earlier one (a drift retrain of this week, a rollback) re-scores.
+    """
+    trained_for = str(production.tags.get("week") or "")
+    if not trained_for or trained_for <= ctx.week:
+        return production
+    scored = ctx.provider.warehouse.read_rows("predictions", {"week": ctx.week}, columns=["model_version"])
+    versions = set(scored["model_version"].astype(str))
+    if len(versions) != 1 or production.version in versions:
+        return production
+    try:
+        kept = ctx.provider.registry.get_version(ctx.model_name, versions.pop())
+    except KeyError:
+        return production
+    log.info(
+        "Week %s: keeping %s v%s it was scored with (production v%s was trained for %s)",
+        ctx.week, ctx.model_name, kept.version, production.version, trained_for,
+    )  # fmt: skip
+    return kept
 
 
 def _tagged(chunks: Iterator[pd.DataFrame], week: str, version: str) -> Iterator[pd.DataFrame]:
