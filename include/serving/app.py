@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from include.errors import ArtifactIntegrityError
 from include.ml.schema import CATEGORIES, ID_COLUMN, NUMERIC_RANGES
 from include.ml.scoring import load_model, predict_proba
 
@@ -94,7 +95,18 @@ class ModelCache:
             served = self._served.get(model_name)
             if served is None or served.mtime_ns != mtime_ns:
                 record = json.loads(path.read_text())
-                model = load_model(Path(record["artifact_path"]), record["sha256"])
+                try:
+                    model = load_model(Path(record["artifact_path"]), record["sha256"])
+                except ArtifactIntegrityError as exc:
+                    # A 503, not a 500: the deployment is bad, not the request. The model loaded
+                    # before (if any) stays in the cache; a redeploy is picked up as usual.
+                    log.error("deployment of %s v%s refused: %s", model_name, record.get("version"), exc)
+                    raise HTTPException(
+                        503,
+                        f"the deployed artifact of model {model_name!r} version "
+                        f"{record.get('version')!r} failed its integrity check (sha256 mismatch); "
+                        "it was not loaded: redeploy the version",
+                    ) from None
                 served = _Served(record, model, mtime_ns)
                 self._served[model_name] = served
                 log.info("serving %s version %s", model_name, record["version"])
