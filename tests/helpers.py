@@ -64,6 +64,7 @@ class EndpointServer:
         import subprocess
         import sys
 
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
             [
@@ -155,3 +156,12 @@ def mlflow_db_template(tmp_path_factory) -> Path:
         client.search_registered_models()
         shutil.copyfile(folder / "mlflow.db", template)
     return template
+
+
+def seed_mlflow_db(folder: Path, tmp_path_factory) -> Path:
+    """Create ``folder`` holding a copy of the migrated, empty MLflow database; return the folder."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mlflow_db_template(tmp_path_factory), folder / "mlflow.db")
+    return folder

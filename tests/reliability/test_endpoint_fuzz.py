@@ -10,7 +10,6 @@ by batch scoring and by the server itself.
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 import joblib
 import pytest
 import schemathesis
-from helpers import EndpointServer, free_port, mlflow_db_template
+from helpers import EndpointServer, free_port, seed_mlflow_db
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -50,8 +49,7 @@ def root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def registry(root, tmp_path_factory) -> MlflowModelRegistry:
     storage = LocalObjectStore(root / "storage")
-    (root / "mlflow").mkdir()
-    shutil.copyfile(mlflow_db_template(tmp_path_factory), root / "mlflow" / "mlflow.db")
+    seed_mlflow_db(root / "mlflow", tmp_path_factory)
     return MlflowModelRegistry(root / "mlflow", storage)
 
 
@@ -78,8 +76,9 @@ def server(root):
 
 @pytest.fixture(scope="module")
 def endpoint(root, registry, server) -> LocalHttpEndpoint:
-    port = int(server.url.rsplit(":", 1)[1])
-    return LocalHttpEndpoint(root / "endpoint", registry, registry.storage, host="127.0.0.1", port=port)
+    return LocalHttpEndpoint(
+        root / "endpoint", registry, registry.storage, host="127.0.0.1", port=server.port
+    )
 
 
 @pytest.fixture(scope="module")

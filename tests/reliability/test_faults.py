@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT, EndpointServer, free_port, mlflow_db_template, write_config
+from helpers import ROOT, EndpointServer, free_port, seed_mlflow_db, write_config
 
 pytestmark = [pytest.mark.timeout(300)]
 SETTINGS = {"data": {"rows_per_week": 400}, "training": {"max_iter": 20}}
@@ -46,8 +45,7 @@ class Root:
 
         self.config = write_config(folder, local={"endpoint_port": port}, **SETTINGS)
         self.root = folder / "mlops"
-        (self.root / "mlflow").mkdir(parents=True)
-        shutil.copyfile(mlflow_db_template(tmp_path_factory), self.root / "mlflow" / "mlflow.db")
+        seed_mlflow_db(self.root / "mlflow", tmp_path_factory)
         self.settings = load_settings(self.config)
         self.port = port
         self.server: EndpointServer | None = None

@@ -23,14 +23,13 @@ import dataclasses
 import hashlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import EndpointServer, free_port, mlflow_db_template, write_config
+from helpers import EndpointServer, free_port, seed_mlflow_db, write_config
 
 pytestmark = [pytest.mark.timeout(600)]
 FIRST_WEEKS = ["2026-W01", "2026-W02", "2026-W03"]
@@ -259,8 +258,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
         training={"max_iter": 20},
     )
     root = folder / "mlops"
-    (root / "mlflow").mkdir(parents=True)
-    shutil.copyfile(mlflow_db_template(tmp_path_factory), root / "mlflow" / "mlflow.db")
+    seed_mlflow_db(root / "mlflow", tmp_path_factory)
     server = EndpointServer(root / "endpoint" / "deployments", port)
     try:
         server.wait_ready()

@@ -1,4 +1,3 @@
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -6,7 +5,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import mlflow_db_template
+from helpers import seed_mlflow_db
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week, write_parquet_bytes
@@ -30,8 +29,7 @@ def setup(tmp_path_factory) -> tuple[MlflowModelRegistry, object, pd.DataFrame]:
     storage.put_file("models/a/model.joblib", root / "model.joblib")
     frame = generate_week("2026-W07", 2500, seed=4)
     storage.put_bytes(INPUT_KEY, write_parquet_bytes(frame))
-    (root / "mlflow").mkdir()
-    shutil.copyfile(mlflow_db_template(tmp_path_factory), root / "mlflow" / "mlflow.db")
+    seed_mlflow_db(root / "mlflow", tmp_path_factory)
     registry = MlflowModelRegistry(root / "mlflow", storage)
     return registry, model, frame
 

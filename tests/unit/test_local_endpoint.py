@@ -1,12 +1,11 @@
 import json
-import shutil
 from pathlib import Path
 
 import httpx
 import joblib
 import numpy as np
 import pytest
-from helpers import EndpointServer, free_port, mlflow_db_template
+from helpers import EndpointServer, free_port, seed_mlflow_db
 
 from include.ml.sample_data import generate_week
 from include.ml.schema import ID_COLUMN, RAW_FEATURES
@@ -41,8 +40,7 @@ def models(root) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def versions(root, models, tmp_path_factory) -> dict[str, ModelVersion]:
-    (root / "mlflow").mkdir()
-    shutil.copyfile(mlflow_db_template(tmp_path_factory), root / "mlflow" / "mlflow.db")
+    seed_mlflow_db(root / "mlflow", tmp_path_factory)
     registry = MlflowModelRegistry(root / "mlflow", LocalObjectStore(root / "storage"))
     return {
         name: registry.register(MODEL, f"models/{name}/model.joblib", f"key-{name}", {}, {}, {})
@@ -61,9 +59,10 @@ def server(root):
 
 @pytest.fixture(scope="module")
 def endpoint(root, versions, server) -> LocalHttpEndpoint:
-    port = int(server.url.rsplit(":", 1)[1])
     registry = MlflowModelRegistry(root / "mlflow", LocalObjectStore(root / "storage"))
-    return LocalHttpEndpoint(root / "endpoint", registry, registry.storage, host="127.0.0.1", port=port)
+    return LocalHttpEndpoint(
+        root / "endpoint", registry, registry.storage, host="127.0.0.1", port=server.port
+    )
 
 
 @pytest.fixture(scope="module")

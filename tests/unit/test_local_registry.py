@@ -1,11 +1,10 @@
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import joblib
 import pytest
-from helpers import mlflow_db_template
+from helpers import seed_mlflow_db
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
@@ -19,8 +18,7 @@ METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1
 
 
 def new_registry(root: Path, tmp_path_factory) -> MlflowModelRegistry:
-    (root / "mlflow").mkdir(parents=True)
-    shutil.copyfile(mlflow_db_template(tmp_path_factory), root / "mlflow" / "mlflow.db")
+    seed_mlflow_db(root / "mlflow", tmp_path_factory)
     return MlflowModelRegistry(root / "mlflow", LocalObjectStore(root / "storage"))
 
 
