@@ -31,6 +31,59 @@ from include.ml.scoring import load_model, predict_proba
 
 log = logging.getLogger("include.serving")
 MAX_ROWS_PER_REQUEST = 1000
+# 1000 rows of JSON take ~350 KB; a larger body is refused before it is read into memory
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 to a request body larger than ``limit`` bytes.
+
+    A declared Content-Length is checked before anything is read; a chunked body is read up to
+    the limit and refused as soon as it passes it, so no body is held in memory past the limit.
+    """
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Pass the request on, or answer 413 once its body passes the limit."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        # read the body here (FastAPI turns an error raised while it reads into a 400)
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
+
+        async def replayed_receive() -> dict:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed_receive, send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = json.dumps(
+            {
+                "detail": f"request body larger than {self.limit} bytes: send at most "
+                f"{MAX_ROWS_PER_REQUEST} rows per request"
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _row_model() -> type[BaseModel]:
@@ -116,6 +169,7 @@ class ModelCache:
 def create_app(deployments: Path) -> FastAPI:
     """Build the endpoint app for a deployments folder."""
     app = FastAPI(title="MLOps online endpoint", version="1.0")
+    app.add_middleware(BodySizeLimit)
     cache = ModelCache(deployments)
 
     @app.exception_handler(RequestValidationError)

@@ -7,13 +7,13 @@ deployment record atomically; the running server picks it up on its next request
 from __future__ import annotations
 
 import json
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
 from providers.base import Deployment, ModelRegistry, ModelVersion, ObjectStore
+from providers.local import atomic
 
 
 class EndpointUnavailableError(MLOpsError):
@@ -64,10 +64,7 @@ class LocalHttpEndpoint:
             "sha256": version.sha256,
             "deployed_at": datetime.now(UTC).isoformat(),
         }
-        self.deployments.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=self.deployments, suffix=".tmp", delete=False) as handle:
-            json.dump(record, handle, indent=2)
-        Path(handle.name).replace(self._record_path(version.model_name))
+        atomic.write_bytes(self._record_path(version.model_name), json.dumps(record, indent=2).encode())
         deployment = self.current(version.model_name)
         assert deployment is not None
         return deployment

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
-import time
 from pathlib import Path
 
 from providers.base import check_key
-
-# a temporary file older than this is an orphan of a killed writer (a live write renames its
-# temporary file within seconds of its last byte)
-STALE_TEMP_SECONDS = 15 * 60
+from providers.local import atomic
 
 
 class LocalObjectStore:
@@ -34,46 +28,16 @@ class LocalObjectStore:
         """Return ``file://`` URI of ``key``."""
         return self.path(key).as_uri()
 
-    def _remove_stale_temps(self, target: Path) -> None:
-        """Delete temporary files a killed writer of ``target`` left behind (stale ones only)."""
-        cutoff = time.time() - STALE_TEMP_SECONDS
-        for orphan in target.parent.glob(f".{target.name}.*.tmp"):
-            try:
-                if orphan.stat().st_mtime < cutoff:
-                    orphan.unlink(missing_ok=True)
-            except FileNotFoundError:
-                pass
-
     def put_bytes(self, key: str, data: bytes) -> str:
         """Write an object atomically (removing stale temporary files of earlier killed writes)."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temps(target)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_bytes(target, data)
         return target.as_uri()
 
     def put_file(self, key: str, path: Path) -> str:
         """Copy a local file in atomically (removing stale temporary files of killed writes)."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temps(target)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.copy_file(Path(path), target)
         return target.as_uri()
 
     def get_bytes(self, key: str) -> bytes:

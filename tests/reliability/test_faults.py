@@ -298,8 +298,8 @@ def test_ingest_killed_while_writing_a_data_version(
     week = "2026-W03"
     ready = tmp_path / "ready"
     body = (
-        "import providers.local.storage as storage\n"
-        "storage.os.replace = lambda *a, **k: ready()\n"
+        "import providers.local.atomic as atomic\n"
+        "atomic.os.replace = lambda *a, **k: ready()\n"
         "from include.stages.ingest import ingest_week\n"
         f"ctx = build_context(week={week!r}, logical_date=None, actor='fault-test', settings=settings)\n"
         "ingest_week(ctx)\n"

@@ -1,4 +1,7 @@
 import json
+import os
+import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -11,7 +14,7 @@ from include.ml.sample_data import generate_week
 from include.ml.schema import ID_COLUMN, RAW_FEATURES
 from include.ml.scoring import predict_proba
 from include.ml.train import fit_model
-from include.serving.app import MAX_ROWS_PER_REQUEST
+from include.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST
 from providers.base import Deployment, ModelVersion, OnlineEndpoint
 from providers.local.endpoint import EndpointUnavailableError, LocalHttpEndpoint
 from providers.local.registry import MlflowModelRegistry
@@ -206,6 +209,47 @@ def test_more_than_the_row_limit_gets_422(server, deployed, rows):
     answer = _post(server, {"rows": many[:MAX_ROWS_PER_REQUEST]})
     assert answer.status_code == 200
     assert len(answer.json()["predictions"]) == MAX_ROWS_PER_REQUEST
+
+
+def test_an_oversized_body_gets_413(server, deployed, rows):
+    body = json.dumps({"rows": rows * (MAX_BODY_BYTES // len(json.dumps(rows)) + 1)})
+    assert len(body) > MAX_BODY_BYTES
+    response = _post(server, content=body)
+    assert response.status_code == 413, response.text
+    assert f"{MAX_ROWS_PER_REQUEST} rows" in response.json()["detail"]
+
+
+def test_an_oversized_chunked_body_gets_413(server, deployed):
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        yield b'{"rows": ['
+        for _ in range(64):
+            yield b" " * 32 * 1024
+
+    response = httpx.post(f"{server.url}/models/{MODEL}/predict", content=chunks(), timeout=30)
+    assert response.status_code == 413, response.text
+
+
+def test_a_bad_content_length_gets_413(server, deployed):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /models/{MODEL}/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n"
+            "Content-Type: application/json\r\nConnection: close\r\n\r\n{}".encode()
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 413")
+
+
+def test_a_stale_temp_file_of_a_killed_deploy_is_removed(endpoint, deployed, versions):
+    orphan = endpoint.deployments / f".{MODEL}.json.killed.tmp"
+    orphan.write_text("{half a record")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    fresh = endpoint.deployments / f".{MODEL}.json.live.tmp"  # a write in progress: kept
+    fresh.write_text("{")
+    endpoint.deploy(versions["b"])
+    endpoint.deploy(versions["a"])
+    assert not orphan.exists() and fresh.exists()
+    fresh.unlink()
+    assert endpoint.current(MODEL).version == deployed.version
 
 
 def test_rows_without_customer_id_are_fine(server, deployed, rows):
