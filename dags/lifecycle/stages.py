@@ -36,11 +36,13 @@ def run_stage(target: str, **kwargs: Any) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.errors import DeterministicError
-    from include.stages.context import build_context
+    from include.stages.context import build_context, reject_unknown_conf
 
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
     try:
+        dag = context.get("dag")
+        reject_unknown_conf(getattr(dag_run, "conf", None), dag.params.keys() if dag else params.keys())
         ctx = build_context(
             week=params.get("week"),
             logical_date=context.get("logical_date") or dag_run.run_after,

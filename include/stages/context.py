@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -41,6 +42,23 @@ class StageContext:
 
 
 REASONS = ("scheduled", "manual", "drift", "backfill", "rollback")
+
+
+def reject_unknown_conf(conf: Mapping[str, Any] | None, declared: Iterable[str]) -> None:
+    """Refuse a ``dag_run.conf`` key that the DAG has no Param for.
+
+    Airflow merges every conf key into the run's params, so a misspelt key (``gate_margn``)
+    would otherwise be ignored in silence and the run would use astro.toml's value.
+
+    Raises:
+        ParamError: names the unknown keys and the Params the DAG takes.
+    """
+    unknown = sorted(set(conf or {}) - set(declared))
+    if unknown:
+        shown = ", ".join(repr(str(key)[:60]) for key in unknown[:5])
+        raise ParamError(
+            f"unknown run parameter(s) {shown} in the run's conf; this DAG takes: {sorted(declared)}"
+        )
 
 
 def build_context(

@@ -197,6 +197,41 @@ def test_task_fails_before_any_work(fresh, monkeypatch):
     assert _files(fresh["root"]) == []
 
 
+def test_unknown_conf_keys_are_refused_by_the_task(fresh, monkeypatch, dags):
+    """A misspelt conf key would be merged into params and ignored: the task refuses it."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from lifecycle import stages
+
+    import include.stages.ingest as ingest
+
+    calls = []
+    monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))
+    monkeypatch.setenv("MLOPS_CONFIG", str(fresh["config"]))
+    dag, _ = dags["ingest_data"]
+
+    class DagRun:
+        run_after = datetime(2026, 2, 2, tzinfo=UTC)
+        run_type = "manual"
+        conf = {"week": "2026-W05", "gate_margn": 0.1}
+
+    context = {
+        "params": {**DagRun.conf},
+        "dag_run": DagRun(),
+        "dag": dag,
+        "logical_date": None,
+        "run_id": "m",
+    }
+    monkeypatch.setattr(stages, "get_current_context", lambda: context)
+    with pytest.raises(AirflowFailException, match="unknown run parameter.*'gate_margn'") as info:
+        stages.run_stage("include.stages.ingest.ingest_week")
+    assert "week" in str(info.value)  # it lists the Params the DAG takes
+    _record("conf {'gate_margn': 0.1} (misspelt)", "run_stage -> AirflowFailException", info.value)
+    DagRun.conf = {"week": "2026-W05"}  # the same run without the typo does the work
+    context["params"] = {"week": "2026-W05"}
+    stages.run_stage("include.stages.ingest.ingest_week")
+    assert len(calls) == 1
+
+
 def test_model_name_with_sql_in_astro_toml(tmp_path):
     from include.config import load_settings
 

@@ -1,4 +1,5 @@
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,31 @@ def test_list_keys_never_lists_temporary_dot_files(store):
     (store.root / ".hidden").write_bytes(b"h")
     assert store.list_keys() == ["raw/data.parquet"]
     assert store.list_keys("raw/") == ["raw/data.parquet"]
+
+
+def test_a_dead_writers_temp_file_is_removed_by_the_next_write(store):
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    folder = store.root / "raw"
+    folder.mkdir(parents=True)
+    orphan = folder / f".data.parquet.{dead_pid}.x1.tmp"  # its writer has exited
+    live = folder / f".data.parquet.{os.getpid()}.x2.tmp"  # a write in progress in a live process
+    foreign = folder / ".data.parquet.abc.tmp"  # not ours to judge by pid: young, kept
+    for path in (orphan, live, foreign):
+        path.write_bytes(b"half")
+    store.put_bytes("raw/data.parquet", b"whole")
+    assert not orphan.exists()
+    assert live.exists() and foreign.exists()
+    old = time.time() - 3600  # any temp file older than the limit is an orphan
+    os.utime(live, (old, old))
+    store.put_bytes("raw/data.parquet", b"whole")
+    assert not live.exists() and foreign.exists()
+    assert store.get_bytes("raw/data.parquet") == b"whole"
 
 
 def test_delete(store):
