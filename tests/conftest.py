@@ -54,3 +54,11 @@ def airflow_db() -> Path:
         migrate_airflow_db()
         (AIRFLOW_HOME / ".migrated").write_text("ok")
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def scheduler_backfill(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
+    """Airflow's components running a four-week backfill (see tests/airflow_services.py)."""
+    from airflow_services import backfill_session
+
+    yield from backfill_session(tmp_path_factory)

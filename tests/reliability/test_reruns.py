@@ -19,10 +19,6 @@ re-run of a task) a new run id: lineage must keep the actor of the run that prod
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +26,7 @@ from typing import Any
 
 import pytest
 from helpers import EndpointServer, free_port, seed_mlflow_db, write_config
+from snapshots import diff, snapshot
 
 pytestmark = [pytest.mark.timeout(600)]
 FIRST_WEEKS = ["2026-W01", "2026-W02", "2026-W03"]
@@ -61,6 +58,12 @@ class Loop:
         self.failed_reruns = 0
         self.seconds: dict[str, float] = {}
         self.reader: Any = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The snapshot of everything written so far (one reading provider for all of them)."""
+        if self.reader is None:
+            self.reader = self.context(FIRST_WEEKS[0], "rerun-test-snapshot")
+        return snapshot(self.reader, self.root)
 
     def context(self, week: str, actor: str) -> Any:
         from include.stages.context import build_context
@@ -94,7 +97,7 @@ class Loop:
                     self.seconds[stage] = self.seconds.get(stage, 0.0) + time.monotonic() - started
                     self.reruns[stage] = self.reruns.get(stage, 0) + 1
                     started = time.monotonic()
-                    found = diff(baseline, snapshot(self))
+                    found = diff(baseline, self.snapshot())
                     self.seconds["snapshot"] = self.seconds.get("snapshot", 0.0) + time.monotonic() - started
                     # every re-run is compared with the baseline; a difference is listed once, at
                     # the re-run that made it (later re-runs only carry it along)
@@ -121,124 +124,6 @@ def _stage_function(stage: str) -> Callable[..., Any]:
         "monitor_week": "monitor",
     }
     return getattr(importlib.import_module(f"include.stages.{modules[stage]}"), stage)
-
-
-# -- the snapshot ---------------------------------------------------------------------------
-
-
-def _canonical(value: Any) -> Any:
-    """A plain, comparable, sortable value (NaN and NA become None; numpy scalars unwrapped)."""
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    return value
-
-
-def _rows(frame: Any) -> list[tuple]:
-    rows = [tuple(_canonical(v) for v in row) for row in frame.itertuples(index=False, name=None)]
-    return sorted(rows, key=repr)
-
-
-def snapshot(loop: Loop) -> dict[str, Any]:
-    """Everything the stages write, in a comparable form.
-
-    Nothing under storage/ is excluded. MLflow's own bookkeeping under mlflow/ (run rows,
-    timestamps, the SQLite file) is not an artifact: the registry is compared through its API
-    instead (versions with their lineage, and the alias history).
-    """
-    if loop.reader is None:  # one provider for every snapshot: it only reads
-        loop.reader = loop.context(FIRST_WEEKS[0], "rerun-test-snapshot")
-    ctx = loop.reader
-    storage_root = loop.root / "storage"
-    files = {
-        path.relative_to(storage_root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(storage_root.rglob("*"))
-        if path.is_file()
-    }
-    tables = {}
-    with ctx.provider.warehouse.connect() as con:  # one connection: opening DuckDB costs ~10 ms
-        names = sorted(
-            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        )
-        for name in names:
-            frame = con.execute(f"SELECT * FROM {name}").df()
-            tables[name] = {"columns": list(frame.columns), "rows": _rows(frame)}
-    registry = ctx.provider.registry
-    versions = [
-        {
-            "version": v.version,
-            "registry_key": v.registry_key,
-            "sha256": v.sha256,
-            "artifact_uri": v.artifact_uri,
-            "metrics": dict(sorted(v.metrics.items())),
-            "tags": dict(sorted(v.tags.items())),
-            "created_at": v.created_at,
-        }
-        for v in registry.list_versions(ctx.model_name)
-    ]
-    history = [dataclasses.astuple(change) for change in registry.alias_history(ctx.model_name, "production")]
-    production = registry.get_alias(ctx.model_name, "production")
-    record_path = loop.root / "endpoint" / "deployments" / f"{ctx.model_name}.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else None
-    return {
-        "storage": files,
-        "tables": tables,
-        "versions": versions,
-        "alias_history": history,
-        "production": production.version if production else None,
-        "deployment": record,
-    }
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two snapshots (empty when equal)."""
-    found = []
-    old, new = before["storage"], after["storage"]
-    for key in sorted(set(old) | set(new)):
-        if key not in new:
-            found.append(f"storage: {key} removed")
-        elif key not in old:
-            found.append(f"storage: {key} added")
-        elif old[key] != new[key]:
-            found.append(f"storage: {key} rewritten with different bytes")
-    for name in sorted(set(before["tables"]) | set(after["tables"])):
-        a = before["tables"].get(name, {"columns": [], "rows": []})
-        b = after["tables"].get(name, {"columns": [], "rows": []})
-        if a == b:
-            continue
-        if a["columns"] != b["columns"]:
-            found.append(f"table {name}: columns {a['columns']} -> {b['columns']}")
-            continue
-        removed = [r for r in a["rows"] if r not in b["rows"]]
-        added = [r for r in b["rows"] if r not in a["rows"]]
-        found.append(
-            f"table {name}: {len(a['rows'])} -> {len(b['rows'])} rows; "
-            f"removed {_show(a['columns'], removed)}; added {_show(b['columns'], added)}"
-        )
-    for part in ("versions", "alias_history", "production", "deployment"):
-        if before[part] != after[part]:
-            found.append(f"{part}: {_short(before[part])} -> {_short(after[part])}")
-    return found
-
-
-def _show(columns: list[str], rows: list[tuple]) -> str:
-    if not rows:
-        return "nothing"
-    shown = [{c: v for c, v in zip(columns, row, strict=True)} for row in rows[:2]]
-    return _short(shown) + (f" (+{len(rows) - 2} more)" if len(rows) > 2 else "")
-
-
-def _short(value: Any, limit: int = 600) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # -- the tests ------------------------------------------------------------------------------
@@ -273,7 +158,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_rerunning_every_stage_of_a_week_changes_nothing(loop: Loop) -> None:
-    baseline = snapshot(loop)
+    baseline = loop.snapshot()
     assert baseline["production"] is not None and baseline["deployment"] is not None
     assert len(baseline["versions"]) == len(FIRST_WEEKS)  # one challenger a week
     started = time.monotonic()
@@ -285,7 +170,7 @@ def test_rerunning_every_stage_of_a_week_changes_nothing(loop: Loop) -> None:
 
 def test_rerunning_earlier_weeks_after_a_later_week_changes_nothing(loop: Loop) -> None:
     loop.run_week(DRIFT_WEEK)
-    baseline = snapshot(loop)
+    baseline = loop.snapshot()
     summary = {row[0]: row for row in baseline["tables"]["drift_summary"]["rows"]}
     columns = baseline["tables"]["drift_summary"]["columns"]
     assert summary[DRIFT_WEEK][columns.index("drift_detected")] is True  # the drift week is seen
