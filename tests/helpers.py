@@ -165,3 +165,36 @@ def seed_mlflow_db(folder: Path, tmp_path_factory) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mlflow_db_template(tmp_path_factory), folder / "mlflow.db")
     return folder
+
+
+STAGES_BEFORE_TRAINING = ("ingest.ingest_week", "validate.validate_week_data")
+STAGES_AFTER_TRAINING = (
+    "train.train_challenger",
+    "evaluate.evaluate_challenger",
+    "register.register_challenger",
+    "score.score_week",
+    "monitor.monitor_week",
+)
+
+
+def run_stages(config: Path, week: str, stages: tuple[str, ...], actor: str = "seed", reason: str = "manual"):
+    """Run stage functions of include.stages for a week in this process (no Airflow, no endpoint)."""
+    import importlib
+
+    from include.config import load_settings
+    from include.stages.context import StageContext
+
+    ctx = StageContext(settings=load_settings(config), week=week, actor=actor, reason=reason)
+    results = {}
+    for target in stages:
+        module, function = target.rsplit(".", 1)
+        results[target] = getattr(importlib.import_module(f"include.stages.{module}"), function)(ctx)
+    return ctx, results
+
+
+def seed_loop(config: Path, weeks: list[str], actor: str = "seed"):
+    """Run the whole loop but deployment for each week in order (deployment needs an endpoint)."""
+    ctx = None
+    for week in weeks:
+        ctx, _ = run_stages(config, week, STAGES_BEFORE_TRAINING + STAGES_AFTER_TRAINING, actor=f"{actor}-{week}")
+    return ctx
