@@ -112,7 +112,8 @@ def run_summary(ctx: StageContext) -> str:
     if version:
         rows = "-"
         if validation:
-            rows = f"{validation['n_rows'] - validation['n_bad_rows']} rows valid, {validation['n_bad_rows']} quarantined"
+            bad = validation["n_bad_rows"]
+            rows = f"{validation['n_rows'] - bad} rows valid, {bad} quarantined"
         lines.append(f"- Data: version `{version['data_version']}` ({rows})")
     if len(training):
         job = training.iloc[-1]["job_name"]

@@ -115,9 +115,7 @@ def create_app(require_auth: bool = True) -> FastAPI:
         return drift_page(view, backend.name, thresholds)
 
     @app.get("/drift/report/{week}", response_class=HTMLResponse, summary="A week's drift report, framed")
-    def drift_report_page(
-        week: str, provider: str | None = Query(None, pattern=PROVIDER_PATTERN)
-    ) -> str:
+    def drift_report_page(week: str, provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> str:
         from include.ui.pages import report_frame
 
         week = _week(week)
@@ -145,7 +143,9 @@ def create_app(require_auth: bool = True) -> FastAPI:
 
         text = summary_of_run(dag_id, run_id)
         if text is None:
-            raise HTTPException(404, f"run {run_id} of {dag_id} has no summary (only retrain_pipeline writes one)")
+            raise HTTPException(
+                404, f"run {run_id} of {dag_id} has no summary (only retrain_pipeline writes one)"
+            )
         return text
 
     @app.get("/api/models", summary="The Models page's data as JSON")

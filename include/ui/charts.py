@@ -90,9 +90,8 @@ def heat_map(
     y = top + cell_h * len(features) + 32
     for k in range(11):
         value = 2 * threshold * k / 10
-        parts.append(
-            f'<rect x="{left + k * 18}" y="{y}" width="18" height="10" fill="{_heat_colour(value, threshold)}"/>'
-        )
+        colour = _heat_colour(value, threshold)
+        parts.append(f'<rect x="{left + k * 18}" y="{y}" width="18" height="10" fill="{colour}"/>')
     parts.append(f'<text x="{left - 8}" y="{y + 9}" text-anchor="end">PSI 0</text>')
     parts.append(
         f'<text x="{left + 11 * 18 + 6}" y="{y + 9}">{2 * threshold:g}+ (threshold {threshold:g}; '

@@ -70,7 +70,8 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
     """Every registered version with its lineage, gate decisions, cost, and the alias history.
 
     Returns:
-        ``versions`` (newest first), ``production`` (a version or None), ``deployment``,
+        ``versions`` (newest first), ``challengers`` (trained but not registered yet, newest
+        week first), ``production`` (a version or None), ``deployment``,
         ``history`` (newest first) and ``evaluations`` (every gate decision, newest first).
     """
     registry = provider.registry
@@ -114,9 +115,26 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
                 "gate": [_gate(e, version_of_job) for e in by_job.get(job, [])],
             }
         )
+    registered = {v.registry_key for v in versions} | {r["training_job"] for r in rows}
+    challengers = [
+        {
+            "week": run["week"],
+            "training_job": job,
+            "reason": run.get("reason") or "",
+            "train_weeks": _json(run.get("train_weeks"), []),
+            "metrics": _json(run.get("metrics"), {}),
+            "hardware": _json(run.get("hardware"), {}),
+            "gate": [_gate(e, version_of_job) for e in by_job.get(job, [])],
+        }
+        for job, run in training.items()
+        if job not in registered
+    ]
+    for challenger in challengers:
+        challenger["cost"] = training_cost(challenger["hardware"], challenger["metrics"].get("train_seconds"))
     return {
         "model_name": model_name,
         "versions": list(reversed(rows)),
+        "challengers": sorted(challengers, key=lambda c: c["week"], reverse=True),
         "production": production.version if production else None,
         "deployment": deployment,
         "history": [

@@ -71,7 +71,9 @@ def layout(title: str, active: str, body: str, provider: str, subtitle: str = ""
 
 def error_page(title: str, active: str, provider: str, message: str) -> str:
     """A page that says what went wrong reading the provider, and what to do."""
-    body = f'<div class="error"><b>Cannot read the {escape(provider)} provider.</b><br>{escape(message)}</div>'
+    body = (
+        f'<div class="error"><b>Cannot read the {escape(provider)} provider.</b><br>{escape(message)}</div>'
+    )
     return layout(title, active, body, provider)
 
 
@@ -81,6 +83,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return escape(str(value))
+
+
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:.4f}"
 
 
 def _badge(text: str, kind: str) -> str:
@@ -101,14 +107,21 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
     production = view["production"]
     deployment = view["deployment"]
     if isinstance(deployment, dict):
-        served = _badge("endpoint unreachable", "bad") + f' <span class="muted">{escape(deployment["error"])}</span>'
+        served = (
+            _badge("endpoint unreachable", "bad")
+            + f' <span class="muted">{escape(deployment["error"])}</span>'
+        )
     elif deployment is None:
         served = _badge("nothing deployed", "warn")
     else:
-        served = f"v{escape(deployment.version)} at <code>{escape(deployment.url)}</code> since {_when(deployment.deployed_at)}"
+        served = (
+            f"v{escape(deployment.version)} at <code>{escape(deployment.url)}</code> "
+            f"since {_when(deployment.deployed_at)}"
+        )
     cards = (
         '<div class="cards">'
-        f'<div class="card">production<b id="production-version">{"v" + escape(production) if production else "none"}</b></div>'
+        '<div class="card">production<b id="production-version">'
+        f"{'v' + escape(production) if production else 'none'}</b></div>"
         f'<div class="card">registered versions<b>{len(versions)}</b></div>'
         f'<div class="card">alias moves<b>{len(view["history"])}</b></div>'
         f'<div class="card">online endpoint<br>{served}</div>'
@@ -123,6 +136,8 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
         )
     else:
         body.append(_versions_table(versions, gate_metric))
+    body.append("<h2>Trained challengers not registered yet</h2>")
+    body.append(_challengers_table(view["challengers"]))
     body.append("<h2>Production alias history</h2>")
     body.append(_history_table(view["history"]))
     body.append("<h2>Gate decisions</h2>")
@@ -145,14 +160,18 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
         m = v["metrics"]
         status = _badge("production", "ok") if v["is_production"] else _badge("registered", "info")
         data = "<br>".join(
-            f"{escape(w)} <code>{escape(str(v['data_versions'].get(w, '?')))}</code>" for w in v["train_weeks"]
+            f"{escape(w)} <code>{escape(str(v['data_versions'].get(w, '?')))}</code>"
+            for w in v["train_weeks"]
         )
         hardware = ", ".join(f"{escape(k)}={escape(str(val))}" for k, val in sorted(v["hardware"].items()))
         cost = v["cost"]
-        cost_text = "n/a" if cost["usd"] is None else f"${cost['usd']:.4f}"
-        gate = "<br>".join(
-            _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in v["gate"]
-        ) or '<span class="muted">not evaluated</span>'
+        cost_text = _usd(cost["usd"])
+        gate = (
+            "<br>".join(
+                _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in v["gate"]
+            )
+            or '<span class="muted">not evaluated</span>'
+        )
         rows.append(
             f'<tr class="{"prod" if v["is_production"] else ""}" id="version-{escape(v["version"])}">'
             f'<td><b>v{escape(v["version"])}</b><br><span class="muted">{_when(v["created_at"])}</span></td>'
@@ -163,13 +182,39 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
             f'<td class="num">{_fmt(m.get("validation_average_precision"))}</td>'
             f'<td class="num">{_fmt(m.get("validation_log_loss"))}</td>'
             f'<td class="num">{_fmt(m.get("n_train"), 0)} train<br>{_fmt(m.get("n_validation"), 0)} val</td>'
-            f"<td>{data or '-'}<br><span class=\"muted\">code {escape(v['code_version'])}</span></td>"
+            f'<td>{data or "-"}<br><span class="muted">code {escape(v["code_version"])}</span></td>'
             f"<td>{hardware or '-'}</td>"
             f'<td class="num" title="{escape(cost["basis"])}">{cost_text}<br>'
             f'<span class="muted">{escape(cost["basis"])}</span></td>'
             f"<td>{gate}</td></tr>"
         )
     return f'<table id="versions">{head}{"".join(rows)}</table>'
+
+
+def _challengers_table(challengers: Sequence[dict[str, Any]]) -> str:
+    if not challengers:
+        return '<p class="muted">None: every trained challenger is registered.</p>'
+    rows = []
+    for c in challengers:
+        m, cost = c["metrics"], c["cost"]
+        gate = (
+            "<br>".join(
+                _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in c["gate"]
+            )
+            or '<span class="muted">not evaluated: trigger evaluate_model, then register_model</span>'
+        )
+        rows.append(
+            f'<tr id="challenger-{escape(c["training_job"])}"><td>{escape(c["week"])}</td>'
+            f"<td><code>{escape(c['training_job'])}</code></td><td>{escape(c['reason'])}</td>"
+            f'<td class="num">{_fmt(m.get("validation_roc_auc"))}</td>'
+            f"<td>{escape(', '.join(c['train_weeks']))}</td>"
+            f'<td class="num">{_usd(cost["usd"])}</td><td>{gate}</td></tr>'
+        )
+    return (
+        '<table id="challengers"><tr><th>week</th><th>training job</th><th>why</th>'
+        "<th>validation ROC AUC</th><th>trained on</th><th>cost estimate</th><th>gate</th></tr>"
+        f"{''.join(rows)}</table>"
+    )
 
 
 def _history_table(history: Sequence[dict[str, Any]]) -> str:
@@ -208,8 +253,10 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
             f'<td class="num">{challenger}: {_fmt(e.get("challenger_score"))}</td>'
             f'<td class="num">{champion}: {_fmt(e.get("champion_score"))}</td>'
             f'<td class="num">{"n/a" if delta is None else f"{delta:+.4f}"}</td>'
-            f'<td class="num">{_fmt(e.get("margin"), 3)}</td><td class="num">{_fmt(e.get("n_holdout"), 0)}</td>'
-            f"<td>{escape(e.get('decision') or '')}<br><span class=\"muted\">{escape(e['job_name'])}</span></td></tr>"
+            f'<td class="num">{_fmt(e.get("margin"), 3)}</td>'
+            f'<td class="num">{_fmt(e.get("n_holdout"), 0)}</td>'
+            f"<td>{escape(e.get('decision') or '')}<br>"
+            f'<span class="muted">{escape(e["job_name"])}</span></td></tr>'
         )
     return (
         '<table id="gate"><tr><th>week</th><th>decision</th><th>metric</th><th>challenger</th>'
@@ -246,7 +293,7 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         '<div id="heatmap">'
         + heat_map(view["features"], weeks, view["psi"], view["drifted"], psi_threshold, retrain_weeks)
         + "</div>",
-        "<h2>Drift over the weeks</h2><div class=\"charts\">",
+        '<h2>Drift over the weeks</h2><div class="charts">',
         line_chart(
             weeks,
             {f: [view["psi"].get(f, {}).get(w) for w in weeks] for f in view["features"]},
@@ -316,9 +363,11 @@ def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str) -> str:
             f'<tr id="week-{week}"><td><b>{week}</b></td><td>{verdict}</td>'
             f'<td class="num">{s.get("n_drifted") or 0} / {s.get("n_features") or 0}</td>'
             f'<td class="num">{_fmt(s.get("prediction_psi"), 3)}</td>'
-            f'<td class="num">{_fmt(s.get("live_roc_auc"), 3)} / {_fmt(s.get("reference_roc_auc"), 3)}</td>'
+            f'<td class="num">{_fmt(s.get("live_roc_auc"), 3)} / '
+            f"{_fmt(s.get('reference_roc_auc'), 3)}</td>"
             f"<td>{'v' + escape(s['model_version']) if s.get('model_version') else '-'}</td>"
-            f"<td>{escape(', '.join(s['reference_weeks'])) or '-'}</td><td>{retrain}</td><td>{report}</td></tr>"
+            f"<td>{escape(', '.join(s['reference_weeks'])) or '-'}</td>"
+            f"<td>{retrain}</td><td>{report}</td></tr>"
         )
     return (
         '<table id="weeks"><tr><th>week</th><th>verdict</th><th>features drifted</th><th>prediction PSI</th>'
@@ -330,15 +379,21 @@ def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str) -> str:
 def report_frame(week: str, weeks: Sequence[str], provider: str) -> str:
     """A page around a week's HTML drift report, with links back and to the neighbouring weeks."""
     i = weeks.index(week) if week in weeks else -1
-    prev_link = f'<a href="{escape(weeks[i - 1])}?provider={provider}">&larr; {escape(weeks[i - 1])}</a>' if i > 0 else ""
+    prev_link = (
+        f'<a href="{escape(weeks[i - 1])}?provider={provider}">&larr; {escape(weeks[i - 1])}</a>'
+        if i > 0
+        else ""
+    )
     next_link = (
         f'<a href="{escape(weeks[i + 1])}?provider={provider}">{escape(weeks[i + 1])} &rarr;</a>'
         if 0 <= i < len(weeks) - 1
         else ""
     )
     body = (
-        f'<p><a href="../../drift?provider={provider}">&uarr; all weeks</a> &nbsp; {prev_link} &nbsp; {next_link}</p>'
-        f'<iframe src="../../reports/drift/{escape(week)}?provider={provider}" title="drift report {escape(week)}" '
+        f'<p><a href="../../drift?provider={provider}">&uarr; all weeks</a> &nbsp; {prev_link} &nbsp; '
+        f"{next_link}</p>"
+        f'<iframe src="../../reports/drift/{escape(week)}?provider={provider}" '
+        f'title="drift report {escape(week)}" '
         'style="width:100%;height:80vh;border:1px solid #e2e8f0" sandbox></iframe>'
     )
     return layout(f"Drift report {week}", "drift", body, provider, base="../../")
