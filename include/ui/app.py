@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 _PROVIDERS: dict[tuple[str, float, str], Any] = {}
 _LOCK = threading.Lock()
@@ -137,16 +137,18 @@ def create_app(require_auth: bool = True) -> FastAPI:
         headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"}
         return Response(html, media_type="text/html; charset=utf-8", headers=headers)
 
-    @app.get("/runs/{dag_id}/{run_id}", response_class=PlainTextResponse, summary="A run's summary")
+    @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, summary="A run's summary")
     def run_summary(dag_id: str, run_id: str) -> str:
+        from include.ui.pages import summary_page
         from include.ui.run_note import summary_of_run
 
         text = summary_of_run(dag_id, run_id)
         if text is None:
-            raise HTTPException(
-                404, f"run {run_id} of {dag_id} has no summary (only retrain_pipeline writes one)"
+            text = (
+                f"Run `{run_id}` of `{dag_id}` has no summary: only `retrain_pipeline` writes one, "
+                "in its last task (run_summary), when the run gets that far."
             )
-        return text
+        return summary_page(dag_id, run_id, text)
 
     @app.get("/api/models", summary="The Models page's data as JSON")
     def models_json(provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> Response:

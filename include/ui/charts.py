@@ -48,7 +48,7 @@ def heat_map(
         title: the chart's accessible title.
     """
     cell_w, cell_h, left, top = 70, 22, 170, 30
-    width = left + cell_w * max(len(weeks), 1) + 20
+    width = max(left + cell_w * max(len(weeks), 1) + 20, left + 11 * 18 + 300)
     height = top + cell_h * len(features) + 60
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart heatmap" role="img" width="{width}" '
@@ -125,15 +125,16 @@ def line_chart(
         height: pixels.
     """
     thresholds = thresholds or {}
-    left, right, top, bottom = 56, 170, 28, 40
+    left, right, top, bottom = 56, 210, 28, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if v is not None] + list(thresholds.values())
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    low = min(low, 0.0) if low >= 0 and high <= 1.5 and low < 0.3 else low
+    non_negative = low >= 0
+    low = min(low, 0.0) if non_negative and high <= 1.5 and low < 0.3 else low
     if high - low < 1e-9:
         high = low + 1.0
     pad = (high - low) * 0.08
-    low, high = low - (pad if low != 0 else 0), high + pad
+    low, high = (max(0.0, low - pad) if non_negative else low - pad), high + pad
 
     def x_of(i: int) -> float:
         return left + (plot_w * (i + 0.5) / max(len(weeks), 1))

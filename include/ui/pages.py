@@ -34,6 +34,8 @@ tr.prod{background:#f0fff4}
  white-space:nowrap}
 .ok{background:#c6f6d5;color:#22543d}.bad{background:#fed7d7;color:#822727}
 .info{background:#bee3f8;color:#2a4365}.muted{color:#718096}.warn{background:#feebc8;color:#7b341e}
+.small{font-size:11px;white-space:nowrap}
+.wide{overflow-x:auto}
 code{font-size:12px;background:#f7fafc;padding:0 3px;border-radius:3px}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}
 .card{border:1px solid #e2e8f0;border-radius:6px;padding:8px 12px;min-width:150px}
@@ -83,6 +85,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return escape(str(value))
+
+
+def _short_basis(basis: str) -> str:
+    return "no cloud charge" if basis.startswith("local") else basis.split(" for ")[0]
 
 
 def _usd(value: float | None) -> str:
@@ -151,8 +157,8 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
 
 def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str:
     head = (
-        "<tr><th>version</th><th>status</th><th>trained for</th><th>why</th><th>validation ROC AUC</th>"
-        f"<th>holdout {escape(gate_metric)}</th><th>avg precision</th><th>log loss</th><th>rows</th>"
+        "<tr><th>version</th><th>trained for</th><th>why / by</th><th>validation ROC AUC</th>"
+        f"<th>holdout {escape(gate_metric)}</th><th>AP / log loss</th><th>rows</th>"
         "<th>training window (data versions)</th><th>hardware</th><th>cost estimate</th><th>gate</th></tr>"
     )
     rows = []
@@ -174,21 +180,22 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
         )
         rows.append(
             f'<tr class="{"prod" if v["is_production"] else ""}" id="version-{escape(v["version"])}">'
-            f'<td><b>v{escape(v["version"])}</b><br><span class="muted">{_when(v["created_at"])}</span></td>'
-            f"<td>{status}</td><td>{escape(v['week'])}</td>"
+            f"<td><b>v{escape(v['version'])}</b> {status}<br>"
+            f'<span class="muted small">{_when(v["created_at"])}</span></td>'
+            f"<td>{escape(v['week'])}</td>"
             f'<td>{escape(v["reason"])}<br><span class="muted">{escape(v["trained_by"])}</span></td>'
             f'<td class="num">{_fmt(m.get("validation_roc_auc"))}</td>'
             f'<td class="num">{_fmt(m.get(f"holdout_{gate_metric}"))}</td>'
-            f'<td class="num">{_fmt(m.get("validation_average_precision"))}</td>'
-            f'<td class="num">{_fmt(m.get("validation_log_loss"))}</td>'
+            f'<td class="num">{_fmt(m.get("validation_average_precision"), 3)} / '
+            f"{_fmt(m.get('validation_log_loss'), 3)}</td>"
             f'<td class="num">{_fmt(m.get("n_train"), 0)} train<br>{_fmt(m.get("n_validation"), 0)} val</td>'
-            f'<td>{data or "-"}<br><span class="muted">code {escape(v["code_version"])}</span></td>'
+            f'<td class="small" title="code {escape(v["code_version"])}">{data or "-"}</td>'
             f"<td>{hardware or '-'}</td>"
-            f'<td class="num" title="{escape(cost["basis"])}">{cost_text}<br>'
-            f'<span class="muted">{escape(cost["basis"])}</span></td>'
+            f'<td class="num" title="{escape(cost["basis"])}">{cost_text}'
+            f'<br><span class="muted small">{escape(_short_basis(cost["basis"]))}</span></td>'
             f"<td>{gate}</td></tr>"
         )
-    return f'<table id="versions">{head}{"".join(rows)}</table>'
+    return f'<div class="wide"><table id="versions">{head}{"".join(rows)}</table></div>'
 
 
 def _challengers_table(challengers: Sequence[dict[str, Any]]) -> str:
@@ -296,8 +303,8 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         '<h2>Drift over the weeks</h2><div class="charts">',
         line_chart(
             weeks,
-            {f: [view["psi"].get(f, {}).get(w) for w in weeks] for f in view["features"]},
-            title="PSI per feature",
+            {f: [view["psi"].get(f, {}).get(w) for w in weeks] for f in _top_features(view, 8)},
+            title="PSI per feature (the 8 that moved most; all in the heat map)",
             y_label="PSI",
             thresholds={"drift threshold": psi_threshold},
             marked_weeks=retrain_weeks,
@@ -335,6 +342,16 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         "provider. Red bands and &#9650; mark the weeks whose drift triggered a retrain."
     )
     return layout("Drift", "drift", "".join(body), provider, subtitle)
+
+
+def _top_features(view: dict[str, Any], n: int) -> list[str]:
+    """The features with the highest PSI in any week, drifted ones first."""
+
+    def peak(feature: str) -> tuple[bool, float]:
+        values = [v for v in view["psi"].get(feature, {}).values() if v is not None]
+        return (feature in view["drifted"], max(values, default=0.0))
+
+    return sorted(view["features"], key=peak, reverse=True)[:n]
 
 
 def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str) -> str:
@@ -402,3 +419,32 @@ def report_frame(week: str, weeks: Sequence[str], provider: str) -> str:
 def to_json(value: Any) -> str:
     """JSON of a view, for the pages' JSON twins (dataclasses and numpy values as text)."""
     return json.dumps(value, default=lambda o: o.__dict__ if hasattr(o, "__dict__") else str(o))
+
+
+def summary_page(dag_id: str, run_id: str, markdown: str) -> str:
+    """A run's Markdown summary as HTML (bold, code, links and bullet lists: what it uses)."""
+    import re
+
+    def inline(text: str) -> str:
+        text = escape(text)
+        text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+        text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+        return re.sub(r"\[(.+?)\]\((/[^)\s]*)\)", r'<a href="\2" target="_top">\1</a>', text)
+
+    out, in_list = [], False
+    for line in markdown.splitlines():
+        if line.startswith("- "):
+            out.append(("" if in_list else "<ul>") + f"<li>{inline(line[2:])}</li>")
+            in_list = True
+            continue
+        if in_list:
+            out.append("</ul>")
+            in_list = False
+        out.append(f"<p>{inline(line)}</p>" if line.strip() else "")
+    if in_list:
+        out.append("</ul>")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Summary of {escape(run_id)}</title><style>{STYLE}</style></head><body>"
+        f'<p class="muted">{escape(dag_id)} / {escape(run_id)}</p>{"".join(out)}</body></html>'
+    )

@@ -7,7 +7,7 @@ import re
 import pytest
 from helpers import free_port, seed_loop, write_config
 
-WEEKS = ["2026-W10", "2026-W11", "2026-W12", "2026-W13"]
+WEEKS = ["2026-W11", "2026-W12", "2026-W13"]
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,23 @@ def test_unknown_provider_is_a_readable_error(client) -> None:
     assert page.status_code == 200
     assert "Cannot read the aws provider" in page.text and "not implemented" in page.text
     assert client.get("/models?provider=nope").status_code == 422
+
+
+def test_run_summary_says_what_changed_this_week(seeded) -> None:
+    from include.stages.context import StageContext
+    from include.stages.summary import run_summary
+    from include.ui.pages import summary_page
+    from include.ui.run_note import NOTE_LIMIT, note_text
+
+    config, ctx = seeded
+    week_ctx = StageContext(settings=ctx.settings, week="2026-W13", actor="seed-2026-W13", reason="manual")
+    text = run_summary(week_ctx)
+    assert text.startswith("**2026-W13**: manual run")
+    assert "- Data: version `" in text and "rows valid" in text
+    assert "- Gate: " in text and "- Scored: 800 rows" in text
+    assert "- Drift: DRIFT (data" in text and "retrain triggered" in text
+    assert "[report](/mlops/drift/report/2026-W13)" in text
+    assert len(text) <= NOTE_LIMIT
+    assert note_text("x" * 2000).endswith("…") and len(note_text("x" * 2000)) <= NOTE_LIMIT
+    html = summary_page("retrain_pipeline", "manual__1", text)
+    assert "<li>" in html and '<a href="/mlops/drift/report/2026-W13" target="_top">report</a>' in html
