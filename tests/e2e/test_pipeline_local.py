@@ -192,3 +192,20 @@ def _sample_rows(ctx) -> list[dict]:
 
     frame = read_validated(ctx, DRIFT_WEEK).head(3)
     return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")
+
+
+def test_each_run_ends_with_its_summary_as_the_run_note(loop) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    for week, run in loop["runs"].items():
+        assert task_states(run)["run_summary"] == "success", week
+        with create_session() as session:
+            stored = session.scalar(
+                select(DagRun).where(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id)
+            )
+            note = stored.note
+        # the plugin's listener copied the run_summary XCom into the note when the run succeeded
+        assert note and note.startswith(f"**{week}**: "), (week, note)
+        assert "- Gate: " in note and "- Drift: " in note, note
