@@ -10,7 +10,10 @@ train on. Then the test starts ``airflow api-server``, ``dag-processor`` and ``s
 3. waits for the run to succeed and opens it;
 4. opens the Models page (the plugin's view in the UI) and finds the new challenger and the
    registered versions;
-5. opens the Drift page and finds the heat map and line charts, then a week's HTML report.
+5. opens the Drift page and finds the heat map and line charts, then a week's HTML report;
+6. runs ``retrain_pipeline`` for the same week (through the REST API) and finds its summary as
+   the run's note and in its "Run summary" tab, and the newly registered version on the
+   Models page.
 
 Each step saves a screenshot under ``tests/artifacts/browser/`` (or ``$UI_TEST_ARTIFACTS``).
 Chromium comes from Debian (``make browser`` installs it when it is missing), not from
@@ -30,6 +33,7 @@ from helpers import (
     ROOT,
     STAGES_BEFORE_TRAINING,
     Airflow,
+    EndpointServer,
     airflow_env,
     free_port,
     run_stages,
@@ -55,10 +59,10 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("browser")
     home = folder / "airflow"
     home.mkdir()
-    api_port = free_port()
+    api_port, endpoint_port = free_port(), free_port()
     config = write_config(
         folder,
-        local={"endpoint_port": free_port()},
+        local={"endpoint_port": endpoint_port},
         data={"rows_per_week": 800, "covariate_drift_from_week": DRIFT_WEEK},
         training={"max_iter": 20},
     )
@@ -78,7 +82,9 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory):
         }
     )
     airflow = Airflow(home, env, api_port)
+    server = None
     try:
+        server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", endpoint_port).wait_ready()
         airflow.cli("db", "migrate", timeout=600)
         airflow.start("api-server", "--host", "127.0.0.1", "--port", str(api_port))
         airflow.start("dag-processor")
@@ -94,6 +100,8 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory):
         }
     finally:
         airflow.stop()
+        if server is not None:
+            server.stop()
         timings["total"] = time.monotonic() - started
         print(f"\nbrowser e2e timings: { {k: f'{v:.0f} s' for k, v in timings.items()} }")
 
@@ -124,10 +132,20 @@ def shot(page, name: str) -> Path:
 
 
 def test_operator_journey(airflow_ui, browser) -> None:
-    base, airflow, timings = airflow_ui["base"], airflow_ui["airflow"], airflow_ui["timings"]
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     context.set_default_timeout(UI_TIMEOUT)
     page = context.new_page()
+    try:
+        _journey(airflow_ui, page)
+    except BaseException:
+        shot(page, "failure")  # what the browser showed when a step failed
+        raise
+    finally:
+        context.close()
+
+
+def _journey(airflow_ui, page) -> None:
+    base, airflow, timings = airflow_ui["base"], airflow_ui["airflow"], airflow_ui["timings"]
     started = time.monotonic()
 
     # 1. log in
@@ -202,7 +220,64 @@ def test_operator_journey(airflow_ui, browser) -> None:
     report.get_by_text("monthly_charges").first.wait_for()
     shot(page, "09-drift-report")
     timings["browser journey"] = time.monotonic() - started
-    context.close()
+
+    # 6. the weekly pipeline for the same week: its summary becomes the run's note
+    run = _run_pipeline(airflow_ui)
+    timings["retrain_pipeline run"] = time.monotonic() - started - timings["browser journey"]
+    page.goto(f"{base}/dags/retrain_pipeline/runs/{run['run_id']}")
+    note = airflow.query(
+        "SELECT content FROM dag_run_note JOIN dag_run ON dag_run.id = dag_run_note.dag_run_id "
+        "WHERE dag_run.run_id = ?",
+        run["run_id"],
+    )
+    assert note and note[0]["content"].startswith(f"**{TRAIN_WEEK}**: manual run"), note
+    page.get_by_text(": manual run").first.wait_for()  # the note's first line, rendered
+    shot(page, "10-pipeline-run-note")
+    page.get_by_role("tab", name="Run summary").click()
+    summary = page.frame_locator("iframe[title='Run summary']")
+    summary.get_by_text("Gate:").wait_for()
+    shot(page, "11-pipeline-run-summary-tab")
+    new = ctx.provider.registry.list_versions(ctx.model_name)[-1]
+    assert new.tags["week"] == TRAIN_WEEK and new.registry_key == job  # the job train_model ran
+    page.goto(f"{base}/plugin/mlops-models")
+    frame = page.frame_locator("iframe[title='Models']")
+    frame.locator(f"#version-{new.version}").wait_for()
+    shot(page, "12-models-new-version")
+
+
+def _run_pipeline(airflow_ui) -> dict:
+    """Trigger retrain_pipeline for TRAIN_WEEK through the REST API and wait for it to succeed."""
+    import httpx
+
+    base, airflow = airflow_ui["base"], airflow_ui["airflow"]
+    token = httpx.post(
+        f"{base}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=30
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    httpx.patch(
+        f"{base}/api/v2/dags/retrain_pipeline", json={"is_paused": False}, headers=headers, timeout=30
+    ).raise_for_status()
+    answer = httpx.post(
+        f"{base}/api/v2/dags/retrain_pipeline/dagRuns",
+        json={"logical_date": None, "conf": {"week": TRAIN_WEEK}},
+        headers=headers,
+        timeout=30,
+    )
+    answer.raise_for_status()
+    run_id = answer.json()["dag_run_id"]
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        airflow.check_alive()
+        runs = [r for r in airflow.runs("retrain_pipeline") if r["run_id"] == run_id]
+        if runs and runs[-1]["state"] in ("success", "failed"):
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"retrain_pipeline did not finish in {RUN_TIMEOUT} s: {runs}\n{airflow.diagnostics()}"
+            )
+        time.sleep(2)
+    assert runs[-1]["state"] == "success", f"{runs[-1]}\n{airflow.diagnostics()}"
+    return runs[-1]
 
 
 def test_pages_need_an_airflow_login(airflow_ui) -> None:
