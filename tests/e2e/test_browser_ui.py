@@ -11,9 +11,10 @@ train on. Then the test starts ``airflow api-server``, ``dag-processor`` and ``s
 4. opens the Models page (the plugin's view in the UI) and finds the new challenger and the
    registered versions;
 5. opens the Drift page and finds the heat map and line charts, then a week's HTML report;
-6. runs ``retrain_pipeline`` for the same week (through the REST API) and finds its summary as
-   the run's note and in its "Run summary" tab, and the newly registered version on the
-   Models page.
+6. (with ``UI_TEST_PIPELINE=1``: 3-6 more minutes) runs ``retrain_pipeline`` for the same
+   week through the REST API and finds its summary as the run's note (set by the plugin's
+   listener in the scheduler) and in its "Run summary" tab, and the newly registered version
+   on the Models page.
 
 Each step saves a screenshot under ``tests/artifacts/browser/`` (or ``$UI_TEST_ARTIFACTS``).
 Chromium comes from Debian (``make browser`` installs it when it is missing), not from
@@ -41,7 +42,7 @@ from helpers import (
     write_config,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 SEED_WEEKS = ["2026-W10", "2026-W11", "2026-W12"]
 DRIFT_WEEK = "2026-W12"
@@ -50,6 +51,7 @@ USER, PASSWORD = "admin", "browser-test-password"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("UI_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts" / "browser")
 RUN_TIMEOUT = 300  # seconds for the train_model run, queued to success
+PIPELINE_TIMEOUT = 900  # seconds for the retrain_pipeline run (nine tasks)
 UI_TIMEOUT = 60_000  # milliseconds for any page or element
 
 
@@ -221,28 +223,52 @@ def _journey(airflow_ui, page) -> None:
     shot(page, "09-drift-report")
     timings["browser journey"] = time.monotonic() - started
 
-    # 6. the weekly pipeline for the same week: its summary becomes the run's note
-    run = _run_pipeline(airflow_ui)
-    timings["retrain_pipeline run"] = time.monotonic() - started - timings["browser journey"]
-    page.goto(f"{base}/dags/retrain_pipeline/runs/{run['run_id']}")
-    note = airflow.query(
-        "SELECT content FROM dag_run_note JOIN dag_run ON dag_run.id = dag_run_note.dag_run_id "
-        "WHERE dag_run.run_id = ?",
-        run["run_id"],
-    )
-    assert note and note[0]["content"].startswith(f"**{TRAIN_WEEK}**: manual run"), note
-    page.get_by_text(": manual run").first.wait_for()  # the note's first line, rendered
-    shot(page, "10-pipeline-run-note")
-    page.get_by_role("tab", name="Run summary").click()
-    summary = page.frame_locator("iframe[title='Run summary']")
-    summary.get_by_text("Gate:").wait_for()
-    shot(page, "11-pipeline-run-summary-tab")
-    new = ctx.provider.registry.list_versions(ctx.model_name)[-1]
-    assert new.tags["week"] == TRAIN_WEEK and new.registry_key == job  # the job train_model ran
-    page.goto(f"{base}/plugin/mlops-models")
-    frame = page.frame_locator("iframe[title='Models']")
-    frame.locator(f"#version-{new.version}").wait_for()
-    shot(page, "12-models-new-version")
+
+def test_pipeline_summary_becomes_the_run_note(airflow_ui, browser) -> None:
+    """Step 6: retrain_pipeline for the week (through the REST API) under the real scheduler."""
+    if os.environ.get("UI_TEST_PIPELINE") != "1":
+        pytest.skip("the whole pipeline under the scheduler takes 3-6 more minutes: set UI_TEST_PIPELINE=1")
+    base, airflow, timings = airflow_ui["base"], airflow_ui["airflow"], airflow_ui["timings"]
+    ctx = airflow_ui["ctx"]
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT)
+    page = context.new_page()
+    started = time.monotonic()
+    try:
+        _login(page, base)
+        run = _run_pipeline(airflow_ui)
+        timings["retrain_pipeline run"] = time.monotonic() - started
+        note = airflow.query(
+            "SELECT content FROM dag_run_note JOIN dag_run ON dag_run.id = dag_run_note.dag_run_id "
+            "WHERE dag_run.run_id = ?",
+            run["run_id"],
+        )
+        # set by the plugin's listener in the scheduler when the run succeeded
+        assert note and note[0]["content"].startswith(f"**{TRAIN_WEEK}**: manual run"), note
+        page.goto(f"{base}/dags/retrain_pipeline/runs/{run['run_id']}")
+        page.get_by_text(": manual run").first.wait_for()  # the note's first line, rendered
+        shot(page, "10-pipeline-run-note")
+        page.get_by_role("tab", name="Run summary").click()
+        page.frame_locator("iframe[title='Run summary']").get_by_text("Gate:").wait_for()
+        shot(page, "11-pipeline-run-summary-tab")
+        new = ctx.provider.registry.list_versions(ctx.model_name)[-1]
+        assert new.tags["week"] == TRAIN_WEEK
+        page.goto(f"{base}/plugin/mlops-models")
+        page.frame_locator("iframe[title='Models']").locator(f"#version-{new.version}").wait_for()
+        shot(page, "12-models-new-version")
+    except BaseException:
+        shot(page, "failure-pipeline")
+        raise
+    finally:
+        context.close()
+
+
+def _login(page, base: str) -> None:
+    page.goto(f"{base}/")
+    page.locator("input[name=username]").fill(USER)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
 
 
 def _run_pipeline(airflow_ui) -> dict:
@@ -265,7 +291,7 @@ def _run_pipeline(airflow_ui) -> dict:
     )
     answer.raise_for_status()
     run_id = answer.json()["dag_run_id"]
-    deadline = time.monotonic() + RUN_TIMEOUT
+    deadline = time.monotonic() + PIPELINE_TIMEOUT
     while True:
         airflow.check_alive()
         runs = [r for r in airflow.runs("retrain_pipeline") if r["run_id"] == run_id]
@@ -291,4 +317,4 @@ def test_pages_need_an_airflow_login(airflow_ui) -> None:
     ).json()["access_token"]
     answer = httpx.get(f"{base}/mlops/api/models", headers={"Authorization": f"Bearer {token}"}, timeout=60)
     assert answer.status_code == 200
-    assert len(answer.json()["versions"]) == len(SEED_WEEKS)
+    assert len(answer.json()["versions"]) >= len(SEED_WEEKS)
