@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test serve airflow backfill lint lock clean
+.PHONY: setup demo test browser serve airflow backfill lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -44,8 +44,12 @@ demo: setup
 	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
 
 ## test: the whole test suite
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+## browser: Debian's Chromium for the browser test (tests/e2e/test_browser_ui.py), if missing
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 ## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
 serve: setup
@@ -68,4 +72,4 @@ lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
 
 clean:
-	rm -rf .mlops .mlops-demo .airflow test-artifacts
+	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts

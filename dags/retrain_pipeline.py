@@ -5,7 +5,11 @@ The weekly loop, one DAG run per week (Mondays 06:00 UTC; it processes the ISO w
 ended):
 
     ingest_data -> validate_data -> train_model -> evaluate_model -> register_model
-      -> deploy_model -> batch_score -> monitor_drift -> (on drift) trigger_retrain
+      -> deploy_model -> batch_score -> monitor_drift -> run_summary
+                                                    -> (on drift) trigger_retrain
+
+run_summary writes a short Markdown summary of what changed this week; it becomes the run's
+note (and the run's "Run summary" tab) in the Airflow UI.
 
 A rejected batch stops the run at validate_data; a challenger that fails the gate is
 registered but production stays. When monitor_drift detects drift it triggers this DAG once
@@ -37,6 +41,7 @@ from lifecycle.stages import (
     monitor_stage,
     register_stage,
     score_stage,
+    summary_stage,
     train_stage,
     validate_stage,
 )
@@ -68,7 +73,7 @@ def retrain_pipeline():
     evaluated >> registered
     deployed = deploy_stage()
     scored = score_stage()
-    registered >> deployed >> scored >> monitor_stage()
+    registered >> deployed >> scored >> monitor_stage() >> summary_stage()
 
 
 retrain_pipeline()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,8 +65,6 @@ class EndpointServer:
     """The local endpoint server in a child process on 127.0.0.1, stopped by ``stop()``."""
 
     def __init__(self, deployments: Path, port: int) -> None:
-        import subprocess
-        import sys
 
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -81,7 +83,6 @@ class EndpointServer:
 
     def wait_ready(self, timeout: float = 60) -> EndpointServer:
         """Wait until /health answers."""
-        import time
 
         import httpx
 
@@ -98,7 +99,6 @@ class EndpointServer:
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after a grace period."""
-        import subprocess
 
         if self.process.poll() is None:
             self.process.terminate()
@@ -111,7 +111,7 @@ class EndpointServer:
 
 def scheduled_logical_date(week: str):
     """The logical date of the scheduled run that processes ``week`` (the Monday after, 06:00 UTC)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from include.weeks import week_start
 
@@ -165,3 +165,38 @@ def seed_mlflow_db(folder: Path, tmp_path_factory) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mlflow_db_template(tmp_path_factory), folder / "mlflow.db")
     return folder
+
+
+STAGES_BEFORE_TRAINING = ("ingest.ingest_week", "validate.validate_week_data")
+STAGES_AFTER_TRAINING = (
+    "train.train_challenger",
+    "evaluate.evaluate_challenger",
+    "register.register_challenger",
+    "score.score_week",
+    "monitor.monitor_week",
+)
+
+
+def run_stages(config: Path, week: str, stages: tuple[str, ...], actor: str = "seed", reason: str = "manual"):
+    """Run stage functions of include.stages for a week in this process (no Airflow, no endpoint)."""
+    import importlib
+
+    from include.config import load_settings
+    from include.stages.context import StageContext
+
+    ctx = StageContext(settings=load_settings(config), week=week, actor=actor, reason=reason)
+    results = {}
+    for target in stages:
+        module, function = target.rsplit(".", 1)
+        results[target] = getattr(importlib.import_module(f"include.stages.{module}"), function)(ctx)
+    return ctx, results
+
+
+def seed_loop(config: Path, weeks: list[str], actor: str = "seed"):
+    """Run the whole loop but deployment for each week in order (deployment needs an endpoint)."""
+    ctx = None
+    for week in weeks:
+        ctx, _ = run_stages(
+            config, week, STAGES_BEFORE_TRAINING + STAGES_AFTER_TRAINING, actor=f"{actor}-{week}"
+        )
+    return ctx

@@ -1,8 +1,10 @@
 """Typed Params shown in the trigger form of every DAG (they also validate dag_run.conf).
 
 Every Param is optional: empty means "take the value from astro.toml" (or, for the week, the
-last complete week before the run's date). The JSON schema rejects bad values at trigger time,
-before any task runs.
+last complete week before the run's date); each description names the astro.toml key and its
+shipped default. astro.toml itself is read when a task runs, never while this file is parsed.
+The JSON schema rejects bad values at trigger time, before any task runs, and the form shows
+why next to the field.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from typing import Any
 from airflow.sdk import Param
 
 PROVIDERS = ["local", "aws", "gcp", "azure"]
+# labels of the provider drop-down (values_display); "null" labels the empty choice
+PROVIDER_LABELS = {
+    "null": "(astro.toml: [project] provider)",
+    "local": "local: a folder, a subprocess, MLflow, DuckDB",
+    "aws": "aws: S3, SageMaker, Redshift",
+    "gcp": "gcp: GCS, Vertex AI, BigQuery",
+    "azure": "azure: Blob Storage, Azure ML, Synapse",
+}
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "mlops",
@@ -34,8 +44,9 @@ def week_param() -> Param:
     return _optional(
         "string",
         "Week",
-        "ISO week to process, e.g. 2026-W05. Empty: the last complete week before the run's date.",
-        pattern=r"^\d{4}-W\d{2}$",
+        "ISO week to process, as YYYY-Www (e.g. 2026-W05: year, 'W', two-digit week). "
+        "Empty: the last complete week before the run's logical date.",
+        pattern=r"^\d{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$",
     )
 
 
@@ -44,8 +55,10 @@ def provider_param() -> Param:
     return _optional(
         "string",
         "Provider",
-        "Where storage, compute and the warehouse live for this run. Empty: astro.toml's.",
+        "Where storage, compute, the registry and the warehouse live for this run. "
+        "Empty: astro.toml's [project] provider (local as shipped).",
         enum=[None, *PROVIDERS],
+        values_display=PROVIDER_LABELS,
     )
 
 
@@ -60,7 +73,7 @@ def source_param() -> Param:
         "string",
         "Source",
         "'sample' or a CSV/Parquet path template with {week}, e.g. data/churn_{week}.csv. "
-        "Empty: astro.toml's [data] source.",
+        "Empty: astro.toml's [data] source (sample as shipped).",
         maxLength=1024,
     )
 
@@ -70,7 +83,8 @@ def gate_margin_param() -> Param:
     return _optional(
         "number",
         "Gate margin",
-        "The challenger must beat the champion's metric by more than this. Empty: astro.toml's.",
+        "The challenger must beat the champion's [gate] metric by more than this (0 to 0.5). "
+        "Empty: astro.toml's [gate] margin (0.0 as shipped).",
         minimum=0,
         maximum=0.5,
     )
@@ -81,7 +95,8 @@ def window_weeks_param() -> Param:
     return _optional(
         "integer",
         "Training window (weeks)",
-        "How many validated weeks to train on. Empty: astro.toml's.",
+        "How many validated weeks, ending at the run's week, to train on (1 to 104; fewer after "
+        "a drift). Empty: astro.toml's [training] window_weeks (4 as shipped).",
         minimum=1,
         maximum=104,
     )
@@ -93,14 +108,16 @@ def drift_params() -> dict[str, Param]:
         "feature_psi_threshold": _optional(
             "number",
             "Feature PSI threshold",
-            "A feature drifted when its PSI exceeds this. Empty: astro.toml's.",
+            "A feature drifted when its PSI exceeds this (above 0, at most 10). "
+            "Empty: astro.toml's [drift] feature_psi_threshold (0.2 as shipped).",
             exclusiveMinimum=0,
             maximum=10,
         ),
         "drifted_share_threshold": _optional(
             "number",
             "Drifted share threshold",
-            "The week drifted when this share of features drifted. Empty: astro.toml's.",
+            "The week drifted when more than this share of its features drifted (above 0, at most "
+            "1). Empty: astro.toml's [drift] drifted_share_threshold (0.15 as shipped).",
             exclusiveMinimum=0,
             maximum=1,
         ),
@@ -112,8 +129,14 @@ def reason_param() -> Param:
     return _optional(
         "string",
         "Reason",
-        "Why this run happens; 'drift' is set by monitor_drift when it triggers a retrain.",
+        "Why this run happens, recorded in the lineage and the alias history; 'drift' (set by "
+        "monitor_drift when it triggers a retrain) trains only on data from the drift on.",
         enum=[None, "manual", "drift"],
+        values_display={
+            "null": "(from the run type: scheduled, backfill or manual)",
+            "manual": "manual",
+            "drift": "drift: retrain after drift",
+        },
     )
 
 
@@ -122,7 +145,8 @@ def job_name_param() -> Param:
     return _optional(
         "string",
         "Training job",
-        "The challenger's training job name. Empty: the week's latest training run.",
+        "The challenger's training job name (lowercase letters, digits and '-', as train_model "
+        "logged it). Empty: the week's latest training run.",
         pattern=r"^[a-z0-9-]{1,63}$",
     )
 
@@ -132,7 +156,8 @@ def version_param() -> Param:
     return _optional(
         "string",
         "Version",
-        "Model version to restore. Empty: the previous production version.",
+        "Model version number to point production at (e.g. 3; see the Models page). "
+        "Empty: the version production pointed at before its last move.",
         pattern=r"^[0-9]{1,9}$",
     )
 

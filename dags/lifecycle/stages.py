@@ -177,3 +177,17 @@ def monitor_stage() -> Any:
     )
     drift_needs_retrain(verdict) >> trigger
     return verdict
+
+
+def summary_stage() -> Any:
+    """run_summary: a short Markdown summary of the run's week (shown as the run's note)."""
+
+    @task(task_id="run_summary", execution_timeout=timedelta(minutes=10))
+    def run_summary() -> str:
+        import logging
+
+        summary = run_stage("include.stages.summary.run_summary")
+        logging.getLogger(__name__).info("Summary of this run:\n%s", summary)
+        return summary
+
+    return run_summary()

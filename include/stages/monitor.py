@@ -67,6 +67,10 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     features = pd.DataFrame(columns=["feature", "kind", "psi", "statistic", "p_value", "drifted"])
     if reference:
         ref_frame = pd.concat([read_validated(ctx, w) for w in reference], ignore_index=True)
+        log.info(
+            "Week %s: comparing %d rows and %d scores with %d rows of the reference weeks %s",
+            ctx.week, len(current), len(predictions), len(ref_frame), ", ".join(reference),
+        )  # fmt: skip
         features = feature_drift(
             ref_frame,
             current,

@@ -90,3 +90,55 @@ def _drift_text(row: dict[str, Any]) -> str:
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def run_summary(ctx: StageContext) -> str:
+    """Return a short Markdown summary of what this run changed for its week.
+
+    Shown as the run's note in the Airflow UI (under 1,000 characters): data version and
+    validation, the challenger and the gate, production before and after, scoring, drift.
+    """
+    warehouse, registry = ctx.provider.warehouse, ctx.provider.registry
+    ensure_tables(warehouse)
+    week = {"week": ctx.week}
+    version = _first(warehouse.read_rows("data_versions", week))
+    validation = _first(warehouse.read_rows("validation_results", week))
+    training = warehouse.read_rows("training_runs", week)
+    evaluations = warehouse.read_rows("evaluations", week)
+    drift = _first(warehouse.read_rows("drift_summary", week))
+    scored = warehouse.read_rows("predictions", week, columns=["model_version"])
+
+    lines = [f"**{ctx.week}**: {ctx.reason} run"]
+    if version:
+        rows = "-"
+        if validation:
+            bad = validation["n_bad_rows"]
+            rows = f"{validation['n_rows'] - bad} rows valid, {bad} quarantined"
+        lines.append(f"- Data: version `{version['data_version']}` ({rows})")
+    if len(training):
+        job = training.iloc[-1]["job_name"]
+        registered = [v for v in registry.list_versions(ctx.model_name) if v.registry_key == job]
+        gate = evaluations[evaluations["job_name"] == job]
+        name = f"v{registered[0].version}" if registered else f"`{job}`"
+        auc = registered[0].metrics.get("validation_roc_auc") if registered else None
+        lines.append(f"- Challenger: {name}, validation ROC AUC {_fmt(auc)}")
+        if len(gate):
+            lines.append(f"- Gate: {gate.iloc[-1]['decision']}")
+    moves = [c for c in registry.alias_history(ctx.model_name, PRODUCTION) if c.actor == ctx.actor]
+    production = registry.get_alias(ctx.model_name, PRODUCTION)
+    if moves:
+        lines.append(f"- Production: v{moves[0].previous_version or '-'} -> **v{moves[-1].version}**")
+    else:
+        lines.append(f"- Production: unchanged (v{production.version if production else 'none'})")
+    if len(scored):
+        lines.append(f"- Scored: {len(scored)} rows with v{scored['model_version'].iloc[0]}")
+    if drift:
+        text = _drift_text(drift)
+        if drift.get("drift_detected") and ctx.reason != "drift":
+            text += ": retrain triggered"
+        lines.append(f"- Drift: {text} ([report](/mlops/drift/report/{ctx.week}))")
+    return "\n".join(lines)
+
+
+def _first(frame: pd.DataFrame) -> dict[str, Any]:
+    return frame.iloc[0].to_dict() if len(frame) else {}

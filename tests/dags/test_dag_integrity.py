@@ -103,3 +103,5 @@ def test_pipeline_runs_the_stages_in_order(parsed: dict) -> None:
     assert tasks["ingest_data"]["upstream"] == []
     for before, after in zip(stages, stages[1:], strict=False):
         assert before in tasks[after]["upstream"], (before, after)
+    # the run's summary comes last, beside the drift branch (a skipped retrain must not skip it)
+    assert tasks["run_summary"]["upstream"] == ["monitor_drift"]

@@ -192,3 +192,14 @@ def _sample_rows(ctx) -> list[dict]:
 
     frame = read_validated(ctx, DRIFT_WEEK).head(3)
     return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")
+
+
+def test_each_run_ends_with_its_summary(loop) -> None:
+    from include.ui.run_note import summary_of_run
+
+    for week, run in loop["runs"].items():
+        assert task_states(run)["run_summary"] == "success", week
+        # what the plugin shows in the run's "Run summary" tab (and, under the scheduler, its note)
+        summary = summary_of_run(run.dag_id, run.run_id)
+        assert summary and summary.startswith(f"**{week}**: "), (week, summary)
+        assert "- Gate: " in summary and "- Drift: " in summary, summary

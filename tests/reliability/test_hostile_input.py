@@ -103,12 +103,13 @@ def _copy(params):
 
 
 def test_week_that_passes_the_schema_but_does_not_exist_is_caught_by_the_task(dags):
-    # the pattern only checks the shape: W99 passes it, build_context rejects it
+    # the pattern only checks the shape (weeks 01..53): 2027-W53 passes it, build_context
+    # rejects it (2027 has 52 ISO weeks)
     _, serialized = dags["retrain_pipeline"]
-    serialized.params.deep_merge({"week": "2026-W99"}).validate()
-    with pytest.raises(ParamError, match="2026 has no ISO week 99") as info:
-        _build(week="2026-W99")
-    _record("conf week='2026-W99'", "build_context (schema passes)", info.value)
+    serialized.params.deep_merge({"week": "2027-W53"}).validate()
+    with pytest.raises(ParamError, match="2027 has no ISO week 53") as info:
+        _build(week="2027-W53")
+    _record("conf week='2027-W53'", "build_context (schema passes)", info.value)
 
 
 # -- (b) build_context: the task-side check, before any work ----------------------------------
