@@ -247,7 +247,7 @@ def test_pipeline_summary_becomes_the_run_note(airflow_ui, browser) -> None:
         page.goto(f"{base}/dags/retrain_pipeline/runs/{run['run_id']}")
         page.get_by_text(": manual run").first.wait_for()  # the note's first line, rendered
         shot(page, "10-pipeline-run-note")
-        page.get_by_role("tab", name="Run summary").click()
+        page.get_by_text("Run summary", exact=True).first.click()  # the plugin's dag_run view
         page.frame_locator("iframe[title='Run summary']").get_by_text("Gate:").wait_for()
         shot(page, "11-pipeline-run-summary-tab")
         new = ctx.provider.registry.list_versions(ctx.model_name)[-1]
