@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import pandas as pd
-
 from benchmarks.common import Figure, median, ratio
 
 SPEEDUP_TARGET = 5.0

@@ -34,7 +34,9 @@ def run(sizes: tuple[int, ...] = (100_000, 1_000_000), repeat: int = 3, max_iter
         for rows in sizes:
             train, validation = write_split(folder, rows)
             runs = [
-                run_child("train", str(train), str(validation), str(folder / f"model-{rows}-{i}"), str(max_iter))
+                run_child(
+                    "train", str(train), str(validation), str(folder / f"model-{rows}-{i}"), str(max_iter)
+                )
                 for i in range(repeat)
             ]
             results[rows] = (
@@ -49,11 +51,23 @@ def run(sizes: tuple[int, ...] = (100_000, 1_000_000), repeat: int = 3, max_iter
         seconds, fit_seconds, peak = results[rows]
         figures.append(
             Figure(
-                "training", f"training time, {rows:,} rows", seconds, "s",
-                f"training time, {smallest:,} rows", base, ratio(seconds, base),
-                f"grows ~linearly (rows x{rows / smallest:g})", None,
-                {"rows": rows, "rows_ratio": rows / smallest, "script_seconds": fit_seconds,
-                 "peak_rss_mib": peak, "max_iter": max_iter, "repeat": repeat},
+                "training",
+                f"training time, {rows:,} rows",
+                seconds,
+                "s",
+                f"training time, {smallest:,} rows",
+                base,
+                ratio(seconds, base),
+                f"grows ~linearly (rows x{rows / smallest:g})",
+                None,
+                {
+                    "rows": rows,
+                    "rows_ratio": rows / smallest,
+                    "script_seconds": fit_seconds,
+                    "peak_rss_mib": peak,
+                    "max_iter": max_iter,
+                    "repeat": repeat,
+                },
             )  # fmt: skip
         )
     return figures

@@ -106,7 +106,10 @@ class FreshState:
 
         port = free_port()
         self.config = write_local_config(
-            folder, local={"endpoint_port": port}, data={"rows_per_week": rows}, training={"max_iter": max_iter}
+            folder,
+            local={"endpoint_port": port},
+            data={"rows_per_week": rows},
+            training={"max_iter": max_iter},
         )
         self.server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
         self._previous = os.environ.get("MLOPS_CONFIG")
@@ -150,10 +153,21 @@ def run(rows: int = 100_000, repeat: int = 3, max_iter: int = 200) -> list[Figur
     }
     return [
         Figure(
-            "weekly_loop", f"one week, {rows:,} rows: retrain_pipeline with dag.test()", wall, "s",
-            "the same stage functions called directly", direct, ratio(wall, direct),
-            f"ratio <= {OVERHEAD_TARGET:g}", ratio(wall, direct) <= OVERHEAD_TARGET,
-            {"per_stage": breakdown, "dag_test_runs": walls, "direct_runs": directs, "repeat": repeat,
-             "max_iter": max_iter},
+            "weekly_loop",
+            f"one week, {rows:,} rows: retrain_pipeline with dag.test()",
+            wall,
+            "s",
+            "the same stage functions called directly",
+            direct,
+            ratio(wall, direct),
+            f"ratio <= {OVERHEAD_TARGET:g}",
+            ratio(wall, direct) <= OVERHEAD_TARGET,
+            {
+                "per_stage": breakdown,
+                "dag_test_runs": walls,
+                "direct_runs": directs,
+                "repeat": repeat,
+                "max_iter": max_iter,
+            },
         ),  # fmt: skip
     ]

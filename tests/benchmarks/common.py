@@ -104,7 +104,9 @@ def run_child(command: str, *args: str, env: dict[str, str] | None = None, timeo
         raise RuntimeError(f"child {command} did not finish in {timeout:.0f} s") from None
     seconds = time.perf_counter() - started
     if process.returncode != 0:
-        raise RuntimeError(f"child {command} {' '.join(args)} exited with {process.returncode}:\n{stderr[-3000:]}")
+        raise RuntimeError(
+            f"child {command} {' '.join(args)} exited with {process.returncode}:\n{stderr[-3000:]}"
+        )
     lines = [line for line in stdout.splitlines() if line.strip()]
     if not lines:
         raise RuntimeError(f"child {command} printed nothing:\n{stderr[-3000:]}")

@@ -127,7 +127,9 @@ def table(figures: list) -> str:
     for f in figures:
         met = {True: "yes", False: "NO", None: ""}[f.passed]
         baseline = f"{_fmt(f.baseline)} ({f.baseline_name})" if f.baseline is not None else "-"
-        rows.append((f.benchmark, f.name, f"{_fmt(f.value)} {f.unit}", baseline, _fmt(f.ratio), f.target, met))
+        rows.append(
+            (f.benchmark, f.name, f"{_fmt(f.value)} {f.unit}", baseline, _fmt(f.ratio), f.target, met)
+        )
     widths = [min(max(len(str(r[i])) for r in rows), 70) for i in range(len(header))]
     lines = ["  ".join(str(c)[:70].ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
