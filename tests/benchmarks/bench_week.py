@@ -101,7 +101,7 @@ def _clear_run(logical_date: Any) -> None:
 class FreshState:
     """A fresh local provider with its endpoint server, and the first week already run."""
 
-    def __init__(self, folder: Path, rows: int, max_iter: int) -> None:
+    def __init__(self, folder: Path, rows: int, max_iter: int, prep: bool = True) -> None:
         from helpers import EndpointServer, free_port
 
         port = free_port()
@@ -114,7 +114,8 @@ class FreshState:
         self.server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
         self._previous = os.environ.get("MLOPS_CONFIG")
         os.environ["MLOPS_CONFIG"] = str(self.config)
-        run_direct(self.config, PREP_WEEK)
+        if prep:
+            run_direct(self.config, PREP_WEEK)
 
     def close(self) -> None:
         """Stop the server; restore MLOPS_CONFIG."""
@@ -125,13 +126,13 @@ class FreshState:
             os.environ["MLOPS_CONFIG"] = self._previous
 
 
-def run(rows: int = 100_000, repeat: int = 3, max_iter: int = 200) -> list[Figure]:
-    """Run the week both ways ``repeat`` times, each on a fresh state."""
+def run(rows: int = 100_000, repeat: int = 3, max_iter: int = 200, prep: bool = True) -> list[Figure]:
+    """Run the week both ways ``repeat`` times, each on a fresh state (``prep``: its first week run)."""
     walls, directs, task_runs, stage_runs = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-week-") as tmp:
         for i in range(repeat):
             for mode in ("airflow", "direct"):
-                state = FreshState(Path(tmp) / f"{mode}-{i}", rows, max_iter)
+                state = FreshState(Path(tmp) / f"{mode}-{i}", rows, max_iter, prep)
                 try:
                     if mode == "airflow":
                         wall, tasks = run_pipeline(WEEK)

@@ -53,7 +53,7 @@ def test_drift() -> None:
 
 
 def test_weekly_loop(airflow_db) -> None:
-    [figure] = bench_week.run(rows=300, repeat=1, max_iter=10)
+    [figure] = bench_week.run(rows=300, repeat=1, max_iter=10, prep=False)
     _sane([figure], "weekly_loop", 1)
     per_stage = figure.details["per_stage"]
     assert set(per_stage) == {task_id for task_id, _ in bench_week.stages()}
