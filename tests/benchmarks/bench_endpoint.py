@@ -74,7 +74,7 @@ def run(
         record = json.loads((deployments / f"{version.model_name}.json").read_text())
         model = load_model(record["artifact_path"], record["sha256"])
         url = f"http://127.0.0.1:{port}/models/{version.model_name}/predict"
-        server = EndpointServer(deployments, port).wait_ready()
+        server = EndpointServer(deployments, port).wait_ready(timeout=300)
         bounded, closed, local = [], [], []
         try:
             for _ in range(repeat):

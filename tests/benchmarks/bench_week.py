@@ -111,7 +111,9 @@ class FreshState:
             data={"rows_per_week": rows},
             training={"max_iter": max_iter},
         )
-        self.server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
+        self.server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready(
+            timeout=300
+        )
         self._previous = os.environ.get("MLOPS_CONFIG")
         os.environ["MLOPS_CONFIG"] = str(self.config)
         if prep:
