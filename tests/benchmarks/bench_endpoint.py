@@ -74,9 +74,10 @@ def run(
         record = json.loads((deployments / f"{version.model_name}.json").read_text())
         model = load_model(record["artifact_path"], record["sha256"])
         url = f"http://127.0.0.1:{port}/models/{version.model_name}/predict"
-        server = EndpointServer(deployments, port).wait_ready(timeout=300)
+        server = EndpointServer(deployments, port)
         bounded, closed, local = [], [], []
         try:
+            server.wait_ready(timeout=300)
             for _ in range(repeat):
                 bounded.append(run_child("load", url, str(clients), str(seconds), str(rate)).output)
                 closed.append(run_child("load", url, str(clients), str(seconds), "0").output)
