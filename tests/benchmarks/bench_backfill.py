@@ -40,9 +40,8 @@ def backfill_weeks(folder: Path, weeks: list[str], rows: int, max_iter: int) -> 
     server = None
     try:
         airflow.cli("db", "migrate", timeout=600)
-        server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", endpoint_port).wait_ready(
-            timeout=300
-        )
+        server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", endpoint_port)
+        server.wait_ready(timeout=300)
         airflow.start_components()
         dates = [scheduled_logical_date(week) for week in weeks]
         started = time.monotonic()
