@@ -10,6 +10,7 @@ builds features, calls ``predict_proba`` and writes one table. Time and peak mem
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -124,4 +125,6 @@ def run(
                     {"rows": rows},
                 )  # fmt: skip
             )
+            # each size's figures as soon as they exist: the largest size takes many minutes
+            print(json.dumps([f.as_dict() for f in figures[-2:]], default=str), flush=True)
     return figures
