@@ -21,6 +21,15 @@ from pathlib import Path
 
 
 def _peak() -> int:
+    """This process's peak resident memory in bytes: VmHWM of its own address space.
+
+    Not ``ru_maxrss``: Linux carries it over ``execve`` from the forked copy of the parent, so a
+    child of a large parent would report the parent's size.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

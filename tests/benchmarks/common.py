@@ -77,8 +77,9 @@ def run_child(command: str, *args: str, env: dict[str, str] | None = None, timeo
     """Run ``children.py <command> <args>`` in a fresh interpreter; measure it.
 
     The wall time includes the interpreter's start-up and imports, as a task's would. The peak
-    memory is the child's own ``ru_maxrss`` (per process, unlike ``RUSAGE_CHILDREN``, which keeps
-    the largest child ever waited for), reported in the JSON object it prints last.
+    memory is the child's own high-water mark (VmHWM, reported in the JSON object it prints
+    last): ``RUSAGE_CHILDREN`` keeps only the largest child ever waited for, and a child's
+    ``ru_maxrss`` starts from the forked copy of this process.
 
     Raises:
         RuntimeError: the child failed or timed out (its stderr is in the message).
