@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small sizes and one repetition (minutes)")
     parser.add_argument("--repeat", type=int, default=None, help="repetitions per figure (default 3)")
     parser.add_argument("--scoring-rows", type=int, nargs="+", default=[1_000_000, 2_000_000, 5_000_000])
+    parser.add_argument(
+        "--scoring-plain-max-rows", type=int, default=None, help="above it: the provider only, no baseline"
+    )
     parser.add_argument("--drift-rows", type=int, default=1_000_000)
     parser.add_argument("--week-rows", type=int, default=100_000, help="rows per week of the weekly loop")
     parser.add_argument("--max-iter", type=int, default=200, help="boosting rounds of the weekly loop")
@@ -92,7 +95,10 @@ def run_benchmark(name: str, args: argparse.Namespace) -> list:
     if name == "scoring":
         from benchmarks import bench_scoring
 
-        return bench_scoring.run(tuple(args.scoring_rows), repeat, data_dir=ROOT / ".bench" / "data")
+        return bench_scoring.run(
+            tuple(args.scoring_rows), repeat, data_dir=ROOT / ".bench" / "data",
+            plain_max_rows=args.scoring_plain_max_rows,
+        )  # fmt: skip
     if name == "drift":
         from benchmarks import bench_drift
 
