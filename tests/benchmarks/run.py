@@ -142,6 +142,22 @@ def table(figures: list) -> str:
     return "\n".join(lines)
 
 
+def markdown(figures: list[dict]) -> str:
+    """The figures (as dicts, e.g. from the JSON file) as a Markdown table for the README."""
+    lines = [
+        "| benchmark | figure | value | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        met = {True: "yes", False: "**no**", None: ""}[f["passed"]]
+        baseline = f"{_fmt(f['baseline'])} ({f['baseline_name']})" if f["baseline"] is not None else "-"
+        lines.append(
+            f"| {f['benchmark']} | {f['name']} | {_fmt(f['value'])} {f['unit']} | {baseline} | "
+            f"{_fmt(f['ratio'])} | {f['target']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks; return 1 if one of them failed to run (not if a target is missed)."""
     args = _parser().parse_args(argv)
@@ -165,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         figures += new
         print(table(new) if new else "", flush=True)
         write_json(args.json, _payload(args, chosen, figures, errors, durations))
+        args.json.with_suffix(".md").write_text(markdown([f.as_dict() for f in figures]) + "\n")
     print("\n" + table(figures))
     print(f"\nJSON: {args.json}")
     return 1 if errors else 0
