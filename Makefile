@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test browser serve airflow backfill lint lock clean
+.PHONY: setup demo test browser bench serve airflow backfill lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -51,6 +51,10 @@ test: $(STAMP) browser
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
+## bench: the benchmarks (table + .bench/results.json); options: make bench ARGS="--quick" (see --help)
+bench: setup
+	$(BIN)/python tests/benchmarks/run.py $(ARGS)
+
 ## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
 serve: setup
 	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
@@ -72,4 +76,4 @@ lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
 
 clean:
-	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts
+	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench

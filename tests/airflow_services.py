@@ -80,6 +80,16 @@ class Airflow:
                 start_new_session=True,
             )
 
+    def start_components(self, scheduler_env: dict[str, str] | None = None) -> None:
+        """Start api-server, dag-processor and scheduler; wait for the API and the pipeline DAG."""
+        self.start("api-server", "--host", "127.0.0.1", "--port", str(self.api_port))
+        self.start("dag-processor")
+        # The log server of LocalExecutor binds every interface; the api-server reads the task
+        # logs from <AIRFLOW_HOME>/logs on this machine anyway.
+        self.start("scheduler", "--skip-serve-logs", extra_env=scheduler_env)
+        self.wait_api_ready()
+        self.wait_dag_parsed()
+
     def check_alive(self) -> None:
         """Fail if a component has exited; restart a crashed scheduler (twice at most).
 
@@ -297,7 +307,13 @@ FAULTS = ROOT / "tests" / "faults"  # its sitecustomize.py arms the task process
 SECRET = "s3cr3t-4c0nn3ct10n-9f2d7a1e"  # the password of the components' aws_default connection
 
 
-def backfill(airflow: Airflow, logical_dates: list[datetime], *options: str) -> None:
+def backfill(
+    airflow: Airflow,
+    logical_dates: list[datetime],
+    *options: str,
+    timeout: float = RUNS_TIMEOUT,
+    poll: float = 5,
+) -> None:
     """Create a backfill of the pipeline over ``logical_dates`` and wait until every run is done."""
     before = len(airflow.query("SELECT id FROM backfill"))
     airflow.cli(
@@ -318,7 +334,7 @@ def backfill(airflow: Airflow, logical_dates: list[datetime], *options: str) -> 
             and all(r["state"] in TERMINAL for r in airflow.runs())  # drift retrains, if any, too
         )
 
-    airflow.wait_for(done, RUNS_TIMEOUT, f"the backfill {' '.join(options)}", poll=5)
+    airflow.wait_for(done, timeout, f"the backfill {' '.join(options)}", poll=poll)
 
 
 def backfill_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
@@ -358,17 +374,11 @@ def backfill_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]
         airflow.cli("db", "migrate", timeout=600)
         timings["db migrate"] = time.monotonic() - started
         server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", endpoint_port).wait_ready()
-        airflow.start("api-server", "--host", "127.0.0.1", "--port", str(api_port))
-        airflow.start("dag-processor")
-        # The log server of LocalExecutor binds every interface; the api-server reads the task
-        # logs from <AIRFLOW_HOME>/logs on this machine anyway.
         fault_env = {
             "MLOPS_TEST_FAULTS": str(faults),
             "PYTHONPATH": os.pathsep.join([str(FAULTS), env["PYTHONPATH"]]),
         }
-        airflow.start("scheduler", "--skip-serve-logs", extra_env=fault_env)
-        airflow.wait_api_ready()
-        airflow.wait_dag_parsed()
+        airflow.start_components(scheduler_env=fault_env)
         timings["components up, DAG parsed"] = time.monotonic() - started
 
         airflow.cli("dags", "unpause", DAG_ID)

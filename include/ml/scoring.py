@@ -73,7 +73,63 @@ def predict_proba(model: Any, raw: pd.DataFrame) -> np.ndarray:
     """
     if len(raw) == 0:
         return np.empty(0, dtype=np.float64)
-    return np.asarray(model.predict_proba(build_features(raw))[:, 1], dtype=np.float64)
+    features = build_features(raw)
+    matrix = _model_matrix(model, features)
+    if matrix is None:
+        return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
+    return np.asarray(model[-1].predict_proba(matrix)[:, 1], dtype=np.float64)
+
+
+def _model_matrix(model: Any, features: pd.DataFrame) -> np.ndarray | None:
+    """The fitted preprocessing of ``train.make_pipeline`` applied with numpy, or None.
+
+    sklearn checks its input column by column on every call (``check_array``, narwhals): on the
+    online endpoint's one-row requests that took most of the time of a prediction (profiled with
+    pyinstrument). The fitted one-hot categories and the column order are read from the model, so
+    the matrix is the one ``ColumnTransformer.transform`` builds (``test_scoring`` checks they are
+    equal); any other model shape returns None and is scored by sklearn itself.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    if not (isinstance(model, Pipeline) and len(model.steps) == 2):
+        return None
+    preprocess = model[0]
+    if not isinstance(preprocess, ColumnTransformer) or getattr(preprocess, "sparse_output_", True):
+        return None
+    blocks = []
+    for _, transformer, columns in preprocess.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        # a fitted "passthrough" is an identity FunctionTransformer
+        if transformer == "passthrough" or (
+            isinstance(transformer, FunctionTransformer) and transformer.func is None
+        ):
+            blocks.append(features[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan))
+        elif _plain_one_hot(transformer, OneHotEncoder):
+            for column, categories in zip(columns, transformer.categories_, strict=True):
+                values = features[column].to_numpy(dtype=object, na_value=None)
+                # an unseen or missing value matches no category: all zeros (handle_unknown="ignore")
+                blocks.append((values[:, None] == categories[None, :]).astype(np.float64))
+        else:
+            return None
+    return np.hstack(blocks) if blocks else None
+
+
+def _plain_one_hot(transformer: Any, one_hot: type) -> bool:
+    """A dense one-hot encoder without dropped, infrequent or missing-value categories."""
+    return (
+        isinstance(transformer, one_hot)
+        and transformer.drop is None
+        and transformer.handle_unknown == "ignore"
+        and getattr(transformer, "_infrequent_enabled", False) is False
+        and not transformer.sparse_output
+        and all(
+            categories.dtype == object and all(isinstance(value, str) for value in categories)
+            for categories in transformer.categories_
+        )
+    )
 
 
 def iter_parquet_chunks(

@@ -122,3 +122,19 @@ def test_classification_metrics():
 
     nothing = classification_metrics([None, None], [0.2, 0.5])
     assert nothing == {"roc_auc": None, "average_precision": None, "log_loss": None, "n": 0}
+
+
+def test_predict_proba_equals_the_sklearn_pipeline(model):
+    # predict_proba applies the fitted one-hot encoding with numpy (fast for one-row requests):
+    # it must give exactly what the pipeline gives, unseen and missing categories included.
+    from include.ml.features import build_features
+
+    raw = generate_week("2026-W06", 400, seed=4)
+    raw["region"] = raw["region"].astype(object)
+    raw.loc[:9, "region"] = "atlantis"  # never seen in training
+    raw.loc[10:19, "plan_tier"] = None
+    raw.loc[20:29, "monthly_charges"] = np.nan
+    expected = model.predict_proba(build_features(raw))[:, 1]
+    np.testing.assert_array_equal(predict_proba(model, raw), expected)
+    for i in (0, 15, 25, 100):  # one row at a time, as the endpoint scores them
+        np.testing.assert_array_equal(predict_proba(model, raw.iloc[[i]]), expected[[i]])

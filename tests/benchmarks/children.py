@@ -1,0 +1,168 @@
+"""The work the benchmarks run in child processes, one command each.
+
+Each command prints one JSON object as the last line of its stdout, with ``peak_rss_bytes``
+(its own peak resident memory) and the figures it measured itself. A fresh interpreter per
+measurement keeps imports and caches of one measurement from helping the next.
+
+    python tests/benchmarks/children.py parse DAG_FOLDER
+    python tests/benchmarks/children.py score-plain INPUT.parquet MODEL.joblib OUT.duckdb
+    python tests/benchmarks/children.py score-provider ASTRO.toml WEEK
+    python tests/benchmarks/children.py load URL CLIENTS SECONDS RATE
+    python tests/benchmarks/children.py train TRAIN.parquet VALIDATION.parquet MODEL_DIR MAX_ITER
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def _peak() -> int:
+    """This process's peak resident memory in bytes: VmHWM of its own address space.
+
+    Not ``ru_maxrss``: Linux carries it over ``execve`` from the forked copy of the parent, so a
+    child of a large parent would report the parent's size.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def parse(folder: str) -> dict:
+    """Parse a DAG folder with DagBag; Airflow's SDK is imported first, as in the dag-processor."""
+    import airflow.sdk  # noqa: F401 - the dag-processor has it loaded before it parses a file
+    from airflow.dag_processing.dagbag import DagBag
+
+    sys.path.append(folder)  # as the dag-processor's BundleDagBag does with the bundle's path
+    started = time.perf_counter()
+    bag = DagBag(dag_folder=folder, safe_mode=True, load_op_links=False)
+    seconds = time.perf_counter() - started
+    files = {Path(stat.file).name: stat.duration.total_seconds() for stat in bag.dagbag_stats}
+    dag_files = [Path(stat.file).name for stat in bag.dagbag_stats if stat.dag_num]
+    return {
+        "seconds": seconds,
+        "files": files,
+        "dag_files": dag_files,
+        "dags": len(bag.dags),
+        "import_errors": {Path(k).name: v[-500:] for k, v in bag.import_errors.items()},
+    }
+
+
+def score_plain(input_path: str, model_path: str, out_path: str) -> dict:
+    """The script a user would write: read everything, features, predict_proba, write."""
+    import duckdb
+    import joblib
+    import pandas as pd
+
+    from include.ml.features import build_features
+
+    model = joblib.load(model_path)
+    frame = pd.read_parquet(input_path)
+    proba = model.predict_proba(build_features(frame))[:, 1]
+    out = pd.DataFrame({"customer_id": frame["customer_id"], "churn_probability": proba})
+    con = duckdb.connect(out_path)
+    con.execute("CREATE OR REPLACE TABLE predictions AS SELECT * FROM out")
+    con.close()
+    return {"n_rows": len(out)}
+
+
+def score_provider(config: str, week: str) -> dict:
+    """The batch_score stage on the local provider (ChunkedBatchScorer into DuckDB)."""
+    from include.config import load_settings
+    from include.stages.context import StageContext
+    from include.stages.score import score_week
+
+    ctx = StageContext(settings=load_settings(config), week=week, actor="benchmark")
+    return score_week(ctx)
+
+
+def load(url: str, clients: str, seconds: str, rate: str) -> dict:
+    """Send single-row requests from ``clients`` concurrent clients for ``seconds``.
+
+    ``rate`` > 0 bounds the offered load to that many requests per second in total (each
+    client sends on its own fixed schedule); 0 lets every client send as soon as its previous
+    answer arrives (a closed loop: the server's saturated throughput).
+    """
+    import asyncio
+
+    import httpx
+
+    from include.ml.sample_data import generate_week
+
+    n_clients, duration, total_rate = int(clients), float(seconds), float(rate)
+    rows = generate_week("2030-W02", 1000, seed=3).drop(columns=["event_time", "churned"])
+    payloads = [{"rows": [row]} for row in json.loads(rows.to_json(orient="records"))]
+
+    async def client(index: int, http: httpx.AsyncClient, latencies: list, errors: list, end: float):
+        interval = n_clients / total_rate if total_rate > 0 else 0.0
+        next_send = time.perf_counter() + (index * interval / n_clients if interval else 0.0)
+        i = index
+        while True:
+            if interval:
+                delay = next_send - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_send += interval
+            if time.perf_counter() >= end:
+                return
+            started = time.perf_counter()
+            try:
+                response = await http.post(url, json=payloads[i % len(payloads)])
+                if response.status_code != 200:
+                    errors.append(response.status_code)
+                else:
+                    latencies.append(time.perf_counter() - started)
+            except httpx.HTTPError as exc:
+                errors.append(type(exc).__name__)
+            i += n_clients
+
+    async def main() -> tuple[list, list, float]:
+        latencies: list[float] = []
+        errors: list = []
+        limits = httpx.Limits(max_connections=n_clients, max_keepalive_connections=n_clients)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+            await http.post(url, json=payloads[0])  # warm: the server loads the model
+            started = time.perf_counter()
+            end = started + duration
+            await asyncio.gather(*(client(i, http, latencies, errors, end) for i in range(n_clients)))
+            return latencies, errors, time.perf_counter() - started
+
+    latencies, errors, elapsed = asyncio.run(main())
+    return {"latencies": latencies, "errors": errors[:20], "n_errors": len(errors), "elapsed": elapsed}
+
+
+def train(train_path: str, validation_path: str, model_dir: str, max_iter: str) -> dict:
+    """The training script (include/ml/train.py) as the local provider runs it, one thread."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from include.ml import train as train_script
+
+    argv = ["--train", train_path, "--validation", validation_path, "--model-dir", model_dir]
+    argv += ["--hyperparameters", json.dumps({"max_iter": int(max_iter)}), "--n-jobs", "1"]
+    started = time.perf_counter()
+    code = train_script.main(argv)
+    if code:
+        raise SystemExit(code)
+    return {"seconds": time.perf_counter() - started}
+
+
+COMMANDS = {
+    "parse": parse,
+    "score-plain": score_plain,
+    "score-provider": score_provider,
+    "load": load,
+    "train": train,
+}
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    result = COMMANDS[sys.argv[1]](*sys.argv[2:])
+    result["work_seconds"] = time.perf_counter() - started  # without the interpreter's start-up
+    result["peak_rss_bytes"] = _peak()
+    print(json.dumps(result, default=str))

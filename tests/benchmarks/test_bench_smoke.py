@@ -1,0 +1,74 @@
+"""Each benchmark at a tiny size, so the benchmarks cannot rot: they run and give sane numbers.
+
+These check that every benchmark still runs end to end and measures something plausible (positive,
+finite times; the baselines measured; the drift decisions right). They do not check the targets:
+at these sizes start-up costs dominate, and the machine is shared. ``make bench`` measures those.
+The backfill benchmark is left out: it starts a scheduler twice (minutes), and the shared code it
+drives is the one tests/e2e/test_backfill_scheduler.py runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from benchmarks import bench_drift, bench_endpoint, bench_parse, bench_scoring, bench_training, bench_week
+from benchmarks.run import table
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _sane(figures, benchmark: str, count: int) -> None:
+    assert len(figures) == count, figures
+    for figure in figures:
+        assert figure.benchmark == benchmark
+        assert math.isfinite(figure.value) and figure.value >= 0, figure
+        if figure.baseline is not None:
+            assert math.isfinite(figure.baseline) and figure.baseline > 0, figure
+    assert benchmark in table(figures)
+
+
+def test_parse() -> None:
+    figures = bench_parse.run(repeat=1)
+    _sane(figures, "dag_parse", 2)
+    assert figures[0].details["dag_files"] >= 10  # every DAG file of dags/ parsed
+    assert set(figures[1].details["per_file_seconds"]) >= {"retrain_pipeline.py", "train_model.py"}
+
+
+def test_scoring(tmp_path) -> None:
+    figures = bench_scoring.run((20_000,), repeat=1, data_dir=tmp_path, train_rows=2_000)
+    _sane(figures, "batch_scoring", 2)
+    time_figure, memory = figures
+    assert time_figure.details["rows"] == 20_000
+    assert 50 < memory.value < 4096 and 50 < memory.baseline < 4096  # MiB: a Python with pandas
+
+
+def test_drift() -> None:
+    figures = bench_drift.run(rows=5_000, repeat=1)
+    _sane(figures, "drift", 2)
+    decisions = figures[1].details["decisions"]
+    assert decisions["clean"]["ours"] == []
+    assert decisions["drifted"]["ours"] == figures[1].details["injected"] != []
+    assert figures[0].details["speedup"] > 1
+
+
+def test_weekly_loop(airflow_db) -> None:
+    [figure] = bench_week.run(rows=300, repeat=1, max_iter=10, prep=False)
+    _sane([figure], "weekly_loop", 1)
+    per_stage = figure.details["per_stage"]
+    assert set(per_stage) == {task_id for task_id, _ in bench_week.stages()}
+    assert all(times["dag_test_s"] > 0 and times["direct_s"] > 0 for times in per_stage.values())
+
+
+def test_endpoint() -> None:
+    figures = bench_endpoint.run(seconds=1, clients=5, rate=20, repeat=1, train_rows=2_000)
+    _sane(figures, "endpoint", 2)
+    assert figures[0].details["latency_ms"]["p50"] > 0
+    assert figures[1].value > 1  # requests per second
+
+
+def test_training() -> None:
+    figures = bench_training.run((2_000, 4_000), repeat=1, max_iter=10)
+    _sane(figures, "training", 2)
+    assert figures[0].ratio == 1.0
+    assert all(f.details["peak_rss_mib"] > 50 for f in figures)
