@@ -78,11 +78,14 @@ def moto_server():
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster(tmp_path_factory):
+def postgres_cluster():
     """A PostgreSQL 15 cluster of the tests' own (the SQL stand-in for Redshift)."""
+    import tempfile
+
     from emulators import PostgresCluster
 
-    cluster = PostgresCluster(tmp_path_factory.mktemp("pg") / "cluster")
+    # not under pytest's temporary folder: that is private to root, and the cluster runs as postgres
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlops-pg-")))
     try:
         yield cluster
     finally:

@@ -169,7 +169,7 @@ class SageMakerStandIn:
     def _install(self) -> None:
         from moto.sagemaker.models import SageMakerModelBackend
         from moto.sagemaker.responses import SageMakerResponse
-        from moto.sagemakerruntime.models import SageMakerRuntimeBackend
+        from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
         stand_in = self
         original_training = SageMakerModelBackend.create_training_job
@@ -217,16 +217,22 @@ class SageMakerStandIn:
             endpoint.last_modified_time = utcnow()
             return ActionResult({"EndpointArn": endpoint.arn})
 
-        def invoke_endpoint(runtime: Any, endpoint_name: str, unique_repr: bytes) -> tuple[str, str, str, str]:
-            import base64
+        def invoke_endpoint(response: Any) -> Any:
+            # moto's server mode loses the endpoint name (it is in the path, not the parameters)
+            from urllib.parse import unquote
 
             from moto.sagemaker.models import sagemaker_backends
 
-            request = json.loads(base64.b64decode(unique_repr))
-            backend = sagemaker_backends[runtime.account_id][runtime.region_name]
-            body = stand_in._serve(backend, endpoint_name, request["Body"].encode(), request.get("Accept"))
+            name = unquote(response.path.split("/")[2])
+            backend = sagemaker_backends[response.current_account][response.region]
+            try:
+                body = stand_in._serve(backend, name, response.body, response.headers.get("Accept"))
+            except Exception as exc:  # the container's 4xx/5xx: the error text, as SageMaker relays it
+                error = {"__type": "ModelError", "message": f"the inference script failed: {exc}"[-1000:]}
+                headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError", "status": 424}
+                return 424, headers, json.dumps(error)
             stand_in.invocations += 1
-            return body, "application/json", "AllTraffic", ""
+            return 200, {"Content-Type": "application/json", "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, body
 
         self._patch(SageMakerModelBackend, "create_training_job", create_training_job)
         self._patch(SageMakerModelBackend, "create_transform_job", create_transform_job)
@@ -234,7 +240,7 @@ class SageMakerStandIn:
         self._patch(SageMakerModelBackend, "create_endpoint_config", recorder("CreateEndpointConfig", original_config))
         self._patch(SageMakerModelBackend, "create_endpoint", recorder("CreateEndpoint", original_endpoint))
         self._patch(SageMakerResponse, "update_endpoint", update_endpoint)
-        self._patch(SageMakerRuntimeBackend, "invoke_endpoint", invoke_endpoint)
+        self._patch(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
 
     def _start(self, work: Any, *args: Any) -> None:
         import threading
@@ -315,14 +321,14 @@ class SageMakerStandIn:
 
     # -- the serving container -------------------------------------------------------------
 
-    def _run_inference(self, backend: Any, model_name: str, body: bytes, content_type: str, accept: str) -> str:
+    def _run_inference(self, backend: Any, model_name: str, body: bytes | str, content_type: str, accept: str) -> str:
         s3 = self.moto.client("s3")
-        container = backend.models[model_name].primary_container
+        container = backend._models[model_name].primary_container
         environment = container.get("Environment", {})
         with tempfile.TemporaryDirectory(prefix="sm-serving-") as tmp:
             code = _untar(_s3_get(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]), Path(tmp) / "code")
             model_dir = _untar(_s3_get(s3, container["ModelDataUrl"]), Path(tmp) / "model")
-            (Path(tmp) / "in").write_bytes(body)
+            (Path(tmp) / "in").write_bytes(body.encode() if isinstance(body, str) else body)
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **environment,
                    "OMP_NUM_THREADS": "1"}  # fmt: skip
             result = subprocess.run(
@@ -335,7 +341,7 @@ class SageMakerStandIn:
                 raise RuntimeError(f"the inference script failed: {result.stderr[-1500:]}")
             return (Path(tmp) / "out").read_text()
 
-    def _serve(self, backend: Any, endpoint_name: str, body: bytes, accept: str | None) -> str:
+    def _serve(self, backend: Any, endpoint_name: str, body: bytes | str, accept: str | None) -> str:
         endpoint = backend.endpoints[endpoint_name]
         config = backend.endpoint_configs[endpoint.endpoint_config_name]
         model_name = config.production_variants[0]["ModelName"]

@@ -52,7 +52,9 @@ class AwsSettings:
     prefix: str = "mlops"
     region: str = ""  # empty: the connection's region_name
     role_arn: str = ""  # the SageMaker execution role (needed by training, models, transform)
-    sklearn_version: str = "1.4-2"  # the prebuilt scikit-learn container's framework version
+    # the prebuilt scikit-learn container; 1.9 matches the lock (scikit-learn 1.9.x), so a model
+    # trained in the container unpickles in the Airflow worker (evaluate) and back
+    sklearn_version: str = "1.9-0"
     training_image: str = ""  # empty: the scikit-learn container of sklearn_version in region
     inference_image: str = ""
     endpoint_name: str = ""  # empty: mlops-<model name>

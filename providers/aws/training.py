@@ -62,6 +62,9 @@ class SageMakerTrainingJobs:
         if self.storage.exists(f"{spec.output_prefix}/{SUCCESS_MARKER}"):
             marker = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/{SUCCESS_MARKER}"))
             return TrainingSubmission(marker.get("job_name", spec.job_name), finished=True, reused=True)
+        for key in (spec.train_data_key, spec.validation_data_key):
+            if not self.storage.exists(key):
+                raise FileNotFoundError(f"training input {self.storage.uri(key)} does not exist: run validate_data first")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = spec.job_name if attempt == 1 else f"{spec.job_name}-a{attempt}"
             status = self.status(name)
