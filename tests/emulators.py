@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -181,14 +182,14 @@ class SageMakerStandIn:
         # The job runs in a thread and is InProgress meanwhile, as on SageMaker (moto alone
         # reports Completed at once): callers must wait for it, and the task's deferral is used.
         def create_training_job(backend: Any, **kwargs: Any) -> Any:
-            stand_in.requests.append(("CreateTrainingJob", kwargs))
+            stand_in.requests.append(("CreateTrainingJob", copy.deepcopy(kwargs)))
             job = original_training(backend, **kwargs)
             job.training_job_status = job.secondary_status = "InProgress"
             stand_in._start(stand_in._train, job)
             return job
 
         def create_transform_job(backend: Any, **kwargs: Any) -> Any:
-            stand_in.requests.append(("CreateTransformJob", kwargs))
+            stand_in.requests.append(("CreateTransformJob", copy.deepcopy(kwargs)))
             job = original_transform(backend, **kwargs)
             job.transform_job_status = "InProgress"
             stand_in._start(stand_in._transform, backend, job)
@@ -196,7 +197,7 @@ class SageMakerStandIn:
 
         def recorder(action: str, original: Any) -> Any:
             def record(backend: Any, **kwargs: Any) -> Any:
-                stand_in.requests.append((action, kwargs))
+                stand_in.requests.append((action, copy.deepcopy(kwargs)))
                 return original(backend, **kwargs)
 
             return record

@@ -94,19 +94,12 @@ class TrainModelOperator(BaseOperator):
         """Start (or find) the week's training job; defer while it runs."""
         started = run_stage("include.stages.train.start_training")
         if "trigger" in started:
-            self.defer(
-                trigger=started["trigger"],
-                method_name="execute_complete",
-                kwargs={"spec": started["spec"], "submission": started["submission"]},
-            )
+            self.defer(trigger=started["trigger"], method_name="execute_complete")
         return self._push(context, started["result"])
 
-    def execute_complete(
-        self, context: Any, event: dict[str, Any], spec: dict[str, Any], submission: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Collect the ended job and record its lineage."""
-        result = run_stage("include.stages.train.finish_training", spec=spec, submission=submission, event=event)
-        return self._push(context, result)
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Collect the ended job and record its lineage (all derived again from the week)."""
+        return self._push(context, run_stage("include.stages.train.finish_training", event=event))
 
     @staticmethod
     def _push(context: Any, result: dict[str, Any]) -> dict[str, Any]:

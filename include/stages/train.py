@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -51,8 +50,8 @@ def start_training(ctx: StageContext) -> dict[str, Any]:
 
     Returns:
         ``{"result": <as train_challenger>}`` when the job is done (always, for a backend that
-        trains in-process), else ``{"trigger": <Airflow trigger>, "spec": ..., "submission": ...}``:
-        the task defers on the trigger and calls :func:`finish_training` with the event.
+        trains in-process), else ``{"trigger": <Airflow trigger>}``: the task defers on the
+        trigger and then calls :func:`finish_training` with its event.
     """
     from providers.base import DeferrableTrainingJobs
 
@@ -64,24 +63,33 @@ def start_training(ctx: StageContext) -> dict[str, Any]:
     if submission.finished:
         return {"result": record_training(ctx, spec, training.collect(spec, submission))}
     log.info("Training job %s submitted; waiting for it without holding a worker slot", submission.job_name)
-    return {"trigger": training.trigger(submission), "spec": asdict(spec), "submission": asdict(submission)}
+    return {"trigger": training.trigger(submission)}
 
 
-def finish_training(
-    ctx: StageContext, spec: dict[str, Any], submission: dict[str, Any], event: dict[str, Any] | None = None
-) -> dict[str, object]:
-    """Collect the ended job (after the deferred wait) and record its lineage.
+def finish_training(ctx: StageContext, event: dict[str, Any] | None = None) -> dict[str, object]:
+    """Collect the week's job after the deferred wait and record its lineage.
+
+    Everything is derived again from the week (the spec is deterministic and the inputs are
+    already written), so this needs nothing from before the deferral but the trigger's event.
 
     Raises:
-        MLOpsError: the job failed or was stopped (the provider's message says why).
+        MLOpsError: the job failed, was stopped, or is somehow still running; the task's retry
+            submits the next attempt.
     """
-    from providers.base import TrainingJobSpec, TrainingSubmission
+    from include.errors import MLOpsError
 
-    if event:
-        log.info("Training job %s ended: %s", event.get("job_name"), event.get("status"))
-    job_spec = TrainingJobSpec(**spec)
-    result = ctx.provider.training.collect(job_spec, TrainingSubmission(**submission))
-    return record_training(ctx, job_spec, result)
+    event = event or {}
+    status = event.get("status", "Completed")
+    if status != "Completed":
+        raise MLOpsError(
+            f"training job {event.get('job_name')} ended {status}: {event.get('failure_reason') or 'no reason given'}"
+        )
+    spec = prepare_training(ctx)
+    training = ctx.provider.training
+    submission = training.submit(spec)
+    if not submission.finished:
+        raise MLOpsError(f"training job {submission.job_name} is still running after its end was reported")
+    return record_training(ctx, spec, training.collect(spec, submission))
 
 
 def prepare_training(ctx: StageContext) -> TrainingJobSpec:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from functools import cached_property
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,9 +45,9 @@ class SageMakerBatchScorer:
         self.endpoint = endpoint
         self.chunk_rows = chunk_rows
 
-    @property
+    @cached_property
     def client(self) -> Any:
-        """The SageMaker client of the connection."""
+        """The SageMaker client of the connection (boto3 clients are thread-safe)."""
         return sagemaker_hook(self.aws.conn_id).conn
 
     def job_name(self, version: ModelVersion, input_key: str) -> str:

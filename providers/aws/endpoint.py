@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from functools import cached_property
 import tempfile
 from typing import Any
 
@@ -40,10 +41,15 @@ class SageMakerEndpoint:
         self.storage = storage
         self.registry = registry
 
-    @property
+    @cached_property
     def client(self) -> Any:
-        """The SageMaker client of the connection."""
+        """The SageMaker client of the connection (boto3 clients are thread-safe)."""
         return sagemaker_hook(self.aws.conn_id).conn
+
+    @cached_property
+    def runtime(self) -> Any:
+        """The sagemaker-runtime client of the connection."""
+        return runtime_client(self.aws.conn_id)
 
     def endpoint_name(self, model_name: str) -> str:
         """The endpoint of a model (``[aws] endpoint_name`` for the project's model)."""
@@ -175,9 +181,9 @@ class SageMakerEndpoint:
         """Send rows as JSON; return ``{"model_version", "predictions"}``."""
         name = self.endpoint_name(model_name)
         try:
-            response = runtime_client(self.aws.conn_id).invoke_endpoint(
+            response = self.runtime.invoke_endpoint(
                 EndpointName=name, ContentType="application/json", Accept="application/json",
-                Body=json.dumps({"rows": rows}, default=str).encode(),
+                Body=_rows_json(rows),
             )  # fmt: skip
         except Exception as exc:
             raise EndpointUnavailableError(f"endpoint {name} did not answer: {exc}") from exc
@@ -186,3 +192,11 @@ class SageMakerEndpoint:
             return json.loads(body)
         except ValueError:
             raise EndpointUnavailableError(f"endpoint {name} answered non-JSON: {body[:200]!r}") from None
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> bytes:
+    """``{"rows": [...]}`` with numpy numbers as numbers and timestamps as ISO strings."""
+    import pandas as pd
+
+    records = pd.DataFrame.from_records(rows).to_json(orient="records", date_format="iso")
+    return b'{"rows": ' + records.encode() + b"}"

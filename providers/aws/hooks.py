@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -19,6 +20,7 @@ def runtime_client(conn_id: str) -> Any:
     return AwsBaseHook(aws_conn_id=conn_id, client_type="sagemaker-runtime").conn
 
 
+@functools.lru_cache(maxsize=32)
 def region_of(conn_id: str, configured: str = "") -> str:
     """The region: ``[aws] region`` if set, else the connection's ``region_name``."""
     if configured:

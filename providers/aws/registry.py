@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,13 @@ class SageMakerModelRegistry:
     def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
         self.aws = aws
         self.storage = storage
+        self._records: dict[str, dict[str, Any]] = {}
+        self._group_arns: dict[str, str] = {}
+        self._metadata: dict[str, dict[str, str]] = {}
 
-    @property
+    @cached_property
     def client(self) -> Any:
-        """The SageMaker client of the connection."""
+        """The SageMaker client of the connection (boto3 clients are thread-safe)."""
         return sagemaker_hook(self.aws.conn_id).conn
 
     # -- versions --------------------------------------------------------------------------
@@ -117,11 +121,32 @@ class SageMakerModelRegistry:
         return version
 
     def get_version(self, model_name: str, version: str) -> ModelVersion:
-        """Return one version. Raises KeyError if it does not exist."""
-        for candidate in self.list_versions(model_name):
-            if candidate.version == str(version):
-                return candidate
-        raise KeyError(f"model {model_name!r} has no version {version!r}")
+        """Return one version (one DescribeModelPackage). Raises KeyError if it does not exist."""
+        missing = KeyError(f"model {model_name!r} has no version {version!r}")
+        if not str(version).isdigit():
+            raise missing
+        group_arn = self._group_arn(model_name)
+        if group_arn is None:
+            raise missing
+        # arn:...:model-package-group/<group> -> arn:...:model-package/<group>/<version>
+        arn = group_arn.replace(":model-package-group/", ":model-package/", 1) + f"/{int(version)}"
+        try:
+            return self._to_version(model_name, {"ModelPackageArn": arn})
+        except Exception as exc:
+            if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                raise missing from None
+            raise
+
+    def _group_arn(self, model_name: str) -> str | None:
+        if model_name not in self._group_arns:
+            try:
+                described = self.client.describe_model_package_group(ModelPackageGroupName=group_name(model_name))
+            except Exception as exc:
+                if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                    return None
+                raise
+            self._group_arns[model_name] = described["ModelPackageGroupArn"]
+        return self._group_arns[model_name]
 
     def list_versions(self, model_name: str) -> list[ModelVersion]:
         """Every version of the model, oldest first."""
@@ -146,11 +171,13 @@ class SageMakerModelRegistry:
     def _to_version(self, model_name: str, summary: dict[str, Any]) -> ModelVersion:
         package = self.client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
         meta = package.get("CustomerMetadataProperties", {}) or {}
-        record: dict[str, Any] = {}
-        if meta.get("registration"):
+        self._metadata[package["ModelPackageArn"]] = meta
+        record: dict[str, Any] = self._records.get(meta.get("registration", ""), {})
+        if meta.get("registration") and not record:
             try:
                 bucket, key = split_s3_uri(meta["registration"])
                 record = json.loads(self.storage.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+                self._records[meta["registration"]] = record  # written once, before the package
             except Exception as exc:  # the package stays usable without its lineage record
                 log.warning("Cannot read the registration record of %s: %s", summary["ModelPackageArn"], exc)
         containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
@@ -283,6 +310,8 @@ class SageMakerModelRegistry:
                 self.client.update_model_package(
                     ModelPackageArn=version.tags["model_package_arn"],
                     ModelApprovalStatus=wanted,
+                    # sent again: UpdateModelPackage keeps them, but moto 5.2 would drop them
+                    CustomerMetadataProperties=self._metadata[version.tags["model_package_arn"]],
                     ApprovalDescription=(f"production: {reason}" if wanted == APPROVED else
                                          f"replaced by v{production.version}")[:1000],  # fmt: skip
                 )

@@ -14,6 +14,7 @@ import logging
 import tarfile
 import tempfile
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ class SageMakerTrainingJobs:
         self.aws = aws
         self.storage = storage
 
-    @property
+    @cached_property
     def hook(self) -> Any:
         """The SageMakerHook of the connection."""
         return sagemaker_hook(self.aws.conn_id)
