@@ -61,9 +61,12 @@ class MotoServer:
         import boto3
 
         return boto3.client(
-            service, region_name=REGION, endpoint_url=self.url,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
+            service,
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def reset(self) -> None:
         """Wipe all emulated state."""
@@ -90,11 +93,36 @@ class PostgresCluster:
         if self._as_postgres:
             user = pwd.getpwnam("postgres")
             os.chown(self.folder, user.pw_uid, user.pw_gid)
-        self._run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-                   "--no-sync", "-E", "UTF8"])  # fmt: skip
-        self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "log"), "-w", "-t", "60",
-                   "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
-                   "-c fsync=off", "start"])  # fmt: skip
+        self._run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
+        self._run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
+                "-c fsync=off",
+                "start",
+            ]
+        )
         self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def _run(self, command: list[str]) -> None:
@@ -151,6 +179,11 @@ class SageMakerStandIn:
         self.fail_training: str | None = None  # a job name prefix whose training fails
         self.invocations = 0
         self.threads: list[Any] = []
+        self._loaded: dict[str, tuple[Any, Any]] = {}
+        self._folders: list[Path] = []
+        import threading
+
+        self._serving_lock = threading.Lock()
         self.errors: list[Exception] = []
         self._patches: list[tuple[Any, str, Any]] = []
         self._install()
@@ -160,7 +193,9 @@ class SageMakerStandIn:
         setattr(owner, name, replacement)
 
     def uninstall(self) -> None:
-        """Put moto back as it was."""
+        """Put moto back as it was; delete the endpoints' model folders."""
+        for folder in self._folders:
+            shutil.rmtree(folder, ignore_errors=True)
         for owner, name, original in reversed(self._patches):
             if original is None:
                 delattr(owner, name)
@@ -206,7 +241,9 @@ class SageMakerStandIn:
             from moto.core.responses import ActionResult
 
             name, config = response._get_param("EndpointName"), response._get_param("EndpointConfigName")
-            stand_in.requests.append(("UpdateEndpoint", {"endpoint_name": name, "endpoint_config_name": config}))
+            stand_in.requests.append(
+                ("UpdateEndpoint", {"endpoint_name": name, "endpoint_config_name": config})
+            )
             backend = response.sagemaker_backend
             endpoint = backend.endpoints[name]
             endpoint.endpoint_config_name = config
@@ -230,15 +267,25 @@ class SageMakerStandIn:
                 body = stand_in._serve(backend, name, response.body, response.headers.get("Accept"))
             except Exception as exc:  # the container's 4xx/5xx: the error text, as SageMaker relays it
                 error = {"__type": "ModelError", "message": f"the inference script failed: {exc}"[-1000:]}
-                headers = {"Content-Type": "application/json", "x-amzn-ErrorType": "ModelError", "status": 424}
+                headers = {
+                    "Content-Type": "application/json",
+                    "x-amzn-ErrorType": "ModelError",
+                    "status": 424,
+                }
                 return 424, headers, json.dumps(error)
             stand_in.invocations += 1
-            return 200, {"Content-Type": "application/json", "x-Amzn-Invoked-Production-Variant": "AllTraffic"}, body
+            return (
+                200,
+                {"Content-Type": "application/json", "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
+                body,
+            )
 
         self._patch(SageMakerModelBackend, "create_training_job", create_training_job)
         self._patch(SageMakerModelBackend, "create_transform_job", create_transform_job)
         self._patch(SageMakerModelBackend, "create_model", recorder("CreateModel", original_model))
-        self._patch(SageMakerModelBackend, "create_endpoint_config", recorder("CreateEndpointConfig", original_config))
+        self._patch(
+            SageMakerModelBackend, "create_endpoint_config", recorder("CreateEndpointConfig", original_config)
+        )
         self._patch(SageMakerModelBackend, "create_endpoint", recorder("CreateEndpoint", original_endpoint))
         self._patch(SageMakerResponse, "update_endpoint", update_endpoint)
         self._patch(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
@@ -292,8 +339,14 @@ class SageMakerStandIn:
             user_hps = {k: json.loads(v) for k, v in hps.items() if not k.startswith("sagemaker_")}
             model_dir = ml / "model"
             model_dir.mkdir()
-            env.update({"SM_MODEL_DIR": str(model_dir), "SM_HPS": json.dumps(user_hps),
-                        "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"})  # fmt: skip
+            env.update(
+                {
+                    "SM_MODEL_DIR": str(model_dir),
+                    "SM_HPS": json.dumps(user_hps),
+                    "PYTHONPATH": str(code),
+                    "OMP_NUM_THREADS": "1",
+                }
+            )
             program = json.loads(hps["sagemaker_program"])
             argv = [f"--{k}={v}" for k, v in sorted(user_hps.items())]
             # As in the container, only the code folder is importable: the project root that the
@@ -306,8 +359,14 @@ class SageMakerStandIn:
             )
             if self.fail_training and job.training_job_name.startswith(self.fail_training):
                 argv.append("--learning_rate=not-a-number")  # a bad hyperparameter: train.py exits 1
-            result = subprocess.run([sys.executable, "-c", bootstrap, str(ROOT), program, *argv], cwd=code,
-                                    env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+            result = subprocess.run(
+                [sys.executable, "-c", bootstrap, str(ROOT), program, *argv],
+                cwd=code,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             if result.returncode != 0:
                 job.failure_reason = f"AlgorithmError: {result.stderr.strip()[-500:]}"
                 job.training_job_status = job.secondary_status = "Failed"
@@ -322,7 +381,9 @@ class SageMakerStandIn:
 
     # -- the serving container -------------------------------------------------------------
 
-    def _run_inference(self, backend: Any, model_name: str, body: bytes | str, content_type: str, accept: str) -> str:
+    def _run_inference(
+        self, backend: Any, model_name: str, body: bytes | str, content_type: str, accept: str
+    ) -> str:
         s3 = self.moto.client("s3")
         container = backend._models[model_name].primary_container
         environment = container.get("Environment", {})
@@ -333,20 +394,65 @@ class SageMakerStandIn:
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **environment,
                    "OMP_NUM_THREADS": "1"}  # fmt: skip
             result = subprocess.run(
-                [sys.executable, str(ROOT / "tests" / "sagemaker_container.py"), "--code", str(code),
-                 "--model-dir", str(model_dir), "--content-type", content_type, "--accept", accept,
-                 str(Path(tmp) / "in"), str(Path(tmp) / "out")],
-                env=env, capture_output=True, text=True, timeout=300,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "sagemaker_container.py"),
+                    "--code",
+                    str(code),
+                    "--model-dir",
+                    str(model_dir),
+                    "--content-type",
+                    content_type,
+                    "--accept",
+                    accept,
+                    str(Path(tmp) / "in"),
+                    str(Path(tmp) / "out"),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if result.returncode != 0:
                 raise RuntimeError(f"the inference script failed: {result.stderr[-1500:]}")
             return (Path(tmp) / "out").read_text()
 
     def _serve(self, backend: Any, endpoint_name: str, body: bytes | str, accept: str | None) -> str:
+        """An endpoint keeps its model loaded: the script's model_fn runs once per deployed model
+        (in this process, unlike transform jobs), then input_fn/predict_fn/output_fn per request."""
+        import importlib.util
+
         endpoint = backend.endpoints[endpoint_name]
         config = backend.endpoint_configs[endpoint.endpoint_config_name]
         model_name = config.production_variants[0]["ModelName"]
-        return self._run_inference(backend, model_name, body, "application/json", accept or "application/json")
+        with self._serving_lock:
+            if model_name not in self._loaded:
+                s3 = self.moto.client("s3")
+                container = backend._models[model_name].primary_container
+                environment = container.get("Environment", {})
+                folder = Path(tempfile.mkdtemp(prefix="sm-endpoint-"))
+                self._folders.append(folder)
+                code = _untar(_s3_get(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]), folder / "code")
+                model_dir = _untar(_s3_get(s3, container["ModelDataUrl"]), folder / "model")
+                spec = importlib.util.spec_from_file_location(
+                    f"sagemaker_inference_{len(self._loaded)}", code / "sagemaker_inference.py"
+                )
+                script = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(script)
+                saved = {k: os.environ.get(k) for k in environment}
+                os.environ.update(environment)  # model_fn reads MODEL_SHA256 / MODEL_VERSION
+                try:
+                    self._loaded[model_name] = (script, script.model_fn(str(model_dir)))
+                finally:
+                    for key, value in saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+            script, model = self._loaded[model_name]
+        frame = script.input_fn(body, "application/json")
+        answer, _ = script.output_fn(script.predict_fn(frame, model), accept or "application/json")
+        return answer
 
     def _transform(self, backend: Any, job: Any) -> None:
         s3 = self.moto.client("s3")
@@ -354,9 +460,12 @@ class SageMakerStandIn:
         bucket, key = uri[5:].split("/", 1)
         try:
             out = self._run_inference(
-                backend, job.model_name, _s3_get(s3, uri), job.transform_input["ContentType"],
+                backend,
+                job.model_name,
+                _s3_get(s3, uri),
+                job.transform_input["ContentType"],
                 job.transform_output.get("Accept", "text/csv"),
-            )  # fmt: skip
+            )
         except Exception as exc:
             job.failure_reason = str(exc)[-500:]
             job.transform_job_status = "Failed"
@@ -370,9 +479,16 @@ def aws_sections(bucket: str, warehouse: str = "postgres") -> dict[str, dict[str
     """astro.toml sections for the AWS provider on the emulators (for ``helpers.write_config``)."""
     return {
         "project": {"provider": "aws"},
-        "aws": {"conn_id": "aws_test", "bucket": bucket, "prefix": "mlops", "region": REGION,
-                "role_arn": ROLE_ARN, "poll_seconds": 1, "warehouse": warehouse,
-                "warehouse_conn_id": "warehouse_test"},  # fmt: skip
+        "aws": {
+            "conn_id": "aws_test",
+            "bucket": bucket,
+            "prefix": "mlops",
+            "region": REGION,
+            "role_arn": ROLE_ARN,
+            "poll_seconds": 1,
+            "warehouse": warehouse,
+            "warehouse_conn_id": "warehouse_test",
+        },  # fmt: skip
     }
 
 

@@ -73,7 +73,9 @@ def input_fn(body: bytes | str, content_type: str) -> pd.DataFrame:
     elif content_type == "application/x-parquet":
         frame = pd.read_parquet(io.BytesIO(body if isinstance(body, bytes) else body.encode()))
     else:
-        raise ValueError(f"unsupported content type {content_type!r}: use application/json or application/x-parquet")
+        raise ValueError(
+            f"unsupported content type {content_type!r}: use application/json or application/x-parquet"
+        )
     missing = [c for c in RAW_FEATURES if c not in frame.columns]
     if missing:
         raise ValueError(f"rows lack column(s): {', '.join(missing)}")

@@ -82,7 +82,8 @@ def finish_training(ctx: StageContext, event: dict[str, Any] | None = None) -> d
     status = event.get("status", "Completed")
     if status != "Completed":
         raise MLOpsError(
-            f"training job {event.get('job_name')} ended {status}: {event.get('failure_reason') or 'no reason given'}"
+            f"training job {event.get('job_name')} ended {status}: "
+            f"{event.get('failure_reason') or 'no reason given'}"
         )
     spec = prepare_training(ctx)
     training = ctx.provider.training

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from functools import cached_property
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -52,7 +52,9 @@ class SageMakerBatchScorer:
 
     def job_name(self, version: ModelVersion, input_key: str) -> str:
         """The transform job of (version, input content)."""
-        head = self.storage.client.head_object(Bucket=self.storage.bucket, Key=self.storage.object_key(input_key))
+        head = self.storage.client.head_object(
+            Bucket=self.storage.bucket, Key=self.storage.object_key(input_key)
+        )
         digest = hashlib.sha256(f"{input_key}:{head['ETag']}".encode()).hexdigest()[:10]
         return f"{self.endpoint.sagemaker_model_name(version)[:40]}-{digest}"
 
@@ -65,7 +67,9 @@ class SageMakerBatchScorer:
             "MaxPayloadInMB": 100,
             "BatchStrategy": "SingleRecord",  # one whole Parquet file per request
             "TransformInput": {
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.storage.uri(input_key)}},
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.storage.uri(input_key)}
+                },
                 "ContentType": "application/x-parquet",
                 "SplitType": "None",
             },
@@ -78,8 +82,10 @@ class SageMakerBatchScorer:
                 "InstanceType": profile.batch_instance_type or profile.instance_type,
                 "InstanceCount": profile.batch_instance_count,
             },
-            "Tags": [{"Key": "mlops:model", "Value": version.model_name},
-                     {"Key": "mlops:version", "Value": version.version}],  # fmt: skip
+            "Tags": [
+                {"Key": "mlops:model", "Value": version.model_name},
+                {"Key": "mlops:version", "Value": version.version},
+            ],  # fmt: skip
         }
 
     def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:

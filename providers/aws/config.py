@@ -80,7 +80,9 @@ class AwsSettings:
         """
         section = dict(settings.provider_sections.get("aws", {}))
         hardware = settings.hardware
-        training = _build(TrainingProfile, hardware.get("training", {}).get("aws", {}), "[hardware.training.aws]")
+        training = _build(
+            TrainingProfile, hardware.get("training", {}).get("aws", {}), "[hardware.training.aws]"
+        )
         inference = _build(
             InferenceProfile, hardware.get("inference", {}).get("aws", {}), "[hardware.inference.aws]"
         )
@@ -93,7 +95,9 @@ class AwsSettings:
     def check(self) -> None:
         """Check values that types alone do not catch."""
         if not _BUCKET.match(self.bucket or ""):
-            raise ConfigError(f"[aws] bucket = {self.bucket!r} is not an S3 bucket name: set it in astro.toml")
+            raise ConfigError(
+                f"[aws] bucket = {self.bucket!r} is not an S3 bucket name: set it in astro.toml"
+            )
         if not _PREFIX.match(self.prefix or ""):
             raise ConfigError(f"[aws] prefix = {self.prefix!r} must be a relative key prefix like 'mlops'")
         if self.warehouse not in WAREHOUSE_KINDS:
@@ -181,8 +185,10 @@ def _build(cls: type, values: dict[str, Any], where: str, skip: tuple[str, ...] 
     defaults = cls()
     for key, value in values.items():
         expected = type(getattr(defaults, key))
-        if expected is bool and not isinstance(value, bool) or (
-            expected is not bool and (not isinstance(value, expected) or isinstance(value, bool))
+        if (
+            expected is bool
+            and not isinstance(value, bool)
+            or (expected is not bool and (not isinstance(value, expected) or isinstance(value, bool)))
         ):
             raise ConfigError(f"{where} {key} = {value!r} should be of type {expected.__name__}")
     return cls(**values)

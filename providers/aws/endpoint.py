@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from functools import cached_property
 import tempfile
+from functools import cached_property
 from typing import Any
 
 from include.errors import MLOpsError
@@ -89,8 +89,10 @@ class SageMakerEndpoint:
                     "MODEL_SHA256": version.sha256,
                 },
             },
-            Tags=[{"Key": "mlops:model", "Value": version.model_name},
-                  {"Key": "mlops:version", "Value": version.version}],  # fmt: skip
+            Tags=[
+                {"Key": "mlops:model", "Value": version.model_name},
+                {"Key": "mlops:version", "Value": version.version},
+            ],  # fmt: skip
         )
         log.info("Created SageMaker model %s", name)
         return name

@@ -32,7 +32,8 @@ def region_of(conn_id: str, configured: str = "") -> str:
         from include.errors import ConfigError
 
         raise ConfigError(
-            f"no AWS region: set [aws] region in astro.toml or region_name in the extra of connection {conn_id!r}"
+            "no AWS region: set [aws] region in astro.toml or region_name in the extra of "
+            f"connection {conn_id!r}"
         )
     return region
 

@@ -140,7 +140,9 @@ class SageMakerModelRegistry:
     def _group_arn(self, model_name: str) -> str | None:
         if model_name not in self._group_arns:
             try:
-                described = self.client.describe_model_package_group(ModelPackageGroupName=group_name(model_name))
+                described = self.client.describe_model_package_group(
+                    ModelPackageGroupName=group_name(model_name)
+                )
             except Exception as exc:
                 if error_code(exc) in ("ValidationException", "ResourceNotFound"):
                     return None
@@ -189,8 +191,11 @@ class SageMakerModelRegistry:
             sha256=meta.get("sha256", ""),
             registry_key=meta.get("registry_key", ""),
             metrics=record.get("metrics", {}),
-            tags={**record.get("tags", {}), "approval_status": package.get("ModelApprovalStatus", ""),
-                  "model_package_arn": package["ModelPackageArn"]},  # fmt: skip
+            tags={
+                **record.get("tags", {}),
+                "approval_status": package.get("ModelApprovalStatus", ""),
+                "model_package_arn": package["ModelPackageArn"],
+            },  # fmt: skip
             created_at=created.isoformat() if hasattr(created, "isoformat") else str(created or ""),
         )
 
@@ -246,7 +251,9 @@ class SageMakerModelRegistry:
         """The alias document and its ETag (None: it does not exist yet)."""
         client = self.storage.client
         try:
-            obj = client.get_object(Bucket=self.storage.bucket, Key=self.storage.object_key(self._alias_key(model_name, alias)))
+            obj = client.get_object(
+                Bucket=self.storage.bucket, Key=self.storage.object_key(self._alias_key(model_name, alias))
+            )
         except client.exceptions.NoSuchKey:
             return {"version": None, "history": []}, None
         return json.loads(obj["Body"].read()), obj["ETag"]
@@ -312,8 +319,11 @@ class SageMakerModelRegistry:
                     ModelApprovalStatus=wanted,
                     # sent again: UpdateModelPackage keeps them, but moto 5.2 would drop them
                     CustomerMetadataProperties=self._metadata[version.tags["model_package_arn"]],
-                    ApprovalDescription=(f"production: {reason}" if wanted == APPROVED else
-                                         f"replaced by v{production.version}")[:1000],  # fmt: skip
+                    ApprovalDescription=(
+                        f"production: {reason}"
+                        if wanted == APPROVED
+                        else f"replaced by v{production.version}"
+                    )[:1000],  # fmt: skip
                 )
 
     def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:

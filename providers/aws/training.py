@@ -65,15 +65,21 @@ class SageMakerTrainingJobs:
             return TrainingSubmission(marker.get("job_name", spec.job_name), finished=True, reused=True)
         for key in (spec.train_data_key, spec.validation_data_key):
             if not self.storage.exists(key):
-                raise FileNotFoundError(f"training input {self.storage.uri(key)} does not exist: run validate_data first")
+                raise FileNotFoundError(
+                    f"training input {self.storage.uri(key)} does not exist: run validate_data first"
+                )
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = spec.job_name if attempt == 1 else f"{spec.job_name}-a{attempt}"
             status = self.status(name)
             if status is None:
                 request = self.request(spec, name)
-                log.info("Starting SageMaker training job %s on %s x%d%s", name,
-                         request["ResourceConfig"]["InstanceType"], request["ResourceConfig"]["InstanceCount"],
-                         " (managed spot)" if request["EnableManagedSpotTraining"] else "")  # fmt: skip
+                log.info(
+                    "Starting SageMaker training job %s on %s x%d%s",
+                    name,
+                    request["ResourceConfig"]["InstanceType"],
+                    request["ResourceConfig"]["InstanceCount"],
+                    " (managed spot)" if request["EnableManagedSpotTraining"] else "",
+                )
                 self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
                 status = self.status(name) or "InProgress"
                 return TrainingSubmission(name, finished=status not in RUNNING, reused=False)
@@ -227,5 +233,7 @@ class SageMakerTrainingJobs:
             tar.extractall(out, filter="data")
         missing = [name for name in OUTPUT_FILES if not (out / name).is_file()]
         if missing:
-            raise TrainingFailedError(f"{artifact_uri} lacks {missing}: was it written by include/ml/train.py?")
+            raise TrainingFailedError(
+                f"{artifact_uri} lacks {missing}: was it written by include/ml/train.py?"
+            )
         return out

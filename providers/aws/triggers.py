@@ -68,7 +68,11 @@ class SageMakerJobTrigger(BaseTrigger):
             status = job[field]
             if status not in _RUNNING:
                 yield TriggerEvent(
-                    {"job_name": self.job_name, "status": status, "failure_reason": job.get("FailureReason", "")}
+                    {
+                        "job_name": self.job_name,
+                        "status": status,
+                        "failure_reason": job.get("FailureReason", ""),
+                    }
                 )
                 return
             if time.monotonic() > deadline:

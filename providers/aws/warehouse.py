@@ -131,7 +131,9 @@ class SqlWarehouse:
             existing = set(self._columns(cursor, table))
             for column, logical in schema.items():
                 if column not in existing:
-                    cursor.execute(f"ALTER TABLE {self._name(table)} ADD COLUMN {column} {SQL_TYPES[logical]}")
+                    cursor.execute(
+                        f"ALTER TABLE {self._name(table)} ADD COLUMN {column} {SQL_TYPES[logical]}"
+                    )
 
     def replace_rows(
         self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]
@@ -259,7 +261,9 @@ class RedshiftDataApiWarehouse:
             if status == "FINISHED":
                 return described
             if status in ("FAILED", "ABORTED"):
-                raise WarehouseStatementError(f"Redshift statement {statement_id} {status}: {described.get('Error')}")
+                raise WarehouseStatementError(
+                    f"Redshift statement {statement_id} {status}: {described.get('Error')}"
+                )
             if time.monotonic() > deadline:
                 raise WarehouseStatementError(
                     f"Redshift statement {statement_id} still {status} after {self.timeout_seconds:.0f} s"
@@ -271,8 +275,7 @@ class RedshiftDataApiWarehouse:
         return f"{self.schema}.{check_identifier(table)}"
 
     def ensure_table_statements(self, table: str, schema: Mapping[str, str]) -> list[str]:
-        """CREATE TABLE IF NOT EXISTS plus one ADD COLUMN per column (Redshift has no IF NOT EXISTS
-        for columns: the columns it lacks are found first)."""
+        """The CREATE TABLE IF NOT EXISTS statement (missing columns are added by ensure_table)."""
         _check_schema(schema)
         columns = ", ".join(f"{c} {SQL_TYPES[t]}" for c, t in schema.items())
         return [f"CREATE TABLE IF NOT EXISTS {self._name(table)} ({columns})"]

@@ -252,14 +252,18 @@ def training_inputs(store, prefix: str, weeks: int = 2, rows: int = 600) -> tupl
     """Write a small training and validation Parquet into ``store``; return their keys."""
     from include.ml.sample_data import generate_week, write_parquet_bytes
 
-    data = pd.concat([generate_week(f"2026-W0{i + 1}", rows, seed=i) for i in range(weeks)], ignore_index=True)
+    data = pd.concat(
+        [generate_week(f"2026-W0{i + 1}", rows, seed=i) for i in range(weeks)], ignore_index=True
+    )
     train_key, validation_key = f"{prefix}/input/train.parquet", f"{prefix}/input/validation.parquet"
     store.put_bytes(train_key, write_parquet_bytes(data.iloc[: len(data) * 4 // 5]))
     store.put_bytes(validation_key, write_parquet_bytes(data.iloc[len(data) * 4 // 5 :]))
     return train_key, validation_key
 
 
-def training_spec(name: str, train_key: str, validation_key: str, hardware: dict | None = None) -> TrainingJobSpec:
+def training_spec(
+    name: str, train_key: str, validation_key: str, hardware: dict | None = None
+) -> TrainingJobSpec:
     """A job spec with few boosting rounds (fast)."""
     return TrainingJobSpec(
         job_name=name,
@@ -312,7 +316,9 @@ class TrainingContract:
         assert training_store.get_bytes(again.model_key) == before
 
     def test_a_missing_input_raises_before_starting(self, training):
-        spec = training_spec(f"contract-missing-{uuid.uuid4().hex[:6]}", "nowhere/train.parquet", "nowhere/v.parquet")
+        spec = training_spec(
+            f"contract-missing-{uuid.uuid4().hex[:6]}", "nowhere/train.parquet", "nowhere/v.parquet"
+        )
         with pytest.raises(FileNotFoundError):
             training.run(spec)
 
@@ -339,14 +345,21 @@ def store_model(store, key: str, seed: int) -> str:
 class _Models:
     @pytest.fixture(scope="class")
     def artifacts(self, registry_store) -> dict[int, str]:
-        return {seed: store_model(registry_store, f"contract-models/seed={seed}/model.joblib", seed) for seed in (1, 2)}
+        return {
+            seed: store_model(registry_store, f"contract-models/seed={seed}/model.joblib", seed)
+            for seed in (1, 2)
+        }
 
     @staticmethod
     def register(registry, model: str, key: str, artifacts: dict[int, str], seed: int = 1) -> ModelVersion:
         return registry.register(
-            model, artifacts[seed], registry_key=key, metrics=METRICS,
-            params={"learning_rate": 0.1, "max_iter": 10}, tags={"week": "2026-W05", "trained_by": "contract"},
-        )  # fmt: skip
+            model,
+            artifacts[seed],
+            registry_key=key,
+            metrics=METRICS,
+            params={"learning_rate": 0.1, "max_iter": 10},
+            tags={"week": "2026-W05", "trained_by": "contract"},
+        )
 
 
 class RegistryContract(_Models):
@@ -518,7 +531,9 @@ class EndpointContract(_Models):
     @pytest.fixture(scope="class")
     def versions(self, registry, artifacts) -> list[ModelVersion]:
         model = unique("ep")
-        return [self.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))]
+        return [
+            self.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
+        ]
 
     def test_is_an_online_endpoint(self, endpoint):
         assert isinstance(endpoint, OnlineEndpoint)
@@ -532,12 +547,16 @@ class EndpointContract(_Models):
         assert first.version == "1" and endpoint.current(versions[0].model_name).version == "1"
         answer = endpoint.invoke(versions[0].model_name, rows)
         assert str(answer["model_version"]) == "1"
-        assert answer["predictions"] == pytest.approx(expected_scores(registry, versions[0], rows, tmp_path / "1"))
+        assert answer["predictions"] == pytest.approx(
+            expected_scores(registry, versions[0], rows, tmp_path / "1")
+        )
         second = endpoint.deploy(versions[1])
         assert second.version == "2" and second.endpoint_name == first.endpoint_name
         answer = endpoint.invoke(versions[1].model_name, rows)
         assert str(answer["model_version"]) == "2"
-        assert answer["predictions"] == pytest.approx(expected_scores(registry, versions[1], rows, tmp_path / "2"))
+        assert answer["predictions"] == pytest.approx(
+            expected_scores(registry, versions[1], rows, tmp_path / "2")
+        )
         # back to the first (what a rollback does)
         assert endpoint.deploy(versions[0]).version == "1"
         assert str(endpoint.invoke(versions[0].model_name, rows)["model_version"]) == "1"
@@ -571,7 +590,9 @@ class BatchContract(_Models):
     def test_is_a_batch_scorer(self, batch):
         assert isinstance(batch, BatchScorer)
 
-    def test_scores_every_row_once_with_the_versions_predictions(self, batch, registry, artifacts, scored_input, tmp_path):
+    def test_scores_every_row_once_with_the_versions_predictions(
+        self, batch, registry, artifacts, scored_input, tmp_path
+    ):
         from include.ml.schema import ID_COLUMN, RAW_FEATURES
 
         key, frame = scored_input
@@ -580,11 +601,15 @@ class BatchContract(_Models):
         assert list(out.columns) == ["customer_id", "churn_probability"]
         assert sorted(out["customer_id"].astype(str)) == sorted(frame[ID_COLUMN].astype(str))
         rows = frame[[ID_COLUMN, *RAW_FEATURES]]
-        expected = dict(zip(frame[ID_COLUMN].astype(str), expected_scores(registry, version, rows, tmp_path), strict=True))
+        expected = dict(
+            zip(frame[ID_COLUMN].astype(str), expected_scores(registry, version, rows, tmp_path), strict=True)
+        )
         got = dict(zip(out["customer_id"].astype(str), out["churn_probability"], strict=True))
         assert got == pytest.approx(expected)
 
-    def test_a_tampered_artifact_is_refused_before_scoring(self, batch, registry, artifacts, tamper, scored_input):
+    def test_a_tampered_artifact_is_refused_before_scoring(
+        self, batch, registry, artifacts, tamper, scored_input
+    ):
         version = self.register(registry, unique("batch"), "a", artifacts)
         tamper(version)
         with pytest.raises(ArtifactIntegrityError):

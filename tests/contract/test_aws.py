@@ -12,6 +12,8 @@ import tarfile
 import uuid
 
 import pytest
+from emulators import REGION, ROLE_ARN
+
 from contract.suites import (
     BatchContract,
     EndpointContract,
@@ -20,8 +22,6 @@ from contract.suites import (
     TrainingContract,
     WarehouseContract,
 )
-from emulators import REGION, ROLE_ARN
-
 from providers.aws.batch import SageMakerBatchScorer
 from providers.aws.config import AwsSettings
 from providers.aws.endpoint import SageMakerEndpoint
@@ -62,7 +62,9 @@ def tamper(registry_store):
         """Replace the registered model.tar.gz with one whose model.joblib has a byte flipped."""
         bucket, key = split_s3_uri(version.artifact_uri)
         client = registry_store.client
-        with tarfile.open(fileobj=io.BytesIO(client.get_object(Bucket=bucket, Key=key)["Body"].read())) as tar:
+        with tarfile.open(
+            fileobj=io.BytesIO(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        ) as tar:
             data = bytearray(tar.extractfile("model.joblib").read())
         data[len(data) // 2] ^= 0xFF
         buffer = io.BytesIO()

@@ -6,6 +6,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from helpers import EndpointServer, free_port, seed_mlflow_db
+
 from contract.suites import (
     BatchContract,
     EndpointContract,
@@ -14,8 +16,6 @@ from contract.suites import (
     TrainingContract,
     WarehouseContract,
 )
-from helpers import EndpointServer, free_port, seed_mlflow_db
-
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint
 from providers.local.registry import MlflowModelRegistry
