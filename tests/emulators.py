@@ -220,6 +220,10 @@ class SageMakerStandIn:
             stand_in.requests.append(("CreateTrainingJob", copy.deepcopy(kwargs)))
             job = original_training(backend, **kwargs)
             job.training_job_status = job.secondary_status = "InProgress"
+            # decided when the request arrives (the test may reset fail_training meanwhile)
+            job.stand_in_fails = bool(
+                stand_in.fail_training and job.training_job_name.startswith(stand_in.fail_training)
+            )
             stand_in._start(stand_in._train, job)
             return job
 
@@ -357,7 +361,7 @@ class SageMakerStandIn:
                 "sys.path[:] = [p for p in sys.path if p.rstrip('/') != root]; "
                 "sys.argv[0] = sys.argv[1]; del sys.argv[1]; runpy.run_path(sys.argv[0], run_name='__main__')"
             )
-            if self.fail_training and job.training_job_name.startswith(self.fail_training):
+            if job.stand_in_fails:
                 argv.append("--learning_rate=not-a-number")  # a bad hyperparameter: train.py exits 1
             result = subprocess.run(
                 [sys.executable, "-c", bootstrap, str(ROOT), program, *argv],
