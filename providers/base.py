@@ -124,6 +124,37 @@ class TrainingJobs(Protocol):
         """Run the job to completion, or return the result of the finished job of that name."""
 
 
+@dataclass(frozen=True)
+class TrainingSubmission:
+    """A training job that was started, or found (running or finished), by ``submit``."""
+
+    job_name: str  # the job that holds the result (an attempt after a failed one gets a suffix)
+    finished: bool  # True: ``collect`` can be called now; False: wait on ``trigger``'s event
+    reused: bool  # True when the job existed before this call (a re-run of the week)
+
+
+@runtime_checkable
+class DeferrableTrainingJobs(TrainingJobs, Protocol):
+    """Training on a cloud service: submitted, waited on by Airflow's triggerer, then collected.
+
+    The train task submits the job and defers on ``trigger`` so that no worker slot is held
+    while the job runs; a backend without these methods (local) is simply ``run``.
+    """
+
+    def submit(self, spec: TrainingJobSpec) -> TrainingSubmission:
+        """Start the job named ``spec.job_name``, or find it if it exists already."""
+
+    def trigger(self, submission: TrainingSubmission) -> Any:
+        """Return an Airflow trigger whose event fires when the job has ended."""
+
+    def collect(self, spec: TrainingJobSpec, submission: TrainingSubmission) -> TrainingJobResult:
+        """Bring the ended job's artifact and metrics into storage under ``spec.output_prefix``.
+
+        Raises:
+            MLOpsError: the job failed or was stopped; the message carries the service's reason.
+        """
+
+
 # --------------------------------------------------------------------------------------------
 # ML platform: registry, endpoint, batch scoring
 

@@ -62,3 +62,58 @@ def scheduler_backfill(tmp_path_factory: pytest.TempPathFactory, airflow_db: Pat
     from airflow_services import backfill_session
 
     yield from backfill_session(tmp_path_factory)
+
+
+# --------------------------------------------------------------------------------------------
+# AWS stand-ins (started only by the tests that ask for them; see tests/emulators.py)
+
+AWS_BUCKET = "mlops-test"
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto in server mode on 127.0.0.1 (a free port), with the SageMaker stand-in hooked in."""
+    from emulators import MotoServer, SageMakerStandIn
+
+    server = MotoServer()
+    stand_in = SageMakerStandIn(server)
+    try:
+        yield server, stand_in
+    finally:
+        stand_in.join(timeout=60)
+        stand_in.uninstall()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL 15 cluster of the tests' own (the SQL stand-in for Redshift)."""
+    import tempfile
+
+    from emulators import PostgresCluster
+
+    # not under pytest's temporary folder: that is private to root, and the cluster runs as postgres
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlops-pg-")))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_server, postgres_cluster):
+    """Airflow connections ``aws_test`` (fake keys -> moto) and ``warehouse_test`` (PostgreSQL),
+    and the bucket; yields ``(moto, stand_in, cluster)``."""
+    server, stand_in = moto_server
+    variables = {**server.connection_env("aws_test"), **postgres_cluster.connection_env("warehouse_test")}
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    server.client("s3").create_bucket(Bucket=AWS_BUCKET)
+    try:
+        yield server, stand_in, postgres_cluster
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, get_current_context, task
+from airflow.sdk import Asset, BaseOperator, get_current_context, task
 
 RAW_DATA = Asset("mlops_raw_data")
 VALIDATED_DATA = Asset("mlops_validated_data")
@@ -82,14 +82,37 @@ def validate_stage() -> Any:
     return validate_data()
 
 
+class TrainModelOperator(BaseOperator):
+    """train_model as an operator, so that a cloud training job's wait can defer.
+
+    ``execute`` prepares the inputs and submits the job; when the provider's job is still
+    running it defers on the provider's trigger (no worker slot held while the cloud trains)
+    and ``execute_complete`` collects the result. A provider that trains in-process (local)
+    finishes inside ``execute``. Each key of the result is pushed as its own XCom, as a
+    TaskFlow task with a dict result does, so ``train_model["job_name"]`` works downstream.
+    """
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Start (or find) the week's training job; defer while it runs."""
+        started = run_stage("include.stages.train.start_training")
+        if "trigger" in started:
+            self.defer(trigger=started["trigger"], method_name="execute_complete")
+        return self._push(context, started["result"])
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Collect the ended job and record its lineage (all derived again from the week)."""
+        return self._push(context, run_stage("include.stages.train.finish_training", event=event))
+
+    @staticmethod
+    def _push(context: Any, result: dict[str, Any]) -> dict[str, Any]:
+        for key, value in result.items():
+            context["ti"].xcom_push(key=key, value=value)
+        return result
+
+
 def train_stage() -> Any:
-    """train_model: train a challenger on the window of validated weeks."""
-
-    @task(task_id="train_model", execution_timeout=timedelta(hours=3))
-    def train_model() -> dict[str, Any]:
-        return run_stage("include.stages.train.train_challenger")
-
-    return train_model()
+    """train_model: train a challenger on the window of validated weeks (the wait defers)."""
+    return TrainModelOperator(task_id="train_model", execution_timeout=timedelta(hours=3)).output
 
 
 def evaluate_stage(job_name: Any = None) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,6 +14,9 @@ from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated, training_window
 from include.stages.keys import training_prefix
 from include.stages.tables import ensure_tables
+
+if TYPE_CHECKING:
+    from providers.base import TrainingJobResult, TrainingJobSpec
 
 log = logging.getLogger(__name__)
 TRAINING_CODE = ("include/ml/train.py", "include/ml/features.py", "include/ml/schema.py")
@@ -28,14 +32,69 @@ def code_version() -> str:
 
 
 def train_challenger(ctx: StageContext) -> dict[str, object]:
-    """Build the training data, run the training job and record its lineage.
+    """Build the training data, run the training job to completion and record its lineage.
 
     The job name is a hash of everything that determines the model (data versions of the
-    window, hyperparameters, code version), so a re-run finds the finished job.
+    window, hyperparameters, code version), so a re-run finds the finished job. Callers that
+    can defer (the train_model task) use :func:`start_training` / :func:`finish_training`.
 
     Returns:
         The job name, the model's storage key and sha256, metrics and lineage.
     """
+    spec = prepare_training(ctx)
+    return record_training(ctx, spec, ctx.provider.training.run(spec))
+
+
+def start_training(ctx: StageContext) -> dict[str, Any]:
+    """Prepare and start the week's training job.
+
+    Returns:
+        ``{"result": <as train_challenger>}`` when the job is done (always, for a backend that
+        trains in-process), else ``{"trigger": <Airflow trigger>}``: the task defers on the
+        trigger and then calls :func:`finish_training` with its event.
+    """
+    from providers.base import DeferrableTrainingJobs
+
+    spec = prepare_training(ctx)
+    training = ctx.provider.training
+    if not isinstance(training, DeferrableTrainingJobs):
+        return {"result": record_training(ctx, spec, training.run(spec))}
+    submission = training.submit(spec)
+    if submission.finished:
+        return {"result": record_training(ctx, spec, training.collect(spec, submission))}
+    log.info("Training job %s submitted; waiting for it without holding a worker slot", submission.job_name)
+    return {"trigger": training.trigger(submission)}
+
+
+def finish_training(ctx: StageContext, event: dict[str, Any] | None = None) -> dict[str, object]:
+    """Collect the week's job after the deferred wait and record its lineage.
+
+    Everything is derived again from the week (the spec is deterministic and the inputs are
+    already written), so this needs nothing from before the deferral but the trigger's event.
+
+    Raises:
+        MLOpsError: the job failed, was stopped, or is somehow still running; the task's retry
+            submits the next attempt.
+    """
+    from include.errors import MLOpsError
+
+    event = event or {}
+    status = event.get("status", "Completed")
+    if status != "Completed":
+        raise MLOpsError(
+            f"training job {event.get('job_name')} ended {status}: "
+            f"{event.get('failure_reason') or 'no reason given'}"
+        )
+    spec = prepare_training(ctx)
+    training = ctx.provider.training
+    submission = training.submit(spec)
+    if not submission.finished:
+        raise MLOpsError(f"training job {submission.job_name} is still running after its end was reported")
+    return record_training(ctx, spec, training.collect(spec, submission))
+
+
+def prepare_training(ctx: StageContext) -> TrainingJobSpec:
+    """Write the job's training and validation inputs (once per job name); return its spec."""
     from include.ml.sample_data import write_parquet_bytes
     from providers.base import TrainingJobSpec
 
@@ -63,16 +122,22 @@ def train_challenger(ctx: StageContext) -> dict[str, object]:
             "Job %s: %d training rows and %d validation rows from weeks %s",
             job_name, int((~held_out).sum()), int(held_out.sum()), ", ".join(window),
         )  # fmt: skip
-    hardware = ctx.settings.hardware_profile("training")
-    spec = TrainingJobSpec(
+    return TrainingJobSpec(
         job_name=job_name,
         train_data_key=train_key,
         validation_data_key=validation_key,
         output_prefix=f"{prefix}/output",
         hyperparameters=hyperparameters,
-        hardware=hardware,
+        hardware=ctx.settings.hardware_profile("training"),
     )
-    result = ctx.provider.training.run(spec)
+
+
+def record_training(ctx: StageContext, spec: TrainingJobSpec, result: TrainingJobResult) -> dict[str, object]:
+    """Record the finished job's lineage in ``training_runs``; return the task's summary."""
+    window = training_window(ctx)
+    storage = ctx.provider.storage
+    job_name, hyperparameters, hardware = spec.job_name, dict(spec.hyperparameters), dict(spec.hardware)
+    code = code_version()
     model_sha256 = hashlib.sha256(storage.get_bytes(result.model_key)).hexdigest()
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
     record = {

@@ -55,15 +55,22 @@ def test_unknown_provider_names_the_known_ones(settings):
     assert isinstance(info.value, ConfigError)  # deterministic: no retry
 
 
-def test_provider_without_a_package_is_not_implemented(settings):
-    aws = settings.with_overrides(provider="aws")
+def test_provider_without_a_package_is_not_implemented(settings, monkeypatch):
+    # a provider listed in the registry whose package is not written
+    monkeypatch.setitem(PROVIDERS, "gcp", ("providers.not_written_yet", "pip install nothing"))
     with pytest.raises(ProviderNotAvailableError) as info:
-        get_provider(aws)
+        get_provider(settings.with_overrides(provider="gcp"))
     message = str(info.value)
-    assert "'aws'" in message
+    assert "'gcp'" in message
     assert "not implemented" in message
-    assert "providers.aws" in message
-    assert "['local']" in message  # what can be used instead
+    assert "providers.not_written_yet" in message
+    assert "'local'" in message and "'aws'" in message  # what can be used instead
+
+
+def test_aws_provider_builds_without_touching_the_cloud(settings):
+    provider = get_provider(settings.with_overrides(provider="aws"))
+    assert provider.name == "aws"
+    assert provider.details["bucket"] == "my-mlops-bucket"
 
 
 def test_missing_dependency_gives_the_install_hint(settings, tmp_path, monkeypatch):

@@ -1,0 +1,129 @@
+"""Batch scoring on AWS: a SageMaker batch transform job over the week's Parquet file.
+
+The job runs the version's SageMaker model (the same container and inference script as the
+endpoint) on ``input_key`` and writes ``customer_id,churn_probability`` CSV to S3; the scorer
+streams that back in chunks, and the batch stage writes them into the warehouse. The job name
+derives from the version and the input's ETag, so a re-run reuses the finished job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from include.errors import MLOpsError
+from providers.aws.config import AwsSettings
+from providers.aws.endpoint import SageMakerEndpoint
+from providers.aws.hooks import error_code, sagemaker_hook
+from providers.aws.storage import S3ObjectStore
+from providers.base import ModelVersion
+
+log = logging.getLogger(__name__)
+RUNNING = ("InProgress", "Stopping")
+
+
+class TransformFailedError(MLOpsError):
+    """The batch transform job failed (retryable)."""
+
+
+class SageMakerBatchScorer:
+    """Scores a Parquet object with a SageMaker batch transform job."""
+
+    def __init__(
+        self, aws: AwsSettings, storage: S3ObjectStore, endpoint: SageMakerEndpoint, chunk_rows: int = 100_000
+    ) -> None:
+        self.aws = aws
+        self.storage = storage
+        self.endpoint = endpoint
+        self.chunk_rows = chunk_rows
+
+    @cached_property
+    def client(self) -> Any:
+        """The SageMaker client of the connection (boto3 clients are thread-safe)."""
+        return sagemaker_hook(self.aws.conn_id).conn
+
+    def job_name(self, version: ModelVersion, input_key: str) -> str:
+        """The transform job of (version, input content)."""
+        head = self.storage.client.head_object(
+            Bucket=self.storage.bucket, Key=self.storage.object_key(input_key)
+        )
+        digest = hashlib.sha256(f"{input_key}:{head['ETag']}".encode()).hexdigest()[:10]
+        return f"{self.endpoint.sagemaker_model_name(version)[:40]}-{digest}"
+
+    def request(self, version: ModelVersion, input_key: str, job_name: str, model: str) -> dict[str, Any]:
+        """The CreateTransformJob request."""
+        profile = self.aws.inference
+        return {
+            "TransformJobName": job_name,
+            "ModelName": model,
+            "MaxPayloadInMB": 100,
+            "BatchStrategy": "SingleRecord",  # one whole Parquet file per request
+            "TransformInput": {
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.storage.uri(input_key)}
+                },
+                "ContentType": "application/x-parquet",
+                "SplitType": "None",
+            },
+            "TransformOutput": {
+                "S3OutputPath": self.storage.uri(f"_sagemaker/transform/{job_name}"),
+                "Accept": "text/csv",
+                "AssembleWith": "None",
+            },
+            "TransformResources": {
+                "InstanceType": profile.batch_instance_type or profile.instance_type,
+                "InstanceCount": profile.batch_instance_count,
+            },
+            "Tags": [
+                {"Key": "mlops:model", "Value": version.model_name},
+                {"Key": "mlops:version", "Value": version.version},
+            ],  # fmt: skip
+        }
+
+    def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
+        """Run (or reuse) the transform job and yield its predictions in chunks."""
+        if not self.storage.exists(input_key):
+            raise FileNotFoundError(f"no object {input_key!r} to score in {self.storage.uri(input_key)}")
+        with tempfile.TemporaryDirectory(prefix="batch-check-") as tmp:
+            self.endpoint.registry.fetch_artifact(version, tmp)  # refuse a tampered artifact first
+        base = self.job_name(version, input_key)
+        # a failed job keeps its name: the retry runs the next attempt's name
+        for attempt in range(1, 4):
+            job_name = base if attempt == 1 else f"{base}-a{attempt}"
+            status = self._status(job_name)
+            if status not in ("Failed", "Stopped"):
+                break
+        if status is None:
+            model = self.endpoint.ensure_model(version)
+            log.info("Starting batch transform %s with %s", job_name, model)
+            self.client.create_transform_job(**self.request(version, input_key, job_name, model))
+            status = self._status(job_name) or "InProgress"
+        deadline = time.monotonic() + 24 * 3600
+        while status in RUNNING and time.monotonic() < deadline:
+            time.sleep(self.aws.poll_seconds)
+            status = self._status(job_name)
+        job = self.client.describe_transform_job(TransformJobName=job_name)
+        if status != "Completed":
+            raise TransformFailedError(
+                f"batch transform {job_name} ended {status}: {job.get('FailureReason', 'no reason given')}"
+            )
+        output_key = f"_sagemaker/transform/{job_name}/{input_key.rsplit('/', 1)[-1]}.out"
+        body = self.storage.get_bytes(output_key)
+        for chunk in pd.read_csv(io.BytesIO(body), chunksize=self.chunk_rows, dtype={"customer_id": str}):
+            yield chunk.reset_index(drop=True).astype({"churn_probability": "float64"})
+
+    def _status(self, job_name: str) -> str | None:
+        try:
+            return self.client.describe_transform_job(TransformJobName=job_name)["TransformJobStatus"]
+        except Exception as exc:
+            if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise

@@ -1,0 +1,204 @@
+"""The online endpoint on AWS: one SageMaker endpoint per model, updated in place.
+
+A version is deployed as a SageMaker model (the scikit-learn container with the project's
+inference script and the registered ``model.tar.gz``) and an endpoint config with the
+*inference* hardware profile; names derive from the version and the profile, so a re-deploy
+reuses them. Moving to a new version is ``UpdateEndpoint`` with the new config: SageMaker
+brings up the new fleet, shifts traffic and only then retires the old one (blue/green), so
+the endpoint keeps answering. The deploy stage smoke-tests it and, on failure, deploys the
+previous version the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from functools import cached_property
+from typing import Any
+
+from include.errors import MLOpsError
+from providers.aws.config import AwsSettings
+from providers.aws.hooks import error_code, region_of, runtime_client, sagemaker_hook
+from providers.aws.registry import SageMakerModelRegistry, group_name
+from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
+from providers.aws.storage import S3ObjectStore
+from providers.base import Deployment, ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+class EndpointUnavailableError(MLOpsError):
+    """The endpoint is missing, failed, or answered with an error (retryable)."""
+
+
+class SageMakerEndpoint:
+    """Deploys registered versions to, and invokes, the model's SageMaker endpoint."""
+
+    def __init__(self, aws: AwsSettings, storage: S3ObjectStore, registry: SageMakerModelRegistry) -> None:
+        self.aws = aws
+        self.storage = storage
+        self.registry = registry
+
+    @cached_property
+    def client(self) -> Any:
+        """The SageMaker client of the connection (boto3 clients are thread-safe)."""
+        return sagemaker_hook(self.aws.conn_id).conn
+
+    @cached_property
+    def runtime(self) -> Any:
+        """The sagemaker-runtime client of the connection."""
+        return runtime_client(self.aws.conn_id)
+
+    def endpoint_name(self, model_name: str) -> str:
+        """The endpoint of a model (``[aws] endpoint_name`` for the project's model)."""
+        if model_name == self.aws.model_name and self.aws.endpoint_name:
+            return self.aws.endpoint_name
+        return f"mlops-{group_name(model_name)}"
+
+    # -- SageMaker models ------------------------------------------------------------------
+
+    def sagemaker_model_name(self, version: ModelVersion) -> str:
+        """The SageMaker model of a version (stable: the same version gets the same name)."""
+        return f"{group_name(version.model_name)}-v{version.version}-{version.sha256[:8]}"[:63]
+
+    def ensure_model(self, version: ModelVersion) -> str:
+        """Create the version's SageMaker model if it does not exist; return its name."""
+        name = self.sagemaker_model_name(version)
+        try:
+            self.client.describe_model(ModelName=name)
+            return name
+        except Exception as exc:
+            if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+                raise
+        region = region_of(self.aws.conn_id, self.aws.region)
+        self.client.create_model(
+            ModelName=name,
+            ExecutionRoleArn=self.aws.require_role(),
+            PrimaryContainer={
+                "Image": self.aws.image("inference", region),
+                "ModelDataUrl": version.artifact_uri,
+                "Environment": {
+                    "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                    "SAGEMAKER_SUBMIT_DIRECTORY": upload_sourcedir(self.storage),
+                    "SAGEMAKER_REGION": region,
+                    "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                    "MODEL_NAME": version.model_name,
+                    "MODEL_VERSION": version.version,
+                    "MODEL_SHA256": version.sha256,
+                },
+            },
+            Tags=[
+                {"Key": "mlops:model", "Value": version.model_name},
+                {"Key": "mlops:version", "Value": version.version},
+            ],  # fmt: skip
+        )
+        log.info("Created SageMaker model %s", name)
+        return name
+
+    def _config_name(self, model: str) -> str:
+        profile = self.aws.inference
+        digest = hashlib.sha256(f"{profile.instance_type}:{profile.instance_count}".encode()).hexdigest()[:6]
+        return f"{model[:56]}-{digest}"
+
+    def _ensure_config(self, model: str) -> str:
+        name = self._config_name(model)
+        try:
+            self.client.describe_endpoint_config(EndpointConfigName=name)
+            return name
+        except Exception as exc:
+            if error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+                raise
+        self.client.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InstanceType": self.aws.inference.instance_type,
+                    "InitialInstanceCount": self.aws.inference.instance_count,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        )
+        return name
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def _describe(self, model_name: str) -> dict[str, Any] | None:
+        try:
+            return self.client.describe_endpoint(EndpointName=self.endpoint_name(model_name))
+        except Exception as exc:
+            if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise
+
+    def current(self, model_name: str) -> Deployment | None:
+        """What the endpoint serves now (read from its config's model), or None."""
+        endpoint = self._describe(model_name)
+        if endpoint is None:
+            return None
+        config = self.client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        model = self.client.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+        environment = model.get("PrimaryContainer", {}).get("Environment", {})
+        changed = endpoint.get("LastModifiedTime") or endpoint.get("CreationTime")
+        return Deployment(
+            endpoint_name=endpoint["EndpointName"],
+            model_name=model_name,
+            version=str(environment.get("MODEL_VERSION", "")),
+            url=endpoint["EndpointArn"],
+            deployed_at=changed.isoformat() if hasattr(changed, "isoformat") else str(changed or ""),
+        )
+
+    def deploy(self, version: ModelVersion) -> Deployment:
+        """Serve ``version``: create or update the endpoint in place; wait until it is InService."""
+        with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
+            self.registry.fetch_artifact(version, tmp)  # refuses a tampered artifact before deploying
+        config = self._ensure_config(self.ensure_model(version))
+        name = self.endpoint_name(version.model_name)
+        endpoint = self._describe(version.model_name)
+        if endpoint is None:
+            log.info("Creating endpoint %s with %s", name, config)
+            self.client.create_endpoint(EndpointName=name, EndpointConfigName=config)
+        elif endpoint["EndpointConfigName"] != config:
+            log.info("Updating endpoint %s: %s -> %s", name, endpoint["EndpointConfigName"], config)
+            self.client.update_endpoint(EndpointName=name, EndpointConfigName=config)
+        self._wait_in_service(name)
+        deployment = self.current(version.model_name)
+        assert deployment is not None
+        return deployment
+
+    def _wait_in_service(self, name: str) -> None:
+        delay = max(1, min(self.aws.poll_seconds, 30))
+        try:
+            self.client.get_waiter("endpoint_in_service").wait(
+                EndpointName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, 3600 // delay)}
+            )
+        except Exception as exc:
+            status = (self.client.describe_endpoint(EndpointName=name) or {}).get("FailureReason", "")
+            raise EndpointUnavailableError(f"endpoint {name} did not come InService: {exc} {status}") from exc
+
+    def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send rows as JSON; return ``{"model_version", "predictions"}``."""
+        name = self.endpoint_name(model_name)
+        try:
+            response = self.runtime.invoke_endpoint(
+                EndpointName=name, ContentType="application/json", Accept="application/json",
+                Body=_rows_json(rows),
+            )  # fmt: skip
+        except Exception as exc:
+            raise EndpointUnavailableError(f"endpoint {name} did not answer: {exc}") from exc
+        body = response["Body"].read()
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise EndpointUnavailableError(f"endpoint {name} answered non-JSON: {body[:200]!r}") from None
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> bytes:
+    """``{"rows": [...]}`` with numpy numbers as numbers and timestamps as ISO strings."""
+    import pandas as pd
+
+    records = pd.DataFrame.from_records(rows).to_json(orient="records", date_format="iso")
+    return b'{"rows": ' + records.encode() + b"}"

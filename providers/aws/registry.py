@@ -1,0 +1,371 @@
+"""The model registry on AWS: SageMaker Model Registry plus the project's alias history in S3.
+
+One model package group per model; a version is a model package whose artifact is a
+``model.tar.gz`` (holding ``model.joblib``) copied under ``_sagemaker/registry/`` at
+registration, with the sha256 of ``model.joblib`` recorded in its metadata. The approval status
+is the production gate: the version ``production`` points at is ``Approved``, every other one
+``PendingManualApproval``, so SageMaker deployment tooling that deploys the approved package
+agrees with the project.
+
+SageMaker has no aliases, and only the latest approval change is visible there, so the alias
+and its full history (who, when, why - what rollback reads) live in one S3 object per alias,
+replaced with a conditional PUT (If-Match on its ETag): a compare-and-set, so two racing moves
+never both win and the history stays linear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from include.errors import ArtifactIntegrityError, MLOpsError
+from providers.aws.config import AwsSettings
+from providers.aws.hooks import error_code, region_of, sagemaker_hook
+from providers.aws.storage import S3ObjectStore, split_s3_uri
+from providers.base import ANY_VERSION, AliasChange, ModelVersion
+
+log = logging.getLogger(__name__)
+ARTIFACT_FILE = "model.joblib"
+APPROVED, NOT_APPROVED = "Approved", "PendingManualApproval"
+_CAS_ATTEMPTS = 20
+
+
+class RegistryConflictError(MLOpsError):
+    """Another writer kept winning the alias compare-and-set (retryable)."""
+
+
+def group_name(model_name: str) -> str:
+    """The model package group of a model (SageMaker names allow no underscores)."""
+    return model_name.replace("_", "-")
+
+
+class SageMakerModelRegistry:
+    """Model versions in SageMaker Model Registry; aliases and their history in S3."""
+
+    def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
+        self.aws = aws
+        self.storage = storage
+        self._records: dict[str, dict[str, Any]] = {}
+        self._group_arns: dict[str, str] = {}
+        self._metadata: dict[str, dict[str, str]] = {}
+
+    @cached_property
+    def client(self) -> Any:
+        """The SageMaker client of the connection (boto3 clients are thread-safe)."""
+        return sagemaker_hook(self.aws.conn_id).conn
+
+    # -- versions --------------------------------------------------------------------------
+
+    def register(
+        self,
+        model_name: str,
+        model_key: str,
+        registry_key: str,
+        metrics: Mapping[str, float],
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> ModelVersion:
+        """Copy the artifact into the registry's folder and create a model package.
+
+        Idempotent: a package whose ``registry_key`` matches is returned instead. Two racing
+        registrations of one key are serialised by a conditional PUT of a claim object.
+        """
+        existing = self._find(model_name, registry_key)
+        if existing is not None:
+            return existing
+        base = f"_sagemaker/registry/{group_name(model_name)}/{registry_key}"
+        if not self._claim(f"{base}/claim.json", registry_key):
+            return self._wait_for(model_name, registry_key)
+        data = self.storage.get_bytes(model_key)
+        sha256 = hashlib.sha256(data).hexdigest()
+        record = {
+            "registry_key": registry_key,
+            "model_key": model_key,
+            "sha256": sha256,
+            "metrics": {k: float(v) for k, v in metrics.items() if v is not None},
+            "params": dict(params),
+            "tags": {k: str(v) for k, v in tags.items()},
+        }
+        self.storage.put_bytes(f"{base}/registration.json", json.dumps(record, sort_keys=True).encode())
+        artifact_uri = self.storage.put_bytes(f"{base}/model.tar.gz", _tar_gz({ARTIFACT_FILE: data}))
+        self._ensure_group(model_name)
+        region = region_of(self.aws.conn_id, self.aws.region)
+        self.client.create_model_package(
+            ModelPackageGroupName=group_name(model_name),
+            ModelPackageDescription=f"{model_name} trained by {registry_key}"[:1000],
+            InferenceSpecification={
+                "Containers": [{"Image": self.aws.image("inference", region), "ModelDataUrl": artifact_uri}],
+                "SupportedContentTypes": ["application/json", "application/x-parquet"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+            },
+            ModelApprovalStatus=NOT_APPROVED,
+            CustomerMetadataProperties={
+                "registry_key": registry_key,
+                "sha256": sha256,
+                "registration": self.storage.uri(f"{base}/registration.json")[:256],
+            },
+        )
+        version = self._find(model_name, registry_key)
+        assert version is not None, "the model package just created is not listed"
+        log.info("Registered %s v%s (%s)", model_name, version.version, registry_key)
+        return version
+
+    def get_version(self, model_name: str, version: str) -> ModelVersion:
+        """Return one version (one DescribeModelPackage). Raises KeyError if it does not exist."""
+        missing = KeyError(f"model {model_name!r} has no version {version!r}")
+        if not str(version).isdigit():
+            raise missing
+        group_arn = self._group_arn(model_name)
+        if group_arn is None:
+            raise missing
+        # arn:...:model-package-group/<group> -> arn:...:model-package/<group>/<version>
+        arn = group_arn.replace(":model-package-group/", ":model-package/", 1) + f"/{int(version)}"
+        try:
+            return self._to_version(model_name, {"ModelPackageArn": arn})
+        except Exception as exc:
+            if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                raise missing from None
+            raise
+
+    def _group_arn(self, model_name: str) -> str | None:
+        if model_name not in self._group_arns:
+            try:
+                described = self.client.describe_model_package_group(
+                    ModelPackageGroupName=group_name(model_name)
+                )
+            except Exception as exc:
+                if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                    return None
+                raise
+            self._group_arns[model_name] = described["ModelPackageGroupArn"]
+        return self._group_arns[model_name]
+
+    def list_versions(self, model_name: str) -> list[ModelVersion]:
+        """Every version of the model, oldest first."""
+        versions = [self._to_version(model_name, s) for s in self._packages(model_name)]
+        return sorted(versions, key=lambda v: int(v.version))
+
+    def _packages(self, model_name: str) -> list[dict[str, Any]]:
+        summaries: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"ModelPackageGroupName": group_name(model_name), "MaxResults": 100}
+        while True:
+            try:
+                page = self.client.list_model_packages(**kwargs)
+            except Exception as exc:
+                if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                    return []
+                raise
+            summaries.extend(page.get("ModelPackageSummaryList", []))
+            if not page.get("NextToken"):
+                return summaries
+            kwargs["NextToken"] = page["NextToken"]
+
+    def _to_version(self, model_name: str, summary: dict[str, Any]) -> ModelVersion:
+        package = self.client.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        meta = package.get("CustomerMetadataProperties", {}) or {}
+        self._metadata[package["ModelPackageArn"]] = meta
+        record: dict[str, Any] = self._records.get(meta.get("registration", ""), {})
+        if meta.get("registration") and not record:
+            try:
+                bucket, key = split_s3_uri(meta["registration"])
+                record = json.loads(self.storage.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+                self._records[meta["registration"]] = record  # written once, before the package
+            except Exception as exc:  # the package stays usable without its lineage record
+                log.warning("Cannot read the registration record of %s: %s", summary["ModelPackageArn"], exc)
+        containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
+        created = package.get("CreationTime")
+        return ModelVersion(
+            model_name=model_name,
+            version=str(package["ModelPackageVersion"]),
+            artifact_uri=containers[0].get("ModelDataUrl", ""),
+            sha256=meta.get("sha256", ""),
+            registry_key=meta.get("registry_key", ""),
+            metrics=record.get("metrics", {}),
+            tags={
+                **record.get("tags", {}),
+                "approval_status": package.get("ModelApprovalStatus", ""),
+                "model_package_arn": package["ModelPackageArn"],
+            },  # fmt: skip
+            created_at=created.isoformat() if hasattr(created, "isoformat") else str(created or ""),
+        )
+
+    def _find(self, model_name: str, registry_key: str) -> ModelVersion | None:
+        for version in self.list_versions(model_name):
+            if version.registry_key == registry_key:
+                return version
+        return None
+
+    def _claim(self, key: str, registry_key: str) -> bool:
+        """Create the claim object unless it exists; True if this call created it."""
+        try:
+            self.storage.client.put_object(
+                Bucket=self.storage.bucket, Key=self.storage.object_key(key),
+                Body=json.dumps({"registry_key": registry_key, "at": _now()}).encode(), IfNoneMatch="*",
+            )  # fmt: skip
+            return True
+        except Exception as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+
+    def _wait_for(self, model_name: str, registry_key: str, timeout: float = 120) -> ModelVersion:
+        """Another call claimed the key: wait for its package (or take over a stale claim)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self._find(model_name, registry_key)
+            if found is not None:
+                return found
+            time.sleep(1)
+        raise RegistryConflictError(
+            f"registration {registry_key} of {model_name} was claimed but no model package appeared in "
+            f"{timeout:.0f} s; if that registration was killed, delete its claim.json under "
+            f"{self.storage.uri('_sagemaker/registry')} and retry"
+        )
+
+    def _ensure_group(self, model_name: str) -> None:
+        try:
+            self.client.create_model_package_group(
+                ModelPackageGroupName=group_name(model_name),
+                ModelPackageGroupDescription=f"MLOps lifecycle model {model_name}",
+            )
+        except Exception as exc:
+            if "already exists" not in str(exc).lower() and error_code(exc) != "ResourceInUse":
+                raise
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    def _alias_key(self, model_name: str, alias: str) -> str:
+        return f"_sagemaker/registry/{group_name(model_name)}/aliases/{alias}.json"
+
+    def _read_alias(self, model_name: str, alias: str) -> tuple[dict[str, Any], str | None]:
+        """The alias document and its ETag (None: it does not exist yet)."""
+        client = self.storage.client
+        try:
+            obj = client.get_object(
+                Bucket=self.storage.bucket, Key=self.storage.object_key(self._alias_key(model_name, alias))
+            )
+        except client.exceptions.NoSuchKey:
+            return {"version": None, "history": []}, None
+        return json.loads(obj["Body"].read()), obj["ETag"]
+
+    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        """The version the alias points at, or None."""
+        document, _ = self._read_alias(model_name, alias)
+        return self.get_version(model_name, document["version"]) if document.get("version") else None
+
+    def set_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        actor: str,
+        expected_current: str | None | object = ANY_VERSION,
+    ) -> AliasChange | None:
+        """Move the alias with a compare-and-set on its S3 object; sync the approval statuses."""
+        version = str(version)
+        target = self.get_version(model_name, version)  # KeyError: nothing moves
+        for _ in range(_CAS_ATTEMPTS):
+            document, etag = self._read_alias(model_name, alias)
+            current = document.get("version")
+            if current == version:
+                return None
+            if expected_current is not ANY_VERSION and current != (
+                None if expected_current is None else str(expected_current)
+            ):
+                return None
+            change = AliasChange(model_name, alias, version, current, reason, actor, _now())
+            document = {"version": version, "history": [*document.get("history", []), change.__dict__]}
+            if self._put_if(self._alias_key(model_name, alias), document, etag):
+                if alias == "production":
+                    self._sync_approvals(model_name, target, reason)
+                return change
+        raise RegistryConflictError(
+            f"alias {alias} of {model_name} changed {_CAS_ATTEMPTS} times while moving it; retry"
+        )
+
+    def _put_if(self, key: str, document: dict[str, Any], etag: str | None) -> bool:
+        """PUT only if the object is unchanged (If-Match) or still absent (If-None-Match)."""
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            self.storage.client.put_object(
+                Bucket=self.storage.bucket, Key=self.storage.object_key(key),
+                Body=json.dumps(document, indent=1).encode(), ContentType="application/json", **condition,
+            )  # fmt: skip
+            return True
+        except Exception as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                return False
+            raise
+
+    def _sync_approvals(self, model_name: str, production: ModelVersion, reason: str) -> None:
+        """Approve the production version; every other approved version goes back to pending."""
+        for version in self.list_versions(model_name):
+            status = version.tags.get("approval_status")
+            wanted = APPROVED if version.version == production.version else NOT_APPROVED
+            if status != wanted:
+                self.client.update_model_package(
+                    ModelPackageArn=version.tags["model_package_arn"],
+                    ModelApprovalStatus=wanted,
+                    # sent again: UpdateModelPackage keeps them, but moto 5.2 would drop them
+                    CustomerMetadataProperties=self._metadata[version.tags["model_package_arn"]],
+                    ApprovalDescription=(
+                        f"production: {reason}"
+                        if wanted == APPROVED
+                        else f"replaced by v{production.version}"
+                    )[:1000],  # fmt: skip
+                )
+
+    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
+        """The alias's changes, oldest first."""
+        document, _ = self._read_alias(model_name, alias)
+        return [AliasChange(**entry) for entry in document.get("history", [])]
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
+        """Download the version's model.tar.gz, unpack model.joblib and check its sha256."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        bucket, key = split_s3_uri(version.artifact_uri)
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".fetch-") as tmp:
+            archive = Path(tmp) / "model.tar.gz"
+            self.storage.client.download_file(bucket, key, str(archive))
+            with tarfile.open(archive) as tar:
+                tar.extractall(Path(tmp) / "out", filter="data")
+            downloaded = Path(tmp) / "out" / ARTIFACT_FILE
+            actual = hashlib.sha256(downloaded.read_bytes()).hexdigest()
+            if not version.sha256 or actual != version.sha256:
+                raise ArtifactIntegrityError(
+                    f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has "
+                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
+                    "refusing to load it. Re-register the model from its training output."
+                )
+            target = directory / ARTIFACT_FILE
+            downloaded.replace(target)
+        return target
+
+
+def _tar_gz(files: Mapping[str, bytes]) -> bytes:
+    """A model.tar.gz as SageMaker expects it (files at the archive's root)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,239 @@
+"""Training on AWS: a SageMaker training job running include/ml/train.py in script mode.
+
+The job runs in the prebuilt scikit-learn container with the scripts of
+``providers.aws.sourcedir``; the *training* hardware profile of astro.toml sets the instances
+(and managed spot with its max wait and checkpoints). The job name is the stage's name for the
+week's inputs, so a re-run finds the job instead of clashing with it. A failed or stopped job
+cannot be restarted under its name: the retry submits ``<name>-a2`` (then ``-a3``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+import tempfile
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from include.errors import MLOpsError
+from providers.aws.config import AwsSettings
+from providers.aws.hooks import error_code, region_of, sagemaker_hook
+from providers.aws.sourcedir import TRAIN_PROGRAM, upload_sourcedir
+from providers.aws.storage import S3ObjectStore, split_s3_uri
+from providers.base import TrainingJobResult, TrainingJobSpec, TrainingSubmission
+
+log = logging.getLogger(__name__)
+OUTPUT_FILES = ("model.joblib", "metrics.json", "feature_names.json")
+SUCCESS_MARKER = "_SUCCESS"
+RUNNING = ("InProgress", "Stopping")
+ENDED_BADLY = ("Failed", "Stopped")
+MAX_ATTEMPTS = 3
+
+
+class TrainingFailedError(MLOpsError):
+    """The SageMaker training job failed or was stopped (retryable: the retry is a new attempt)."""
+
+
+class SageMakerTrainingJobs:
+    """Submits, waits for (deferred, by the task) and collects SageMaker training jobs."""
+
+    def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
+        self.aws = aws
+        self.storage = storage
+
+    @cached_property
+    def hook(self) -> Any:
+        """The SageMakerHook of the connection."""
+        return sagemaker_hook(self.aws.conn_id)
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def run(self, spec: TrainingJobSpec) -> TrainingJobResult:
+        """Submit the job, wait in this process, and collect it (for callers that cannot defer)."""
+        submission = self.submit(spec)
+        if not submission.finished:
+            self.wait(submission.job_name)
+        return self.collect(spec, submission)
+
+    def submit(self, spec: TrainingJobSpec) -> TrainingSubmission:
+        """Start the week's job, or find it (running or completed) from an earlier try."""
+        if self.storage.exists(f"{spec.output_prefix}/{SUCCESS_MARKER}"):
+            marker = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/{SUCCESS_MARKER}"))
+            return TrainingSubmission(marker.get("job_name", spec.job_name), finished=True, reused=True)
+        for key in (spec.train_data_key, spec.validation_data_key):
+            if not self.storage.exists(key):
+                raise FileNotFoundError(
+                    f"training input {self.storage.uri(key)} does not exist: run validate_data first"
+                )
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            name = spec.job_name if attempt == 1 else f"{spec.job_name}-a{attempt}"
+            status = self.status(name)
+            if status is None:
+                request = self.request(spec, name)
+                log.info(
+                    "Starting SageMaker training job %s on %s x%d%s",
+                    name,
+                    request["ResourceConfig"]["InstanceType"],
+                    request["ResourceConfig"]["InstanceCount"],
+                    " (managed spot)" if request["EnableManagedSpotTraining"] else "",
+                )
+                self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
+                status = self.status(name) or "InProgress"
+                return TrainingSubmission(name, finished=status not in RUNNING, reused=False)
+            if status in ENDED_BADLY:
+                log.warning("Training job %s ended %s: the next attempt gets a new name", name, status)
+                continue
+            log.info("Training job %s exists (%s): reusing it", name, status)
+            return TrainingSubmission(name, finished=status not in RUNNING, reused=True)
+        raise TrainingFailedError(
+            f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the failure reasons of "
+            f"{spec.job_name}, {spec.job_name}-a2 ... in the SageMaker console and fix the cause"
+        )
+
+    def trigger(self, submission: TrainingSubmission) -> Any:
+        """The trigger that fires when the job ends (polls DescribeTrainingJob from the triggerer)."""
+        from providers.aws.triggers import SageMakerJobTrigger
+
+        return SageMakerJobTrigger(
+            job_name=submission.job_name,
+            job_type="training",
+            aws_conn_id=self.aws.conn_id,
+            poll_seconds=self.aws.poll_seconds,
+        )
+
+    def collect(self, spec: TrainingJobSpec, submission: TrainingSubmission) -> TrainingJobResult:
+        """Unpack the job's model.tar.gz into ``spec.output_prefix`` (the marker last)."""
+        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
+        if not self.storage.exists(marker_key):
+            job = self.hook.describe_training_job(submission.job_name)
+            status = job["TrainingJobStatus"]
+            if status != "Completed":
+                raise TrainingFailedError(
+                    f"SageMaker training job {submission.job_name} ended {status}: "
+                    f"{job.get('FailureReason', 'no reason given')}; the task's retry starts a new attempt"
+                )
+            artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+            with tempfile.TemporaryDirectory(prefix=f"{submission.job_name}-") as tmp:
+                folder = self._unpack(artifact, Path(tmp))
+                for name in OUTPUT_FILES:
+                    self.storage.put_file(f"{spec.output_prefix}/{name}", folder / name)
+            marker = {
+                "job_name": submission.job_name,
+                "job_arn": job.get("TrainingJobArn"),
+                "artifact": artifact,
+                "billable_seconds": job.get("BillableTimeInSeconds"),
+                "instance_type": job.get("ResourceConfig", {}).get("InstanceType"),
+                "spot": bool(job.get("EnableManagedSpotTraining")),
+            }
+            self.storage.put_bytes(marker_key, json.dumps(marker, sort_keys=True).encode())
+        marker = json.loads(self.storage.get_bytes(marker_key))
+        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
+        return TrainingJobResult(
+            job_name=spec.job_name,
+            model_key=f"{spec.output_prefix}/model.joblib",
+            metrics=metrics,
+            reused=submission.reused,
+            details={"backend": "sagemaker", **marker},
+        )
+
+    # -- SageMaker -------------------------------------------------------------------------
+
+    def request(self, spec: TrainingJobSpec, job_name: str) -> dict[str, Any]:
+        """The CreateTrainingJob request for ``spec`` (script mode in the scikit-learn container)."""
+        profile = self.aws.training
+        region = region_of(self.aws.conn_id, self.aws.region)
+        sourcedir = upload_sourcedir(self.storage)
+        # Script mode: the framework container reads sagemaker_program / sagemaker_submit_directory
+        # and passes the rest to train.py as --name value (values JSON-encoded, as the SDK does).
+        hyperparameters = {name: json.dumps(value) for name, value in sorted(spec.hyperparameters.items())}
+        hyperparameters.update(
+            {
+                "sagemaker_program": json.dumps(TRAIN_PROGRAM),
+                "sagemaker_submit_directory": json.dumps(sourcedir),
+                "sagemaker_region": json.dumps(region),
+                "sagemaker_container_log_level": "20",
+            }
+        )
+        stopping: dict[str, int] = {"MaxRuntimeInSeconds": profile.max_runtime_seconds}
+        request: dict[str, Any] = {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": {
+                "TrainingImage": self.aws.image("training", region),
+                "TrainingInputMode": "File",
+            },
+            "RoleArn": self.aws.require_role(),
+            "HyperParameters": hyperparameters,
+            "InputDataConfig": [
+                self._channel("train", spec.train_data_key),
+                self._channel("validation", spec.validation_data_key),
+            ],
+            "OutputDataConfig": {"S3OutputPath": self.storage.uri(f"{spec.output_prefix}/sagemaker")},
+            "ResourceConfig": {
+                "InstanceType": profile.instance_type,
+                "InstanceCount": profile.instance_count,
+                "VolumeSizeInGB": profile.volume_size_gb,
+            },
+            "StoppingCondition": stopping,
+            "EnableManagedSpotTraining": profile.use_spot,
+            "Tags": [{"Key": "mlops:job", "Value": spec.job_name}],
+        }
+        if profile.use_spot:
+            stopping["MaxWaitTimeInSeconds"] = profile.max_wait_seconds
+            if profile.checkpoint_s3_uri:
+                request["CheckpointConfig"] = {
+                    "S3Uri": f"{profile.checkpoint_s3_uri.rstrip('/')}/{spec.job_name}",
+                    "LocalPath": "/opt/ml/checkpoints",
+                }
+        return request
+
+    def _channel(self, name: str, key: str) -> dict[str, Any]:
+        return {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": self.storage.uri(key),
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+            "ContentType": "application/x-parquet",
+            "InputMode": "File",
+        }
+
+    def status(self, job_name: str) -> str | None:
+        """The job's status, or None if there is no job of that name."""
+        try:
+            return self.hook.describe_training_job(job_name)["TrainingJobStatus"]
+        except Exception as exc:
+            if error_code(exc) in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise
+
+    def wait(self, job_name: str, timeout_seconds: float | None = None) -> str:
+        """Poll until the job ends (only for callers that cannot defer); return its status."""
+        timeout = timeout_seconds or self.aws.training.max_wait_seconds + 3600
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(job_name) or "InProgress"
+            if status not in RUNNING:
+                return status
+            if time.monotonic() > deadline:
+                raise TrainingFailedError(f"training job {job_name} still {status} after {timeout:.0f} s")
+            time.sleep(self.aws.poll_seconds)
+
+    def _unpack(self, artifact_uri: str, folder: Path) -> Path:
+        bucket, key = split_s3_uri(artifact_uri)
+        archive = folder / "model.tar.gz"
+        self.storage.client.download_file(bucket, key, str(archive))
+        out = folder / "model"
+        with tarfile.open(archive) as tar:
+            tar.extractall(out, filter="data")
+        missing = [name for name in OUTPUT_FILES if not (out / name).is_file()]
+        if missing:
+            raise TrainingFailedError(
+                f"{artifact_uri} lacks {missing}: was it written by include/ml/train.py?"
+            )
+        return out

@@ -1,0 +1,621 @@
+"""The provider contract as test suites, one per interface, written once for every backend.
+
+A backend's test module subclasses each suite (``class TestLocalStorage(StorageContract)``) and
+supplies its fixtures (the fsspec / universal-pathlib pattern):
+
+- ``StorageContract``: ``store`` (an empty ObjectStore);
+- ``WarehouseContract``: ``warehouse`` (tables are named per test, so one store serves all);
+- ``TrainingContract``: ``training`` and ``training_store`` (the store its jobs read and write);
+- ``RegistryContract``: ``registry``, ``registry_store`` and ``tamper(version)`` (corrupts the
+  registered copy of a version's artifact, as an attacker or a bad disk would);
+- ``EndpointContract``: ``endpoint``, ``registry`` and ``registry_store``;
+- ``BatchContract``: ``batch``, ``registry``, ``registry_store`` and ``tamper``.
+
+The suites' names do not start with ``Test``, so pytest collects them only through a backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include.errors import ArtifactIntegrityError
+from providers.base import (
+    BatchScorer,
+    ModelRegistry,
+    ModelVersion,
+    ObjectStore,
+    OnlineEndpoint,
+    TrainingJobs,
+    TrainingJobSpec,
+    Warehouse,
+)
+
+METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (tests share one store per backend)."""
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+# --------------------------------------------------------------------------------------------
+# storage
+
+
+class StorageContract:
+    """ObjectStore: atomic put/get, overwrite, string-prefix listing, delete, safe keys only."""
+
+    def test_is_an_object_store(self, store):
+        assert isinstance(store, ObjectStore)
+
+    def test_put_get_bytes(self, store):
+        uri = store.put_bytes("raw/week=2026-W05/data.csv", b"a,b\n1,2\n")
+        assert uri == store.uri("raw/week=2026-W05/data.csv")
+        assert store.get_bytes("raw/week=2026-W05/data.csv") == b"a,b\n1,2\n"
+        assert store.exists("raw/week=2026-W05/data.csv")
+
+    def test_overwrite_is_idempotent(self, store):
+        store.put_bytes("a/b.txt", b"one")
+        store.put_bytes("a/b.txt", b"two")
+        store.put_bytes("a/b.txt", b"two")
+        assert store.get_bytes("a/b.txt") == b"two"
+        assert store.list_keys("a/") == ["a/b.txt"]
+
+    def test_put_get_file(self, store, tmp_path):
+        source = tmp_path / "model.joblib"
+        source.write_bytes(bytes(range(256)) * 1000)
+        store.put_file("models/v1/model.joblib", source)
+        target = store.get_file("models/v1/model.joblib", tmp_path / "out" / "copy.joblib")
+        assert Path(target).read_bytes() == source.read_bytes()
+
+    def test_missing_objects(self, store, tmp_path):
+        assert not store.exists("nothing/here.bin")
+        with pytest.raises(FileNotFoundError):
+            store.get_bytes("nothing/here.bin")
+        with pytest.raises(FileNotFoundError):
+            store.get_file("nothing/here.bin", tmp_path / "x.bin")
+        assert not (tmp_path / "x.bin").exists()
+        store.delete("nothing/here.bin")  # deleting a missing object is fine
+
+    def test_put_file_of_a_missing_source_writes_nothing(self, store, tmp_path):
+        with pytest.raises(FileNotFoundError):
+            store.put_file("ghost/model.joblib", tmp_path / "does-not-exist")
+        assert not store.exists("ghost/model.joblib")
+
+    def test_list_keys_by_string_prefix_sorted(self, store):
+        for key in ("p/week=2026-W02/a", "p/week=2026-W01/b", "p/week=2026-W01/a", "p/weekly/x", "q/z"):
+            store.put_bytes(key, b"x")
+        assert store.list_keys("p/week=2026-W01/") == ["p/week=2026-W01/a", "p/week=2026-W01/b"]
+        assert store.list_keys("p/week=") == ["p/week=2026-W01/a", "p/week=2026-W01/b", "p/week=2026-W02/a"]
+        assert store.list_keys("p/week") == [
+            "p/week=2026-W01/a", "p/week=2026-W01/b", "p/week=2026-W02/a", "p/weekly/x",
+        ]  # fmt: skip
+        assert store.list_keys("nothing/") == []
+        assert set(store.list_keys()) >= {"p/weekly/x", "q/z"}
+
+    def test_delete(self, store):
+        store.put_bytes("d/one", b"1")
+        store.put_bytes("d/two", b"2")
+        store.delete("d/one")
+        assert not store.exists("d/one")
+        assert store.list_keys("d/") == ["d/two"]
+
+    @pytest.mark.parametrize(
+        "key", ["../escape", "/absolute", "a//b", "a/./b", "a/../b", "", "a b", "a\nb", "a/", "é"]
+    )
+    def test_unsafe_keys_are_refused(self, store, key):
+        with pytest.raises(ValueError):
+            store.put_bytes(key, b"x")
+        with pytest.raises(ValueError):
+            store.get_bytes(key)
+
+
+# --------------------------------------------------------------------------------------------
+# warehouse
+
+SCHEMA = {"week": "string", "n": "int", "score": "float", "ok": "bool", "note": "string"}
+
+
+def _rows(week: str, n: int, start: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "week": [week] * n,
+            "n": list(range(start, start + n)),
+            "score": [i / 10 for i in range(start, start + n)],
+            "ok": [i % 2 == 0 for i in range(start, start + n)],
+            "note": [f"row {i}" for i in range(start, start + n)],
+        }
+    )
+
+
+class WarehouseContract:
+    """Warehouse: tables from logical types; partition replacement in one transaction."""
+
+    @pytest.fixture
+    def table(self, warehouse):
+        name = unique("t")
+        warehouse.ensure_table(name, SCHEMA)
+        return name
+
+    def test_is_a_warehouse(self, warehouse):
+        assert isinstance(warehouse, Warehouse)
+
+    def test_round_trip_of_every_type(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 3))
+        read = warehouse.read_rows(table).sort_values("n").reset_index(drop=True)
+        assert read["n"].tolist() == [0, 1, 2]
+        assert read["score"].tolist() == pytest.approx([0.0, 0.1, 0.2])
+        assert [bool(v) for v in read["ok"]] == [True, False, True]
+        assert read["note"].tolist() == ["row 0", "row 1", "row 2"]
+
+    def test_missing_values_are_null(self, warehouse, table):
+        frame = pd.DataFrame({"week": ["w"], "n": [1], "score": [float("nan")], "ok": [None], "note": [None]})
+        warehouse.replace_rows(table, {"week": "w"}, frame)
+        row = warehouse.read_rows(table).iloc[0]
+        assert row["score"] is None or math.isnan(row["score"])
+        assert row["note"] is None or pd.isna(row["note"])
+
+    def test_ensure_table_adds_missing_columns_and_keeps_rows(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 2))
+        warehouse.ensure_table(table, {**SCHEMA, "extra": "float"})
+        warehouse.ensure_table(table, {**SCHEMA, "extra": "float"})  # idempotent
+        read = warehouse.read_rows(table)
+        assert len(read) == 2 and "extra" in read.columns
+
+    def test_ensure_table_refuses_bad_types_and_names(self, warehouse):
+        with pytest.raises(ValueError):
+            warehouse.ensure_table(unique("t"), {"a": "decimal"})
+        with pytest.raises(ValueError):
+            warehouse.ensure_table("Bad-Name", {"a": "int"})
+        with pytest.raises(ValueError):
+            warehouse.ensure_table(unique("t"), {"a; drop table x": "int"})
+
+    def test_replace_rows_replaces_only_the_partition(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 3))
+        warehouse.replace_rows(table, {"week": "2026-W02"}, _rows("2026-W02", 2))
+        assert warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 1, start=10)) == 1
+        read = warehouse.read_rows(table)
+        assert sorted(read.loc[read["week"] == "2026-W01", "n"]) == [10]
+        assert sorted(read.loc[read["week"] == "2026-W02", "n"]) == [0, 1]
+
+    def test_replace_rows_twice_leaves_the_rows_once(self, warehouse, table):
+        for _ in range(3):
+            warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 4))
+        assert len(warehouse.read_rows(table, {"week": "2026-W01"})) == 4
+
+    def test_replace_rows_with_several_where_columns(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "w", "note": "a"}, _rows("w", 2).assign(note="a"))
+        warehouse.replace_rows(table, {"week": "w", "note": "b"}, _rows("w", 3).assign(note="b"))
+        warehouse.replace_rows(table, {"week": "w", "note": "a"}, _rows("w", 1).assign(note="a"))
+        read = warehouse.read_rows(table)
+        assert (read["note"] == "a").sum() == 1 and (read["note"] == "b").sum() == 3
+
+    def test_replace_rows_with_an_iterable_of_chunks(self, warehouse, table):
+        chunks = (_rows("w", 1200, start=i * 1200) for i in range(3))
+        assert warehouse.replace_rows(table, {"week": "w"}, chunks) == 3600
+        assert sorted(warehouse.read_rows(table, columns=["n"])["n"]) == list(range(3600))
+
+    def test_failing_chunk_generator_rolls_back(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "w"}, _rows("w", 2))
+
+        def chunks():
+            yield _rows("w", 5, start=100)
+            raise RuntimeError("the source broke half-way")
+
+        with pytest.raises(RuntimeError):
+            warehouse.replace_rows(table, {"week": "w"}, chunks())
+        assert sorted(warehouse.read_rows(table)["n"]) == [0, 1]  # the old partition, untouched
+
+    def test_read_rows_where_and_columns(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "a"}, _rows("a", 3))
+        warehouse.replace_rows(table, {"week": "b"}, _rows("b", 2))
+        read = warehouse.read_rows(table, {"week": "b"}, columns=["n", "note"])
+        assert list(read.columns) == ["n", "note"] and sorted(read["n"]) == [0, 1]
+
+    def test_missing_table_reads_empty(self, warehouse):
+        read = warehouse.read_rows(unique("missing"), columns=["a"])
+        assert read.empty and list(read.columns) == ["a"]
+
+    def test_delete_rows(self, warehouse, table):
+        warehouse.replace_rows(table, {"week": "a"}, _rows("a", 3))
+        warehouse.replace_rows(table, {"week": "b"}, _rows("b", 2))
+        assert warehouse.delete_rows(table, {"week": "a"}) == 3
+        assert warehouse.delete_rows(table, {"week": "a"}) == 0
+        assert sorted(warehouse.read_rows(table)["week"]) == ["b", "b"]
+
+    def test_values_with_sql_are_stored_verbatim(self, warehouse, table):
+        nasty = "x'); DROP TABLE t; -- \\ \" %s {}"
+        warehouse.replace_rows(table, {"week": nasty}, _rows(nasty, 1).assign(note=nasty))
+        read = warehouse.read_rows(table, {"week": nasty})
+        assert read["note"].tolist() == [nasty]
+
+    @pytest.mark.parametrize("name", ["x; drop table y", "X", "1abc", "a-b", ""])
+    def test_identifiers_with_sql_are_refused(self, warehouse, table, name):
+        with pytest.raises(ValueError):
+            warehouse.read_rows(name)
+        with pytest.raises(ValueError):
+            warehouse.replace_rows(table, {name: 1}, _rows("w", 1))
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def training_inputs(store, prefix: str, weeks: int = 2, rows: int = 600) -> tuple[str, str]:
+    """Write a small training and validation Parquet into ``store``; return their keys."""
+    from include.ml.sample_data import generate_week, write_parquet_bytes
+
+    data = pd.concat(
+        [generate_week(f"2026-W0{i + 1}", rows, seed=i) for i in range(weeks)], ignore_index=True
+    )
+    train_key, validation_key = f"{prefix}/input/train.parquet", f"{prefix}/input/validation.parquet"
+    store.put_bytes(train_key, write_parquet_bytes(data.iloc[: len(data) * 4 // 5]))
+    store.put_bytes(validation_key, write_parquet_bytes(data.iloc[len(data) * 4 // 5 :]))
+    return train_key, validation_key
+
+
+def training_spec(
+    name: str, train_key: str, validation_key: str, hardware: dict | None = None
+) -> TrainingJobSpec:
+    """A job spec with few boosting rounds (fast)."""
+    return TrainingJobSpec(
+        job_name=name,
+        train_data_key=train_key,
+        validation_data_key=validation_key,
+        output_prefix=f"training/{name}/output",
+        hyperparameters={"learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 15},
+        hardware=hardware or {},
+    )
+
+
+class TrainingContract:
+    """TrainingJobs: runs include/ml/train.py; outputs under output_prefix; a re-run reuses."""
+
+    @pytest.fixture(scope="class")
+    def finished(self, training, training_store):
+        name = f"contract-{uuid.uuid4().hex[:8]}"
+        spec = training_spec(name, *training_inputs(training_store, f"training/{name}"))
+        return spec, training.run(spec)
+
+    def test_is_training_jobs(self, training):
+        assert isinstance(training, TrainingJobs)
+
+    def test_run_writes_the_outputs_and_returns_the_metrics(self, training_store, finished):
+        spec, result = finished
+        assert result.job_name == spec.job_name and not result.reused
+        assert result.model_key == f"{spec.output_prefix}/model.joblib"
+        for name in ("model.joblib", "metrics.json", "feature_names.json"):
+            assert training_store.exists(f"{spec.output_prefix}/{name}")
+        stored = json.loads(training_store.get_bytes(f"{spec.output_prefix}/metrics.json"))
+        assert result.metrics["validation_roc_auc"] == stored["validation_roc_auc"]
+        assert 0.5 < result.metrics["validation_roc_auc"] <= 1.0
+
+    def test_the_model_scores(self, training_store, finished, tmp_path):
+        import joblib
+
+        from include.ml.sample_data import generate_week
+        from include.ml.scoring import predict_proba
+
+        _, result = finished
+        model = joblib.load(training_store.get_file(result.model_key, tmp_path / "model.joblib"))
+        proba = predict_proba(model, generate_week("2026-W09", 50, seed=9))
+        assert proba.shape == (50,) and ((proba >= 0) & (proba <= 1)).all()
+
+    def test_a_second_run_reuses_the_finished_job(self, training, training_store, finished):
+        spec, first = finished
+        before = training_store.get_bytes(first.model_key)
+        again = training.run(spec)
+        assert again.reused and again.metrics == first.metrics
+        assert training_store.get_bytes(again.model_key) == before
+
+    def test_a_missing_input_raises_before_starting(self, training):
+        spec = training_spec(
+            f"contract-missing-{uuid.uuid4().hex[:6]}", "nowhere/train.parquet", "nowhere/v.parquet"
+        )
+        with pytest.raises(FileNotFoundError):
+            training.run(spec)
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+
+
+def store_model(store, key: str, seed: int) -> str:
+    """Fit a tiny model and put its joblib file into ``store`` at ``key``."""
+    import io
+
+    import joblib
+
+    from include.ml.sample_data import generate_week
+    from include.ml.train import fit_model
+
+    buffer = io.BytesIO()
+    joblib.dump(fit_model(generate_week("2026-W05", 600, seed=seed), {"max_iter": 10}), buffer)
+    store.put_bytes(key, buffer.getvalue())
+    return key
+
+
+class _Models:
+    @pytest.fixture(scope="class")
+    def artifacts(self, registry_store) -> dict[int, str]:
+        return {
+            seed: store_model(registry_store, f"contract-models/seed={seed}/model.joblib", seed)
+            for seed in (1, 2)
+        }
+
+    @staticmethod
+    def register(registry, model: str, key: str, artifacts: dict[int, str], seed: int = 1) -> ModelVersion:
+        return registry.register(
+            model,
+            artifacts[seed],
+            registry_key=key,
+            metrics=METRICS,
+            params={"learning_rate": 0.1, "max_iter": 10},
+            tags={"week": "2026-W05", "trained_by": "contract"},
+        )
+
+
+class RegistryContract(_Models):
+    """ModelRegistry: idempotent register, aliases with history and compare-and-set, sha256 checks."""
+
+    def test_is_a_model_registry(self, registry):
+        assert isinstance(registry, ModelRegistry)
+
+    def test_register_records_the_version(self, registry, registry_store, artifacts):
+        import hashlib
+
+        model = unique("reg")
+        version = self.register(registry, model, "job-a", artifacts)
+        assert version.model_name == model and version.version == "1"
+        assert version.registry_key == "job-a"
+        assert version.sha256 == hashlib.sha256(registry_store.get_bytes(artifacts[1])).hexdigest()
+        assert version.metrics["validation_roc_auc"] == pytest.approx(0.81)
+        assert version.tags["week"] == "2026-W05"
+        assert registry.get_version(model, "1") == version
+
+    def test_register_again_with_the_same_key_returns_the_same_version(self, registry, artifacts):
+        model = unique("reg")
+        first = self.register(registry, model, "job-a", artifacts)
+        again = self.register(registry, model, "job-a", artifacts, seed=2)
+        assert again.version == first.version and again.sha256 == first.sha256
+        assert len(registry.list_versions(model)) == 1
+
+    def test_list_versions_oldest_first(self, registry, artifacts):
+        model = unique("reg")
+        for key in ("a", "b", "c"):
+            self.register(registry, model, key, artifacts)
+        assert [v.version for v in registry.list_versions(model)] == ["1", "2", "3"]
+        assert [v.registry_key for v in registry.list_versions(model)] == ["a", "b", "c"]
+        assert registry.list_versions(unique("none")) == []
+
+    def test_get_version_of_a_missing_version_raises_key_error(self, registry, artifacts):
+        model = unique("reg")
+        self.register(registry, model, "a", artifacts)
+        with pytest.raises(KeyError):
+            registry.get_version(model, "7")
+        with pytest.raises(KeyError):
+            registry.get_version(unique("none"), "1")
+
+    def test_set_alias_and_its_history(self, registry, artifacts):
+        model = unique("reg")
+        for key in ("a", "b"):
+            self.register(registry, model, key, artifacts)
+        assert registry.get_alias(model, "production") is None
+        first = registry.set_alias(model, "production", "1", "first model", "run-1")
+        assert first.previous_version is None and first.version == "1"
+        second = registry.set_alias(model, "production", "2", "gate passed", "run-2")
+        assert second.previous_version == "1"
+        back = registry.set_alias(model, "production", "1", "manual rollback", "alice")
+        assert registry.get_alias(model, "production").version == "1"
+        history = registry.alias_history(model, "production")
+        assert [(h.version, h.previous_version, h.reason, h.actor) for h in history] == [
+            ("1", None, "first model", "run-1"), ("2", "1", "gate passed", "run-2"),
+            ("1", "2", "manual rollback", "alice"),
+        ]  # fmt: skip
+        assert history[-1] == back and all(h.changed_at for h in history)
+
+    def test_set_alias_to_the_current_version_records_nothing(self, registry, artifacts):
+        model = unique("reg")
+        self.register(registry, model, "a", artifacts)
+        assert registry.set_alias(model, "production", "1", "first", "run-1") is not None
+        assert registry.set_alias(model, "production", "1", "again", "run-2") is None
+        assert len(registry.alias_history(model, "production")) == 1
+
+    def test_set_alias_to_a_missing_version_moves_nothing(self, registry, artifacts):
+        model = unique("reg")
+        self.register(registry, model, "a", artifacts)
+        with pytest.raises(KeyError):
+            registry.set_alias(model, "production", "5", "typo", "bob")
+        assert registry.alias_history(model, "production") == []
+
+    def test_expected_current_compare_and_set(self, registry, artifacts):
+        model = unique("reg")
+        for key in ("a", "b", "c"):
+            self.register(registry, model, key, artifacts)
+        assert registry.set_alias(model, "production", "1", "stale", "x", expected_current="3") is None
+        assert registry.set_alias(model, "production", "1", "first", "run-1", expected_current=None)
+        assert registry.set_alias(model, "production", "2", "stale", "old", expected_current=None) is None
+        assert registry.set_alias(model, "production", "3", "stale", "old", expected_current="2") is None
+        change = registry.set_alias(model, "production", "2", "gate passed", "run-2", expected_current="1")
+        assert change.previous_version == "1"
+        assert [h.version for h in registry.alias_history(model, "production")] == ["1", "2"]
+
+    def test_concurrent_compare_and_set_lets_exactly_one_win(self, registry, artifacts):
+        model = unique("reg")
+        for key in ("a", "b", "c", "d", "e"):
+            self.register(registry, model, key, artifacts)
+        registry.set_alias(model, "production", "1", "first", "setup")
+        barrier = threading.Barrier(4)
+        results: dict[int, object] = {}
+
+        def promote(index: int) -> None:
+            barrier.wait(timeout=30)
+            results[index] = registry.set_alias(
+                model, "production", str(index + 2), "gate passed", f"run-{index}", expected_current="1"
+            )
+
+        threads = [threading.Thread(target=promote, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        winners = [r for r in results.values() if r is not None]
+        assert len(results) == 4 and len(winners) == 1
+        history = registry.alias_history(model, "production")
+        assert [h.version for h in history] == ["1", winners[0].version]
+
+    def test_fetch_artifact_checks_the_sha(self, registry, registry_store, artifacts, tmp_path):
+        import hashlib
+
+        model = unique("reg")
+        version = self.register(registry, model, "a", artifacts, seed=2)
+        path = registry.fetch_artifact(version, tmp_path / "deploy")
+        assert path == tmp_path / "deploy" / "model.joblib"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == version.sha256
+        # the registry keeps its own copy: changing the training output afterwards changes nothing
+        original = registry_store.get_bytes(artifacts[2])
+        registry_store.put_bytes(artifacts[2], b"overwritten later")
+        try:
+            again = registry.fetch_artifact(version, tmp_path / "again")
+            assert hashlib.sha256(again.read_bytes()).hexdigest() == version.sha256
+        finally:
+            registry_store.put_bytes(artifacts[2], original)
+
+    def test_tampered_artifact_is_refused(self, registry, artifacts, tamper, tmp_path):
+        model = unique("reg")
+        version = self.register(registry, model, "a", artifacts)
+        tamper(version)
+        with pytest.raises(ArtifactIntegrityError) as info:
+            registry.fetch_artifact(version, tmp_path / "out")
+        assert version.sha256 in str(info.value)
+        assert not (tmp_path / "out" / "model.joblib").exists()
+
+    def test_version_without_a_recorded_sha_is_refused(self, registry, artifacts, tmp_path):
+        version = self.register(registry, unique("reg"), "a", artifacts)
+        unsigned = ModelVersion(**{**version.__dict__, "sha256": ""})
+        with pytest.raises(ArtifactIntegrityError, match="nothing was recorded"):
+            registry.fetch_artifact(unsigned, tmp_path / "out")
+
+
+# --------------------------------------------------------------------------------------------
+# endpoint and batch
+
+
+def smoke_rows(n: int = 5) -> list[dict]:
+    """Raw rows as a client sends them."""
+    from include.ml.sample_data import generate_week
+    from include.ml.schema import ID_COLUMN, RAW_FEATURES
+
+    frame = generate_week("2026-W07", n, seed=7)
+    return json.loads(frame[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records", date_format="iso"))
+
+
+def expected_scores(registry, version: ModelVersion, rows: list[dict], folder: Path) -> list[float]:
+    """What the version predicts for the rows, computed here from its verified artifact."""
+    from include.ml.scoring import load_model, predict_proba
+
+    model = load_model(registry.fetch_artifact(version, folder), version.sha256)
+    return predict_proba(model, pd.DataFrame(rows)).tolist()
+
+
+class EndpointContract(_Models):
+    """OnlineEndpoint: serves one version, moves in place, is idempotent, answers predictions."""
+
+    @pytest.fixture(scope="class")
+    def versions(self, registry, artifacts) -> list[ModelVersion]:
+        model = unique("ep")
+        return [
+            self.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
+        ]
+
+    def test_is_an_online_endpoint(self, endpoint):
+        assert isinstance(endpoint, OnlineEndpoint)
+
+    def test_nothing_deployed(self, endpoint):
+        assert endpoint.current(unique("ep")) is None
+
+    def test_deploy_invoke_and_move_in_place(self, endpoint, registry, versions, tmp_path):
+        rows = smoke_rows()
+        first = endpoint.deploy(versions[0])
+        assert first.version == "1" and endpoint.current(versions[0].model_name).version == "1"
+        answer = endpoint.invoke(versions[0].model_name, rows)
+        assert str(answer["model_version"]) == "1"
+        assert answer["predictions"] == pytest.approx(
+            expected_scores(registry, versions[0], rows, tmp_path / "1")
+        )
+        second = endpoint.deploy(versions[1])
+        assert second.version == "2" and second.endpoint_name == first.endpoint_name
+        answer = endpoint.invoke(versions[1].model_name, rows)
+        assert str(answer["model_version"]) == "2"
+        assert answer["predictions"] == pytest.approx(
+            expected_scores(registry, versions[1], rows, tmp_path / "2")
+        )
+        # back to the first (what a rollback does)
+        assert endpoint.deploy(versions[0]).version == "1"
+        assert str(endpoint.invoke(versions[0].model_name, rows)["model_version"]) == "1"
+
+    def test_deploy_of_the_served_version_is_idempotent(self, endpoint, versions):
+        endpoint.deploy(versions[1])
+        again = endpoint.deploy(versions[1])
+        assert again.version == "2" and endpoint.current(versions[1].model_name).version == "2"
+
+    def test_a_tampered_version_is_not_deployed(self, endpoint, registry, artifacts, tamper, versions):
+        endpoint.deploy(versions[0])
+        bad = self.register(registry, versions[0].model_name, unique("bad"), artifacts)
+        tamper(bad)
+        with pytest.raises(ArtifactIntegrityError):
+            endpoint.deploy(bad)
+        assert endpoint.current(versions[0].model_name).version == "1"  # still the old one
+
+
+class BatchContract(_Models):
+    """BatchScorer: every input row scored exactly once, with the version's own predictions."""
+
+    @pytest.fixture(scope="class")
+    def scored_input(self, registry_store) -> tuple[str, pd.DataFrame]:
+        from include.ml.sample_data import generate_week, write_parquet_bytes
+
+        frame = generate_week("2026-W08", 700, seed=8)
+        key = f"validated/contract-{uuid.uuid4().hex[:6]}/data.parquet"
+        registry_store.put_bytes(key, write_parquet_bytes(frame))
+        return key, frame
+
+    def test_is_a_batch_scorer(self, batch):
+        assert isinstance(batch, BatchScorer)
+
+    def test_scores_every_row_once_with_the_versions_predictions(
+        self, batch, registry, artifacts, scored_input, tmp_path
+    ):
+        from include.ml.schema import ID_COLUMN, RAW_FEATURES
+
+        key, frame = scored_input
+        version = self.register(registry, unique("batch"), "a", artifacts)
+        out = pd.concat(list(batch.score(version, key)), ignore_index=True)
+        assert list(out.columns) == ["customer_id", "churn_probability"]
+        assert sorted(out["customer_id"].astype(str)) == sorted(frame[ID_COLUMN].astype(str))
+        rows = frame[[ID_COLUMN, *RAW_FEATURES]]
+        expected = dict(
+            zip(frame[ID_COLUMN].astype(str), expected_scores(registry, version, rows, tmp_path), strict=True)
+        )
+        got = dict(zip(out["customer_id"].astype(str), out["churn_probability"], strict=True))
+        assert got == pytest.approx(expected)
+
+    def test_a_tampered_artifact_is_refused_before_scoring(
+        self, batch, registry, artifacts, tamper, scored_input
+    ):
+        version = self.register(registry, unique("batch"), "a", artifacts)
+        tamper(version)
+        with pytest.raises(ArtifactIntegrityError):
+            list(batch.score(version, scored_input[0]))
+
+    def test_a_missing_input_raises(self, batch, registry, artifacts):
+        version = self.register(registry, unique("batch"), "a", artifacts)
+        with pytest.raises(FileNotFoundError):
+            list(batch.score(version, "validated/nowhere/data.parquet"))

@@ -1,0 +1,94 @@
+"""The provider contract on the local provider (folder, subprocess, MLflow, FastAPI, DuckDB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from helpers import EndpointServer, free_port, seed_mlflow_db
+
+from contract.suites import (
+    BatchContract,
+    EndpointContract,
+    RegistryContract,
+    StorageContract,
+    TrainingContract,
+    WarehouseContract,
+)
+from providers.local.batch import ChunkedBatchScorer
+from providers.local.endpoint import LocalHttpEndpoint
+from providers.local.registry import MlflowModelRegistry
+from providers.local.storage import LocalObjectStore
+from providers.local.training import SubprocessTrainingJobs
+from providers.local.warehouse import DuckDBWarehouse
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("local-contract")
+
+
+@pytest.fixture(scope="module")
+def registry_store(root) -> LocalObjectStore:
+    return LocalObjectStore(root / "storage")
+
+
+@pytest.fixture(scope="module")
+def registry(root, registry_store, tmp_path_factory) -> MlflowModelRegistry:
+    seed_mlflow_db(root / "mlflow", tmp_path_factory)
+    return MlflowModelRegistry(root / "mlflow", registry_store)
+
+
+@pytest.fixture(scope="module")
+def tamper():
+    def flip_a_byte(version) -> None:
+        path = Path(unquote(urlparse(version.artifact_uri).path)) / "model.joblib"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return flip_a_byte
+
+
+class TestLocalStorage(StorageContract):
+    @pytest.fixture
+    def store(self, tmp_path) -> LocalObjectStore:
+        return LocalObjectStore(tmp_path / "store")
+
+
+class TestLocalWarehouse(WarehouseContract):
+    @pytest.fixture(scope="class")
+    def warehouse(self, root) -> DuckDBWarehouse:
+        return DuckDBWarehouse(root / "warehouse.duckdb")
+
+
+class TestLocalTraining(TrainingContract):
+    @pytest.fixture(scope="class")
+    def training_store(self, registry_store):
+        return registry_store
+
+    @pytest.fixture(scope="class")
+    def training(self, training_store) -> SubprocessTrainingJobs:
+        return SubprocessTrainingJobs(training_store)
+
+
+class TestLocalRegistry(RegistryContract):
+    pass
+
+
+class TestLocalEndpoint(EndpointContract):
+    @pytest.fixture(scope="class")
+    def endpoint(self, root, registry, registry_store):
+        port = free_port()
+        server = EndpointServer(root / "endpoint" / "deployments", port).wait_ready()
+        try:
+            yield LocalHttpEndpoint(root / "endpoint", registry, registry_store, host="127.0.0.1", port=port)
+        finally:
+            server.stop()
+
+
+class TestLocalBatch(BatchContract):
+    @pytest.fixture(scope="class")
+    def batch(self, registry, registry_store) -> ChunkedBatchScorer:
+        return ChunkedBatchScorer(registry_store, registry, chunk_rows=256)

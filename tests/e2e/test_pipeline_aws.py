@@ -1,0 +1,222 @@
+"""The whole loop on the AWS provider, against moto (+ the SageMaker stand-in) and PostgreSQL.
+
+``retrain_pipeline`` runs with ``provider = "aws"`` in astro.toml - the only change - for three
+weeks (covariate drift in the last), then the triggered drift retrain, a re-run of a week and
+a rollback, each with ``dag.test()``. The tests assert on what the runs wrote to S3, the Model
+Registry, the endpoint and the PostgreSQL tables, and on the exact SageMaker requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from emulators import REGION, ROLE_ARN, aws_sections
+from helpers import run_dag, run_state, task_states, write_config
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+WEEKS = ["2026-W01", "2026-W02"]
+DRIFT_WEEK = "2026-W02"
+ROWS = 800
+BUCKET = "mlops-test"
+TRAIN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
+    """Run the pipeline for three weeks on the AWS provider; spy on the deferred waits."""
+    from providers.aws.triggers import SageMakerJobTrigger
+
+    server, stand_in, _ = aws_env
+    folder = tmp_path_factory.mktemp("aws-loop")
+    sections = aws_sections(BUCKET)
+    sections["aws"]["prefix"] = f"e2e-{folder.name}"
+    config = write_config(
+        folder,
+        data={"rows_per_week": ROWS, "covariate_drift_from_week": DRIFT_WEEK},
+        training={"max_iter": 20},
+        hardware={
+            "training": {
+                "aws": {
+                    "instance_type": "ml.m5.large",
+                    "instance_count": 1,
+                    "use_spot": True,
+                    "max_wait_seconds": 7200,
+                    "max_runtime_seconds": 3600,
+                    "checkpoint_s3_uri": f"s3://{BUCKET}/checkpoints",
+                }
+            }
+        },
+        **sections,
+    )
+    os.environ["MLOPS_CONFIG"] = str(config)
+    _clear_runs()
+    deferred: list[str] = []
+    original_run = SageMakerJobTrigger.run
+
+    async def spy(self):  # records which job waits went through the trigger, then waits for real
+        deferred.append(self.job_name)
+        async for event in original_run(self):
+            yield event
+
+    SageMakerJobTrigger.run = spy
+    start = len(stand_in.requests)
+    try:
+        from include.config import load_settings
+        from include.stages.context import StageContext
+
+        runs = {week: run_dag("retrain_pipeline", week) for week in WEEKS}
+        ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
+        yield {"runs": runs, "ctx": ctx, "stand_in": stand_in, "start": start, "deferred": deferred,
+               "server": server}  # fmt: skip
+    finally:
+        SageMakerJobTrigger.run = original_run
+        os.environ.pop("MLOPS_CONFIG", None)
+
+
+def _clear_runs() -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.dag_id.in_(["retrain_pipeline", "rollback_model"])).delete()
+
+
+def _requests(loop, action: str) -> list[dict]:
+    return [r for name, r in loop["stand_in"].requests[loop["start"] :] if name == action]
+
+
+def test_every_week_succeeds_on_aws(loop) -> None:
+    assert loop["ctx"].provider.name == "aws"
+    for week, run in loop["runs"].items():
+        print(week, {ti.task_id: round(ti.duration or 0, 1) for ti in run.get_task_instances()})
+        assert run_state(run) == "success", (week, task_states(run))
+
+
+def test_training_jobs_were_submitted_as_configured_and_waited_on_by_the_trigger(loop) -> None:
+    jobs = _requests(loop, "CreateTrainingJob")
+    assert len(jobs) == len(WEEKS)
+    names = [job["training_job_name"] for job in jobs]
+    assert loop["deferred"] == names  # every wait deferred: no worker slot held
+    storage = loop["ctx"].provider.storage
+    for week, job in zip(WEEKS, jobs, strict=True):
+        assert job["training_job_name"].startswith(f"churn-{week.lower()}-")
+        assert job["algorithm_specification"] == {"TrainingImage": TRAIN_IMAGE, "TrainingInputMode": "File"}
+        assert job["role_arn"] == ROLE_ARN
+        assert job["resource_config"] == {
+            "InstanceType": "ml.m5.large",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 30,
+        }
+        assert job["enable_managed_spot_training"] is True
+        assert job["stopping_condition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+        assert job["checkpoint_config"]["S3Uri"] == f"s3://{BUCKET}/checkpoints/{job['training_job_name']}"
+        hps = job["hyper_parameters"]
+        assert json.loads(hps["sagemaker_program"]) == "train.py"
+        assert json.loads(hps["sagemaker_submit_directory"]).startswith(storage.uri("_sagemaker/code"))
+        assert json.loads(hps["sagemaker_region"]) == REGION
+        assert {k: json.loads(v) for k, v in hps.items() if not k.startswith("sagemaker_")} == {
+            "learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 31,
+        }  # fmt: skip
+        prefix = f"training/{job['training_job_name']}"
+        assert [
+            (c["ChannelName"], c["DataSource"]["S3DataSource"]["S3Uri"]) for c in job["input_data_config"]
+        ] == [
+            ("train", storage.uri(f"{prefix}/input/train.parquet")),
+            ("validation", storage.uri(f"{prefix}/input/validation.parquet")),
+        ]
+        assert job["output_data_config"]["S3OutputPath"] == storage.uri(f"{prefix}/output/sagemaker")
+        assert storage.exists(f"{prefix}/output/model.joblib")  # brought back from model.tar.gz
+
+
+def test_registry_approval_is_the_production_gate(loop) -> None:
+    ctx = loop["ctx"]
+    registry = ctx.provider.registry
+    versions = registry.list_versions(ctx.model_name)
+    assert len(versions) == len(WEEKS)
+    production = registry.get_alias(ctx.model_name, "production")
+    approved = [v.version for v in versions if v.tags["approval_status"] == "Approved"]
+    assert approved == [production.version]
+    group = loop["server"].client("sagemaker").list_model_packages(ModelPackageGroupName="churn")
+    assert len(group["ModelPackageSummaryList"]) == len(WEEKS)
+    assert (
+        production.tags["code_version"].startswith("sha256:")
+        and "ml.m5.large" in production.tags["hardware_profile"]
+    )
+
+
+def test_the_endpoint_serves_production_from_the_inference_profile(loop) -> None:
+    ctx = loop["ctx"]
+    production = ctx.provider.registry.get_alias(ctx.model_name, "production")
+    assert ctx.provider.endpoint.current(ctx.model_name).version == production.version
+    configs = _requests(loop, "CreateEndpointConfig")
+    assert configs and all(
+        c["production_variants"][0]["InstanceType"] == "ml.m5.large" for c in configs
+    )  # [hardware.inference.aws] of astro.toml
+    models = _requests(loop, "CreateModel")
+    environment = models[0]["primary_container"]["Environment"]
+    assert environment["SAGEMAKER_PROGRAM"] == "sagemaker_inference.py" and environment["MODEL_SHA256"]
+    assert len(_requests(loop, "CreateEndpoint")) <= 1  # then updated in place
+    moves = len(ctx.provider.registry.alias_history(ctx.model_name, "production"))
+    assert len(_requests(loop, "UpdateEndpoint")) == moves - 1
+
+
+def test_batch_transform_predictions_in_the_warehouse(loop) -> None:
+    ctx = loop["ctx"]
+    warehouse = ctx.provider.warehouse
+    transforms = _requests(loop, "CreateTransformJob")
+    assert len(transforms) == len(WEEKS)
+    for week in WEEKS:
+        predictions = warehouse.read_rows("predictions", {"week": week})
+        validated = warehouse.read_rows("validation_results", {"week": week})
+        assert len(predictions) == int(validated["n_rows"].iloc[0]) == ROWS
+        assert predictions["customer_id"].is_unique
+        assert predictions["churn_probability"].between(0, 1).all()
+
+
+def test_drift_detected_and_one_retrain_triggered(loop) -> None:
+    summary = loop["ctx"].provider.warehouse.read_rows("drift_summary").set_index("week")
+    assert sorted(summary.index) == WEEKS
+    assert bool(summary.loc[DRIFT_WEEK, "drift_detected"])
+    assert not summary.loc[WEEKS[:-1], "drift_detected"].astype(bool).any()
+    assert task_states(loop["runs"][DRIFT_WEEK])["trigger_retrain"] == "success"
+
+
+def test_rerun_reuses_the_training_job_and_duplicates_nothing(loop) -> None:
+    ctx = loop["ctx"]
+    warehouse, registry = ctx.provider.warehouse, ctx.provider.registry
+    before = (
+        len(registry.list_versions(ctx.model_name)),
+        len(warehouse.read_rows("predictions")),
+        len(_requests(loop, "CreateTrainingJob")),
+        len(_requests(loop, "CreateTransformJob")),
+    )
+    run = run_dag("retrain_pipeline", "2026-W02")
+    assert run_state(run) == "success", task_states(run)
+    after = (
+        len(registry.list_versions(ctx.model_name)),
+        len(warehouse.read_rows("predictions")),
+        len(_requests(loop, "CreateTrainingJob")),
+        len(_requests(loop, "CreateTransformJob")),
+    )
+    assert after == before  # same job name -> reused, same transform job -> reused
+
+
+def test_drift_retrain_then_rollback(loop) -> None:
+    ctx = loop["ctx"]
+    run = run_dag("retrain_pipeline", conf={"week": DRIFT_WEEK, "reason": "drift"})
+    assert run_state(run) == "success", task_states(run)
+    runs = ctx.provider.warehouse.read_rows("training_runs", {"week": DRIFT_WEEK})
+    assert list(runs.loc[runs["reason"] == "drift", "train_weeks"]) == [f'["{DRIFT_WEEK}"]']
+    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
+    history = registry.alias_history(ctx.model_name, "production")
+    current, previous = history[-1].version, history[-1].previous_version
+    assert previous is not None
+    run = run_dag("rollback_model", conf={"week": DRIFT_WEEK})
+    assert run_state(run) == "success", task_states(run)
+    assert registry.get_alias(ctx.model_name, "production").version == previous
+    assert registry.get_version(ctx.model_name, previous).tags["approval_status"] == "Approved"
+    assert registry.get_version(ctx.model_name, current).tags["approval_status"] == "PendingManualApproval"
+    assert endpoint.current(ctx.model_name).version == previous

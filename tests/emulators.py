@@ -1,0 +1,505 @@
+"""Stand-ins for AWS that run here: moto in server mode, PostgreSQL, and SageMaker "containers".
+
+- :class:`MotoServer`: moto's ThreadedMotoServer on 127.0.0.1 (S3, SageMaker control plane,
+  Redshift Data API) - in this process, so :class:`SageMakerStandIn` can hook into it.
+- :class:`PostgresCluster`: a throw-away PostgreSQL 15 cluster (the SQL stand-in for Redshift).
+- :class:`SageMakerStandIn`: moto only *records* training jobs, transform jobs and endpoints
+  (a job is Completed at once and writes nothing). The stand-in does the containers' work when
+  moto receives the request: runs include/ml/train.py from the uploaded sourcedir.tar.gz with
+  the SM_* environment on the channel data downloaded from S3 and uploads model.tar.gz where
+  the job says; runs the inference script for batch transform and invoke_endpoint. It also
+  adds UpdateEndpoint, which moto 5.2 does not implement (it records the new config, which is
+  the real service's end state).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers import ROOT, free_port
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-sagemaker"
+
+
+class MotoServer:
+    """moto's server in a thread of this process on 127.0.0.1:<free port>."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def connection_env(self, conn_id: str = "aws_default") -> dict[str, str]:
+        """The ``AIRFLOW_CONN_<ID>`` variable of an Airflow connection with fake keys to moto."""
+        conn = {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"region_name": REGION, "endpoint_url": self.url},
+        }
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+    def client(self, service: str) -> Any:
+        """A boto3 client on the emulator."""
+        import boto3
+
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def reset(self) -> None:
+        """Wipe all emulated state."""
+        import httpx
+
+        httpx.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        """Stop the server thread."""
+        self.server.stop()
+
+
+class PostgresCluster:
+    """A PostgreSQL 15 cluster in a temporary folder on 127.0.0.1:<free port>, as user postgres."""
+
+    def __init__(self, folder: Path) -> None:
+        import pwd
+
+        self.folder = Path(folder)
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+        self._run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
+        self._run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
+                "-c fsync=off",
+                "start",
+            ]
+        )
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def _run(self, command: list[str]) -> None:
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"{command[-1]} failed: {result.stdout[-2000:]} {result.stderr[-2000:]}")
+
+    def connection_env(self, conn_id: str) -> dict[str, str]:
+        """The ``AIRFLOW_CONN_<ID>`` variable of a postgres connection to the cluster."""
+        conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": self.port, "login": "postgres",
+                "password": "unused", "schema": "postgres"}  # fmt: skip
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+    def stop(self) -> None:
+        """Stop the cluster (fast shutdown; SIGKILL after a grace period) and delete its folder."""
+        try:
+            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "10", "stop"])
+        except Exception:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# SageMaker containers
+
+
+def _s3_get(s3: Any, uri: str) -> bytes:
+    bucket, key = uri[5:].split("/", 1)
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def _untar(data: bytes, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+class SageMakerStandIn:
+    """Hooks into moto's SageMaker backends (in this process) to do the containers' work.
+
+    ``requests`` keeps every CreateTrainingJob / CreateTransformJob / CreateModel /
+    CreateEndpointConfig / CreateEndpoint / UpdateEndpoint request as moto received it, in order.
+    """
+
+    def __init__(self, moto: MotoServer) -> None:
+        self.moto = moto
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.fail_training: str | None = None  # a job name prefix whose training fails
+        self.invocations = 0
+        self.threads: list[Any] = []
+        self._loaded: dict[str, tuple[Any, Any]] = {}
+        self._folders: list[Path] = []
+        import threading
+
+        self._serving_lock = threading.Lock()
+        self.errors: list[Exception] = []
+        self._patches: list[tuple[Any, str, Any]] = []
+        self._install()
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._patches.append((owner, name, getattr(owner, name, None)))
+        setattr(owner, name, replacement)
+
+    def uninstall(self) -> None:
+        """Put moto back as it was; delete the endpoints' model folders."""
+        for folder in self._folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        for owner, name, original in reversed(self._patches):
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+    def _install(self) -> None:
+        from moto.sagemaker.models import SageMakerModelBackend
+        from moto.sagemaker.responses import SageMakerResponse
+        from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+        stand_in = self
+        original_training = SageMakerModelBackend.create_training_job
+        original_transform = SageMakerModelBackend.create_transform_job
+        original_model = SageMakerModelBackend.create_model
+        original_config = SageMakerModelBackend.create_endpoint_config
+        original_endpoint = SageMakerModelBackend.create_endpoint
+
+        # The job runs in a thread and is InProgress meanwhile, as on SageMaker (moto alone
+        # reports Completed at once): callers must wait for it, and the task's deferral is used.
+        def create_training_job(backend: Any, **kwargs: Any) -> Any:
+            stand_in.requests.append(("CreateTrainingJob", copy.deepcopy(kwargs)))
+            job = original_training(backend, **kwargs)
+            job.training_job_status = job.secondary_status = "InProgress"
+            # decided when the request arrives (the test may reset fail_training meanwhile)
+            job.stand_in_fails = bool(
+                stand_in.fail_training and job.training_job_name.startswith(stand_in.fail_training)
+            )
+            stand_in._start(stand_in._train, job)
+            return job
+
+        def create_transform_job(backend: Any, **kwargs: Any) -> Any:
+            stand_in.requests.append(("CreateTransformJob", copy.deepcopy(kwargs)))
+            job = original_transform(backend, **kwargs)
+            job.transform_job_status = "InProgress"
+            stand_in._start(stand_in._transform, backend, job)
+            return job
+
+        def recorder(action: str, original: Any) -> Any:
+            def record(backend: Any, **kwargs: Any) -> Any:
+                stand_in.requests.append((action, copy.deepcopy(kwargs)))
+                return original(backend, **kwargs)
+
+            return record
+
+        def update_endpoint(response: Any) -> Any:  # moto 5.2 lacks UpdateEndpoint
+            from moto.core.responses import ActionResult
+
+            name, config = response._get_param("EndpointName"), response._get_param("EndpointConfigName")
+            stand_in.requests.append(
+                ("UpdateEndpoint", {"endpoint_name": name, "endpoint_config_name": config})
+            )
+            backend = response.sagemaker_backend
+            endpoint = backend.endpoints[name]
+            endpoint.endpoint_config_name = config
+            endpoint.production_variants = endpoint._process_production_variants(
+                backend.endpoint_configs[config].production_variants
+            )
+            from moto.core.utils import utcnow
+
+            endpoint.last_modified_time = utcnow()
+            return ActionResult({"EndpointArn": endpoint.arn})
+
+        def invoke_endpoint(response: Any) -> Any:
+            # moto's server mode loses the endpoint name (it is in the path, not the parameters)
+            from urllib.parse import unquote
+
+            from moto.sagemaker.models import sagemaker_backends
+
+            name = unquote(response.path.split("/")[2])
+            backend = sagemaker_backends[response.current_account][response.region]
+            try:
+                body = stand_in._serve(backend, name, response.body, response.headers.get("Accept"))
+            except Exception as exc:  # the container's 4xx/5xx: the error text, as SageMaker relays it
+                error = {"__type": "ModelError", "message": f"the inference script failed: {exc}"[-1000:]}
+                headers = {
+                    "Content-Type": "application/json",
+                    "x-amzn-ErrorType": "ModelError",
+                    "status": 424,
+                }
+                return 424, headers, json.dumps(error)
+            stand_in.invocations += 1
+            return (
+                200,
+                {"Content-Type": "application/json", "x-Amzn-Invoked-Production-Variant": "AllTraffic"},
+                body,
+            )
+
+        self._patch(SageMakerModelBackend, "create_training_job", create_training_job)
+        self._patch(SageMakerModelBackend, "create_transform_job", create_transform_job)
+        self._patch(SageMakerModelBackend, "create_model", recorder("CreateModel", original_model))
+        self._patch(
+            SageMakerModelBackend, "create_endpoint_config", recorder("CreateEndpointConfig", original_config)
+        )
+        self._patch(SageMakerModelBackend, "create_endpoint", recorder("CreateEndpoint", original_endpoint))
+        self._patch(SageMakerResponse, "update_endpoint", update_endpoint)
+        self._patch(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
+
+    def _start(self, work: Any, *args: Any) -> None:
+        import threading
+
+        thread = threading.Thread(target=self._guarded, args=(work, *args), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _guarded(self, work: Any, *args: Any) -> None:
+        job = args[-1]
+        try:
+            work(*args)
+        except Exception as exc:  # the job fails as SageMaker would report it
+            self.errors.append(exc)
+            job.failure_reason = f"stand-in error: {exc}"[-500:]
+            if hasattr(job, "training_job_status"):
+                job.training_job_status = "Failed"
+            else:
+                job.transform_job_status = "Failed"
+
+    def join(self, timeout: float = 300) -> None:
+        """Wait for the running jobs to end."""
+        for thread in self.threads:
+            thread.join(timeout=timeout)
+
+    def requests_of(self, action: str) -> list[dict[str, Any]]:
+        """The recorded requests of one action, oldest first."""
+        return [request for name, request in self.requests if name == action]
+
+    # -- the training container ------------------------------------------------------------
+
+    def _train(self, job: Any) -> None:
+        """Run train.py as the scikit-learn training container would; fail the job like SageMaker."""
+        s3 = self.moto.client("s3")
+        hps = dict(job.hyper_parameters or {})
+        with tempfile.TemporaryDirectory(prefix="sm-training-") as tmp:
+            ml = Path(tmp) / "opt" / "ml"
+            code = _untar(_s3_get(s3, json.loads(hps["sagemaker_submit_directory"])), ml / "code")
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AIRFLOW"))}
+            for channel in job.input_data_config:
+                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                bucket, prefix = uri[5:].split("/", 1)
+                target = ml / "input" / "data" / channel["ChannelName"]
+                target.mkdir(parents=True)
+                for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+                    (target / Path(item["Key"]).name).write_bytes(_s3_get(s3, f"s3://{bucket}/{item['Key']}"))
+                env[f"SM_CHANNEL_{channel['ChannelName'].upper()}"] = str(target)
+            user_hps = {k: json.loads(v) for k, v in hps.items() if not k.startswith("sagemaker_")}
+            model_dir = ml / "model"
+            model_dir.mkdir()
+            env.update(
+                {
+                    "SM_MODEL_DIR": str(model_dir),
+                    "SM_HPS": json.dumps(user_hps),
+                    "PYTHONPATH": str(code),
+                    "OMP_NUM_THREADS": "1",
+                }
+            )
+            program = json.loads(hps["sagemaker_program"])
+            argv = [f"--{k}={v}" for k, v in sorted(user_hps.items())]
+            # As in the container, only the code folder is importable: the project root that the
+            # virtualenv's .pth adds is dropped, so train.py must import features.py/schema.py
+            # from the archive (its fallback imports).
+            bootstrap = (
+                "import runpy, sys; root = sys.argv.pop(1); "
+                "sys.path[:] = [p for p in sys.path if p.rstrip('/') != root]; "
+                "sys.argv[0] = sys.argv[1]; del sys.argv[1]; runpy.run_path(sys.argv[0], run_name='__main__')"
+            )
+            if job.stand_in_fails:
+                argv.append("--learning_rate=not-a-number")  # a bad hyperparameter: train.py exits 1
+            result = subprocess.run(
+                [sys.executable, "-c", bootstrap, str(ROOT), program, *argv],
+                cwd=code,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if result.returncode != 0:
+                job.failure_reason = f"AlgorithmError: {result.stderr.strip()[-500:]}"
+                job.training_job_status = job.secondary_status = "Failed"
+                return
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+                for path in sorted(model_dir.iterdir()):
+                    tar.add(path, arcname=path.name)
+            bucket, key = job.model_artifacts["S3ModelArtifacts"][5:].split("/", 1)
+            s3.put_object(Bucket=bucket, Key=key, Body=archive.getvalue())
+            job.training_job_status = job.secondary_status = "Completed"
+
+    # -- the serving container -------------------------------------------------------------
+
+    def _run_inference(
+        self, backend: Any, model_name: str, body: bytes | str, content_type: str, accept: str
+    ) -> str:
+        s3 = self.moto.client("s3")
+        container = backend._models[model_name].primary_container
+        environment = container.get("Environment", {})
+        with tempfile.TemporaryDirectory(prefix="sm-serving-") as tmp:
+            code = _untar(_s3_get(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]), Path(tmp) / "code")
+            model_dir = _untar(_s3_get(s3, container["ModelDataUrl"]), Path(tmp) / "model")
+            (Path(tmp) / "in").write_bytes(body.encode() if isinstance(body, str) else body)
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}, **environment,
+                   "OMP_NUM_THREADS": "1"}  # fmt: skip
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "sagemaker_container.py"),
+                    "--code",
+                    str(code),
+                    "--model-dir",
+                    str(model_dir),
+                    "--content-type",
+                    content_type,
+                    "--accept",
+                    accept,
+                    str(Path(tmp) / "in"),
+                    str(Path(tmp) / "out"),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"the inference script failed: {result.stderr[-1500:]}")
+            return (Path(tmp) / "out").read_text()
+
+    def _serve(self, backend: Any, endpoint_name: str, body: bytes | str, accept: str | None) -> str:
+        """An endpoint keeps its model loaded: the script's model_fn runs once per deployed model
+        (in this process, unlike transform jobs), then input_fn/predict_fn/output_fn per request."""
+        import importlib.util
+
+        endpoint = backend.endpoints[endpoint_name]
+        config = backend.endpoint_configs[endpoint.endpoint_config_name]
+        model_name = config.production_variants[0]["ModelName"]
+        with self._serving_lock:
+            if model_name not in self._loaded:
+                s3 = self.moto.client("s3")
+                container = backend._models[model_name].primary_container
+                environment = container.get("Environment", {})
+                folder = Path(tempfile.mkdtemp(prefix="sm-endpoint-"))
+                self._folders.append(folder)
+                code = _untar(_s3_get(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]), folder / "code")
+                model_dir = _untar(_s3_get(s3, container["ModelDataUrl"]), folder / "model")
+                spec = importlib.util.spec_from_file_location(
+                    f"sagemaker_inference_{len(self._loaded)}", code / "sagemaker_inference.py"
+                )
+                script = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(script)
+                saved = {k: os.environ.get(k) for k in environment}
+                os.environ.update(environment)  # model_fn reads MODEL_SHA256 / MODEL_VERSION
+                try:
+                    self._loaded[model_name] = (script, script.model_fn(str(model_dir)))
+                finally:
+                    for key, value in saved.items():
+                        if value is None:
+                            os.environ.pop(key, None)
+                        else:
+                            os.environ[key] = value
+            script, model = self._loaded[model_name]
+        frame = script.input_fn(body, "application/json")
+        answer, _ = script.output_fn(script.predict_fn(frame, model), accept or "application/json")
+        return answer
+
+    def _transform(self, backend: Any, job: Any) -> None:
+        s3 = self.moto.client("s3")
+        uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+        bucket, key = uri[5:].split("/", 1)
+        try:
+            out = self._run_inference(
+                backend,
+                job.model_name,
+                _s3_get(s3, uri),
+                job.transform_input["ContentType"],
+                job.transform_output.get("Accept", "text/csv"),
+            )
+        except Exception as exc:
+            job.failure_reason = str(exc)[-500:]
+            job.transform_job_status = "Failed"
+            return
+        out_bucket, out_prefix = job.transform_output["S3OutputPath"][5:].split("/", 1)
+        s3.put_object(Bucket=out_bucket, Key=f"{out_prefix}/{Path(key).name}.out", Body=out.encode())
+        job.transform_job_status = "Completed"
+
+
+def aws_sections(bucket: str, warehouse: str = "postgres") -> dict[str, dict[str, Any]]:
+    """astro.toml sections for the AWS provider on the emulators (for ``helpers.write_config``)."""
+    return {
+        "project": {"provider": "aws"},
+        "aws": {
+            "conn_id": "aws_test",
+            "bucket": bucket,
+            "prefix": "mlops",
+            "region": REGION,
+            "role_arn": ROLE_ARN,
+            "poll_seconds": 1,
+            "warehouse": warehouse,
+            "warehouse_conn_id": "warehouse_test",
+        },  # fmt: skip
+    }
+
+
+def wait_for(predicate: Any, timeout: float = 30) -> None:
+    """Wait until ``predicate()`` is true (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.1)
