@@ -129,6 +129,19 @@ def test_drift_triggered_exactly_one_retrain(loop) -> None:
     ]
 
 
+def test_each_run_ends_with_its_summary(loop) -> None:
+    from include.ui.run_note import summary_of_run
+
+    # before test_rerun_of_a_week_duplicates_nothing: a dag.test() of the same logical date
+    # replaces the week's run, and these DagRun objects would find no task instances
+    for week, run in loop["runs"].items():
+        assert task_states(run)["run_summary"] == "success", week
+        # what the plugin shows in the run's "Run summary" tab (and, under the scheduler, its note)
+        summary = summary_of_run(run.dag_id, run.run_id)
+        assert summary and summary.startswith(f"**{week}**: "), (week, summary)
+        assert "- Gate: " in summary and "- Drift: " in summary, summary
+
+
 def test_rerun_of_a_week_duplicates_nothing(loop) -> None:
     ctx = loop["ctx"]
     warehouse, registry = ctx.provider.warehouse, ctx.provider.registry
@@ -192,14 +205,3 @@ def _sample_rows(ctx) -> list[dict]:
 
     frame = read_validated(ctx, DRIFT_WEEK).head(3)
     return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")
-
-
-def test_each_run_ends_with_its_summary(loop) -> None:
-    from include.ui.run_note import summary_of_run
-
-    for week, run in loop["runs"].items():
-        assert task_states(run)["run_summary"] == "success", week
-        # what the plugin shows in the run's "Run summary" tab (and, under the scheduler, its note)
-        summary = summary_of_run(run.dag_id, run.run_id)
-        assert summary and summary.startswith(f"**{week}**: "), (week, summary)
-        assert "- Gate: " in summary and "- Drift: " in summary, summary
