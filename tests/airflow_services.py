@@ -80,6 +80,16 @@ class Airflow:
                 start_new_session=True,
             )
 
+    def stop_component(self, name: str, grace: float = 20) -> None:
+        """Stop one component's process group (SIGTERM, SIGKILL after ``grace`` s)."""
+        process = self.processes.pop(name)
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
     def start_components(self, scheduler_env: dict[str, str] | None = None) -> None:
         """Start api-server, dag-processor and scheduler; wait for the API and the pipeline DAG."""
         self.start("api-server", "--host", "127.0.0.1", "--port", str(self.api_port))
@@ -316,15 +326,27 @@ def backfill(
 ) -> None:
     """Create a backfill of the pipeline over ``logical_dates`` and wait until every run is done."""
     before = len(airflow.query("SELECT id FROM backfill"))
-    airflow.cli(
-        "backfill", "create",
-        "--dag-id", DAG_ID,
-        # both ends inclusive, compared with the 06:00 UTC run times
-        "--from-date", logical_dates[0].isoformat(),
-        "--to-date", logical_dates[-1].isoformat(),
-        "--max-active-runs", "1",
-        *options,
-    )  # fmt: skip
+    # `backfill create` writes the backfill row and then its runs in separate transactions;
+    # SQLite can refuse one of the later ones ("database is locked", at once) while the
+    # scheduler writes, leaving a half-made backfill that cannot be created again. With the
+    # scheduler stopped for the moment of the command, it is the only writer of those rows.
+    restart = "scheduler" in airflow.processes
+    if restart:
+        args, extra_env = airflow.commands["scheduler"]
+        airflow.stop_component("scheduler")
+    try:
+        airflow.cli(
+            "backfill", "create",
+            "--dag-id", DAG_ID,
+            # both ends inclusive, compared with the 06:00 UTC run times
+            "--from-date", logical_dates[0].isoformat(),
+            "--to-date", logical_dates[-1].isoformat(),
+            "--max-active-runs", "1",
+            *options,
+        )  # fmt: skip
+    finally:
+        if restart:
+            airflow.start("scheduler", *args, extra_env=extra_env)
 
     def done() -> bool:
         backfills = airflow.query("SELECT completed_at FROM backfill")
