@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from include.errors import ArtifactIntegrityError
 from include.ml.schema import CATEGORIES, ID_COLUMN, NUMERIC_RANGES
-from include.ml.scoring import load_model, predict_proba
+from include.ml.scoring import load_model, predict_proba_records
+from include.serving.batching import MicroBatcher
 
 log = logging.getLogger("include.serving")
 MAX_ROWS_PER_REQUEST = 1000
@@ -166,8 +166,14 @@ class ModelCache:
         return served
 
 
-def create_app(deployments: Path) -> FastAPI:
-    """Build the endpoint app for a deployments folder."""
+def create_app(deployments: Path, threads: int = 1) -> FastAPI:
+    """Build the endpoint app for a deployments folder.
+
+    Args:
+        deployments: the folder of ``<model>.json`` deployment records.
+        threads: OpenMP threads per model call. One: the batches are small, and spinning
+            OpenMP threads fight the server's own work for the cores.
+    """
     app = FastAPI(title="MLOps online endpoint", version="1.0")
     app.add_middleware(BodySizeLimit)
     cache = ModelCache(deployments)
@@ -188,17 +194,30 @@ def create_app(deployments: Path) -> FastAPI:
         record = cache.get(model_name).record
         return {k: record[k] for k in ("model_name", "version", "sha256", "deployed_at")}
 
-    @app.post("/models/{model_name}/predict", response_model=PredictResponse)
-    def predict(model_name: str, request: PredictRequest) -> PredictResponse:
+    def score(model_name: str, rows: list[dict[str, Any]]) -> tuple[_Served, list[float]]:
+        # in the batcher's worker thread: the version is read once per batch, so every row of
+        # a batch is scored (and reported) by the same version, even across a deploy
         served = cache.get(model_name)
-        frame = pd.DataFrame([row.model_dump() for row in request.rows])
         started = time.perf_counter()
-        probabilities = predict_proba(served.model, frame)
-        log.debug("scored %d rows in %.1f ms", len(frame), (time.perf_counter() - started) * 1000)
+        probabilities = predict_proba_records(served.model, rows)
+        log.debug("scored %d rows in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
+        return served, probabilities.tolist()
+
+    def limit_threads() -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # OpenMP's limit is per thread: set in the scoring thread
+
+    batcher = MicroBatcher(score, worker_init=limit_threads)
+    app.state.batcher = batcher
+
+    @app.post("/models/{model_name}/predict", response_model=PredictResponse)
+    async def predict(model_name: str, request: PredictRequest) -> PredictResponse:
+        served, probabilities = await batcher.predict(model_name, [row.model_dump() for row in request.rows])
         return PredictResponse(
             model_name=model_name,
             model_version=str(served.record["version"]),
-            predictions=[float(p) for p in probabilities],
+            predictions=probabilities,
         )
 
     return app
@@ -214,14 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads per prediction")
     args = parser.parse_args(argv)
-    # One thread per prediction: small requests gain nothing from more, and spinning OpenMP
-    # threads fight the server's other work for the cores.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(args.threads)
     args.deployments.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(args.deployments), host=args.host, port=args.port, log_level="warning")
+    app = create_app(args.deployments, args.threads)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,12 @@ def remove_stale_temps(target: Path) -> None:
             pass
 
 
-def _temp_beside(target: Path) -> str:
+def temp_beside(target: Path) -> str:
+    """Create an empty temporary file for a write of ``target``, beside it; return its path.
+
+    The orphans of earlier writes of ``target`` are removed first (see the module docstring);
+    the caller removes (or renames) the file it got.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
@@ -58,7 +63,7 @@ def _temp_beside(target: Path) -> str:
 
 def write_bytes(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (flushed to disk before the rename)."""
-    tmp = _temp_beside(target)
+    tmp = temp_beside(target)
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -72,7 +77,7 @@ def write_bytes(target: Path, data: bytes) -> None:
 
 def copy_file(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically."""
-    tmp = _temp_beside(target)
+    tmp = temp_beside(target)
     try:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)

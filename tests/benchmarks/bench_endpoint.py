@@ -2,15 +2,19 @@
 
 A model trained by the project's pipeline is registered, deployed (the deployment record the
 local provider writes) and served by ``include/serving/app.py`` in a child process on 127.0.0.1.
-A second child process runs 50 concurrent clients (httpx, asyncio) for a fixed duration, twice:
+A second child process runs 50 concurrent clients (one keep-alive connection each, asyncio)
+for a fixed duration:
 
-- bounded load: the clients together offer a fixed rate (``rate`` requests/s, each client on
-  its own schedule); p50/p99 latency at that rate is the figure with the 25 ms target;
+- bounded load, at each offered rate of ``rates`` (requests/s in total, each client on its own
+  schedule): p50/p99 latency, counted from when each request was due; the p99 has the 25 ms
+  target, and the highest rate that meets it is reported;
 - closed loop: each client sends as soon as its previous answer arrives, which measures the
-  server's saturated throughput (and the latency of a 50-deep queue).
+  server's saturated throughput (and the latency of a 50-deep queue: 50 / throughput).
 
-The baseline is the model called in-process on the same single rows (``predict_proba`` on a
-one-row frame, one thread) for the same duration; the figure is endpoint RPS / in-process RPS.
+The baseline is the model called in-process on the same single rows, one at a time, the way
+the endpoint calls it (``predict_proba_records``, one thread), for the same duration; the
+throughput figure is endpoint RPS / in-process RPS (above 1: the endpoint batches concurrent
+requests into one model call).
 """
 
 from __future__ import annotations
@@ -31,18 +35,16 @@ def in_process_rps(model, seconds: float) -> float:
     from threadpoolctl import threadpool_limits
 
     from include.ml.sample_data import generate_week
-    from include.ml.scoring import predict_proba
+    from include.ml.scoring import predict_proba_records
 
     rows = generate_week("2030-W02", 1000, seed=3).drop(columns=["event_time", "churned"])
     records = json.loads(rows.to_json(orient="records"))
-    import pandas as pd
-
     done = 0
     with threadpool_limits(1):
         end = time.perf_counter() + seconds
         started = time.perf_counter()
         while time.perf_counter() < end:
-            predict_proba(model, pd.DataFrame([records[done % len(records)]]))
+            predict_proba_records(model, [records[done % len(records)]])
             done += 1
     return done / (time.perf_counter() - started)
 
@@ -58,9 +60,13 @@ def _latency_ms(latencies: list[float]) -> dict[str, float]:
 
 
 def run(
-    seconds: float = 20, clients: int = 50, rate: float = 100, repeat: int = 3, train_rows: int = 20_000
+    seconds: float = 20,
+    clients: int = 50,
+    rates: tuple[float, ...] = (100, 200, 400, 800),
+    repeat: int = 3,
+    train_rows: int = 20_000,
 ) -> list[Figure]:
-    """Serve a deployed model; load it at ``rate`` and in a closed loop; compare with in-process."""
+    """Serve a deployed model; load it at each rate and in a closed loop; compare with in-process."""
     from helpers import EndpointServer, free_port
 
     from include.ml.scoring import load_model
@@ -75,59 +81,80 @@ def run(
         model = load_model(record["artifact_path"], record["sha256"])
         url = f"http://127.0.0.1:{port}/models/{version.model_name}/predict"
         server = EndpointServer(deployments, port)
-        bounded, closed, local = [], [], []
+        bounded: dict[float, list[dict]] = {rate: [] for rate in rates}
+        closed, local = [], []
         try:
             server.wait_ready(timeout=300)
-            for _ in range(repeat):
-                bounded.append(run_child("load", url, str(clients), str(seconds), str(rate)).output)
+            for _ in range(repeat):  # interleaved, so a burst of outside load hits every figure alike
+                for rate in rates:
+                    bounded[rate].append(run_child("load", url, str(clients), str(seconds), str(rate)).output)
                 closed.append(run_child("load", url, str(clients), str(seconds), "0").output)
                 local.append(in_process_rps(model, seconds))
         finally:
             server.stop()
-    for result in bounded + closed:
-        # A rare ReadError is a keep-alive connection the server closed as the client reused it;
+    for result in [r for runs in bounded.values() for r in runs] + closed:
+        # A rare reset is a keep-alive connection the server closed as the client reused it;
         # more than 1% of requests failing means the endpoint is broken, not the measurement.
         if not result["latencies"] or result["n_errors"] > 0.01 * len(result["latencies"]):
             raise RuntimeError(f"the endpoint answered errors: {result['n_errors']}: {result['errors']}")
-    errors = sum(r["n_errors"] for r in bounded + closed)
-    # the run with the median p99 / median throughput
-    bounded_stats = sorted((_latency_ms(r["latencies"]) for r in bounded), key=lambda s: s["p99"])
-    b = bounded_stats[len(bounded_stats) // 2]
+    local_rps = sorted(local)[len(local) // 2]
+    figures, within = [], []
+    for rate in rates:
+        # the repetition with the median p99
+        stats = sorted(
+            ((_latency_ms(r["latencies"]), len(r["latencies"]) / r["elapsed"]) for r in bounded[rate]),
+            key=lambda pair: pair[0]["p99"],
+        )
+        latency, achieved = stats[len(stats) // 2]
+        if latency["p99"] <= P99_TARGET_MS:
+            within.append(rate)
+        figures.append(
+            Figure(
+                "endpoint",
+                f"p99 latency, {clients} clients offering {rate:g} req/s",
+                latency["p99"],
+                "ms",
+                "in-process time of one single-row call",
+                1000 / local_rps,
+                ratio(latency["p99"], 1000 / local_rps),
+                f"value <= {P99_TARGET_MS:g} ms",
+                latency["p99"] <= P99_TARGET_MS,
+                {"latency_ms": latency, "achieved_rps": achieved, "seconds": seconds, "repeat": repeat},
+            )  # fmt: skip
+        )
     closed_rps = sorted(len(r["latencies"]) / r["elapsed"] for r in closed)
     rps = closed_rps[len(closed_rps) // 2]
     closed_stats = sorted((_latency_ms(r["latencies"]) for r in closed), key=lambda s: s["p99"])
-    c = closed_stats[len(closed_stats) // 2]
-    local_rps = sorted(local)[len(local) // 2]
-    achieved = [len(r["latencies"]) / r["elapsed"] for r in bounded]
-    return [
+    figures.append(
         Figure(
             "endpoint",
-            f"p99 latency, {clients} clients offering {rate:g} req/s",
-            b["p99"],
-            "ms",
-            "in-process predict time of one row",
-            1000 / local_rps,
-            ratio(b["p99"], 1000 / local_rps),
-            f"value <= {P99_TARGET_MS:g} ms",
-            b["p99"] <= P99_TARGET_MS,
-            {
-                "latency_ms": b,
-                "achieved_rps": achieved,
-                "seconds": seconds,
-                "repeat": repeat,
-                "transport_errors": errors,
-            },
-        ),  # fmt: skip
+            f"highest offered rate (of {'/'.join(f'{r:g}' for r in rates)}) with p99 <= {P99_TARGET_MS:g} ms",
+            max(within, default=0.0),
+            "req/s",
+            "in-process single-row calls/s",
+            local_rps,
+            ratio(max(within, default=0.0), local_rps),
+            "",
+            None,
+        )  # fmt: skip
+    )
+    figures.append(
         Figure(
             "endpoint",
             f"throughput, {clients} clients, closed loop",
             rps,
             "req/s",
-            "in-process single-row predictions/s",
+            "in-process single-row calls/s",
             local_rps,
             ratio(rps, local_rps),
             "",
             None,
-            {"latency_ms": c, "runs_rps": closed_rps, "in_process_runs": local},
-        ),  # fmt: skip
-    ]
+            {
+                "latency_ms": closed_stats[len(closed_stats) // 2],
+                "runs_rps": closed_rps,
+                "in_process_runs": local,
+                "load_client_cpu_seconds": [r.get("cpu_seconds") for r in closed],
+            },
+        )  # fmt: skip
+    )
+    return figures

@@ -69,7 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backfill-rows", type=int, default=5_000, help="rows per backfilled week")
     parser.add_argument("--endpoint-seconds", type=float, default=20)
     parser.add_argument("--endpoint-clients", type=int, default=50)
-    parser.add_argument("--endpoint-rate", type=float, default=100, help="offered requests/s in total")
+    parser.add_argument(
+        "--endpoint-rates", type=float, nargs="+", default=[100, 200, 400, 800],
+        help="offered requests/s in total, one bounded-load run each",
+    )  # fmt: skip
     parser.add_argument("--training-rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--json", type=Path, default=ROOT / ".bench" / "results.json")
     return parser
@@ -114,7 +117,9 @@ def run_benchmark(name: str, args: argparse.Namespace) -> list:
     if name == "endpoint":
         from benchmarks import bench_endpoint
 
-        return bench_endpoint.run(args.endpoint_seconds, args.endpoint_clients, args.endpoint_rate, repeat)
+        return bench_endpoint.run(
+            args.endpoint_seconds, args.endpoint_clients, tuple(args.endpoint_rates), repeat
+        )
     from benchmarks import bench_training
 
     return bench_training.run(tuple(args.training_rows), repeat)

@@ -10,8 +10,8 @@ writes its pid to ``fired-<point>`` and sleeps, for the test to SIGKILL it there
 Points:
     ingest-write: the rename that publishes a raw object of the week (its bytes are written to
         the temporary file, not yet in place; the data_versions row is not written yet).
-    score-partition: the week's predictions partition, after the first chunk was inserted in the
-        open warehouse transaction.
+    score-partition: the week's predictions partition, after the first chunk was staged for
+        the partition's transaction (nothing committed).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _pause_after_first_chunk(rows):  # noqa: ANN001, ANN202
     chunks = [rows] if isinstance(rows, pd.DataFrame) else rows
     for index, chunk in enumerate(chunks):
         if index == 0:
-            yield chunk.iloc[: max(1, len(chunk) // 2)]  # inserted in the open transaction
+            yield chunk.iloc[: max(1, len(chunk) // 2)]  # staged, not committed
             _fire("score-partition")
             yield chunk.iloc[max(1, len(chunk) // 2) :]
         else:

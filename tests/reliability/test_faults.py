@@ -430,27 +430,36 @@ def test_batch_scoring_interrupted_keeps_the_old_partition(
             score_week(main.ctx("2026-W01"))
     assert table_rows(main, "predictions", week) == before
 
-    # 2. the warehouse connection drops in the middle of the transaction
-    connections: list[Any] = []
+    # 2. the warehouse connection drops in the middle of the transaction: after the DELETE of
+    # the old partition, as the INSERT of the new one starts
     original_connect = DuckDBWarehouse.connect
+
+    class DroppingConnection:
+        def __init__(self, con: Any) -> None:
+            self.con = con
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if sql.startswith("INSERT INTO predictions"):
+                self.con.close()
+            return self.con.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.con, name)
 
     def connect(self: Any) -> Any:
         manager = original_connect(self)
 
-        class Capture:
+        class Dropping:
             def __enter__(self) -> Any:
-                con = manager.__enter__()
-                connections.append(con)
-                return con
+                return DroppingConnection(manager.__enter__())
 
             def __exit__(self, *exc: Any) -> Any:
                 return manager.__exit__(*exc)
 
-        return Capture()
+        return Dropping()
 
     with monkeypatch.context() as patch:
         patch.setattr(DuckDBWarehouse, "connect", connect)
-        _fail_after_first_chunk(patch, lambda: connections[-1].close())
         with pytest.raises(Exception) as raised:
             score_week(main.ctx("2026-W01"))
     assert "closed" in str(raised.value).lower(), raised.value
@@ -463,7 +472,7 @@ def test_batch_scoring_interrupted_keeps_the_old_partition(
     TABLE.append(
         (
             "partition write fails / connection drops",
-            "score: after 1st chunk INSERT (raise; con.close())",
+            "score: scorer raises after 1st chunk; con.close() after the DELETE",
             f"{n} rows, one per customer, = old rows",
             "nothing (transaction rolled back)",
         )
@@ -491,7 +500,7 @@ def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> N
     )
     process = _child(main, body, ready)
     _wait_for(ready, process)
-    time.sleep(0.2)  # the first half is being inserted in the open transaction
+    time.sleep(0.2)  # the first half is being staged for the partition's transaction
     _kill(process)
 
     assert table_rows(main, "predictions", week) == before  # the file opens; the old rows
@@ -501,7 +510,7 @@ def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> N
     TABLE.append(
         (
             "task SIGKILLed writing a partition",
-            "score: DuckDB transaction open, half inserted",
+            "score: half the partition staged, not committed",
             f"DuckDB opens; old {len(before)} rows; retry {len(before)} rows",
             "nothing",
         )

@@ -7,8 +7,8 @@ backfill of tests/e2e/test_backfill_scheduler.py:
    snapshot of everything the loop wrote (tests/snapshots.py) must not change.
 2. An Airflow task process is SIGKILLed in the middle of writing a data version (ingest_data,
    the raw object's bytes written, not yet renamed into place) and in the middle of writing a
-   batch-scoring partition (batch_score, half the rows inserted in the open warehouse
-   transaction). The fault points are in tests/faults/sitecustomize.py. The supervisor reports
+   batch-scoring partition (batch_score, half the rows scored and staged for the
+   partition's transaction). The fault points are in tests/faults/sitecustomize.py. The supervisor reports
    the task failed, Airflow retries it, and the end state must be exactly the fault-free one,
    with no temporary file left anywhere.
 3. Every component had an ``aws_default`` connection with a known password: it must appear in
@@ -140,7 +140,7 @@ def test_task_killed_while_writing_a_scoring_partition(scheduler_backfill) -> No
     assert _leftovers(session["root"]) == []
     TABLE.append(
         (
-            f"batch_score task process SIGKILLed mid-transaction ({RESCORED_WEEK}, half the rows in)",
+            f"batch_score task process SIGKILLed mid-partition ({RESCORED_WEEK}, half the rows staged)",
             f"retried by Airflow (try 2) {killed['recovered_in']:.0f} s later; predictions "
             f"({len(predictions)} rows) and everything else identical",
             "nothing",

@@ -143,10 +143,15 @@ def test_failing_chunk_generator_rolls_back(wh):
 
 def test_bad_chunk_rolls_back(wh):
     wh.replace_rows("predictions", {"week": "2026-W05"}, _rows("2026-W05", 5))
-    bad = [_rows("2026-W05", 2), _rows("2026-W05", 2).assign(unknown_column=1)]
-    with pytest.raises(duckdb.Error):
-        wh.replace_rows("predictions", {"week": "2026-W05"}, bad)
+    mismatched = [_rows("2026-W05", 2), _rows("2026-W05", 2).assign(unknown_column=1)]
+    with pytest.raises(ValueError, match="same columns"):
+        wh.replace_rows("predictions", {"week": "2026-W05"}, mismatched)
     assert len(wh.read_rows("predictions")) == 5
+    unknown = [_rows("2026-W05", 2).assign(unknown_column=1)] * 2
+    with pytest.raises(duckdb.Error):
+        wh.replace_rows("predictions", {"week": "2026-W05"}, unknown)
+    assert len(wh.read_rows("predictions")) == 5
+    assert not list(wh.path.parent.glob("*.tmp"))  # the staged chunks are removed
     with pytest.raises(ValueError):
         wh.replace_rows(
             "predictions", {"week": "2026-W05"}, _rows("2026-W05", 2).rename(columns={"n": "N x"})

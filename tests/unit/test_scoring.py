@@ -17,6 +17,7 @@ from include.ml.scoring import (
     iter_parquet_chunks,
     load_model,
     predict_proba,
+    predict_proba_records,
     score_parquet,
 )
 from include.ml.train import fit_model
@@ -136,5 +137,13 @@ def test_predict_proba_equals_the_sklearn_pipeline(model):
     raw.loc[20:29, "monthly_charges"] = np.nan
     expected = model.predict_proba(build_features(raw))[:, 1]
     np.testing.assert_array_equal(predict_proba(model, raw), expected)
-    for i in (0, 15, 25, 100):  # one row at a time, as the endpoint scores them
+    for i in (0, 15, 25, 100):  # one row at a time
         np.testing.assert_array_equal(predict_proba(model, raw.iloc[[i]]), expected[[i]])
+
+    # the endpoint's path: request dicts, no pandas frames (None for a missing value)
+    records = raw.astype(object).where(raw.notna(), None).to_dict(orient="records")
+    assert records[10]["plan_tier"] is None and records[20]["monthly_charges"] is None
+    np.testing.assert_array_equal(predict_proba_records(model, records), expected)
+    for i in (0, 15, 25, 100):
+        np.testing.assert_array_equal(predict_proba_records(model, [records[i]]), expected[[i]])
+    assert predict_proba_records(model, []).shape == (0,)
