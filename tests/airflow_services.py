@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, EndpointServer, free_port, scheduled_logical_date, write_config
+from helpers import ROOT, EndpointServer, airflow_base_env, free_port, scheduled_logical_date, write_config
 
 DAG_ID = "retrain_pipeline"
 BACKFILL_WEEKS = ["2026-W05", "2026-W06", "2026-W07", "2026-W08"]  # the runs of 2 Feb .. 23 Feb
@@ -284,14 +284,9 @@ def utc(value: str | None) -> datetime | None:
 def airflow_env(home: Path, api_port: int, config: Path) -> dict[str, str]:
     """The child processes' environment: this checkout's DAGs, a fresh home, 127.0.0.1 only."""
     env = {k: v for k, v in os.environ.items() if k not in ("AIRFLOW_CONFIG", "MLOPS_PROVIDER")}
+    env.update(airflow_base_env(home))
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            # SQLite waits 5 s for a lock by default: too short with three components writing
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # the workers reach the Task Execution API on the test's api-server
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
@@ -304,10 +299,6 @@ def airflow_env(home: Path, api_port: int, config: Path) -> dict[str, str]:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
             "MLOPS_CONFIG": str(config),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-            "GX_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "MLFLOW_ENABLE_TELEMETRY": "false",
         }
     )
     return env

@@ -12,25 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import airflow_base_env
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = ROOT / ".airflow-test"
 
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(AIRFLOW_HOME),
-        # set explicitly: the Makefile exports a connection to the demo's database
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}?timeout=60",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "GX_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "MLFLOW_ENABLE_TELEMETRY": "false",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-)
+# set explicitly (airflow_base_env): the Makefile exports a connection to the demo's database
+os.environ.update({**airflow_base_env(AIRFLOW_HOME), "AIRFLOW__CORE__UNIT_TEST_MODE": "False"})
 os.environ.pop("MLOPS_CONFIG", None)
 os.environ.pop("MLOPS_PROVIDER", None)
 for path in (str(ROOT), str(ROOT / "dags")):

@@ -11,7 +11,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import numpy as np
@@ -24,6 +24,7 @@ from include.ml.features import build_features, record_features
 from include.ml.schema import ID_COLUMN, PREDICTION_COLUMN, RAW_FEATURES
 
 _HASH_BLOCK = 1 << 20
+_T = TypeVar("_T")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -189,6 +190,10 @@ def iter_parquet_chunks(
 def score_parquet(model: Any, path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
     """Score a Parquet file of raw rows chunk by chunk.
 
+    While the model scores a chunk, a second thread reads the next one and builds its features
+    (the model's tree walk releases the GIL), so reading and scoring overlap; at most one chunk
+    waits ahead.
+
     Args:
         model: a fitted pipeline.
         path: a Parquet file with ``customer_id`` and every column of ``schema.RAW_FEATURES``.
@@ -197,10 +202,68 @@ def score_parquet(model: Any, path: str | Path, chunk_rows: int = 100_000) -> It
     Yields:
         Frames with the columns ``customer_id`` and ``churn_probability`` (float64), in file order.
     """
-    for chunk in iter_parquet_chunks(path, chunk_rows, columns=[ID_COLUMN, *RAW_FEATURES]):
-        yield pd.DataFrame(
-            {ID_COLUMN: chunk[ID_COLUMN].to_numpy(), PREDICTION_COLUMN: predict_proba(model, chunk)}
-        )
+
+    def prepared() -> Iterator[tuple[np.ndarray, pd.DataFrame, np.ndarray | None]]:
+        for chunk in iter_parquet_chunks(path, chunk_rows, columns=[ID_COLUMN, *RAW_FEATURES]):
+            features = build_features(chunk)
+            yield chunk[ID_COLUMN].to_numpy(), features, _model_matrix(model, features)
+
+    for ids, features, matrix in read_ahead(prepared()):
+        if matrix is None:
+            probabilities = model.predict_proba(features)[:, 1]
+        else:
+            probabilities = model[-1].predict_proba(matrix)[:, 1]
+        yield pd.DataFrame({ID_COLUMN: ids, PREDICTION_COLUMN: np.asarray(probabilities, dtype=np.float64)})
+
+
+def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
+    """Yield ``items``, computing the next one in a background thread meanwhile.
+
+    An exception raised while computing an item is raised here, in order; if the consumer stops
+    early, the thread stops after the item it is computing.
+    """
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def put(value: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((end, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's own clean-up (e.g. closing its file) runs now
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def classification_metrics(y_true: Any, proba: Any) -> dict[str, Any]:

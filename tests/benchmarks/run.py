@@ -30,19 +30,9 @@ BENCHMARKS = ("parse", "scoring", "drift", "week", "backfill", "endpoint", "trai
 
 def _airflow_env(home: Path) -> None:
     """Give the in-process dag.test() runs an Airflow home of the benchmarks' own (set before import)."""
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "GX_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "MLFLOW_ENABLE_TELEMETRY": "false",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-    )
+    from helpers import airflow_base_env
+
+    os.environ.update(airflow_base_env(home))
     os.environ.pop("MLOPS_CONFIG", None)
     os.environ.pop("MLOPS_PROVIDER", None)
     if not (home / ".migrated").exists():

@@ -18,6 +18,7 @@ from include.ml.scoring import (
     load_model,
     predict_proba,
     predict_proba_records,
+    read_ahead,
     score_parquet,
 )
 from include.ml.train import fit_model
@@ -147,3 +148,38 @@ def test_predict_proba_equals_the_sklearn_pipeline(model):
     for i in (0, 15, 25, 100):
         np.testing.assert_array_equal(predict_proba_records(model, [records[i]]), expected[[i]])
     assert predict_proba_records(model, []).shape == (0,)
+
+
+def test_read_ahead_keeps_order_raises_in_order_and_stops_early():
+    import threading
+
+    assert list(read_ahead(iter(range(50)))) == list(range(50))
+    assert list(read_ahead(iter([]))) == []
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("chunk 3 is bad")
+
+    seen = []
+    with pytest.raises(ValueError, match="chunk 3 is bad"):
+        for item in read_ahead(failing()):
+            seen.append(item)
+    assert seen == [1, 2]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            closed.set()
+
+    reader = read_ahead(endless())
+    assert [next(reader) for _ in range(3)] == [1, 2, 3]
+    reader.close()  # the consumer stops: the thread stops and closes the generator
+    assert closed.wait(5)
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
