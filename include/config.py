@@ -16,11 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import ConfigError, ParamError
+from include.ml.dataset import DatasetSpec, DatasetSpecError, parse_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KNOWN_PROVIDERS = ("local", "aws", "gcp", "azure")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _WEEK = re.compile(r"^\d{4}-W\d{2}$")
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")
+DEMO_SPEC = "include/demo/churn_dataset.toml"
+# The metrics computed for each task, the first being the default gate metric, and whether a
+# higher value is better.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "average_precision", "log_loss"),
+    "multiclass": ("log_loss", "macro_f1", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "macro_f1": True,
+                    "accuracy": True, "rmse": False, "mae": False, "r2": True}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,16 +60,21 @@ class TrainingSettings:
 
     window_weeks: int = 4
     holdout_fraction: float = 0.2
-    learning_rate: float = 0.1
-    max_iter: int = 200
-    max_leaf_nodes: int = 31
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The estimator (an import path; empty: HistGradientBoosting for the task) and its parameters."""
+
+    estimator: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class GateSettings:
-    """The challenger-vs-champion gate."""
+    """The challenger-vs-champion gate: a metric of the task (empty: the task's first) and a margin."""
 
-    metric: str = "roc_auc"
+    metric: str = ""
     margin: float = 0.0
 
 
@@ -68,7 +85,7 @@ class DriftSettings:
     feature_psi_threshold: float = 0.2
     drifted_share_threshold: float = 0.15
     prediction_psi_threshold: float = 0.2
-    concept_auc_drop: float = 0.05
+    concept_metric_drop: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,8 @@ class Settings:
 
     provider: str = "local"
     model_name: str = "churn"
+    dataset: DatasetSpec = field(default_factory=lambda: load_dataset_spec(PROJECT_ROOT / DEMO_SPEC))
+    model: ModelSettings = field(default_factory=ModelSettings)
     data: DataSettings = field(default_factory=DataSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
@@ -87,6 +106,19 @@ class Settings:
     provider_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     hardware: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     config_path: Path = PROJECT_ROOT / "astro.toml"
+
+    @property
+    def gate_metric(self) -> str:
+        """The gate's metric: ``[gate] metric``, else the dataset task's first metric."""
+        return self.gate.metric or TASK_METRICS[self.dataset.task][0]
+
+    @property
+    def estimator(self) -> str:
+        """The estimator's import path: ``[model] estimator``, else HistGradientBoosting for the task."""
+        if self.model.estimator:
+            return self.model.estimator
+        kind = "Regressor" if self.dataset.task == "regression" else "Classifier"
+        return f"sklearn.ensemble.HistGradientBoosting{kind}"
 
     def provider_settings(self) -> dict[str, Any]:
         """Return the ``[<provider>]`` section of astro.toml for the selected provider."""
@@ -166,14 +198,14 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(
             f"{config_path}: unknown key(s) {unknown} in [project]; known keys: ['model_name', 'provider']"
         )
-    sections = {
+    sections: dict[str, type] = {
         "data": DataSettings,
         "validation": ValidationSettings,
         "training": TrainingSettings,
         "gate": GateSettings,
         "drift": DriftSettings,
     }
-    known_tables = {"project", "hardware", *sections, *KNOWN_PROVIDERS}
+    known_tables = {"project", "hardware", "dataset", "model", *sections, *KNOWN_PROVIDERS}
     unknown = sorted(set(raw) - known_tables)
     if unknown:
         raise ConfigError(f"{config_path}: unknown section(s) {unknown}; known: {sorted(known_tables)}")
@@ -183,6 +215,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     settings = Settings(
         provider=os.environ.get("MLOPS_PROVIDER") or project.get("provider", "local"),
         model_name=project.get("model_name", "churn"),
+        dataset=_dataset(raw.get("dataset"), config_path),
+        model=_model(raw.get("model", {}), config_path),
         provider_sections={name: raw.get(name, {}) for name in KNOWN_PROVIDERS},
         hardware=raw.get("hardware", {}),
         config_path=config_path,
@@ -193,6 +227,74 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     except ConfigError as exc:
         raise ConfigError(f"{config_path}: {exc}") from None
     return settings
+
+
+def load_dataset_spec(path: Path) -> DatasetSpec:
+    """Read a dataset spec file (TOML with a ``[dataset]`` table).
+
+    Raises:
+        ConfigError: the file is missing, is not TOML or holds an invalid spec.
+    """
+    if not path.is_file():
+        raise ConfigError(f"dataset spec file {path} not found: fix [dataset] spec in the settings")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"dataset spec {path} is not valid TOML: {exc}") from None
+    if set(raw) != {"dataset"}:
+        raise ConfigError(f"dataset spec {path} must hold one [dataset] table, it holds {sorted(raw)}")
+    try:
+        return parse_spec(raw["dataset"], f"{path}: [dataset]")
+    except DatasetSpecError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _dataset(raw: Any, config_path: Path) -> DatasetSpec:
+    """The ``[dataset]`` table: ``spec = "file.toml"`` or the spec's keys inline."""
+    if raw is None:
+        raw = {"spec": DEMO_SPEC}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: [dataset] must be a table")
+    if "spec" in raw:
+        if len(raw) > 1:
+            raise ConfigError(
+                f"{config_path}: [dataset] names a spec file and also has keys {sorted(set(raw) - {'spec'})}: "
+                "keep one of the two"
+            )
+        # relative to the settings file, else to the project (the shipped demo spec)
+        candidates = [Path(raw["spec"])] if Path(raw["spec"]).is_absolute() else [
+            config_path.parent / raw["spec"], PROJECT_ROOT / raw["spec"]]  # fmt: skip
+        path = next((p for p in candidates if p.is_file()), candidates[0])
+        return load_dataset_spec(path)
+    try:
+        return parse_spec(raw, f"{config_path}: [dataset]")
+    except DatasetSpecError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _model(raw: Any, config_path: Path) -> ModelSettings:
+    """The ``[model]`` table: ``estimator`` (an import path) and a ``params`` table."""
+    where = f"{config_path}: [model]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(raw) - {"estimator", "params"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: ['estimator', 'params']")
+    estimator = raw.get("estimator", "")
+    if not isinstance(estimator, str) or (estimator and not _IMPORT_PATH.fullmatch(estimator)):
+        raise ConfigError(
+            f"{where} estimator = {estimator!r} must be an import path like "
+            "'sklearn.ensemble.RandomForestClassifier', or empty"
+        )
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where} params must be a table of the estimator's parameters")
+    for key, value in params.items():
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(f"{where} params.{key} = {value!r} must be a number, a string or a boolean")
+        if isinstance(value, float) and value != value:
+            raise ConfigError(f"{where} params.{key} = nan is not a valid value")
+    return ModelSettings(estimator=estimator, params=dict(params))
 
 
 def _section(cls: type, values: dict[str, Any], where: str, path: Path) -> Any:
@@ -230,20 +332,21 @@ def _check(s: Settings) -> None:
         (s.validation.min_rows, 1, 10**9, "[validation] min_rows"),
         (s.training.window_weeks, 1, 104, "[training] window_weeks"),
         (s.training.holdout_fraction, 0.05, 0.5, "[training] holdout_fraction"),
-        (s.training.learning_rate, 1e-4, 1.0, "[training] learning_rate"),
-        (s.training.max_iter, 1, 10_000, "[training] max_iter"),
-        (s.training.max_leaf_nodes, 2, 4096, "[training] max_leaf_nodes"),
         (s.gate.margin, 0.0, 0.5, "[gate] margin"),
         (s.drift.feature_psi_threshold, 0.001, 10.0, "[drift] feature_psi_threshold"),
         (s.drift.drifted_share_threshold, 0.001, 1.0, "[drift] drifted_share_threshold"),
         (s.drift.prediction_psi_threshold, 0.001, 10.0, "[drift] prediction_psi_threshold"),
-        (s.drift.concept_auc_drop, 0.0, 1.0, "[drift] concept_auc_drop"),
+        (s.drift.concept_metric_drop, 0.0, 1e9, "[drift] concept_metric_drop"),
     ]
     for value, low, high, name in checks:
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
             raise ConfigError(f"{name} = {value!r} must be a number between {low} and {high}")
-    if s.gate.metric not in ("roc_auc", "average_precision", "log_loss"):
-        raise ConfigError(f"[gate] metric {s.gate.metric!r} must be roc_auc, average_precision or log_loss")
+    metrics = TASK_METRICS[s.dataset.task]
+    if s.gate.metric and s.gate.metric not in metrics:
+        raise ConfigError(
+            f"[gate] metric {s.gate.metric!r} is not a metric of a {s.dataset.task} task: use one of "
+            f"{list(metrics)} (or leave it empty for {metrics[0]})"
+        )
 
 
 def _week_exists(value: str) -> bool:
