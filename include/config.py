@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import ConfigError, ParamError
-from include.ml.dataset import DatasetSpec, DatasetSpecError, parse_spec
+from include.ml.dataset import TASK_METRICS, DatasetSpec, DatasetSpecError, parse_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 KNOWN_PROVIDERS = ("local", "aws", "gcp", "azure")
@@ -24,15 +24,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _WEEK = re.compile(r"^\d{4}-W\d{2}$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")
 DEMO_SPEC = "include/demo/churn_dataset.toml"
-# The metrics computed for each task, the first being the default gate metric, and whether a
-# higher value is better.
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("roc_auc", "average_precision", "log_loss"),
-    "multiclass": ("log_loss", "macro_f1", "accuracy"),
-    "regression": ("rmse", "mae", "r2"),
-}
-HIGHER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False, "macro_f1": True,
-                    "accuracy": True, "rmse": False, "mae": False, "r2": True}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,9 @@ class TrainingJobSpec:
     train_data_key: str  # a Parquet object in storage (training rows, features + label)
     validation_data_key: str  # a Parquet object in storage (in-window holdout rows)
     output_prefix: str  # the model artifact is written under this storage prefix
-    hyperparameters: Mapping[str, Any]
+    hyperparameters: Mapping[str, Any]  # the estimator's import path ("estimator") and parameters
     hardware: Mapping[str, Any]
+    dataset_spec: str = ""  # the dataset spec as JSON (DatasetSpec.to_json): shipped with the code
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,8 @@ class BatchScorer(Protocol):
     """Scores a week's rows with a model version."""
 
     def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
-        """Yield prediction chunks (``customer_id``, ``churn_probability``) for a Parquet input."""
+        """Yield prediction chunks for a Parquet input: the version's dataset spec's key column
+        (as text) and prediction columns (``DatasetSpec.prediction_columns``), in file order."""
 
 
 # --------------------------------------------------------------------------------------------

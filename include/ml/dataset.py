@@ -55,6 +55,22 @@ _SPEC_KEYS = {
     "prediction_name",
     "name",
 }
+# The metrics of each task (the first is the default gate metric) and whether higher is better.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "average_precision", "log_loss"),
+    "multiclass": ("log_loss", "macro_f1", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "average_precision": True,
+    "log_loss": False,
+    "macro_f1": True,
+    "accuracy": True,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
 TRUE_WORDS = ("true", "yes", "y", "t", "1")
 FALSE_WORDS = ("false", "no", "n", "f", "0")
 
@@ -108,6 +124,11 @@ class DatasetSpec:
         return self.id_column or ROW_KEY
 
     @property
+    def key_table_column(self) -> str:
+        """The key column's name in the warehouse's predictions table (lowercase)."""
+        return self.key_column.lower()
+
+    @property
     def feature_names(self) -> tuple[str, ...]:
         """The feature columns, in the spec's order."""
         return tuple(f.name for f in self.features)
@@ -130,7 +151,7 @@ class DatasetSpec:
     @property
     def prediction_prefix(self) -> str:
         """The prefix of the prediction columns (``prediction_name``, else the label)."""
-        return self.prediction_name or self.label
+        return (self.prediction_name or self.label).lower()
 
     def prediction_columns(self) -> dict[str, str]:
         """The prediction columns batch scoring writes, with their logical types.
@@ -247,7 +268,9 @@ def import_function(path: str, key: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise DatasetSpecError(f"[dataset] {key} = {path!r}: cannot import {module_name!r} ({error})") from None
+        raise DatasetSpecError(
+            f"[dataset] {key} = {path!r}: cannot import {module_name!r} ({error})"
+        ) from None
     function = getattr(module, name, None)
     if not callable(function):
         raise DatasetSpecError(f"[dataset] {key} = {path!r}: module {module_name!r} has no function {name!r}")
@@ -307,13 +330,15 @@ def parse_spec(raw: Mapping[str, Any], where: str = "[dataset]") -> DatasetSpec:
     positive = canonical_value(positive) if positive is not None else None
     if task == "regression":
         if positive is not None:
-            raise DatasetSpecError(f"{where} positive_class: a regression label has no positive class; remove it")
+            raise DatasetSpecError(
+                f"{where} positive_class: a regression label has no positive class; remove it"
+            )
         if classes:
             raise DatasetSpecError(f"{where} classes: a regression label has no classes; remove them")
     if task == "binary":
         if positive is None:
             raise DatasetSpecError(
-                f"{where} positive_class is required for a binary label (e.g. \"1\", \"yes\" or \"true\")"
+                f'{where} positive_class is required for a binary label (e.g. "1", "yes" or "true")'
             )
         if classes and len(classes) != 2:
             raise DatasetSpecError(f"{where} classes = {classes}: a binary label has exactly two classes")
@@ -324,7 +349,7 @@ def parse_spec(raw: Mapping[str, Any], where: str = "[dataset]") -> DatasetSpec:
             raise DatasetSpecError(f"{where} positive_class: only a binary label has one; remove it")
         if classes and len(classes) < 3:
             raise DatasetSpecError(
-                f"{where} classes = {classes}: a multiclass label has at least three (two: task = \"binary\")"
+                f'{where} classes = {classes}: a multiclass label has at least three (two: task = "binary")'
             )
     if len(set(classes)) != len(classes):
         raise DatasetSpecError(f"{where} classes = {classes} lists a class twice")
@@ -333,12 +358,19 @@ def parse_spec(raw: Mapping[str, Any], where: str = "[dataset]") -> DatasetSpec:
     ignore = tuple(_string_list(raw.get("ignore", []), f"{where} ignore"))
     function = text("feature_function")
     if function is not None and not _FUNCTION.fullmatch(function):
-        raise DatasetSpecError(f"{where} feature_function = {function!r} must look like 'package.module:function'")
+        raise DatasetSpecError(
+            f"{where} feature_function = {function!r} must look like 'package.module:function'"
+        )
     prediction_name = column("prediction_name") or ""
     name = text("name") or "dataset"
 
     names = [f.name for f in features]
-    roles = {"label": [label], "id_column": [id_column], "event_time_column": [time_column], "ignore": list(ignore)}
+    roles = {
+        "label": [label],
+        "id_column": [id_column],
+        "event_time_column": [time_column],
+        "ignore": list(ignore),
+    }
     seen: dict[str, str] = {n: "features" for n in names}
     for role, columns in roles.items():
         for col in columns:
@@ -386,18 +418,20 @@ def _string_list(value: Any, where: str) -> list[str]:
 def _features(raw: Any, where: str) -> tuple[FeatureSpec, ...]:
     if not isinstance(raw, Mapping) or not raw:
         raise DatasetSpecError(
-            f"{where} features is required: a table of feature name -> {{ kind = \"numeric\" | "
-            "\"categorical\" | \"boolean\", ... }}"
+            f'{where} features is required: a table of feature name -> {{ kind = "numeric" | '
+            '"categorical" | "boolean", ... }}'
         )
     features = []
     for name, options in raw.items():
         key = f"{where} features.{name}"
         if not _COLUMN.fullmatch(str(name)):
-            raise DatasetSpecError(f"{key}: the name must be letters, digits and underscores, not starting with a digit")
+            raise DatasetSpecError(
+                f"{key}: the name must be letters, digits and underscores, not starting with a digit"
+            )
         if isinstance(options, str):
             options = {"kind": options}
         if not isinstance(options, Mapping):
-            raise DatasetSpecError(f"{key} must be a table like {{ kind = \"numeric\" }}")
+            raise DatasetSpecError(f'{key} must be a table like {{ kind = "numeric" }}')
         unknown = sorted(set(options) - _FEATURE_KEYS)
         if unknown:
             raise DatasetSpecError(f"{key}: unknown key(s) {unknown}; known keys: {sorted(_FEATURE_KEYS)}")

@@ -143,8 +143,8 @@ def render_drift_report(
         reference_weeks: the weeks the reference data came from.
         feature_table: the output of ``drift.feature_drift``.
         summary: the output of ``drift.dataset_drift``, optionally merged with ``psi_threshold``,
-            ``share_threshold``, ``prediction_psi``, ``prediction_drifted``, ``live_roc_auc``,
-            ``reference_roc_auc`` and ``concept_drifted``. A missing or ``None`` value means "not
+            ``share_threshold``, ``prediction_psi``, ``prediction_drifted``, ``metric``, ``live_metric``,
+            ``reference_metric`` and ``concept_drifted``. A missing or ``None`` value means "not
             available yet" (e.g. labels have not arrived). If ``drifted`` is absent, data drift means
             any feature drifted.
         psi_threshold: where the chart draws the threshold line when ``summary`` has no
@@ -195,19 +195,20 @@ def render_drift_report(
             else _number(summary.get("prediction_psi")),
         ),
     ]
+    metric = str(summary.get("metric") or "metric")
     concept_items = [
         ("status", _badge(concept_drifted, _NOT_AVAILABLE)),
         (
-            "live ROC AUC",
+            f"live {metric}",
             _e(_NOT_AVAILABLE)
-            if _is_missing(summary.get("live_roc_auc"))
-            else _number(summary.get("live_roc_auc")),
+            if _is_missing(summary.get("live_metric"))
+            else _number(summary.get("live_metric")),
         ),
         (
-            "reference ROC AUC",
+            f"{metric} at validation",
             _e("not available")
-            if _is_missing(summary.get("reference_roc_auc"))
-            else _number(summary.get("reference_roc_auc")),
+            if _is_missing(summary.get("reference_metric"))
+            else _number(summary.get("reference_metric")),
         ),
     ]
     reference_text = ", ".join(str(w) for w in reference_weeks) or "none"

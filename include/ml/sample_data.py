@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.ml import schema
+from include.demo import spec as schema
 from include.weeks import parse_week, week_start
 
 _SECONDS_PER_WEEK = 7 * 24 * 3600

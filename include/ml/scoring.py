@@ -8,8 +8,7 @@ unpickling it: unpickling runs arbitrary code, so a swapped or corrupted file mu
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,11 +16,10 @@ import joblib
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from include.errors import ArtifactIntegrityError
-from include.ml.features import build_features, record_features
-from include.ml.schema import ID_COLUMN, PREDICTION_COLUMN, RAW_FEATURES
+from include.ml.features import build_features
+from include.ml.modeling import TrainedModel, model_matrix
 
 _HASH_BLOCK = 1 << 20
 _T = TypeVar("_T")
@@ -36,7 +34,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_model(path: str | Path, expected_sha256: str) -> Any:
+def load_model(path: str | Path, expected_sha256: str) -> TrainedModel:
     """Load a joblib model after checking its sha256.
 
     Args:
@@ -44,11 +42,12 @@ def load_model(path: str | Path, expected_sha256: str) -> Any:
         expected_sha256: the hex digest recorded when the model was registered.
 
     Returns:
-        The unpickled model (an sklearn Pipeline taking ``build_features`` output).
+        The unpickled :class:`TrainedModel`.
 
     Raises:
         ArtifactIntegrityError: the file's sha256 differs from ``expected_sha256`` (nothing was
-            unpickled), or no expected hash was given.
+            unpickled), no expected hash was given, or the file holds something else than a
+            model of this project (e.g. one trained before models carried their dataset spec).
     """
     expected = (expected_sha256 or "").strip().lower()
     if not expected:
@@ -59,96 +58,13 @@ def load_model(path: str | Path, expected_sha256: str) -> Any:
             f"refusing to load {path}: its sha256 is {actual} but the registry expects {expected}; "
             "the file was changed or corrupted after registration - re-register or restore it"
         )
-    return joblib.load(path)
-
-
-def predict_proba(model: Any, raw: pd.DataFrame) -> np.ndarray:
-    """Return the churn probability of each raw row.
-
-    Args:
-        model: a fitted pipeline from ``train.fit_model`` (or ``load_model``).
-        raw: raw rows with every column of ``schema.RAW_FEATURES``; other columns are ignored.
-
-    Returns:
-        A float64 array with one probability per row, in row order.
-    """
-    if len(raw) == 0:
-        return np.empty(0, dtype=np.float64)
-    features = build_features(raw)
-    matrix = _model_matrix(model, features)
-    if matrix is None:
-        return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
-    return np.asarray(model[-1].predict_proba(matrix)[:, 1], dtype=np.float64)
-
-
-def predict_proba_records(model: Any, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """``predict_proba`` for a few request rows (dicts), without building pandas frames.
-
-    Args:
-        model: a fitted pipeline from ``train.fit_model`` (or ``load_model``).
-        rows: dicts with every column of ``schema.RAW_FEATURES`` (see ``record_features``).
-
-    Returns:
-        A float64 array with one probability per row, in row order.
-    """
-    if not rows:
-        return np.empty(0, dtype=np.float64)
-    matrix = _model_matrix(model, record_features(rows))
-    if matrix is None:  # a model of another shape: sklearn's own path
-        return predict_proba(model, pd.DataFrame(list(rows)))
-    return np.asarray(model[-1].predict_proba(matrix)[:, 1], dtype=np.float64)
-
-
-def _model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
-    """The fitted preprocessing of ``train.make_pipeline`` applied with numpy, or None.
-
-    sklearn checks its input column by column on every call (``check_array``, narwhals): on the
-    online endpoint's one-row requests that took most of the time of a prediction (profiled with
-    pyinstrument). The fitted one-hot categories and the column order are read from the model, so
-    the matrix is the one ``ColumnTransformer.transform`` builds (``test_scoring`` checks they are
-    equal); any other model shape returns None and is scored by sklearn itself.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
-
-    if not (isinstance(model, Pipeline) and len(model.steps) == 2):
-        return None
-    preprocess = model[0]
-    if not isinstance(preprocess, ColumnTransformer) or getattr(preprocess, "sparse_output_", True):
-        return None
-    blocks = []
-    for _, transformer, columns in preprocess.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
-        # a fitted "passthrough" is an identity FunctionTransformer
-        if transformer == "passthrough" or (
-            isinstance(transformer, FunctionTransformer) and transformer.func is None
-        ):
-            blocks.append(np.column_stack([np.asarray(features[c], dtype=np.float64) for c in columns]))
-        elif _plain_one_hot(transformer, OneHotEncoder):
-            for column, categories in zip(columns, transformer.categories_, strict=True):
-                values = np.asarray(features[column], dtype=object)
-                # an unseen or missing value matches no category: all zeros (handle_unknown="ignore")
-                blocks.append((values[:, None] == categories[None, :]).astype(np.float64))
-        else:
-            return None
-    return np.hstack(blocks) if blocks else None
-
-
-def _plain_one_hot(transformer: Any, one_hot: type) -> bool:
-    """A dense one-hot encoder without dropped, infrequent or missing-value categories."""
-    return (
-        isinstance(transformer, one_hot)
-        and transformer.drop is None
-        and transformer.handle_unknown == "ignore"
-        and getattr(transformer, "_infrequent_enabled", False) is False
-        and not transformer.sparse_output
-        and all(
-            categories.dtype == object and all(isinstance(value, str) for value in categories)
-            for categories in transformer.categories_
+    model = joblib.load(path)
+    if not isinstance(model, TrainedModel):
+        raise ArtifactIntegrityError(
+            f"{path} holds a {type(model).__name__}, not a model trained with its dataset spec (a model "
+            "registered by an older version of this project): retrain it (trigger train_model)"
         )
-    )
+    return model
 
 
 def iter_parquet_chunks(
@@ -187,7 +103,7 @@ def iter_parquet_chunks(
         parquet.close()
 
 
-def score_parquet(model: Any, path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+def score_parquet(model: TrainedModel, path: str | Path, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
     """Score a Parquet file of raw rows chunk by chunk.
 
     While the model scores a chunk, a second thread reads the next one and builds its features
@@ -195,25 +111,24 @@ def score_parquet(model: Any, path: str | Path, chunk_rows: int = 100_000) -> It
     waits ahead.
 
     Args:
-        model: a fitted pipeline.
-        path: a Parquet file with ``customer_id`` and every column of ``schema.RAW_FEATURES``.
+        model: a trained model.
+        path: a Parquet file with the spec's key column and every feature.
         chunk_rows: the largest chunk read and scored at once.
 
     Yields:
-        Frames with the columns ``customer_id`` and ``churn_probability`` (float64), in file order.
+        Frames with the key column (text) and the spec's prediction columns, in file order.
     """
+    spec = model.spec
+    key = spec.key_column
 
     def prepared() -> Iterator[tuple[np.ndarray, pd.DataFrame, np.ndarray | None]]:
-        for chunk in iter_parquet_chunks(path, chunk_rows, columns=[ID_COLUMN, *RAW_FEATURES]):
-            features = build_features(chunk)
-            yield chunk[ID_COLUMN].to_numpy(), features, _model_matrix(model, features)
+        for chunk in iter_parquet_chunks(path, chunk_rows, columns=[key, *spec.feature_names]):
+            features = build_features(chunk, spec)
+            yield chunk[key].astype("str").to_numpy(), features, model_matrix(model.pipeline, features)
 
     for ids, features, matrix in read_ahead(prepared()):
-        if matrix is None:
-            probabilities = model.predict_proba(features)[:, 1]
-        else:
-            probabilities = model[-1].predict_proba(matrix)[:, 1]
-        yield pd.DataFrame({ID_COLUMN: ids, PREDICTION_COLUMN: np.asarray(probabilities, dtype=np.float64)})
+        raw = model.raw_predict(features, matrix)
+        yield pd.DataFrame({key: ids, **model.prediction_columns(raw)})
 
 
 def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
@@ -264,41 +179,3 @@ def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
     finally:
         stop.set()
         thread.join()
-
-
-def classification_metrics(y_true: Any, proba: Any) -> dict[str, Any]:
-    """ROC AUC, average precision and log loss of probabilities against 0/1 labels.
-
-    Rows whose label is missing (labels not arrived yet) are left out. A metric that is undefined
-    (no labelled rows; a single class for ROC AUC and average precision) is ``None``, so the result
-    is JSON-safe.
-
-    Args:
-        y_true: 0/1 labels, possibly with missing values.
-        proba: predicted probabilities of class 1, same length.
-
-    Returns:
-        ``{"roc_auc", "average_precision", "log_loss", "n"}`` where ``n`` counts the labelled rows.
-
-    Raises:
-        ValueError: the lengths differ or a label is not 0/1.
-    """
-    series = y_true if isinstance(y_true, pd.Series) else pd.Series(np.asarray(y_true))
-    labels = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    scores = np.asarray(proba, dtype=np.float64)
-    if labels.shape != scores.shape:
-        raise ValueError(f"y_true has {labels.shape[0]} rows but proba has {scores.shape[0]}")
-    known = ~np.isnan(labels) & ~np.isnan(scores)
-    if not np.isin(labels[known], (0.0, 1.0)).all():
-        raise ValueError("y_true must hold only 0, 1 or missing values")
-    y, p = labels[known].astype(np.int64), scores[known]
-    result: dict[str, Any] = {"roc_auc": None, "average_precision": None, "log_loss": None, "n": int(len(y))}
-    if len(y) == 0:
-        return result
-    result["log_loss"] = float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1]))
-    if len(np.unique(y)) == 2:
-        auc = float(roc_auc_score(y, p))
-        ap = float(average_precision_score(y, p))
-        result["roc_auc"] = None if math.isnan(auc) else auc
-        result["average_precision"] = None if math.isnan(ap) else ap
-    return result

@@ -1,10 +1,10 @@
-"""Reading and validating one ISO week of raw churn data with Great Expectations.
+"""Reading and validating one ISO week of raw data with Great Expectations, from the dataset spec.
 
-Two kinds of check run on a week's frame:
+Two kinds of check run on a week's frame, all derived from the spec's columns:
 
 * **batch-level** checks: any failure rejects the whole week (it is quarantined whole). They are
-  the column set, the row count, unique customer ids, numeric dtypes, no entirely-null column and
-  no feature leaking the label;
+  the column set, the row count, unique ids, numeric dtypes, no entirely-null column and no
+  feature leaking the label;
 * **row-level** checks: rows failing any of them are quarantined and the rest go on, unless more
   than ``max_bad_row_fraction`` of the rows fail, which rejects the whole week too.
 
@@ -14,6 +14,7 @@ Great Expectations takes seconds to import, so it is imported inside :func:`vali
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
@@ -22,17 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from include.ml.schema import (
-    CATEGORIES,
-    ID_COLUMN,
-    LABEL_COLUMN,
-    NUMERIC_RANGES,
-    RAW_COLUMNS,
-    RAW_FEATURES,
-    TIME_COLUMN,
-)
+from include.ml.dataset import FALSE_WORDS, ROW_KEY, TRUE_WORDS, DatasetSpec, canonical_value
 from include.weeks import week_start
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -45,7 +39,7 @@ LEAK_THRESHOLD = 0.99
 LEAK_MIN_LABELLED = 20
 LEAK_MIN_CLASS = 5
 LEAK_MAX_LEVELS = 20
-LABEL_VALUES = (0, 1)
+BOOLEAN_VALUES = (*TRUE_WORDS, *FALSE_WORDS)
 
 # GE's ExpectColumnValuesToBeInTypeList names: numpy dtypes and pandas' nullable dtypes.
 NUMERIC_TYPE_LIST = [
@@ -85,18 +79,19 @@ class BatchUnreadable(Exception):  # noqa: N818 - the name the rest of the proje
 # --------------------------------------------------------------------------------------------
 
 
-def parse_raw(data: bytes, filename: str) -> pd.DataFrame:
+def parse_raw(data: bytes, filename: str, spec: DatasetSpec) -> pd.DataFrame:
     """Parse a week's raw file from its bytes.
 
     Parquet is read when ``filename`` ends with ``.parquet`` or ``.pq``, CSV when it ends with
-    ``.csv``. In a CSV, ``customer_id`` and the categorical columns are read as strings and
-    ``event_time`` as UTC timestamps; a timestamp that cannot be parsed becomes ``NaT`` (the
-    row-level not-null expectation then quarantines that row) and
-    ``df.attrs["unparseable_event_time"]`` counts them, with a few examples.
+    ``.csv``. The spec's id and categorical columns are read as strings and its event-time column
+    as UTC timestamps; a timestamp that cannot be parsed becomes ``NaT`` (the row-level not-null
+    expectation then quarantines that row) and ``df.attrs["unparseable_event_time"]`` counts
+    them, with a few examples.
 
     Args:
         data: the file's bytes.
         filename: the file's name (only its suffix matters).
+        spec: the dataset spec.
 
     Returns:
         The frame, with the file's columns as they are (validation checks them).
@@ -110,9 +105,9 @@ def parse_raw(data: bytes, filename: str) -> pd.DataFrame:
     if not data:
         raise BatchUnreadable(f"the file {filename!r} is empty (0 bytes)")
     if name.endswith(_PARQUET_SUFFIXES):
-        df = _parse_parquet(data)
+        df = _parse_parquet(data, spec)
     elif name.endswith(_CSV_SUFFIXES):
-        df = _parse_csv(data)
+        df = _parse_csv(data, spec)
     else:
         raise BatchUnreadable(
             f"cannot read {filename!r}: only CSV (.csv) and Parquet (.parquet, .pq) files are supported"
@@ -120,7 +115,17 @@ def parse_raw(data: bytes, filename: str) -> pd.DataFrame:
     return df
 
 
-def _parse_parquet(data: bytes) -> pd.DataFrame:
+def _text_columns(spec: DatasetSpec) -> list[str]:
+    """The columns read as text: the id, categorical and boolean features, a class label."""
+    columns = [f.name for f in spec.features_of_kind("categorical", "boolean")]
+    if spec.id_column:
+        columns.append(spec.id_column)
+    if spec.is_classification:
+        columns.append(spec.label)
+    return columns
+
+
+def _parse_parquet(data: bytes, spec: DatasetSpec) -> pd.DataFrame:
     try:
         df = pd.read_parquet(io.BytesIO(data))
     except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ValueError...
@@ -129,12 +134,12 @@ def _parse_parquet(data: bytes) -> pd.DataFrame:
         ) from None
     if len(df) == 0:
         raise BatchUnreadable(f"the Parquet file has no rows (it has {len(df.columns)} columns but no data)")
-    if ID_COLUMN in df.columns and not pd.api.types.is_string_dtype(df[ID_COLUMN].dtype):
-        df[ID_COLUMN] = df[ID_COLUMN].astype("str")  # as in a CSV
-    return _normalise(df)
+    if spec.id_column in df.columns and not pd.api.types.is_string_dtype(df[spec.id_column].dtype):
+        df[spec.id_column] = df[spec.id_column].astype("str")  # as in a CSV
+    return _normalise(df, spec)
 
 
-def _parse_csv(data: bytes) -> pd.DataFrame:
+def _parse_csv(data: bytes, spec: DatasetSpec) -> pd.DataFrame:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -147,7 +152,7 @@ def _parse_csv(data: bytes) -> pd.DataFrame:
     if not text.strip():
         raise BatchUnreadable("the CSV is empty (no header and no rows)")
     _check_csv_shape(text)
-    strings = {column: "str" for column in (ID_COLUMN, *CATEGORIES)}
+    strings = dict.fromkeys(_text_columns(spec), "str")
     try:
         df = pd.read_csv(io.StringIO(text), dtype=strings, on_bad_lines="error", index_col=False)
     except pd.errors.EmptyDataError:
@@ -156,7 +161,7 @@ def _parse_csv(data: bytes) -> pd.DataFrame:
         raise BatchUnreadable(f"the CSV is malformed ({error})") from None
     if len(df) == 0:
         raise BatchUnreadable(f"the CSV has a header ({len(df.columns)} columns) but no data rows")
-    return _normalise(df)
+    return _normalise(df, spec)
 
 
 def _check_csv_shape(text: str) -> None:
@@ -184,25 +189,40 @@ def _check_csv_shape(text: str) -> None:
         ) from None
 
 
-def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+def _normalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Give the columns the types validation expects, without hiding bad values.
 
-    ``event_time`` becomes timezone-aware UTC (unparseable values become ``NaT``, counted in
-    ``df.attrs["unparseable_event_time"]``); categoricals held as objects or pandas categories
-    become strings; a numeric column held as Python objects that are all numbers becomes
+    The event-time column becomes timezone-aware UTC (unparseable values become ``NaT``, counted
+    in ``df.attrs["unparseable_event_time"]``); categoricals held as objects or pandas categories
+    become strings; booleans and a class label become their canonical text (``1.0`` -> ``"1"``,
+    ``True`` -> ``"true"``); a numeric column held as Python objects that are all numbers becomes
     numeric. Anything else (e.g. text in a numeric column) is left for the expectations to report.
     """
     df = df.copy()
-    if TIME_COLUMN in df.columns:
-        df[TIME_COLUMN], unparseable = _to_utc(df[TIME_COLUMN])
+    time_column = spec.event_time_column
+    if time_column and time_column in df.columns:
+        df[time_column], unparseable = _to_utc(df[time_column])
         if unparseable["count"]:
             df.attrs["unparseable_event_time"] = unparseable
-    for column in CATEGORIES:
+    for feature in spec.features_of_kind("categorical"):
+        column = feature.name
         if column in df.columns and (
             df[column].dtype == object or isinstance(df[column].dtype, pd.CategoricalDtype)
         ):
             df[column] = df[column].astype("str")
-    for column in NUMERIC_RANGES:
+    canonical = [f.name for f in spec.features_of_kind("boolean")]
+    if spec.is_classification:
+        canonical.append(spec.label)
+    for column in canonical:
+        if column in df.columns:
+            text = [canonical_value(v) for v in df[column].tolist()]
+            if column != spec.label:
+                text = [t.lower() if t is not None else None for t in text]
+            df[column] = pd.Series(text, index=df.index, dtype="str")
+    numeric = [f.name for f in spec.features_of_kind("numeric")]
+    if spec.task == "regression":
+        numeric.append(spec.label)
+    for column in numeric:
         if column in df.columns and df[column].dtype == object:
             try:
                 df[column] = pd.to_numeric(df[column], errors="raise")
@@ -257,6 +277,8 @@ class ValidationOutcome:
     batch_failures: list[dict[str, Any]] = field(default_factory=list)
     row_failures: list[dict[str, Any]] = field(default_factory=list)
     bad_row_ids: set[Any] = field(default_factory=set)
+    bad_positions: set[int] = field(default_factory=set)
+    id_column: str | None = None
     n_rows: int = 0
     n_bad_rows: int = 0
     n_expectations: int = 0
@@ -264,9 +286,15 @@ class ValidationOutcome:
     max_bad_row_fraction: float | None = None
 
     def _bad_mask(self, df: pd.DataFrame) -> pd.Series:
-        if not self.passed or ID_COLUMN not in df.columns:
+        if not self.passed:
             return pd.Series(True, index=df.index)
-        ids = df[ID_COLUMN]
+        if self.id_column is None:  # rows are known by their position in the week's file
+            bad = np.zeros(len(df), dtype=bool)
+            bad[sorted(self.bad_positions)] = True
+            return pd.Series(bad, index=df.index)
+        if self.id_column not in df.columns:
+            return pd.Series(True, index=df.index)
+        ids = df[self.id_column]
         return ids.isin(self.bad_row_ids) | ids.isna()
 
     def good_rows(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -293,7 +321,7 @@ class ValidationOutcome:
 
 
 def validate_week(
-    df: pd.DataFrame, week: str, max_bad_row_fraction: float, min_rows: int
+    df: pd.DataFrame, week: str, max_bad_row_fraction: float, min_rows: int, *, spec: DatasetSpec
 ) -> ValidationOutcome:
     """Validate one week's raw frame with Great Expectations.
 
@@ -306,6 +334,7 @@ def validate_week(
         max_bad_row_fraction: the largest fraction of rows that may fail row-level checks
             before the whole batch is rejected.
         min_rows: the fewest rows a batch may have.
+        spec: the dataset spec the expectations are derived from.
 
     Returns:
         The outcome: whether the batch is accepted, what failed and which rows to quarantine.
@@ -313,10 +342,11 @@ def validate_week(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    frame = _normalise(df)
+    frame = _normalise(df, spec)
     frame = frame.reset_index(drop=True)
-    has_id = ID_COLUMN in frame.columns
-    expectations = _build_expectations(frame, week, min_rows)
+    id_column = spec.id_column
+    has_id = id_column is not None and id_column in frame.columns
+    expectations = _build_expectations(frame, week, min_rows, spec)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
@@ -334,7 +364,7 @@ def validate_week(
     )
     result_format: dict[str, Any] = {"result_format": "COMPLETE"}
     if has_id:
-        result_format["unexpected_index_column_names"] = [ID_COLUMN]
+        result_format["unexpected_index_column_names"] = [id_column]
     result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
 
     outcome = ValidationOutcome(
@@ -343,17 +373,17 @@ def validate_week(
         n_expectations=len(expectations) + 2,
         week=week,
         max_bad_row_fraction=max_bad_row_fraction,
+        id_column=id_column,
     )
-    bad_positions: set[int] = set()
     for item in sorted(result.results, key=lambda r: r.expectation_config.meta.get("order", 0)):
-        _collect(item, frame, has_id, outcome, bad_positions)
+        _collect(item, frame, id_column if has_id else None, outcome, spec)
 
-    outcome.batch_failures.extend(_label_leaks(frame))
+    outcome.batch_failures.extend(_label_leaks(frame, spec))
     if has_id:
-        ids = frame[ID_COLUMN]
+        ids = frame[id_column]
         outcome.n_bad_rows = int((ids.isin(outcome.bad_row_ids) | ids.isna()).sum())
     else:
-        outcome.n_bad_rows = len(bad_positions)
+        outcome.n_bad_rows = len(outcome.bad_positions)
     if outcome.n_rows and outcome.n_bad_rows / outcome.n_rows > max_bad_row_fraction:
         outcome.batch_failures.append(
             {
@@ -370,7 +400,7 @@ def validate_week(
     return outcome
 
 
-def _build_expectations(frame: pd.DataFrame, week: str, min_rows: int) -> list[Any]:
+def _build_expectations(frame: pd.DataFrame, week: str, min_rows: int, spec: DatasetSpec) -> list[Any]:
     """Return the GE expectations that can run on ``frame``, each tagged with its level."""
     import great_expectations.expectations as gxe
 
@@ -381,20 +411,27 @@ def _build_expectations(frame: pd.DataFrame, week: str, min_rows: int) -> list[A
         expectation.meta = {"level": level, "order": len(expectations), "note": note}
         expectations.append(expectation)
 
+    id_column, time_column, label = spec.id_column, spec.event_time_column, spec.label
+    numeric = [f for f in spec.features_of_kind("numeric")]
     # batch level
-    add(BATCH, gxe.ExpectTableColumnsToMatchSet(column_set=list(RAW_COLUMNS), exact_match=True))
+    add(BATCH, gxe.ExpectTableColumnsToMatchSet(column_set=list(spec.raw_columns), exact_match=True))
     add(BATCH, gxe.ExpectTableRowCountToBeBetween(min_value=min_rows))
-    if ID_COLUMN in present:
-        add(BATCH, gxe.ExpectColumnValuesToBeUnique(column=ID_COLUMN))
+    if id_column in present:
+        add(BATCH, gxe.ExpectColumnValuesToBeUnique(column=id_column))
     numeric_ok = set()
-    for column in NUMERIC_RANGES:
+    typed = [f.name for f in numeric]
+    if spec.task == "regression" and label in present and frame[label].notna().any():
+        typed.append(label)
+    for column in typed:
         if column in present:
             add(BATCH, gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPE_LIST))
             if _is_numeric(frame[column]):
                 numeric_ok.add(column)
     if len(frame):
+        # a week whose outcomes are all still unknown is fine; an ignored column is not read
+        skip = {label, *spec.ignore}
         for column in frame.columns:
-            if column != LABEL_COLUMN:  # a week whose outcomes are all still unknown is fine
+            if column not in skip:
                 add(
                     BATCH,
                     gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
@@ -403,27 +440,34 @@ def _build_expectations(frame: pd.DataFrame, week: str, min_rows: int) -> list[A
                 )
 
     # row level
-    for column in (ID_COLUMN, TIME_COLUMN, *RAW_FEATURES):
+    required = [c for c in (id_column, time_column) if c] + [f.name for f in spec.features if not f.nullable]
+    for column in required:
         if column in present:
             add(ROW, gxe.ExpectColumnValuesToNotBeNull(column=column))
-    for column, (low, high) in NUMERIC_RANGES.items():
-        if column in numeric_ok:
+    for feature in numeric:
+        if feature.name in numeric_ok and (feature.min is not None or feature.max is not None):
             add(
                 ROW,
-                gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high),
-                note=f"outside [{low}, {high}]",
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=feature.name, min_value=feature.min, max_value=feature.max
+                ),
+                note=f"outside [{_bound(feature.min)}, {_bound(feature.max)}]",
             )
-    for column, allowed in CATEGORIES.items():
-        if column in present:
-            add(ROW, gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(allowed)))
-    if LABEL_COLUMN in present:
-        add(ROW, gxe.ExpectColumnValuesToBeInSet(column=LABEL_COLUMN, value_set=list(LABEL_VALUES)))
-    if TIME_COLUMN in present and isinstance(frame[TIME_COLUMN].dtype, pd.DatetimeTZDtype):
+    for feature in spec.features:
+        if feature.name not in present:
+            continue
+        if feature.kind == "categorical" and feature.values:
+            add(ROW, gxe.ExpectColumnValuesToBeInSet(column=feature.name, value_set=list(feature.values)))
+        if feature.kind == "boolean":
+            add(ROW, gxe.ExpectColumnValuesToBeInSet(column=feature.name, value_set=list(BOOLEAN_VALUES)))
+    if label in present and spec.classes:
+        add(ROW, gxe.ExpectColumnValuesToBeInSet(column=label, value_set=list(spec.classes)))
+    if time_column in present and isinstance(frame[time_column].dtype, pd.DatetimeTZDtype):
         start = datetime.combine(week_start(week), time(), tzinfo=UTC)
         add(
             ROW,
             gxe.ExpectColumnValuesToBeBetween(
-                column=TIME_COLUMN, min_value=start, max_value=start + timedelta(days=7), strict_max=True
+                column=time_column, min_value=start, max_value=start + timedelta(days=7), strict_max=True
             ),
             note=f"not in {week} ({start:%Y-%m-%d} 00:00 UTC to {start + timedelta(days=6):%Y-%m-%d} "
             "23:59:59 UTC)",
@@ -431,12 +475,31 @@ def _build_expectations(frame: pd.DataFrame, week: str, min_rows: int) -> list[A
     return expectations
 
 
+def _bound(value: float | None) -> str:
+    if value is None:
+        return "..."
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def add_row_keys(frame: pd.DataFrame, data_version: str) -> pd.DataFrame:
+    """Add the ``row_key`` column a spec without an id column identifies rows by.
+
+    The key is derived from the row's content and its position in the week's data version, so
+    re-running a week keys every row the same way and each prediction is written once.
+    """
+    content = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False).to_numpy()
+    salt = int(hashlib.sha256(data_version.encode()).hexdigest()[:15], 16)
+    positions = np.arange(len(frame), dtype=np.uint64)
+    keys = content ^ (positions * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(salt)
+    return frame.assign(**{ROW_KEY: [f"{position}-{key:016x}" for position, key in enumerate(keys)]})
+
+
 def _is_numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
 
 
 def _collect(
-    item: Any, frame: pd.DataFrame, has_id: bool, outcome: ValidationOutcome, bad_positions: set[int]
+    item: Any, frame: pd.DataFrame, id_column: str | None, outcome: ValidationOutcome, spec: DatasetSpec
 ) -> None:
     """Add one GE expectation result to ``outcome`` (as a batch or a row failure)."""
     config = item.expectation_config
@@ -462,16 +525,17 @@ def _collect(
             {
                 "expectation": name,
                 "column": column,
-                "detail": _batch_detail(name, kwargs, result) + _non_numeric_examples(name, column, frame),
+                "detail": _batch_detail(name, kwargs, result, spec) + _non_numeric_examples(name, column, frame),
             }
         )
         return
 
-    ids = _unexpected_ids(result, has_id)
+    has_id = id_column is not None
+    ids = _unexpected_ids(result, id_column)
     if has_id:
         outcome.bad_row_ids.update(i for i in ids if not _is_missing(i))
     else:
-        bad_positions.update(ids)
+        outcome.bad_positions.update(ids)
     samples = []
     for i in ids:
         text = "(no id)" if _is_missing(i) else (str(i) if has_id else f"row {i}")
@@ -485,15 +549,15 @@ def _collect(
             "column": column,
             "n_rows": int(result.get("unexpected_count", len(ids))),
             "sample_ids": samples,
-            "detail": _row_detail(name, kwargs, result, config.meta.get("note", ""), frame),
+            "detail": _row_detail(name, kwargs, result, config.meta.get("note", ""), frame, spec),
         }
     )
 
 
-def _unexpected_ids(result: dict[str, Any], has_id: bool) -> list[Any]:
+def _unexpected_ids(result: dict[str, Any], id_column: str | None) -> list[Any]:
     entries = result.get("unexpected_index_list") or []
-    if has_id:
-        return [entry.get(ID_COLUMN) if isinstance(entry, dict) else entry for entry in entries]
+    if id_column is not None:
+        return [entry.get(id_column) if isinstance(entry, dict) else entry for entry in entries]
     return [int(entry) for entry in entries]
 
 
@@ -507,7 +571,7 @@ def _examples(result: dict[str, Any], limit: int = 5) -> str:
     return ", ".join(repr(value) for value in values)
 
 
-def _batch_detail(name: str, kwargs: dict[str, Any], result: dict[str, Any]) -> str:
+def _batch_detail(name: str, kwargs: dict[str, Any], result: dict[str, Any], spec: DatasetSpec) -> str:
     observed = result.get("observed_value")
     if name == "expect_table_columns_to_match_set":
         mismatched = (result.get("details") or {}).get("mismatched") or {}
@@ -515,12 +579,15 @@ def _batch_detail(name: str, kwargs: dict[str, Any], result: dict[str, Any]) -> 
         if mismatched.get("missing"):
             parts.append("missing columns: " + ", ".join(sorted(mismatched["missing"])))
         if mismatched.get("unexpected"):
-            parts.append("extra columns: " + ", ".join(sorted(mismatched["unexpected"])))
-        return "; ".join(parts) or "the columns differ from the schema"
+            parts.append(
+                "extra columns: " + ", ".join(sorted(mismatched["unexpected"]))
+                + " (if the data is right, list them in the dataset spec: as features, or under ignore)"
+            )
+        return "; ".join(parts) or "the columns differ from the dataset spec"
     if name == "expect_table_row_count_to_be_between":
         return f"{observed} rows, fewer than the {kwargs.get('min_value')} required"
     if name == "expect_column_values_to_be_unique":
-        return f"{result.get('unexpected_count')} rows share a customer id (e.g. {_examples(result)})"
+        return f"{result.get('unexpected_count')} rows share an id (e.g. {_examples(result)})"
     if name == "expect_column_values_to_be_in_type_list":
         if observed is None:
             return f"non-numeric values (e.g. {_examples(result)}) in a numeric column"
@@ -549,13 +616,13 @@ def _non_numeric_examples(name: str, column: Any, frame: pd.DataFrame) -> str:
 
 
 def _row_detail(
-    name: str, kwargs: dict[str, Any], result: dict[str, Any], note: str, frame: pd.DataFrame
+    name: str, kwargs: dict[str, Any], result: dict[str, Any], note: str, frame: pd.DataFrame, spec: DatasetSpec
 ) -> str:
     column = kwargs.get("column")
     if name == "expect_column_values_to_not_be_null":
         detail = "missing values (null, NaN or empty)"
         unparseable = frame.attrs.get("unparseable_event_time") or {}
-        if column == TIME_COLUMN and unparseable.get("count"):
+        if column == spec.event_time_column and unparseable.get("count"):
             examples = ", ".join(repr(value) for value in unparseable.get("examples", []))
             detail += f"; {unparseable['count']} could not be parsed as timestamps (e.g. {examples})"
         return detail
@@ -568,67 +635,85 @@ def _row_detail(
     return f"unexpected values (e.g. {_examples(result)})"
 
 
-def _label_leaks(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Return a batch failure for each column that looks like (or is named like) the label.
+def _label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
+    """Return a batch failure for each feature that looks like (or is named like) the label.
 
-    A column leaks the label when its name contains the label's stem (``churn``) or is
-    ``label``/``target``, or, over the labelled rows, it equals the label (or its complement) in
-    more than 99% of them, predicts it from its value in more than 99% of them (a column with
-    few distinct values), or correlates with it beyond 0.99.
+    A feature leaks the label when its name contains the label's stem (``churned`` -> ``churn``)
+    or is ``label``/``target``, or, over the labelled rows, it equals the label (or its
+    complement, binary) in more than 99% of them, predicts it from its value in more than 99% of
+    them (a column with few distinct values), or correlates with it beyond 0.99 (binary and
+    regression labels).
     """
     failures = []
-    stem = LABEL_COLUMN.removesuffix("ed").lower()
-    for column in frame.columns:
-        if column in (ID_COLUMN, LABEL_COLUMN):
-            continue
+    label_name = spec.label
+    stem = label_name.removesuffix("ed").lower()
+    features = [f.name for f in spec.features if f.name in frame.columns]
+    for column in features:
         simple = re.sub(r"[^a-z0-9]", "", str(column).lower())
-        if stem in simple or simple in _LABEL_NAMES:
+        if (len(stem) >= 4 and stem in simple) or simple in _LABEL_NAMES:
             failures.append(
                 {
                     "expectation": LEAK_CHECK,
                     "column": column,
-                    "detail": f"the column is named like the label {LABEL_COLUMN!r}",
+                    "detail": f"the column is named like the label {label_name!r}",
                 }
             )
-    if LABEL_COLUMN not in frame.columns:
+    if label_name not in frame.columns:
         return failures
-    label = pd.to_numeric(frame[LABEL_COLUMN], errors="coerce")
-    labelled = label.isin(LABEL_VALUES)
-    label = label[labelled].astype(int)
-    counts = label.value_counts()
-    if len(label) < LEAK_MIN_LABELLED or len(counts) < 2 or counts.min() < LEAK_MIN_CLASS:
+    label = _leak_label(frame[label_name], spec)
+    labelled = label.notna()
+    label = label[labelled]
+    if spec.is_classification:
+        counts = label.value_counts()
+        if len(label) < LEAK_MIN_LABELLED or len(counts) < 2 or counts.min() < LEAK_MIN_CLASS:
+            return failures
+    elif len(label) < LEAK_MIN_LABELLED or label.nunique() < 2:
         return failures
     named = {failure["column"] for failure in failures}
-    for column in frame.columns:
-        if column in (ID_COLUMN, LABEL_COLUMN, TIME_COLUMN) or column in named:
+    for column in features:
+        if column in named:
             continue
-        detail = _leak_detail(frame.loc[labelled, column], label)
+        detail = _leak_detail(frame.loc[labelled, column], label, spec)
         if detail:
             failures.append({"expectation": LEAK_CHECK, "column": column, "detail": detail})
     return failures
 
 
-def _leak_detail(values: pd.Series, label: pd.Series) -> str | None:
-    if _is_numeric(values) or pd.api.types.is_bool_dtype(values.dtype):
+def _leak_label(values: pd.Series, spec: DatasetSpec) -> pd.Series:
+    """The label as the leak checks compare it: 0/1 (binary), class text, or a number."""
+    if spec.task == "regression":
+        return pd.to_numeric(values, errors="coerce").astype(float)
+    text = pd.Series([canonical_value(v) for v in values.tolist()], index=values.index, dtype=object)
+    if spec.task == "binary":
+        return text.map(lambda v: None if v is None else float(v == spec.positive_class))
+    return text
+
+
+def _leak_detail(values: pd.Series, label: pd.Series, spec: DatasetSpec) -> str | None:
+    name = spec.label
+    if spec.task != "multiclass" and (_is_numeric(values) or pd.api.types.is_bool_dtype(values.dtype)):
         numbers = pd.to_numeric(values, errors="coerce").astype(float)
-        same = float((numbers == label).mean())
-        opposite = float((numbers == 1 - label).mean())
-        if max(same, opposite) > LEAK_THRESHOLD:
-            kind = "equals" if same >= opposite else "is the complement of"
-            return f"it {kind} {LABEL_COLUMN} in {max(same, opposite):.1%} of labelled rows"
+        if spec.task == "binary":
+            same = float((numbers == label).mean())
+            opposite = float((numbers == 1 - label).mean())
+            if max(same, opposite) > LEAK_THRESHOLD:
+                kind = "equals" if same >= opposite else "is the complement of"
+                return f"it {kind} {name} in {max(same, opposite):.1%} of labelled rows"
         finite = numbers.notna() & numbers.abs().ne(float("inf"))
         if finite.sum() >= LEAK_MIN_LABELLED and numbers[finite].nunique() > 1:
             correlation = numbers[finite].corr(label[finite].astype(float))
             if abs(correlation) > LEAK_THRESHOLD:
-                return f"its correlation with {LABEL_COLUMN} is {correlation:.3f}"
+                return f"its correlation with {name} is {correlation:.3f}"
+    if spec.task == "regression":
+        return None
     known = values.notna()
     levels = values[known].nunique()
     if 1 < levels <= LEAK_MAX_LEVELS and known.mean() > LEAK_THRESHOLD:
-        keyed = pd.DataFrame({"value": values[known].astype(str), "label": label[known]})
+        keyed = pd.DataFrame({"value": values[known].astype(str), "label": label[known].astype(str)})
         majority = keyed.groupby("value")["label"].agg(lambda s: s.value_counts().iloc[0]).sum()
         accuracy = majority / len(keyed)
         if accuracy > LEAK_THRESHOLD:
-            return f"its value gives {LABEL_COLUMN} in {accuracy:.1%} of labelled rows"
+            return f"its value gives {name} in {accuracy:.1%} of labelled rows"
     return None
 
 
@@ -712,7 +797,7 @@ def render_validation_report(week: str, outcome: ValidationOutcome, source: str)
         lines += [
             f"## {title}",
             "",
-            "| Expectation | Column | Rows | Sample customer ids | Detail |",
+            "| Expectation | Column | Rows | Sample ids | Detail |",
             "| --- | --- | ---: | --- | --- |",
         ]
         for failure in outcome.row_failures:

@@ -1,11 +1,15 @@
 """The online endpoint: a FastAPI app that serves the deployed version of each model.
 
-It reads what to serve from a deployments folder (one ``<model>.json`` per model, written
+Its request schema comes from the dataset spec of the settings (``--config`` or astro.toml): one
+typed, bounded field per feature, so the OpenAPI schema shows the spec's features. It reads what
+to serve from a deployments folder (one ``<model>.json`` per model, written
 atomically by a deploy). Each request checks the file's modification time and loads the new
 version when it changed, so a deploy takes effect without a restart. Every artifact's sha256 is
 checked against the deployment record before it is unpickled.
 
-Run it with ``python -m include.serving.app --deployments DIR --port 8765`` (``make serve``).
+Run it with ``python -m include.serving.app --deployments DIR --port 8765`` (``make serve``). A
+deployed model trained under a dataset spec that differs from the app's in what the model reads
+is refused (409) with the differences named.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from include.errors import ArtifactIntegrityError
-from include.ml.schema import CATEGORIES, ID_COLUMN, NUMERIC_RANGES
-from include.ml.scoring import load_model, predict_proba_records
+from include.ml.dataset import DatasetSpec, incompatibilities
+from include.ml.scoring import load_model
 from include.serving.batching import MicroBatcher
 
 log = logging.getLogger("include.serving")
@@ -86,35 +90,60 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _row_model() -> type[BaseModel]:
-    """Build the request row schema from the column definitions (typed, bounded, closed)."""
-    fields: dict[str, Any] = {ID_COLUMN: (str | None, Field(default=None, max_length=64))}
-    for name, (low, high) in NUMERIC_RANGES.items():
-        fields[name] = (
-            float,
-            Field(ge=low, le=high, allow_inf_nan=False, strict=True),
-        )  # "42" is a type error
-    for name, values in CATEGORIES.items():
-        fields[name] = (Literal[values], ...)  # type: ignore[valid-type]
-    return create_model("CustomerRow", __config__=ConfigDict(extra="forbid"), **fields)
+def row_model(spec: DatasetSpec) -> type[BaseModel]:
+    """Build the request row schema from the dataset spec (typed, bounded, closed).
+
+    Numbers are strict (``"42"`` is a type error) and within the spec's range; categories are
+    one of the allowed values (any text when the spec lists none); booleans are true/false;
+    a nullable feature may be null. The id column, if the spec has one, is optional.
+    """
+    fields: dict[str, Any] = {}
+    if spec.id_column:
+        fields[spec.id_column] = (str | None, Field(default=None, max_length=64))
+    for feature in spec.features:
+        kind: Any
+        if feature.kind == "numeric":
+            kind = float
+            options: dict[str, Any] = {"allow_inf_nan": False, "strict": True}
+            if feature.min is not None:
+                options["ge"] = feature.min
+            if feature.max is not None:
+                options["le"] = feature.max
+        elif feature.kind == "boolean":
+            kind, options = bool, {"strict": True}
+        else:
+            kind = Literal[feature.values] if feature.values else str  # type: ignore[valid-type]
+            options = {} if feature.values else {"max_length": 256}
+        if feature.nullable:
+            fields[feature.name] = (kind | None, Field(default=None, **options))
+        else:
+            fields[feature.name] = (kind, Field(..., **options))
+    name = "".join(part.capitalize() for part in spec.name.split("_")) + "Row"
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
-CustomerRow = _row_model()
-
-
-class PredictRequest(BaseModel):
+def request_model(spec: DatasetSpec) -> type[BaseModel]:
     """A batch of rows to score."""
-
-    model_config = ConfigDict(extra="forbid")
-    rows: list[CustomerRow] = Field(min_length=1, max_length=MAX_ROWS_PER_REQUEST)  # type: ignore[valid-type]
+    row = row_model(spec)
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(list[row], Field(min_length=1, max_length=MAX_ROWS_PER_REQUEST)),  # type: ignore[valid-type]
+    )
 
 
 class PredictResponse(BaseModel):
-    """Churn probabilities, in the order of the rows, and the version that computed them."""
+    """One prediction per row, in the order of the rows, and the version that computed them.
+
+    binary: the positive class's probability; multiclass: the predicted class (``classes`` lists
+    them, ``probabilities`` gives each row's per class); regression: the predicted value.
+    """
 
     model_name: str
     model_version: str
-    predictions: list[float]
+    predictions: list[float] | list[str]
+    classes: list[str] | None = None
+    probabilities: list[list[float]] | None = None
 
 
 class _Served:
@@ -166,15 +195,22 @@ class ModelCache:
         return served
 
 
-def create_app(deployments: Path, threads: int = 1) -> FastAPI:
+def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = None) -> FastAPI:
     """Build the endpoint app for a deployments folder.
 
     Args:
         deployments: the folder of ``<model>.json`` deployment records.
         threads: OpenMP threads per model call. One: the batches are small, and spinning
             OpenMP threads fight the server's own work for the cores.
+        spec: the dataset spec of the requests; default: the settings' (astro.toml or
+            ``$MLOPS_CONFIG``).
     """
+    if spec is None:
+        from include.config import load_settings
+
+        spec = load_settings().dataset
     app = FastAPI(title="MLOps online endpoint", version="1.0")
+    PredictRequest = request_model(spec)  # noqa: N806 - a class, named as one
     app.add_middleware(BodySizeLimit)
     cache = ModelCache(deployments)
 
@@ -194,14 +230,21 @@ def create_app(deployments: Path, threads: int = 1) -> FastAPI:
         record = cache.get(model_name).record
         return {k: record[k] for k in ("model_name", "version", "sha256", "deployed_at")}
 
-    def score(model_name: str, rows: list[dict[str, Any]]) -> tuple[_Served, list[float]]:
+    def score(model_name: str, rows: list[dict[str, Any]]) -> tuple[_Served, Any]:
         # in the batcher's worker thread: the version is read once per batch, so every row of
         # a batch is scored (and reported) by the same version, even across a deploy
         served = cache.get(model_name)
+        differences = incompatibilities(served.model.spec, spec)
+        if differences:
+            raise HTTPException(
+                409,
+                f"model {model_name!r} version {served.record.get('version')!r} was trained under another "
+                f"dataset spec than this endpoint's ({'; '.join(differences)}): retrain and deploy it",
+            )
         started = time.perf_counter()
-        probabilities = predict_proba_records(served.model, rows)
+        raw = served.model.predict_records(rows)
         log.debug("scored %d rows in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
-        return served, probabilities.tolist()
+        return served, raw
 
     def limit_threads() -> None:
         from threadpoolctl import threadpool_limits
@@ -211,14 +254,23 @@ def create_app(deployments: Path, threads: int = 1) -> FastAPI:
     batcher = MicroBatcher(score, worker_init=limit_threads)
     app.state.batcher = batcher
 
-    @app.post("/models/{model_name}/predict", response_model=PredictResponse)
-    async def predict(model_name: str, request: PredictRequest) -> PredictResponse:
-        served, probabilities = await batcher.predict(model_name, [row.model_dump() for row in request.rows])
+    async def predict(model_name: str, request: Any) -> PredictResponse:
+        rows = [row.model_dump() for row in request.rows]
+        served, raw = await batcher.predict(model_name, rows)
+        model = served.model
+        multiclass = model.task == "multiclass"
         return PredictResponse(
             model_name=model_name,
             model_version=str(served.record["version"]),
-            predictions=probabilities,
+            predictions=model.answer(raw),
+            classes=model.classes if multiclass else None,
+            probabilities=raw.round(6).tolist() if multiclass else None,
         )
+
+    # the request model is built from the spec at run time: give FastAPI the class itself (this
+    # module's annotations are strings, which FastAPI would resolve in the module's globals)
+    predict.__annotations__ = {"model_name": str, "request": PredictRequest, "return": PredictResponse}
+    app.post("/models/{model_name}/predict", response_model=PredictResponse)(predict)
 
     return app
 
@@ -232,10 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads per prediction")
+    parser.add_argument("--config", type=Path, default=None, help="settings file (default: astro.toml)")
     args = parser.parse_args(argv)
     args.deployments.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    app = create_app(args.deployments, args.threads)
+    from include.config import load_settings
+
+    app = create_app(args.deployments, args.threads, load_settings(args.config).dataset)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -25,7 +25,7 @@ def holdout_mask(customer_ids: pd.Series, fraction: float) -> np.ndarray:
 def last_drift_week(ctx: StageContext, up_to: str) -> str | None:
     """Return the latest week at or before ``up_to`` in which the monitor detected drift."""
     warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "drift_summary")
+    ensure_tables(warehouse, "drift_summary", spec=ctx.settings.dataset)
     rows = warehouse.read_rows("drift_summary", columns=["week", "drift_detected"])
     weeks = [w for w, d in zip(rows["week"], rows["drift_detected"], strict=True) if bool(d) and w <= up_to]
     return max(weeks) if weeks else None
@@ -34,7 +34,7 @@ def last_drift_week(ctx: StageContext, up_to: str) -> str | None:
 def validated_weeks(ctx: StageContext, first: str, last: str) -> dict[str, str]:
     """Return ``{week: data_version}`` for the weeks in [first, last] whose current data passed."""
     warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "data_versions", "validation_results")
+    ensure_tables(warehouse, "data_versions", "validation_results", spec=ctx.settings.dataset)
     current = warehouse.read_rows("data_versions", columns=["week", "data_version"])
     current_versions = dict(zip(current["week"], current["data_version"], strict=True))
     results = warehouse.read_rows("validation_results", columns=["week", "data_version", "passed"])

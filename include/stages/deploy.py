@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 from include.errors import MLOpsError, ParamError
-from include.ml.schema import ID_COLUMN, RAW_FEATURES
 from include.stages.context import StageContext
 from include.stages.datasets import read_validated, validated_weeks
 from include.stages.evaluate import PRODUCTION
@@ -38,6 +37,9 @@ def deploy_production(ctx: StageContext) -> dict[str, Any]:
         raise ParamError(
             f"model {ctx.model_name} has no production version to deploy: run the pipeline first"
         )
+    from include.stages.score import require_compatible
+
+    require_compatible(ctx, production)
     before = endpoint.current(ctx.model_name)
     rows = _smoke_rows(ctx)
     if before is not None and before.version == production.version:
@@ -68,8 +70,9 @@ def _smoke_rows(ctx: StageContext) -> list[dict[str, Any]]:
     if not weeks:
         raise ParamError("there is no validated data to smoke-test the endpoint with: run the pipeline first")
     week = ctx.week if ctx.week in weeks else max(weeks)
-    frame = read_validated(ctx, week).head(SMOKE_ROWS)
-    return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")
+    from include.ml.features import request_records
+
+    return request_records(read_validated(ctx, week).head(SMOKE_ROWS), ctx.settings.dataset)
 
 
 def _smoke_test(ctx: StageContext, rows: list[dict[str, Any]], version: str) -> None:
@@ -78,9 +81,15 @@ def _smoke_test(ctx: StageContext, rows: list[dict[str, Any]], version: str) -> 
     predictions = answer.get("predictions") or []
     if served != version:
         raise SmokeTestFailedError(f"the endpoint serves v{served}, not v{version}")
-    if len(predictions) != len(rows) or not all(
-        isinstance(p, float) and math.isfinite(p) and 0 <= p <= 1 for p in predictions
-    ):
+    task = ctx.settings.dataset.task
+    if task == "multiclass":
+        valid = all(isinstance(p, str) and p for p in predictions)
+    else:  # a probability of the positive class, or a regression value
+        valid = all(
+            isinstance(p, float | int) and math.isfinite(p) and (task == "regression" or 0 <= p <= 1)
+            for p in predictions
+        )
+    if len(predictions) != len(rows) or not valid:
         raise SmokeTestFailedError(f"the endpoint returned invalid predictions: {predictions!r}")
 
 

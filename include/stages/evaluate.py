@@ -9,15 +9,40 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import ParamError
-from include.ml.schema import LABEL_COLUMN
+from include.errors import DeterministicError, ParamError
+from include.ml.dataset import HIGHER_IS_BETTER, DatasetSpec, incompatibilities, spec_from_json
 from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 PRODUCTION = "production"
-_LOWER_IS_BETTER = {"log_loss"}
+
+
+class IncompatibleModelError(DeterministicError):
+    """A model was trained under a dataset spec the current one cannot score with."""
+
+
+def check_compatible(ctx: StageContext, model_spec: DatasetSpec, what: str) -> None:
+    """Refuse to score with a model whose dataset spec differs from the settings' in what it reads.
+
+    Raises:
+        IncompatibleModelError: names every difference and says how to fix it.
+    """
+    differences = incompatibilities(model_spec, ctx.settings.dataset)
+    if differences:
+        raise IncompatibleModelError(
+            f"{what} was trained under a dataset spec that differs from the current one: "
+            f"{'; '.join(differences)}. Retrain under the current spec (trigger train_model, then "
+            "evaluate_model and register_model, or retrain_pipeline), or restore the old spec"
+        )
+
+
+def trained_spec(ctx: StageContext, job_name: str) -> DatasetSpec | None:
+    """The dataset spec a training job ran under (from its lineage), or None if not recorded."""
+    rows = ctx.provider.warehouse.read_rows("training_runs", {"job_name": job_name}, columns=["dataset_spec"])
+    text = str(rows["dataset_spec"].iloc[-1]) if len(rows) and rows["dataset_spec"].iloc[-1] else ""
+    return spec_from_json(text) if text else None
 
 
 def training_run(ctx: StageContext, job_name: str | None = None) -> dict[str, Any]:
@@ -26,7 +51,7 @@ def training_run(ctx: StageContext, job_name: str | None = None) -> dict[str, An
     Raises:
         ParamError: there is no such training run.
     """
-    ensure_tables(ctx.provider.warehouse, "training_runs")
+    ensure_tables(ctx.provider.warehouse, "training_runs", spec=ctx.settings.dataset)
     where = {"job_name": job_name} if job_name else {"week": ctx.week}
     rows = ctx.provider.warehouse.read_rows("training_runs", where)
     if rows.empty:
@@ -44,40 +69,52 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
     Returns:
         The evaluation record (``passed``, ``decision``, scores, champion version).
     """
-    from include.ml.scoring import classification_metrics, load_model, predict_proba
+    from include.ml.scoring import load_model
 
     run = training_run(ctx, job_name)
     job_name = run["job_name"]
     holdout = _holdout(ctx)
-    metric, margin = ctx.settings.gate.metric, ctx.settings.gate.margin
+    metric, margin = ctx.settings.gate_metric, ctx.settings.gate.margin
+    higher = HIGHER_IS_BETTER[metric]
     registry, storage, warehouse = ctx.provider.registry, ctx.provider.storage, ctx.provider.warehouse
-    ensure_tables(warehouse, "evaluations")
+    ensure_tables(warehouse, "evaluations", spec=ctx.settings.dataset)
 
     with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
         artifact = storage.get_file(run["model_key"], Path(tmp) / "challenger" / "model.joblib")
         challenger = load_model(artifact, run["model_sha256"])
-        challenger_score = classification_metrics(holdout[LABEL_COLUMN], predict_proba(challenger, holdout))[
-            metric
-        ]
+        check_compatible(ctx, challenger.spec, f"challenger {job_name}")
+        challenger_score = challenger.metrics(holdout)[metric]
 
         champion = _champion(ctx, job_name)
         champion_score = None
         if champion is not None and champion.registry_key != job_name:
             path = registry.fetch_artifact(champion, Path(tmp) / "champion")
             model = load_model(path, champion.sha256)
-            champion_score = classification_metrics(holdout[LABEL_COLUMN], predict_proba(model, holdout))[
-                metric
-            ]
+            differences = incompatibilities(model.spec, ctx.settings.dataset)
+            if differences:  # a champion of another spec cannot be judged on this holdout
+                log.warning("Champion v%s cannot score this spec's rows: %s", champion.version, differences)
+            else:
+                champion_score = model.metrics(holdout)[metric]
 
+    if challenger_score is None:
+        raise ParamError(
+            f"the gate metric {metric} is undefined on week {ctx.week}'s holdout ({len(holdout)} labelled rows, "
+            "e.g. a single class): wait for more labels, or choose another [gate] metric"
+        )
     if champion is None:
         passed, decision = True, "promote: there is no production model yet"
+    elif champion_score is None and champion.registry_key != job_name:
+        passed, decision = True, (
+            f"promote: champion v{champion.version} was trained under another dataset spec "
+            f"(challenger {metric} {challenger_score:.4f})"
+        )
     elif champion.registry_key == job_name:
         passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
     else:
         better = (
-            challenger_score < champion_score - margin
-            if metric in _LOWER_IS_BETTER
-            else challenger_score > champion_score + margin
+            challenger_score > champion_score + margin
+            if higher
+            else challenger_score < champion_score - margin
         )
         passed = bool(better)
         verb = "promote" if passed else "reject"
@@ -89,6 +126,7 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         "week": ctx.week,
         "job_name": job_name,
         "metric": metric,
+        "higher_is_better": higher,
         "challenger_score": float(challenger_score),
         "champion_version": champion.version if champion else "",
         "champion_score": float(champion_score) if champion_score is not None else None,
@@ -104,13 +142,16 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
 
 def _holdout(ctx: StageContext) -> pd.DataFrame:
     """The week's held-out rows that have a label."""
+    spec = ctx.settings.dataset
     week = read_validated(ctx, ctx.week)
-    holdout = week[holdout_mask(week["customer_id"], ctx.settings.training.holdout_fraction)]
-    holdout = holdout[holdout[LABEL_COLUMN].notna()]
-    if holdout[LABEL_COLUMN].nunique() < 2:
+    holdout = week[holdout_mask(week[spec.key_column], ctx.settings.training.holdout_fraction)]
+    holdout = holdout[holdout[spec.label].notna()]
+    enough = holdout[spec.label].nunique() >= 2 if spec.is_classification else len(holdout) >= 2
+    if not enough:
+        what = "with two classes" if spec.is_classification else "with two labelled rows"
         raise ParamError(
-            f"week {ctx.week} has no labelled holdout with both classes ({len(holdout)} rows): "
-            "the gate needs labels; wait until they arrive or lower [training] holdout_fraction"
+            f"week {ctx.week} has no labelled holdout {what} ({len(holdout)} rows): "
+            "the gate needs labels; wait until they arrive or raise [training] holdout_fraction"
         )
     return holdout
 

@@ -46,7 +46,7 @@ def ingest_week(ctx: StageContext, source: str | None = None) -> dict[str, str]:
         storage.put_bytes(key, data)
         log.info("Week %s: stored %d bytes as data version %s (%s)", ctx.week, len(data), data_version, key)
     warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "data_versions")
+    ensure_tables(warehouse, "data_versions", spec=ctx.settings.dataset)
     # a re-run that finds the same version keeps the actor that first ingested it (lineage
     # names who produced the data, not who last looked at it)
     existing = warehouse.read_rows(

@@ -9,13 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.ml.schema import (
-    CATEGORICAL_FEATURES,
-    ID_COLUMN,
-    LABEL_COLUMN,
-    NUMERIC_FEATURES,
-    PREDICTION_COLUMN,
-)
 from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated, reference_weeks
 from include.stages.keys import drift_report_key
@@ -32,20 +25,21 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
       this week, starting at the last detected drift);
     - prediction drift: PSI of this week's scores against the same model's scores on the
       reference weeks;
-    - concept drift: once labels are in, the live ROC AUC on the week's held-out rows against
-      the validation ROC AUC of the model that scored them.
+    - concept drift: once labels are in, the gate metric on the week's held-out rows against
+      the same metric of the model that scored them at validation (worse by more than
+      ``[drift] concept_metric_drop``).
 
     Returns:
         The verdict: ``drift_detected``, ``should_trigger_retrain`` (never for a run that is
         itself a drift retrain), ``report_key`` and the figures.
     """
+    from include.ml.dataset import HIGHER_IS_BETTER
     from include.ml.drift import dataset_drift, feature_drift, population_stability_index
     from include.ml.report import render_drift_report
-    from include.ml.scoring import classification_metrics
 
-    drift = ctx.settings.drift
+    drift, spec, metric = ctx.settings.drift, ctx.settings.dataset, ctx.settings.gate_metric
     warehouse, storage = ctx.provider.warehouse, ctx.provider.storage
-    ensure_tables(warehouse, "predictions", "drift_metrics", "drift_summary")
+    ensure_tables(warehouse, "predictions", "drift_metrics", "drift_summary", spec=ctx.settings.dataset)
     reference = reference_weeks(ctx)
     current = read_validated(ctx, ctx.week)
     predictions = warehouse.read_rows("predictions", {"week": ctx.week})
@@ -60,8 +54,9 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         "data_drifted": False,
         "prediction_psi": None,
         "prediction_drifted": False,
-        "live_roc_auc": None,
-        "reference_roc_auc": None,
+        "metric": metric,
+        "live_metric": None,
+        "reference_metric": None,
         "concept_drifted": False,
     }
     features = pd.DataFrame(columns=["feature", "kind", "psi", "statistic", "p_value", "drifted"])
@@ -74,8 +69,8 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         features = feature_drift(
             ref_frame,
             current,
-            list(NUMERIC_FEATURES),
-            list(CATEGORICAL_FEATURES),
+            [f.name for f in spec.features_of_kind("numeric")],
+            [f.name for f in spec.features_of_kind("categorical", "boolean")],
             drift.feature_psi_threshold,
         )
         verdict = dataset_drift(features, drift.drifted_share_threshold)
@@ -87,20 +82,21 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         )
         if len(predictions) and summary["model_version"]:
             ref_scores = _reference_scores(ctx, summary["model_version"], ref_frame)
-            psi = population_stability_index(ref_scores, predictions[PREDICTION_COLUMN].to_numpy())
+            psi = _prediction_psi(ref_scores, predictions[spec.score_column], spec.task, population_stability_index)
             summary.update(
                 prediction_psi=float(psi), prediction_drifted=bool(psi > drift.prediction_psi_threshold)
             )
     else:
         log.info("Week %s has no reference weeks yet: data and prediction drift are not computed", ctx.week)
 
-    live = _live_metric(ctx, current, predictions, classification_metrics)
-    if live is not None and summary["model_version"]:
+    live = _live_metric(ctx, current, summary["model_version"], metric) if summary["model_version"] else None
+    if live is not None:
         version = ctx.provider.registry.get_version(ctx.model_name, summary["model_version"])
-        reference_auc = version.metrics.get("validation_roc_auc")
-        summary.update(live_roc_auc=live, reference_roc_auc=reference_auc)
-        if reference_auc is not None:
-            summary["concept_drifted"] = bool(reference_auc - live > drift.concept_auc_drop)
+        at_validation = version.metrics.get(f"validation_{metric}")
+        summary.update(live_metric=live, reference_metric=at_validation)
+        if at_validation is not None:
+            worse_by = at_validation - live if HIGHER_IS_BETTER[metric] else live - at_validation
+            summary["concept_drifted"] = bool(worse_by > drift.concept_metric_drop)
     summary["drift_detected"] = bool(
         summary["data_drifted"] or summary["prediction_drifted"] or summary["concept_drifted"]
     )
@@ -121,10 +117,10 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     warehouse.replace_rows("drift_summary", {"week": ctx.week}, pd.DataFrame([summary]))
     trigger = summary["drift_detected"] and ctx.reason != "drift"
     log.info(
-        "Week %s: drift %s (data %s: %d/%d features; prediction PSI %s; live AUC %s vs %s); report %s",
+        "Week %s: drift %s (data %s: %d/%d features; prediction PSI %s; live %s %s vs %s); report %s",
         ctx.week, "DETECTED" if summary["drift_detected"] else "not detected", summary["data_drifted"],
-        summary["n_drifted"], summary["n_features"], _fmt(summary["prediction_psi"]),
-        _fmt(summary["live_roc_auc"]), _fmt(summary["reference_roc_auc"]), storage.uri(report_key),
+        summary["n_drifted"], summary["n_features"], _fmt(summary["prediction_psi"]), metric,
+        _fmt(summary["live_metric"]), _fmt(summary["reference_metric"]), storage.uri(report_key),
     )  # fmt: skip
     return {
         "week": ctx.week,
@@ -136,40 +132,51 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         if len(features)
         else [],
         "prediction_psi": summary["prediction_psi"],
-        "live_roc_auc": summary["live_roc_auc"],
+        "metric": metric,
+        "live_metric": summary["live_metric"],
     }
 
 
-def _reference_scores(ctx: StageContext, version: str, reference: pd.DataFrame) -> np.ndarray:
+def _load(ctx: StageContext, version: str) -> Any:
+    """The model version, fetched and checked."""
+    import tempfile
+    from pathlib import Path
+
+    from include.ml.scoring import load_model
+
+    model_version = ctx.provider.registry.get_version(ctx.model_name, version)
+    with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
+        return load_model(ctx.provider.registry.fetch_artifact(model_version, Path(tmp)), model_version.sha256)
+
+
+def _reference_scores(ctx: StageContext, version: str, reference: pd.DataFrame) -> pd.Series:
     """Score (a bounded sample of) the reference weeks with the model that scored this week.
 
     Prediction drift must compare one model's scores on two populations: comparing with the
     scores older models gave the reference weeks would flag every model change as drift.
     """
-    import tempfile
-    from pathlib import Path
-
-    from include.ml.scoring import load_model, predict_proba
-
-    model_version = ctx.provider.registry.get_version(ctx.model_name, version)
+    model = _load(ctx, version)
     sample = reference.sample(n=min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0)
-    with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
-        model = load_model(
-            ctx.provider.registry.fetch_artifact(model_version, Path(tmp)), model_version.sha256
-        )
-    return predict_proba(model, sample)
+    return model.predict_frame(sample)[ctx.settings.dataset.score_column]
 
 
-def _live_metric(
-    ctx: StageContext, current: pd.DataFrame, predictions: pd.DataFrame, metrics: Any
-) -> float | None:
-    """ROC AUC of the week's scores on its held-out, labelled rows (None until labels arrive)."""
-    held_out = current[holdout_mask(current[ID_COLUMN], ctx.settings.training.holdout_fraction)]
-    labelled = held_out[held_out[LABEL_COLUMN].notna()][[ID_COLUMN, LABEL_COLUMN]]
-    joined = labelled.merge(predictions[[ID_COLUMN, PREDICTION_COLUMN]], on=ID_COLUMN, how="inner")
-    if joined.empty or joined[LABEL_COLUMN].nunique() < 2:
+def _prediction_psi(reference: pd.Series, current: pd.Series, task: str, psi: Any) -> float:
+    """PSI of the score column: numeric (probability, value), or the predicted class's mix."""
+    if task != "multiclass":
+        return float(psi(reference.to_numpy(dtype=np.float64), current.to_numpy(dtype=np.float64)))
+    from include.ml.drift import categorical_psi
+
+    return float(categorical_psi(reference.astype(str), current.astype(str)))
+
+
+def _live_metric(ctx: StageContext, current: pd.DataFrame, version: str, metric: str) -> float | None:
+    """The gate metric of the scoring model on the week's held-out, labelled rows (None until labels)."""
+    spec = ctx.settings.dataset
+    held_out = current[holdout_mask(current[spec.key_column], ctx.settings.training.holdout_fraction)]
+    labelled = held_out[held_out[spec.label].notna()]
+    if labelled.empty or (spec.is_classification and labelled[spec.label].nunique() < 2):
         return None
-    value = metrics(joined[LABEL_COLUMN].to_numpy(), joined[PREDICTION_COLUMN].to_numpy())["roc_auc"]
+    value = _load(ctx, version).metrics(labelled).get(metric)
     return None if value is None or np.isnan(value) else float(value)
 
 

@@ -26,7 +26,7 @@ def register_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
     """
     run = training_run(ctx, job_name)
     job_name = run["job_name"]
-    ensure_tables(ctx.provider.warehouse, "evaluations")
+    ensure_tables(ctx.provider.warehouse, "evaluations", spec=ctx.settings.dataset)
     evaluations = ctx.provider.warehouse.read_rows("evaluations", {"week": ctx.week, "job_name": job_name})
     if evaluations.empty:
         raise ParamError(f"challenger {job_name} was not evaluated: run evaluate_model for {ctx.week} first")

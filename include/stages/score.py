@@ -10,7 +10,7 @@ import pandas as pd
 
 from include.errors import ParamError
 from include.stages.context import StageContext
-from include.stages.evaluate import PRODUCTION
+from include.stages.evaluate import PRODUCTION, check_compatible, trained_spec
 from include.stages.keys import validated_key
 from include.stages.tables import ensure_tables
 from providers.base import ModelVersion
@@ -32,11 +32,12 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
     if production is None:
         raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
     warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "predictions")
+    ensure_tables(warehouse, "predictions", spec=ctx.settings.dataset)
     production = _scoring_version(ctx, production)
+    require_compatible(ctx, production)
     chunks = ctx.provider.batch.score(production, validated_key(ctx.week))
     n_rows = warehouse.replace_rows(
-        "predictions", {"week": ctx.week}, _tagged(chunks, ctx.week, production.version)
+        "predictions", {"week": ctx.week}, _tagged(ctx, chunks, production.version)
     )
     log.info("Week %s: %d rows scored with %s v%s", ctx.week, n_rows, ctx.model_name, production.version)
     return {"n_rows": n_rows, "model_version": production.version}
@@ -67,11 +68,19 @@ def _scoring_version(ctx: StageContext, production: ModelVersion) -> ModelVersio
     return kept
 
 
-def _tagged(chunks: Iterator[pd.DataFrame], week: str, version: str) -> Iterator[pd.DataFrame]:
+def require_compatible(ctx: StageContext, version: ModelVersion) -> None:
+    """Refuse a version trained under a dataset spec that cannot score the current spec's rows."""
+    spec = trained_spec(ctx, version.registry_key)
+    if spec is not None:
+        check_compatible(ctx, spec, f"{ctx.model_name} v{version.version}")
+
+
+def _tagged(ctx: StageContext, chunks: Iterator[pd.DataFrame], version: str) -> Iterator[pd.DataFrame]:
+    spec, week = ctx.settings.dataset, ctx.week
+    columns = ["week", spec.key_table_column, *spec.prediction_columns(), "model_version"]
     scored = 0
     for chunk in chunks:
         scored += len(chunk)
         log.info("Week %s: %d rows scored so far", week, scored)
-        yield chunk.assign(week=week, model_version=version)[
-            ["week", "customer_id", "churn_probability", "model_version"]
-        ]
+        chunk = chunk.rename(columns={spec.key_column: spec.key_table_column})
+        yield chunk.assign(week=week, model_version=version)[columns]

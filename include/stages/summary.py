@@ -21,13 +21,14 @@ def loop_summary(ctx: StageContext, weeks: list[str] | None = None) -> str:
         weeks: the weeks to show (default: every week with a data version).
     """
     warehouse, registry, storage = ctx.provider.warehouse, ctx.provider.registry, ctx.provider.storage
-    ensure_tables(warehouse)
+    ensure_tables(warehouse, spec=ctx.settings.dataset)
     versions = _by_week(warehouse.read_rows("data_versions"))
     validation = _by_week(warehouse.read_rows("validation_results"))
     evaluations = warehouse.read_rows("evaluations")
     drift = _by_week(warehouse.read_rows("drift_summary"))
     predictions = warehouse.read_rows("predictions", columns=["week", "model_version"])
     weeks = weeks or sorted(versions)
+    metric = ctx.settings.gate_metric
     lines = [
         f"{'week':<9} {'data version':<17} {'rows ok/bad':<12} {'scored':>7}  {'drift':<36} gate decisions"
     ]
@@ -52,10 +53,10 @@ def loop_summary(ctx: StageContext, weeks: list[str] | None = None) -> str:
     for version in registry.list_versions(ctx.model_name):
         marker = "*" if production and version.version == production.version else " "
         weeks_trained = json.loads(version.tags.get("train_weeks", "[]"))
-        auc = version.metrics.get("validation_roc_auc")
+        score = version.metrics.get(f"validation_{metric}")
         lines.append(
             f" {marker} v{version.version:<3} week {version.tags.get('week', '?')}  "
-            f"trained on {','.join(weeks_trained)}  validation AUC {_fmt(auc)}  "
+            f"trained on {','.join(weeks_trained)}  validation {metric} {_fmt(score)}  "
             f"({version.tags.get('reason', '?')})"
         )
     lines.append("")
@@ -99,7 +100,7 @@ def run_summary(ctx: StageContext) -> str:
     validation, the challenger and the gate, production before and after, scoring, drift.
     """
     warehouse, registry = ctx.provider.warehouse, ctx.provider.registry
-    ensure_tables(warehouse)
+    ensure_tables(warehouse, spec=ctx.settings.dataset)
     week = {"week": ctx.week}
     version = _first(warehouse.read_rows("data_versions", week))
     validation = _first(warehouse.read_rows("validation_results", week))
@@ -120,8 +121,9 @@ def run_summary(ctx: StageContext) -> str:
         registered = [v for v in registry.list_versions(ctx.model_name) if v.registry_key == job]
         gate = evaluations[evaluations["job_name"] == job]
         name = f"v{registered[0].version}" if registered else f"`{job}`"
-        auc = registered[0].metrics.get("validation_roc_auc") if registered else None
-        lines.append(f"- Challenger: {name}, validation ROC AUC {_fmt(auc)}")
+        metric = ctx.settings.gate_metric
+        score = registered[0].metrics.get(f"validation_{metric}") if registered else None
+        lines.append(f"- Challenger: {name}, validation {metric} {_fmt(score)}")
         if len(gate):
             lines.append(f"- Gate: {gate.iloc[-1]['decision']}")
     moves = [c for c in registry.alias_history(ctx.model_name, PRODUCTION) if c.actor == ctx.actor]

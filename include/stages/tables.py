@@ -1,7 +1,12 @@
-"""The warehouse tables the stages write, with their logical column types."""
+"""The warehouse tables the stages write, with their logical column types.
+
+Every table but ``predictions`` is the same for any dataset; the predictions table takes its
+key and prediction columns from the dataset spec (:func:`predictions_schema`).
+"""
 
 from __future__ import annotations
 
+from include.ml.dataset import DatasetSpec
 from providers.base import Warehouse
 
 TABLES: dict[str, dict[str, str]] = {
@@ -41,12 +46,14 @@ TABLES: dict[str, dict[str, str]] = {
         "model_key": "string",
         "model_sha256": "string",
         "reason": "string",
+        "dataset_spec": "string",
     },
     # one row per (week, challenger): the gate's decision
     "evaluations": {
         "week": "string",
         "job_name": "string",
         "metric": "string",
+        "higher_is_better": "bool",
         "challenger_score": "float",
         "champion_version": "string",
         "champion_score": "float",
@@ -55,11 +62,10 @@ TABLES: dict[str, dict[str, str]] = {
         "decision": "string",
         "n_holdout": "int",
     },
-    # one row per scored customer per week
+    # one row per scored row per week: the key column and the prediction columns come from the
+    # dataset spec (predictions_schema); these are the columns every spec has
     "predictions": {
         "week": "string",
-        "customer_id": "string",
-        "churn_probability": "float",
         "model_version": "string",
     },
     # one row per (week, feature)
@@ -83,8 +89,9 @@ TABLES: dict[str, dict[str, str]] = {
         "data_drifted": "bool",
         "prediction_psi": "float",
         "prediction_drifted": "bool",
-        "live_roc_auc": "float",
-        "reference_roc_auc": "float",
+        "metric": "string",
+        "live_metric": "float",
+        "reference_metric": "float",
         "concept_drifted": "bool",
         "drift_detected": "bool",
         "report_key": "string",
@@ -92,7 +99,25 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
-def ensure_tables(warehouse: Warehouse, *names: str) -> None:
-    """Create the named tables (all of them if none is named) if they do not exist."""
+def predictions_schema(spec: DatasetSpec) -> dict[str, str]:
+    """The predictions table for a dataset: week, the key column, the prediction columns, version."""
+    return {
+        "week": "string",
+        spec.key_table_column: "string",
+        **spec.prediction_columns(),
+        "model_version": "string",
+    }
+
+
+def table_schema(name: str, spec: DatasetSpec) -> dict[str, str]:
+    """A table's columns and logical types."""
+    return predictions_schema(spec) if name == "predictions" else TABLES[name]
+
+
+def ensure_tables(warehouse: Warehouse, *names: str, spec: DatasetSpec) -> None:
+    """Create the named tables (all of them if none is named) if they do not exist.
+
+    A table that exists gets the columns it lacks (e.g. a new dataset's prediction columns).
+    """
     for name in names or tuple(TABLES):
-        warehouse.ensure_table(name, TABLES[name])
+        warehouse.ensure_table(name, table_schema(name, spec))

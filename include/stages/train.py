@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from include.config import PROJECT_ROOT
+from include.errors import ConfigError
 from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated, training_window
 from include.stages.keys import training_prefix
@@ -19,16 +19,30 @@ if TYPE_CHECKING:
     from providers.base import TrainingJobResult, TrainingJobSpec
 
 log = logging.getLogger(__name__)
-TRAINING_CODE = ("include/ml/train.py", "include/ml/features.py", "include/ml/schema.py")
 
 
-def code_version() -> str:
-    """Return a hash of the code that shapes a model (the training script and features)."""
-    digest = hashlib.sha256()
-    for relative in TRAINING_CODE:
-        digest.update(relative.encode())
-        digest.update((PROJECT_ROOT / relative).read_bytes())
-    return f"sha256:{digest.hexdigest()[:16]}"
+def code_version(ctx: StageContext) -> str:
+    """Return a hash of the code bundle and dataset spec that shape a model."""
+    from providers.bundle import code_version as bundle_version
+
+    return bundle_version(ctx.settings.dataset)
+
+
+def model_hyperparameters(ctx: StageContext) -> dict[str, Any]:
+    """The estimator's import path and parameters, checked before any job is submitted.
+
+    Raises:
+        ConfigError: the estimator cannot be imported, takes no such parameter or does not
+            fit the dataset's task.
+    """
+    from include.ml.modeling import ModelConfigError, make_estimator
+
+    settings = ctx.settings
+    try:
+        make_estimator(settings.estimator, settings.model.params, settings.dataset.task)
+    except ModelConfigError as exc:
+        raise ConfigError(f"{exc} (in {settings.config_path})") from None
+    return {"estimator": settings.estimator, **settings.model.params}
 
 
 def train_challenger(ctx: StageContext) -> dict[str, object]:
@@ -100,12 +114,9 @@ def prepare_training(ctx: StageContext) -> TrainingJobSpec:
 
     window = training_window(ctx)
     training = ctx.settings.training
-    hyperparameters = {
-        "learning_rate": training.learning_rate,
-        "max_iter": training.max_iter,
-        "max_leaf_nodes": training.max_leaf_nodes,
-    }
-    code = code_version()
+    spec = ctx.settings.dataset
+    hyperparameters = model_hyperparameters(ctx)
+    code = code_version(ctx)
     fingerprint = json.dumps({"data": window, "hp": hyperparameters, "code": code}, sort_keys=True)
     job_name = f"{ctx.model_name.replace('_', '-')}-{ctx.week.lower()}-{_short_hash(fingerprint)}"
     prefix = training_prefix(job_name)
@@ -115,7 +126,7 @@ def prepare_training(ctx: StageContext) -> TrainingJobSpec:
     if not (storage.exists(train_key) and storage.exists(validation_key)):
         frames = [read_validated(ctx, week) for week in window]
         data = pd.concat(frames, ignore_index=True)
-        held_out = holdout_mask(data["customer_id"], training.holdout_fraction)
+        held_out = holdout_mask(data[spec.key_column], training.holdout_fraction)
         storage.put_bytes(train_key, write_parquet_bytes(data[~held_out].reset_index(drop=True)))
         storage.put_bytes(validation_key, write_parquet_bytes(data[held_out].reset_index(drop=True)))
         log.info(
@@ -129,6 +140,7 @@ def prepare_training(ctx: StageContext) -> TrainingJobSpec:
         output_prefix=f"{prefix}/output",
         hyperparameters=hyperparameters,
         hardware=ctx.settings.hardware_profile("training"),
+        dataset_spec=spec.to_json(),
     )
 
 
@@ -137,7 +149,7 @@ def record_training(ctx: StageContext, spec: TrainingJobSpec, result: TrainingJo
     window = training_window(ctx)
     storage = ctx.provider.storage
     job_name, hyperparameters, hardware = spec.job_name, dict(spec.hyperparameters), dict(spec.hardware)
-    code = code_version()
+    code = code_version(ctx)
     model_sha256 = hashlib.sha256(storage.get_bytes(result.model_key)).hexdigest()
     metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
     record = {
@@ -152,8 +164,9 @@ def record_training(ctx: StageContext, spec: TrainingJobSpec, result: TrainingJo
         "model_key": result.model_key,
         "model_sha256": model_sha256,
         "reason": ctx.reason,
+        "dataset_spec": ctx.settings.dataset.to_json(),
     }
-    ensure_tables(ctx.provider.warehouse, "training_runs")
+    ensure_tables(ctx.provider.warehouse, "training_runs", spec=ctx.settings.dataset)
     ctx.provider.warehouse.replace_rows("training_runs", {"job_name": job_name}, pd.DataFrame([record]))
     log.info("Job %s finished (reused: %s): %s", job_name, result.reused, metrics)
     return {

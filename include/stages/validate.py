@@ -33,6 +33,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     from include.ml.validation import (
         UNREADABLE,
         BatchUnreadable,
+        add_row_keys,
         parse_raw,
         render_unreadable_report,
         render_validation_report,
@@ -40,6 +41,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     )
 
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
+    spec = ctx.settings.dataset
     version = current_data_version(ctx)
     raw_key, data_version = version["raw_key"], version["data_version"]
     quarantine = quarantine_prefix(ctx.week, data_version)
@@ -49,7 +51,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     extension = raw_key.rsplit(".", 1)[-1]
     row = {"week": ctx.week, "data_version": data_version, "report_key": report_key, "validated_key": ""}
     try:
-        frame = parse_raw(raw, f"data.{extension}")
+        frame = parse_raw(raw, f"data.{extension}", spec)
     except BatchUnreadable as exc:
         report = render_unreadable_report(ctx.week, exc.reason, source)
         failures = [{"expectation": UNREADABLE, "column": "", "detail": exc.reason}]
@@ -61,6 +63,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         ctx.week,
         max_bad_row_fraction=ctx.settings.validation.max_bad_row_fraction,
         min_rows=ctx.settings.validation.min_rows,
+        spec=spec,
     )
     report = render_validation_report(ctx.week, outcome, source)
     counts = {"n_rows": outcome.n_rows, "n_bad_rows": outcome.n_bad_rows}
@@ -79,9 +82,11 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
             ctx.week, outcome.n_bad_rows, outcome.n_rows, quarantine, report_key,
         )  # fmt: skip
     good = outcome.good_rows(frame)
+    if spec.id_column is None:  # keys from each row's content and position in this data version
+        good = outcome.good_rows(add_row_keys(frame, data_version))
     storage.put_bytes(validated_key(ctx.week), write_parquet_bytes(good))
     storage.put_bytes(report_key, report.encode())
-    ensure_tables(warehouse, "validation_results")
+    ensure_tables(warehouse, "validation_results", spec=ctx.settings.dataset)
     failed = sorted({f["expectation"] for f in outcome.row_failures})
     result_row = {
         **row,
@@ -108,7 +113,7 @@ def current_data_version(ctx: StageContext) -> dict[str, str]:
     Raises:
         ParamError: the week was never ingested.
     """
-    ensure_tables(ctx.provider.warehouse, "data_versions")
+    ensure_tables(ctx.provider.warehouse, "data_versions", spec=ctx.settings.dataset)
     rows = ctx.provider.warehouse.read_rows("data_versions", {"week": ctx.week})
     if rows.empty:
         raise ParamError(f"week {ctx.week} has no data version: run ingest_data for {ctx.week} first")
@@ -126,11 +131,12 @@ def _reject(
 ) -> NoReturn:
     """Quarantine the whole batch, record the failure and stop the loop."""
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
+    spec = ctx.settings.dataset
     storage.put_bytes(f"{quarantine}/data.{extension}", raw)
     storage.put_bytes(f"{quarantine}/report.md", report.encode())
     storage.put_bytes(str(row["report_key"]), report.encode())
     storage.delete(validated_key(ctx.week))  # an older, valid version must not be trained on
-    ensure_tables(warehouse, "validation_results")
+    ensure_tables(warehouse, "validation_results", spec=ctx.settings.dataset)
     names = sorted({f["expectation"] for f in failures})
     record = {
         **row,
@@ -147,5 +153,12 @@ def _reject(
         f"week {ctx.week} (data version {row['data_version']}) was rejected and quarantined whole at "
         f"{storage.uri(quarantine)}. Failed: {details[:2000]}. "
         f"Report: {storage.uri(str(row['report_key']))}. "
-        f"Fix the source data, then re-run ingest_data and validate_data for {ctx.week}."
+        f"{_advice(names)}, then re-run ingest_data and validate_data for {ctx.week}."
     )
+
+
+def _advice(failed: list[str]) -> str:
+    """What to fix: the data, or the dataset spec when the columns themselves differ from it."""
+    if "expect_table_columns_to_match_set" in failed:
+        return "Fix the source data, or the dataset spec ([dataset] in astro.toml) if the columns are right"
+    return "Fix the source data"

@@ -94,7 +94,7 @@ def create_app(require_auth: bool = True) -> FastAPI:
             view = models_view(backend, settings.model_name)
         except Exception as exc:  # shown on the page: a wrong provider must not be a blank 500
             return error_page("Models", "models", provider or "configured", _message(exc))
-        return models_page(view, backend.name, settings.gate.metric)
+        return models_page(view, backend.name, settings.gate_metric)
 
     @app.get("/drift", response_class=HTMLResponse, summary="The Drift page")
     def drift(provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> str:

@@ -143,7 +143,7 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
     else:
         body.append(_versions_table(versions, gate_metric))
     body.append("<h2>Trained challengers not registered yet</h2>")
-    body.append(_challengers_table(view["challengers"]))
+    body.append(_challengers_table(view["challengers"], gate_metric))
     body.append("<h2>Production alias history</h2>")
     body.append(_history_table(view["history"]))
     body.append("<h2>Gate decisions</h2>")
@@ -157,8 +157,8 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
 
 def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str:
     head = (
-        "<tr><th>version</th><th>trained for</th><th>why / by</th><th>validation ROC AUC</th>"
-        f"<th>holdout {escape(gate_metric)}</th><th>AP / log loss</th><th>rows</th>"
+        f"<tr><th>version</th><th>trained for</th><th>why / by</th><th>validation {escape(gate_metric)}</th>"
+        f"<th>holdout {escape(gate_metric)}</th><th>other validation metrics</th><th>rows</th>"
         "<th>training window (data versions)</th><th>hardware</th><th>cost estimate</th><th>gate</th></tr>"
     )
     rows = []
@@ -184,10 +184,9 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
             f'<span class="muted small">{_when(v["created_at"])}</span></td>'
             f"<td>{escape(v['week'])}</td>"
             f'<td>{escape(v["reason"])}<br><span class="muted">{escape(v["trained_by"])}</span></td>'
-            f'<td class="num">{_fmt(m.get("validation_roc_auc"))}</td>'
+            f'<td class="num">{_fmt(m.get(f"validation_{gate_metric}"))}</td>'
             f'<td class="num">{_fmt(m.get(f"holdout_{gate_metric}"))}</td>'
-            f'<td class="num">{_fmt(m.get("validation_average_precision"), 3)} / '
-            f"{_fmt(m.get('validation_log_loss'), 3)}</td>"
+            f'<td class="small">{_other_metrics(m, gate_metric)}</td>'
             f'<td class="num">{_fmt(m.get("n_train"), 0)} train<br>{_fmt(m.get("n_validation"), 0)} val</td>'
             f'<td class="small" title="code {escape(v["code_version"])}">{data or "-"}</td>'
             f"<td>{hardware or '-'}</td>"
@@ -198,7 +197,17 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
     return f'<div class="wide"><table id="versions">{head}{"".join(rows)}</table></div>'
 
 
-def _challengers_table(challengers: Sequence[dict[str, Any]]) -> str:
+def _other_metrics(metrics: dict[str, Any], gate_metric: str) -> str:
+    """The version's other validation metrics, e.g. ``log_loss 0.412``."""
+    parts = [
+        f"{escape(name.removeprefix('validation_'))} {_fmt(value, 3)}"
+        for name, value in sorted(metrics.items())
+        if name.startswith("validation_") and name != f"validation_{gate_metric}"
+    ]
+    return "<br>".join(parts) or "-"
+
+
+def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) -> str:
     if not challengers:
         return '<p class="muted">None: every trained challenger is registered.</p>'
     rows = []
@@ -213,13 +222,13 @@ def _challengers_table(challengers: Sequence[dict[str, Any]]) -> str:
         rows.append(
             f'<tr id="challenger-{escape(c["training_job"])}"><td>{escape(c["week"])}</td>'
             f"<td><code>{escape(c['training_job'])}</code></td><td>{escape(c['reason'])}</td>"
-            f'<td class="num">{_fmt(m.get("validation_roc_auc"))}</td>'
+            f'<td class="num">{_fmt(m.get(f"validation_{gate_metric}"))}</td>'
             f"<td>{escape(', '.join(c['train_weeks']))}</td>"
             f'<td class="num">{_usd(cost["usd"])}</td><td>{gate}</td></tr>'
         )
     return (
         '<table id="challengers"><tr><th>week</th><th>training job</th><th>why</th>'
-        "<th>validation ROC AUC</th><th>trained on</th><th>cost estimate</th><th>gate</th></tr>"
+        f"<th>validation {escape(gate_metric)}</th><th>trained on</th><th>cost estimate</th><th>gate</th></tr>"
         f"{''.join(rows)}</table>"
     )
 
@@ -287,6 +296,7 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         return layout("Drift", "drift", body, provider)
     retrain_weeks = [s["week"] for s in summaries if s.get("drift_detected")]
     psi_threshold = thresholds["feature_psi_threshold"]
+    metric = str(next((s["metric"] for s in reversed(summaries) if s.get("metric")), "metric"))
     body = [
         '<div class="cards">'
         f'<div class="card">weeks monitored<b>{len(weeks)}</b></div>'
@@ -326,16 +336,16 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         line_chart(
             weeks,
             {
-                "live ROC AUC": [s.get("live_roc_auc") for s in summaries],
-                "model's validation ROC AUC": [s.get("reference_roc_auc") for s in summaries],
+                f"live {metric}": [s.get("live_metric") for s in summaries],
+                f"model's validation {metric}": [s.get("reference_metric") for s in summaries],
             },
             title="Live metric once labels arrive (concept drift)",
-            y_label="ROC AUC",
+            y_label=metric,
             marked_weeks=retrain_weeks,
         ),
         "</div>",
         "<h2>Weeks</h2>",
-        _weeks_table(summaries, provider),
+        _weeks_table(summaries, provider, metric),
     ]
     subtitle = (
         f"Data, prediction and concept drift of every monitored week on the <b>{escape(provider)}</b> "
@@ -354,7 +364,7 @@ def _top_features(view: dict[str, Any], n: int) -> list[str]:
     return sorted(view["features"], key=peak, reverse=True)[:n]
 
 
-def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str) -> str:
+def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str, metric: str) -> str:
     rows = []
     for s in reversed(summaries):
         if s.get("drift_detected"):
@@ -380,15 +390,15 @@ def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str) -> str:
             f'<tr id="week-{week}"><td><b>{week}</b></td><td>{verdict}</td>'
             f'<td class="num">{s.get("n_drifted") or 0} / {s.get("n_features") or 0}</td>'
             f'<td class="num">{_fmt(s.get("prediction_psi"), 3)}</td>'
-            f'<td class="num">{_fmt(s.get("live_roc_auc"), 3)} / '
-            f"{_fmt(s.get('reference_roc_auc'), 3)}</td>"
+            f'<td class="num">{_fmt(s.get("live_metric"), 3)} / '
+            f"{_fmt(s.get('reference_metric'), 3)}</td>"
             f"<td>{'v' + escape(s['model_version']) if s.get('model_version') else '-'}</td>"
             f"<td>{escape(', '.join(s['reference_weeks'])) or '-'}</td>"
             f"<td>{retrain}</td><td>{report}</td></tr>"
         )
     return (
         '<table id="weeks"><tr><th>week</th><th>verdict</th><th>features drifted</th><th>prediction PSI</th>'
-        "<th>live / validation AUC</th><th>scored by</th><th>compared with</th><th>retrain</th>"
+        f"<th>live / validation {escape(metric)}</th><th>scored by</th><th>compared with</th><th>retrain</th>"
         f"<th>HTML report</th></tr>{''.join(rows)}</table>"
     )
 

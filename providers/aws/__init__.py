@@ -34,14 +34,14 @@ def build_provider(settings: Settings) -> Provider:
     aws = AwsSettings.from_settings(settings)
     storage = S3ObjectStore(aws.conn_id, aws.bucket, aws.prefix)
     registry = SageMakerModelRegistry(aws, storage)
-    endpoint = SageMakerEndpoint(aws, storage, registry)
+    endpoint = SageMakerEndpoint(aws, storage, registry, settings.dataset)
     return Provider(
         name="aws",
         storage=storage,
         training=SageMakerTrainingJobs(aws, storage),
         registry=registry,
         endpoint=endpoint,
-        batch=SageMakerBatchScorer(aws, storage, endpoint),
+        batch=SageMakerBatchScorer(aws, storage, endpoint, settings.dataset),
         warehouse=build_warehouse(aws),
         details={"bucket": aws.bucket, "prefix": aws.prefix, "region": aws.region},
     )

@@ -1,7 +1,7 @@
 """Batch scoring on AWS: a SageMaker batch transform job over the week's Parquet file.
 
 The job runs the version's SageMaker model (the same container and inference script as the
-endpoint) on ``input_key`` and writes ``customer_id,churn_probability`` CSV to S3; the scorer
+endpoint) on ``input_key`` and writes CSV with the spec's key and prediction columns to S3; the scorer
 streams that back in chunks, and the batch stage writes them into the warehouse. The job name
 derives from the version and the input's ETag, so a re-run reuses the finished job.
 """
@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from include.errors import MLOpsError
+from include.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
 from providers.aws.endpoint import SageMakerEndpoint
 from providers.aws.hooks import error_code, sagemaker_hook
@@ -38,9 +39,15 @@ class SageMakerBatchScorer:
     """Scores a Parquet object with a SageMaker batch transform job."""
 
     def __init__(
-        self, aws: AwsSettings, storage: S3ObjectStore, endpoint: SageMakerEndpoint, chunk_rows: int = 100_000
+        self,
+        aws: AwsSettings,
+        storage: S3ObjectStore,
+        endpoint: SageMakerEndpoint,
+        spec: DatasetSpec,
+        chunk_rows: int = 100_000,
     ) -> None:
         self.aws = aws
+        self.spec = spec
         self.storage = storage
         self.endpoint = endpoint
         self.chunk_rows = chunk_rows
@@ -117,8 +124,10 @@ class SageMakerBatchScorer:
             )
         output_key = f"_sagemaker/transform/{job_name}/{input_key.rsplit('/', 1)[-1]}.out"
         body = self.storage.get_bytes(output_key)
-        for chunk in pd.read_csv(io.BytesIO(body), chunksize=self.chunk_rows, dtype={"customer_id": str}):
-            yield chunk.reset_index(drop=True).astype({"churn_probability": "float64"})
+        types = {name: "float64" if kind == "float" else "str" for name, kind in self.spec.prediction_columns().items()}
+        text = {self.spec.key_column: str, **{c: str for c, t in types.items() if t == "str"}}
+        for chunk in pd.read_csv(io.BytesIO(body), chunksize=self.chunk_rows, dtype=text, keep_default_na=False):
+            yield chunk.reset_index(drop=True).astype(types)
 
     def _status(self, job_name: str) -> str | None:
         try:

@@ -22,6 +22,7 @@ from include.errors import MLOpsError
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, runtime_client, sagemaker_hook
 from providers.aws.registry import SageMakerModelRegistry, group_name
+from include.ml.dataset import DatasetSpec
 from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore
 from providers.base import Deployment, ModelVersion
@@ -36,10 +37,13 @@ class EndpointUnavailableError(MLOpsError):
 class SageMakerEndpoint:
     """Deploys registered versions to, and invokes, the model's SageMaker endpoint."""
 
-    def __init__(self, aws: AwsSettings, storage: S3ObjectStore, registry: SageMakerModelRegistry) -> None:
+    def __init__(
+        self, aws: AwsSettings, storage: S3ObjectStore, registry: SageMakerModelRegistry, spec: DatasetSpec
+    ) -> None:
         self.aws = aws
         self.storage = storage
         self.registry = registry
+        self.spec = spec  # its feature function ships in the serving code
 
     @cached_property
     def client(self) -> Any:
@@ -81,7 +85,7 @@ class SageMakerEndpoint:
                 "ModelDataUrl": version.artifact_uri,
                 "Environment": {
                     "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
-                    "SAGEMAKER_SUBMIT_DIRECTORY": upload_sourcedir(self.storage),
+                    "SAGEMAKER_SUBMIT_DIRECTORY": upload_sourcedir(self.storage, self.spec),
                     "SAGEMAKER_REGION": region,
                     "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
                     "MODEL_NAME": version.model_name,

@@ -21,6 +21,7 @@ from typing import Any
 from include.errors import MLOpsError
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
+from include.ml.dataset import spec_from_json
 from providers.aws.sourcedir import TRAIN_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore, split_s3_uri
 from providers.base import TrainingJobResult, TrainingJobSpec, TrainingSubmission
@@ -145,7 +146,7 @@ class SageMakerTrainingJobs:
         """The CreateTrainingJob request for ``spec`` (script mode in the scikit-learn container)."""
         profile = self.aws.training
         region = region_of(self.aws.conn_id, self.aws.region)
-        sourcedir = upload_sourcedir(self.storage)
+        sourcedir = upload_sourcedir(self.storage, spec_from_json(spec.dataset_spec))
         # Script mode: the framework container reads sagemaker_program / sagemaker_submit_directory
         # and passes the rest to train.py as --name value (values JSON-encoded, as the SDK does).
         hyperparameters = {name: json.dumps(value) for name, value in sorted(spec.hyperparameters.items())}

@@ -21,7 +21,7 @@ class ChunkedBatchScorer:
         self.chunk_rows = chunk_rows
 
     def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
-        """Yield ``customer_id, churn_probability`` chunks for every row of ``input_key``."""
+        """Yield key + prediction-column chunks for every row of ``input_key`` (see BatchScorer)."""
         from include.ml.scoring import load_model, score_parquet
 
         with tempfile.TemporaryDirectory(prefix="batch-score-") as tmp:

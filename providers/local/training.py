@@ -47,11 +47,14 @@ class SubprocessTrainingJobs:
             train = self.storage.get_file(spec.train_data_key, work / "train.parquet")
             validation = self.storage.get_file(spec.validation_data_key, work / "validation.parquet")
             model_dir = work / "model"
+            spec_file = work / "dataset_spec.json"
+            spec_file.write_text(spec.dataset_spec)
             command = [
                 sys.executable, str(TRAIN_SCRIPT),
                 "--train", str(train),
                 "--validation", str(validation),
                 "--model-dir", str(model_dir),
+                "--dataset-spec", str(spec_file),
                 "--hyperparameters", json.dumps(dict(spec.hyperparameters), sort_keys=True),
                 "--n-jobs", str(n_jobs),
             ]  # fmt: skip

@@ -25,7 +25,7 @@ PSI_THRESHOLD = 0.2
 
 def columns() -> tuple[list[str], list[str]]:
     """The 20 features: the first 12 numeric ones and the 8 categorical ones of the schema."""
-    from include.ml.schema import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from include.demo.spec import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
     return list(NUMERIC_FEATURES[:12]), list(CATEGORICAL_FEATURES)
 

@@ -511,7 +511,7 @@ class RegistryContract(_Models):
 def smoke_rows(n: int = 5) -> list[dict]:
     """Raw rows as a client sends them."""
     from include.ml.sample_data import generate_week
-    from include.ml.schema import ID_COLUMN, RAW_FEATURES
+    from include.demo.spec import ID_COLUMN, RAW_FEATURES
 
     frame = generate_week("2026-W07", n, seed=7)
     return json.loads(frame[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records", date_format="iso"))
@@ -593,7 +593,7 @@ class BatchContract(_Models):
     def test_scores_every_row_once_with_the_versions_predictions(
         self, batch, registry, artifacts, scored_input, tmp_path
     ):
-        from include.ml.schema import ID_COLUMN, RAW_FEATURES
+        from include.demo.spec import ID_COLUMN, RAW_FEATURES
 
         key, frame = scored_input
         version = self.register(registry, unique("batch"), "a", artifacts)

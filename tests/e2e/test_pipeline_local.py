@@ -200,7 +200,7 @@ def test_rollback_points_production_and_the_endpoint_back(loop) -> None:
 
 
 def _sample_rows(ctx) -> list[dict]:
-    from include.ml.schema import ID_COLUMN, RAW_FEATURES
+    from include.demo.spec import ID_COLUMN, RAW_FEATURES
     from include.stages.datasets import read_validated
 
     frame = read_validated(ctx, DRIFT_WEEK).head(3)

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
-from include.ml.schema import CATEGORIES, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
+from include.demo.spec import CATEGORIES, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
 from include.ml.train import fit_model
 from include.serving.app import MAX_ROWS_PER_REQUEST, PredictRequest, create_app
 from providers.local.batch import ChunkedBatchScorer

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.ml import schema
+from include.demo import spec as schema
 from include.ml.drift import categorical_psi, dataset_drift, feature_drift, population_stability_index
 from include.ml.sample_data import generate_week
 

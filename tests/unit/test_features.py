@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.ml import schema
+from include.demo import spec as schema
 from include.ml.features import (
     CATEGORICAL_MODEL_FEATURES,
     MODEL_FEATURES,

@@ -9,7 +9,7 @@ from helpers import seed_mlflow_db
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.schema import ID_COLUMN, PREDICTION_COLUMN
+from include.demo.spec import ID_COLUMN, PREDICTION_COLUMN
 from include.ml.scoring import predict_proba
 from include.ml.train import fit_model
 from providers.base import BatchScorer, ModelVersion

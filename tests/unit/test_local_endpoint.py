@@ -11,7 +11,7 @@ import pytest
 from helpers import EndpointServer, free_port, seed_mlflow_db
 
 from include.ml.sample_data import generate_week
-from include.ml.schema import ID_COLUMN, RAW_FEATURES
+from include.demo.spec import ID_COLUMN, RAW_FEATURES
 from include.ml.scoring import predict_proba
 from include.ml.train import fit_model
 from include.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST

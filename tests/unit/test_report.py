@@ -2,7 +2,7 @@ import re
 
 import pandas as pd
 
-from include.ml import schema
+from include.demo import spec as schema
 from include.ml.drift import dataset_drift, feature_drift
 from include.ml.report import render_drift_report
 from include.ml.sample_data import generate_week

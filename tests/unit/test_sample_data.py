@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.errors import ParamError
-from include.ml import schema
+from include.demo import spec as schema
 from include.ml.sample_data import generate_week, write_parquet_bytes
 
 WEEK = "2026-W10"

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.errors import ArtifactIntegrityError
-from include.ml import schema
+from include.demo import spec as schema
 from include.ml.sample_data import generate_week, write_parquet_bytes
 from include.ml.scoring import (
     classification_metrics,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.ml.schema import (
+from include.demo.spec import (
     CATEGORIES,
     ID_COLUMN,
     LABEL_COLUMN,

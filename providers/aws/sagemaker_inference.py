@@ -1,9 +1,9 @@
 """The inference script of the SageMaker scikit-learn container (endpoint and batch transform).
 
 SageMaker's serving stack calls ``model_fn`` once, then ``input_fn`` -> ``predict_fn`` ->
-``output_fn`` per request. Inside the container only this file, ``features.py`` and
-``schema.py`` are present (no ``include`` package), hence the import fallback below; keep this
-file free of other project imports.
+``output_fn`` per request. It runs from the root of the code bundle (``providers/aws/sourcedir.py``),
+where the ``include`` package and the dataset spec's feature function are; the model artifact
+carries the spec it was trained under, so the columns it reads and writes come from there.
 
 The model's container environment (set by the provider when it creates the SageMaker model)
 carries ``MODEL_VERSION`` (answered with every prediction, so a smoke test sees what serves)
@@ -11,8 +11,8 @@ and ``MODEL_SHA256`` (checked before the artifact is unpickled).
 
 Requests: ``application/json`` ``{"rows": [{...}, ...]}`` (the endpoint) or
 ``application/x-parquet`` (batch transform, one file per request). Answers: ``application/json``
-``{"model_version": "3", "predictions": [0.12, ...]}`` or ``text/csv``
-``customer_id,churn_probability`` lines with a header.
+``{"model_version": "3", "predictions": [...]}`` or ``text/csv`` with the spec's key column and
+prediction columns, with a header.
 """
 
 from __future__ import annotations
@@ -25,15 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
-try:
-    from include.ml.features import build_features
-    from include.ml.schema import ID_COLUMN, PREDICTION_COLUMN, RAW_FEATURES
-except ImportError:  # in the container: this file's directory is on sys.path, the package is not
-    from features import build_features  # type: ignore[no-redef]
-    from schema import ID_COLUMN, PREDICTION_COLUMN, RAW_FEATURES  # type: ignore[no-redef]
+from include.ml.modeling import TrainedModel
 
 MAX_ROWS = 10_000  # per online request; batch transform sends whole files
 
@@ -54,14 +48,17 @@ def model_fn(model_dir: str) -> dict[str, Any]:
         raise ValueError(
             f"refusing to load {path}: sha256 {digest.hexdigest()} != MODEL_SHA256 {expected or '(unset)'}"
         )
-    return {"model": joblib.load(path), "version": os.environ.get("MODEL_VERSION", "")}
+    model = joblib.load(path)
+    if not isinstance(model, TrainedModel):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a TrainedModel: retrain it")
+    return {"model": model, "version": os.environ.get("MODEL_VERSION", "")}
 
 
 def input_fn(body: bytes | str, content_type: str) -> pd.DataFrame:
     """Parse a request into raw rows.
 
     Raises:
-        ValueError: an unsupported content type, a malformed body or missing columns.
+        ValueError: an unsupported content type or a malformed body.
     """
     content_type = (content_type or "").split(";")[0].strip()
     if content_type == "application/json":
@@ -69,31 +66,40 @@ def input_fn(body: bytes | str, content_type: str) -> pd.DataFrame:
         rows = payload.get("rows") if isinstance(payload, dict) else None
         if not isinstance(rows, list) or not rows or len(rows) > MAX_ROWS:
             raise ValueError(f'the body must be {{"rows": [...]}} with 1 to {MAX_ROWS} rows')
-        frame = pd.DataFrame.from_records(rows)
-    elif content_type == "application/x-parquet":
-        frame = pd.read_parquet(io.BytesIO(body if isinstance(body, bytes) else body.encode()))
-    else:
-        raise ValueError(
-            f"unsupported content type {content_type!r}: use application/json or application/x-parquet"
-        )
-    missing = [c for c in RAW_FEATURES if c not in frame.columns]
-    if missing:
-        raise ValueError(f"rows lack column(s): {', '.join(missing)}")
-    return frame
+        return pd.DataFrame.from_records(rows)
+    if content_type == "application/x-parquet":
+        return pd.read_parquet(io.BytesIO(body if isinstance(body, bytes) else body.encode()))
+    raise ValueError(f"unsupported content type {content_type!r}: use application/json or application/x-parquet")
 
 
 def predict_fn(frame: pd.DataFrame, model: dict[str, Any]) -> dict[str, Any]:
-    """Score the rows: churn probability per row, in row order."""
-    proba = np.asarray(model["model"].predict_proba(build_features(frame))[:, 1], dtype=np.float64)
-    ids = frame[ID_COLUMN].astype(str).tolist() if ID_COLUMN in frame.columns else [None] * len(frame)
-    return {"model_version": model["version"], "ids": ids, "predictions": proba.tolist()}
+    """Score the rows with the model (its spec names the features), in row order.
+
+    Raises:
+        ValueError: the rows lack a feature of the model's spec.
+    """
+    trained: TrainedModel = model["model"]
+    spec = trained.spec
+    missing = [c for c in spec.feature_names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"rows lack column(s): {', '.join(missing)}")
+    raw = trained.predict_raw_rows(frame)
+    key = spec.key_column
+    ids = frame[key].astype(str).tolist() if key in frame.columns else [None] * len(frame)
+    return {
+        "model_version": model["version"],
+        "key": key,
+        "ids": ids,
+        "answer": trained.answer(raw),
+        "columns": {name: list(values) for name, values in trained.prediction_columns(raw).items()},
+    }
 
 
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[str, str]:
     """Serialize the answer as JSON (endpoint) or CSV (batch transform); returns (body, type)."""
     accept = (accept or "application/json").split(";")[0].strip()
     if accept == "text/csv":
-        frame = pd.DataFrame({ID_COLUMN: prediction["ids"], PREDICTION_COLUMN: prediction["predictions"]})
+        frame = pd.DataFrame({prediction["key"]: prediction["ids"], **prediction["columns"]})
         return frame.to_csv(index=False, float_format="%.17g"), "text/csv"
-    answer = {"model_version": prediction["model_version"], "predictions": prediction["predictions"]}
+    answer = {"model_version": prediction["model_version"], "predictions": prediction["answer"]}
     return json.dumps(answer), "application/json"
