@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test browser bench serve airflow backfill lint lock clean
+.PHONY: setup demo test browser bench serve airflow backfill dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -67,6 +67,16 @@ airflow: setup
 backfill: setup
 	$(BIN)/airflow dags unpause retrain_pipeline
 	$(BIN)/airflow backfill create --dag-id retrain_pipeline --from-date $(FROM) --to-date $(TO) --max-active-runs 1
+
+## dataset: draft a dataset spec from a sample, e.g. make dataset FILE=data/sample.csv LABEL=target > my_dataset.toml
+##          (optional: TASK=binary|multiclass|regression ID=id_column TIME=event_time_column NAME=name)
+dataset: setup
+	@test -n "$(FILE)" -a -n "$(LABEL)" || { echo "usage: make dataset FILE=sample.csv|.parquet LABEL=column [TASK=...] [ID=...] [TIME=...] [NAME=...]" >&2; exit 2; }
+	@$(BIN)/python -m include.ml.spec_draft "$(FILE)" --label "$(LABEL)" $(call option,TASK,--task) \
+		$(call option,ID,--id-column) $(call option,TIME,--event-time-column) $(call option,NAME,--name)
+
+# `--flag "value"` when VAR is given on make's command line (TIME, NAME... may be set in the environment)
+option = $(if $(filter command line,$(origin $(1))),$(2) "$($(1))")
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
