@@ -367,7 +367,7 @@ def backfill_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]
         folder,
         local={"endpoint_port": endpoint_port},
         data={"rows_per_week": ROWS},
-        training={"max_iter": 40},
+        model={"params": {"max_iter": 40}},
     )
     env = airflow_env(home, api_port, config)
     env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(

@@ -43,7 +43,15 @@ def write_config(folder: Path, **sections: dict) -> Path:
     raw = tomllib.loads((ROOT / "astro.toml").read_text())
     raw.setdefault("local", {})["root"] = str(folder / "mlops")
     for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
+        if name == "dataset":  # a spec file or an inline spec: never a mix of the two
+            raw["dataset"] = dict(values)
+            continue
+        section = raw.setdefault(name, {})
+        for key, value in values.items():  # nested tables merge one level deep ([model.params])
+            if isinstance(value, dict) and isinstance(section.get(key), dict) and key != "features":
+                section[key] = {**section[key], **value}
+            else:
+                section[key] = value
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "astro.toml"
     path.write_text(_to_toml(raw))
@@ -67,6 +75,8 @@ def _to_toml(data: dict, prefix: str = "") -> str:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -222,3 +232,19 @@ def seed_loop(config: Path, weeks: list[str], actor: str = "seed"):
             config, week, STAGES_BEFORE_TRAINING + STAGES_AFTER_TRAINING, actor=f"{actor}-{week}"
         )
     return ctx
+
+
+DEMO_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
+
+
+def fit_model(frame, params: dict | None = None, n_jobs: int = 1):
+    """Fit the demo's default model (HistGradientBoosting, no early stopping) on churn rows."""
+    from include.demo.spec import DEMO_SPEC
+    from include.ml.modeling import fit
+
+    return fit(frame, DEMO_SPEC, DEMO_ESTIMATOR, {"early_stopping": False, **(params or {})}, n_jobs)
+
+
+def predict_proba(model, frame):
+    """The positive class's probability of each raw row (a binary TrainedModel)."""
+    return model.predict_raw_rows(frame)[:, 1]

@@ -197,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _log(f"dataset {spec.name!r}: {spec.task} label {spec.label!r}, {len(spec.features)} features")
     _log(f"loaded {len(train_df)} training rows from {args.train}")
+    if spec.label in train_df.columns and train_df[spec.label].isna().any():
+        _log(f"train: dropped {int(train_df[spec.label].isna().sum())} row(s) with a null label")
     _log(f"loaded {len(validation_df)} validation rows from {args.validation}")
     _log(f"estimator {estimator} with {json.dumps(params, sort_keys=True)}, n_jobs={args.n_jobs}")
 

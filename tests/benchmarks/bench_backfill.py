@@ -34,7 +34,7 @@ def backfill_weeks(folder: Path, weeks: list[str], rows: int, max_iter: int) -> 
         folder,
         local={"endpoint_port": endpoint_port},
         data={"rows_per_week": rows},
-        training={"max_iter": max_iter},
+        model={"params": {"max_iter": max_iter}},
     )
     airflow = Airflow(home, airflow_env(home, api_port, config), api_port)
     server = None

@@ -109,7 +109,7 @@ class FreshState:
             folder,
             local={"endpoint_port": port},
             data={"rows_per_week": rows},
-            training={"max_iter": max_iter},
+            model={"params": {"max_iter": max_iter}},
         )
         self.server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready(
             timeout=300

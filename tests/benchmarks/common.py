@@ -144,7 +144,7 @@ def register_production_model(config: Path, train_rows: int = 20_000, max_iter: 
 
     from include.config import load_settings
     from include.ml.sample_data import generate_week
-    from include.ml.train import fit_model
+    from helpers import fit_model
     from include.stages.context import StageContext
 
     ctx = StageContext(settings=load_settings(config), week="2030-W01", actor="benchmark")

@@ -334,7 +334,7 @@ def store_model(store, key: str, seed: int) -> str:
     import joblib
 
     from include.ml.sample_data import generate_week
-    from include.ml.train import fit_model
+    from helpers import fit_model
 
     buffer = io.BytesIO()
     joblib.dump(fit_model(generate_week("2026-W05", 600, seed=seed), {"max_iter": 10}), buffer)

@@ -65,7 +65,7 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory):
         folder,
         local={"endpoint_port": endpoint_port},
         data={"rows_per_week": 800, "covariate_drift_from_week": DRIFT_WEEK},
-        training={"max_iter": 20},
+        model={"params": {"max_iter": 20}},
     )
     timings: dict[str, float] = {}
     started = time.monotonic()

@@ -36,7 +36,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
     config = write_config(
         folder,
         data={"rows_per_week": ROWS, "covariate_drift_from_week": DRIFT_WEEK},
-        training={"max_iter": 20},
+        model={"params": {"max_iter": 20}},
         hardware={
             "training": {
                 "aws": {

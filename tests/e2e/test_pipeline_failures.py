@@ -34,10 +34,10 @@ def failures(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
     conf = {"source_uri": str(data / "churn_{week}.csv")}
     port = free_port()
     good = write_config(folder / "good", local={"endpoint_port": port, "root": str(folder / "mlops")},
-                        training={"max_iter": 60})  # fmt: skip
+                        model={"params": {"max_iter": 60}})  # fmt: skip
     # The same project with a crippled model: one two-leaf tree cannot beat the champion.
     worse = write_config(folder / "worse", local={"endpoint_port": port, "root": str(folder / "mlops")},
-                         training={"max_iter": 1, "max_leaf_nodes": 2})  # fmt: skip
+                         model={"params": {"max_iter": 1, "max_leaf_nodes": 2}})  # fmt: skip
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
     runs = {}
     try:

@@ -28,7 +28,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
         folder,
         local={"endpoint_port": port},
         data={"rows_per_week": ROWS, "covariate_drift_from_week": DRIFT_WEEK},
-        training={"max_iter": 60},
+        model={"params": {"max_iter": 60}},
     )
     os.environ["MLOPS_CONFIG"] = str(config)
     _clear_runs()

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
 from include.demo.spec import CATEGORIES, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
-from include.ml.train import fit_model
+from helpers import fit_model
 from include.serving.app import MAX_ROWS_PER_REQUEST, PredictRequest, create_app
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint

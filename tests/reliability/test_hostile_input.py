@@ -361,7 +361,7 @@ def test_connection_secret_never_written(tmp_path, airflow_db, caplog, capfd, mo
         local={"endpoint_port": port},
         data={"rows_per_week": 600},
         validation={"min_rows": 100},
-        training={"max_iter": 15},
+        model={"params": {"max_iter": 15}},
     )
     monkeypatch.setenv("MLOPS_CONFIG", str(config))
     from airflow.models.connection import Connection

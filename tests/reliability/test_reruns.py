@@ -140,7 +140,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
         folder,
         local={"endpoint_port": port},
         data={"rows_per_week": 800, "covariate_drift_from_week": DRIFT_WEEK},
-        training={"max_iter": 20},
+        model={"params": {"max_iter": 20}},
     )
     root = folder / "mlops"
     seed_mlflow_db(root / "mlflow", tmp_path_factory)

@@ -103,7 +103,7 @@ def test_task_killed_while_writing_a_data_version(scheduler_backfill, tmp_path) 
     from include.stages.context import StageContext
     from include.stages.ingest import ingest_week
 
-    clean_config = write_config(tmp_path, data={"rows_per_week": ROWS}, training={"max_iter": 40})
+    clean_config = write_config(tmp_path, data={"rows_per_week": ROWS}, model={"params": {"max_iter": 40}})
     clean = StageContext(settings=load_settings(clean_config), week=KILL_WEEK, actor=killed["run_id"])
     expected = ingest_week(clean)
     rows = warehouse.read_rows("data_versions", {"week": KILL_WEEK})

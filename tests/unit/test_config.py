@@ -52,10 +52,11 @@ def test_project_astro_toml_loads(settings, raw):
 
 
 def test_written_config_loads(tmp_path):
-    path = write_config(tmp_path, training={"max_iter": 20, "learning_rate": 1}, gate={"margin": 0.01})
+    path = write_config(tmp_path, model={"params": {"max_iter": 20, "learning_rate": 1}}, gate={"margin": 0.01})
     settings = load_settings(path)
-    assert settings.training.max_iter == 20
-    assert settings.training.learning_rate == 1.0 and isinstance(settings.training.learning_rate, float)
+    assert settings.model.params["max_iter"] == 20
+    assert settings.model.params["learning_rate"] == 1
+    assert settings.model.params["max_leaf_nodes"] == 31  # the shipped value: merged, not replaced
     assert settings.gate.margin == 0.01
     assert settings.provider_sections["local"]["root"] == str(tmp_path / "mlops")
     assert settings.config_path == path
@@ -92,8 +93,9 @@ def test_unknown_key(tmp_path, sections, words):
 @pytest.mark.parametrize(
     ("sections", "key"),
     [
-        ({"training": {"max_iter": "200"}}, "max_iter"),
-        ({"training": {"max_iter": 20.0}}, "max_iter"),
+        ({"model": {"estimator": 5}}, "estimator"),
+        ({"model": {"estimator": "not a path"}}, "estimator"),
+        ({"model": {"params": 3}}, "params"),
         ({"training": {"window_weeks": True}}, "window_weeks"),
         ({"drift": {"feature_psi_threshold": "0.2"}}, "feature_psi_threshold"),
         ({"gate": {"margin": False}}, "margin"),
@@ -118,6 +120,7 @@ def test_wrong_type(tmp_path, sections, key):
         ({"drift": {"feature_psi_threshold": 0.0}}, "feature_psi_threshold"),
         ({"drift": {"drifted_share_threshold": 2.0}}, "drifted_share_threshold"),
         ({"gate": {"metric": "accuracy"}}, "metric"),
+        ({"gate": {"metric": "rmse"}}, "metric"),
     ],
 )
 def test_out_of_range(tmp_path, sections, key):
@@ -125,6 +128,8 @@ def test_out_of_range(tmp_path, sections, key):
 
 
 def test_nan_is_out_of_range(tmp_path):
+    text = (PROJECT_ROOT / "astro.toml").read_text().replace("margin = 0.0", "margin = nan")
+    assert "margin" in _config_error(_write(tmp_path, text))
     text = (PROJECT_ROOT / "astro.toml").read_text().replace("learning_rate = 0.1", "learning_rate = nan")
     assert "learning_rate" in _config_error(_write(tmp_path, text))
 
@@ -160,10 +165,10 @@ def test_drift_week_set_or_empty(tmp_path):
 
 
 def test_mlops_config_env_var(tmp_path, monkeypatch):
-    path = write_config(tmp_path, training={"max_iter": 7})
+    path = write_config(tmp_path, model={"params": {"max_iter": 7}})
     monkeypatch.setenv("MLOPS_CONFIG", str(path))
     settings = load_settings()
-    assert settings.training.max_iter == 7
+    assert settings.model.params["max_iter"] == 7
     assert settings.config_path == path
     # an explicit path wins over the variable
     assert load_settings(PROJECT_ROOT / "astro.toml").config_path == PROJECT_ROOT / "astro.toml"
@@ -277,3 +282,58 @@ def test_hardware_profile(settings, raw):
 
 def test_hardware_profile_missing_is_empty():
     assert Settings().hardware_profile("training") == {}
+
+
+def test_the_demo_spec_is_the_default_dataset(settings):
+    from include.demo.spec import DEMO_SPEC
+
+    assert settings.dataset == DEMO_SPEC
+    assert settings.gate_metric == "roc_auc"  # [gate] metric empty: the binary task's first
+    assert settings.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
+
+
+def test_an_inline_dataset_spec(tmp_path):
+    dataset = {
+        "label": "price",
+        "task": "regression",
+        "features": {"rooms": {"kind": "numeric", "min": 0}, "city": {"kind": "categorical"}},
+    }
+    settings = load_settings(write_config(tmp_path, dataset=dataset))
+    assert settings.dataset.task == "regression" and settings.dataset.feature_names == ("rooms", "city")
+    assert settings.gate_metric == "rmse"
+    assert settings.estimator == "sklearn.ensemble.HistGradientBoostingRegressor"
+    assert settings.dataset.key_column == "row_key"  # no id column: derived keys
+    assert settings.dataset.prediction_columns() == {"price_prediction": "float"}
+
+
+@pytest.mark.parametrize(
+    ("dataset", "words"),
+    [
+        ({"task": "binary", "positive_class": "1"}, ["label", "required"]),
+        ({"label": "y", "task": "ordinal"}, ["task", "ordinal"]),
+        ({"label": "y", "task": "binary"}, ["positive_class", "required"]),
+        ({"label": "y", "task": "regression", "positive_class": "1"}, ["positive_class", "regression"]),
+        ({"label": "y", "task": "multiclass", "positive_class": "a"}, ["positive_class"]),
+        ({"label": "y", "task": "binary", "positive_class": "1", "classes": ["a", "b"]}, ["positive_class", "classes"]),
+        ({"label": "x", "task": "regression"}, ["x", "features", "label"]),
+        ({"label": "y", "task": "regression", "features": {"x": {"kind": "text"}}}, ["features.x.kind", "text"]),
+        ({"label": "y", "task": "regression", "features": {"x": {"kind": "numeric", "min": 5, "max": 1}}},
+         ["features.x", "min"]),
+        ({"label": "y", "task": "regression", "features": {"x": {"kind": "categorical", "min": 1}}},
+         ["features.x.min", "numeric"]),
+        ({"label": "y", "task": "regression", "id_column": "x"}, ["x", "features", "id_column"]),
+        ({"label": "y", "task": "regression", "colour": "red"}, ["unknown", "colour"]),
+        ({"label": "y", "task": "regression", "feature_function": "nope"}, ["feature_function"]),
+        ({"label": "week", "task": "regression"}, ["week", "reserved"]),
+    ],
+)
+def test_a_bad_dataset_spec_names_the_key(tmp_path, dataset, words):
+    dataset = {"features": {"x": {"kind": "numeric"}}, **dataset}
+    message = _config_error(write_config(tmp_path, dataset=dataset))
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_a_spec_file_that_is_missing_is_named(tmp_path):
+    message = _config_error(write_config(tmp_path, dataset={"spec": "nowhere/spec.toml"}))
+    assert "nowhere/spec.toml" in message and "[dataset] spec" in message

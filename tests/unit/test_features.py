@@ -3,13 +3,27 @@ import pandas as pd
 import pytest
 
 from include.demo import spec as schema
-from include.ml.features import (
-    CATEGORICAL_MODEL_FEATURES,
-    MODEL_FEATURES,
-    NUMERIC_MODEL_FEATURES,
-    build_features,
-)
+from include.demo.spec import DEMO_SPEC
+from include.ml.dataset import parse_spec
+from include.ml.features import build_features as build_with_spec
+from include.ml.features import record_features, request_records
 from include.ml.sample_data import generate_week
+
+DERIVED = (
+    "charges_per_tenure_month",
+    "tickets_per_product",
+    "is_month_to_month",
+    "engagement_minutes",
+    "monthly_to_average_charges",
+)
+NUMERIC_MODEL_FEATURES = (*schema.NUMERIC_FEATURES, *DERIVED)
+CATEGORICAL_MODEL_FEATURES = schema.CATEGORICAL_FEATURES
+MODEL_FEATURES = (*NUMERIC_MODEL_FEATURES, *CATEGORICAL_MODEL_FEATURES)
+
+
+def build_features(df):
+    """The demo spec's features (its feature function adds the derived columns)."""
+    return build_with_spec(df, DEMO_SPEC)
 
 ROW = {
     "customer_id": "C-1",
@@ -86,3 +100,53 @@ def test_chunks_equal_whole():
     whole = build_features(df)
     parts = pd.concat([build_features(df.iloc[i : i + 300]) for i in range(0, 1000, 300)])
     pd.testing.assert_frame_equal(whole, parts)
+
+
+PLAIN = parse_spec(
+    {
+        "label": "y",
+        "task": "binary",
+        "positive_class": "yes",
+        "features": {
+            "x": {"kind": "numeric", "min": 0, "max": 10},
+            "flag": {"kind": "boolean", "nullable": True},
+            "colour": {"kind": "categorical", "values": ["red", "blue"]},
+        },
+    }
+)
+
+
+def test_boolean_features_read_words_and_numbers():
+    frame = pd.DataFrame(
+        {"x": [1, 2, 3, 4], "flag": ["true", "No", "1", None], "colour": ["red", "blue", "red", None]}
+    )
+    out = build_with_spec(frame, PLAIN)
+    assert list(out.columns) == ["x", "flag", "colour"]
+    np.testing.assert_array_equal(out["flag"].to_numpy()[:3], [1.0, 0.0, 1.0])
+    assert np.isnan(out["flag"].iloc[3]) and pd.isna(out["colour"].iloc[3])
+
+
+def test_record_features_equal_the_frame_path_without_a_feature_function():
+    frame = pd.DataFrame({"x": [1.5, None], "flag": [True, False], "colour": ["red", "blue"]})
+    records = request_records(frame, PLAIN)
+    assert records == [
+        {"x": 1.5, "flag": True, "colour": "red"},
+        {"x": None, "flag": False, "colour": "blue"},
+    ]
+    arrays = record_features(records, PLAIN)
+    assert arrays is not None
+    whole = build_with_spec(frame, PLAIN)
+    np.testing.assert_array_equal(arrays["x"], whole["x"].to_numpy())
+    np.testing.assert_array_equal(arrays["flag"], whole["flag"].to_numpy())
+    assert list(arrays["colour"]) == list(whole["colour"])
+    assert record_features(records, DEMO_SPEC) is None  # a feature function needs a frame
+
+
+def test_a_feature_function_that_returns_the_wrong_shape_is_named():
+    spec = parse_spec({**DEMO_SPEC.to_dict(), "feature_function": f"{__name__}:_bad_function"})
+    with pytest.raises(ValueError, match="_bad_function must return a DataFrame"):
+        build_with_spec(generate_week("2026-W10", 20, seed=3), spec)
+
+
+def _bad_function(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.head(1)

@@ -10,8 +10,8 @@ from helpers import seed_mlflow_db
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week, write_parquet_bytes
 from include.demo.spec import ID_COLUMN, PREDICTION_COLUMN
-from include.ml.scoring import predict_proba
-from include.ml.train import fit_model
+from helpers import predict_proba
+from helpers import fit_model
 from providers.base import BatchScorer, ModelVersion
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.registry import MlflowModelRegistry

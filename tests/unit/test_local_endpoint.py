@@ -12,8 +12,8 @@ from helpers import EndpointServer, free_port, seed_mlflow_db
 
 from include.ml.sample_data import generate_week
 from include.demo.spec import ID_COLUMN, RAW_FEATURES
-from include.ml.scoring import predict_proba
-from include.ml.train import fit_model
+from helpers import predict_proba
+from helpers import fit_model
 from include.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST
 from providers.base import Deployment, ModelVersion, OnlineEndpoint
 from providers.local.endpoint import EndpointUnavailableError, LocalHttpEndpoint

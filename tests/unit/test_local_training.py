@@ -6,7 +6,8 @@ import pytest
 
 from include.errors import DeterministicError, MLOpsError
 from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.scoring import file_sha256, load_model, predict_proba
+from helpers import predict_proba
+from include.ml.scoring import file_sha256, load_model
 from providers.base import TrainingJobResult, TrainingJobs, TrainingJobSpec
 from providers.local.storage import LocalObjectStore
 from providers.local.training import SUCCESS_MARKER, SubprocessTrainingJobs, TrainingFailedError

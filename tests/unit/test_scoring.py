@@ -11,17 +11,28 @@ import pytest
 from include.errors import ArtifactIntegrityError
 from include.demo import spec as schema
 from include.ml.sample_data import generate_week, write_parquet_bytes
+from include.ml.modeling import task_metrics
 from include.ml.scoring import (
-    classification_metrics,
     file_sha256,
     iter_parquet_chunks,
     load_model,
-    predict_proba,
-    predict_proba_records,
     read_ahead,
     score_parquet,
 )
-from include.ml.train import fit_model
+from helpers import fit_model, predict_proba
+
+
+def predict_proba_records(model, records):
+    """The endpoint's path (request dicts, no pandas frames when the spec allows)."""
+    return model.predict_records(records)[:, 1] if records else np.empty(0)
+
+
+def classification_metrics(y, p):
+    """The binary task's metrics from 0/1 labels (None: unknown) and probabilities of 1."""
+    labels = pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(int(v)) for v in y])
+    known = labels.notna().to_numpy()
+    p = np.asarray(p, dtype=float)[known]
+    return task_metrics("binary", labels[known], np.column_stack([1 - p, p]), ["0", "1"])
 
 
 class _Tripwire:
@@ -91,8 +102,9 @@ def test_chunked_scoring_covers_every_row_once(model, tmp_path):
     assert all(0 < len(c) <= 700 for c in chunks)
     assert len(chunks) >= 4
     scored = pd.concat(chunks, ignore_index=True)
-    assert list(scored.columns) == [schema.ID_COLUMN, schema.PREDICTION_COLUMN]
+    assert list(scored.columns) == [schema.ID_COLUMN, schema.PREDICTION_COLUMN, "churn_class"]
     assert scored[schema.PREDICTION_COLUMN].dtype == np.float64
+    assert set(scored["churn_class"]) <= {"0", "1"}
     assert scored[schema.ID_COLUMN].tolist() == raw[schema.ID_COLUMN].tolist()
     np.testing.assert_allclose(scored[schema.PREDICTION_COLUMN].to_numpy(), predict_proba(model, raw))
 
@@ -136,12 +148,12 @@ def test_predict_proba_equals_the_sklearn_pipeline(model):
     raw.loc[:9, "region"] = "atlantis"  # never seen in training
     raw.loc[10:19, "plan_tier"] = None
     raw.loc[20:29, "monthly_charges"] = np.nan
-    expected = model.predict_proba(build_features(raw))[:, 1]
+    expected = model.pipeline.predict_proba(build_features(raw, model.spec))[:, 1]
     np.testing.assert_array_equal(predict_proba(model, raw), expected)
     for i in (0, 15, 25, 100):  # one row at a time
         np.testing.assert_array_equal(predict_proba(model, raw.iloc[[i]]), expected[[i]])
 
-    # the endpoint's path: request dicts, no pandas frames (None for a missing value)
+    # the endpoint's path: request dicts (None for a missing value)
     records = raw.astype(object).where(raw.notna(), None).to_dict(orient="records")
     assert records[10]["plan_tier"] is None and records[20]["monthly_charges"] is None
     np.testing.assert_array_equal(predict_proba_records(model, records), expected)

@@ -17,7 +17,7 @@ def seeded(tmp_path_factory):
         folder,
         local={"endpoint_port": free_port()},
         data={"rows_per_week": 800, "covariate_drift_from_week": "2026-W13"},
-        training={"max_iter": 20},
+        model={"params": {"max_iter": 20}},
     )
     ctx = seed_loop(config, WEEKS)
     return config, ctx
