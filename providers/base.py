@@ -312,6 +312,17 @@ class Warehouse(Protocol):
     def delete_rows(self, table: str, where: Mapping[str, Any]) -> int:
         """Delete the rows matching every ``where`` equality; return how many."""
 
+    def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run one read-only SELECT (or WITH) statement and return its result.
+
+        ``:name`` placeholders (outside literals and comments) take ``params[name]``, bound by
+        the driver: never formatted into the SQL. Timestamps compare in UTC.
+
+        Raises:
+            ParamError: the SQL is not one SELECT/WITH statement, or uses a placeholder that
+                ``params`` lacks (the message lists the supported ones).
+        """
+
 
 # --------------------------------------------------------------------------------------------
 

@@ -72,8 +72,10 @@ def source_param() -> Param:
     return _optional(
         "string",
         "Source",
-        "'sample' or a CSV/Parquet path template with {week}, e.g. data/churn_{week}.csv. "
-        "Empty: astro.toml's [data] source (sample as shipped).",
+        "'sample'; a CSV/Parquet file template with {week}, e.g. data/sales_{week}.csv (a local path, "
+        "file:// or a URI under the provider's storage); one CSV/Parquet file of many weeks, split by "
+        "[dataset] event_time_column; or 'query:SELECT ...' on the warehouse with :week, :week_start "
+        "and :week_end. Empty: astro.toml's [data] source (sample as shipped).",
         maxLength=1024,
     )
 

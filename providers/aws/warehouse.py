@@ -28,6 +28,7 @@ import pandas as pd
 from include.errors import MLOpsError
 from providers.aws.config import AwsSettings
 from providers.base import LOGICAL_TYPES, check_identifier
+from providers.queries import parse_query
 
 SQL_TYPES = {
     "string": "VARCHAR(65535)",
@@ -180,6 +181,29 @@ class SqlWarehouse:
             cursor.execute(f"DELETE FROM {self._name(table)}{clause}", params)
             return int(cursor.rowcount)
 
+    def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run one SELECT with ``:name`` placeholders, bound by the driver.
+
+        psycopg (``postgres``) takes ``%(name)s`` and reads every other ``%`` as a format
+        character, so literal ones are doubled first. redshift_connector (``redshift_sql``)
+        refuses ``%(name)s`` in its default ``format`` style and leaves quoted ``%`` alone, so
+        its cursor is switched to its ``named`` style and gets the ``:name`` placeholders as
+        they are. The session runs in UTC, so the timestamp parameters compare as UTC.
+        """
+        bound = parse_query(sql, params)
+        values = {name: _python(value) for name, value in bound.params.items()}
+        if self.kind == "postgres":
+            text = bound.render(lambda name: f"%({name})s", lambda part: part.replace("%", "%%"))
+        else:
+            text = bound.render(lambda name: f":{name}")
+        with self.transaction() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+            if self.kind != "postgres":
+                cursor.paramstyle = "named"
+            cursor.execute(text, values)
+            header = [d[0] for d in cursor.description]
+            return pd.DataFrame.from_records(cursor.fetchall(), columns=header)
+
 
 def _where(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
     """A parameterised WHERE of equalities (values never go into the SQL text)."""
@@ -242,17 +266,24 @@ class RedshiftDataApiWarehouse:
             target["DbUser"] = self.aws.redshift_db_user
         return target
 
-    def submit(self, statements: list[str]) -> str:
-        """Send statements (several: one BatchExecuteStatement = one transaction); return its id."""
+    def submit(self, statements: list[str], parameters: list[dict[str, str]] | None = None) -> str:
+        """Send statements (several: one BatchExecuteStatement = one transaction); return its id.
+
+        ``parameters`` (``{"name", "value"}`` items for the ``:name`` placeholders) go with a
+        single statement only: BatchExecuteStatement takes none.
+        """
         client = self.hook().conn
         if len(statements) == 1:
-            return client.execute_statement(Sql=statements[0], **self._target())["Id"]
+            extra = {"Parameters": parameters} if parameters else {}
+            return client.execute_statement(Sql=statements[0], **extra, **self._target())["Id"]
+        if parameters:
+            raise ValueError("parameters go with one statement; BatchExecuteStatement takes none")
         return client.batch_execute_statement(Sqls=statements, **self._target())["Id"]
 
-    def run(self, statements: list[str]) -> dict[str, Any]:
+    def run(self, statements: list[str], parameters: list[dict[str, str]] | None = None) -> dict[str, Any]:
         """Send statements and wait until they finished; return the final DescribeStatement."""
         client = self.hook().conn
-        statement_id = self.submit(statements)
+        statement_id = self.submit(statements, parameters)
         deadline = time.monotonic() + self.timeout_seconds
         delay = 0.2
         while True:
@@ -323,10 +354,10 @@ class RedshiftDataApiWarehouse:
         self.run(statements)
         return count
 
-    def read_rows_sql(self, sql: str) -> pd.DataFrame:
-        """Run a SELECT and return its result as a frame."""
+    def read_rows_sql(self, sql: str, parameters: list[dict[str, str]] | None = None) -> pd.DataFrame:
+        """Run a SELECT (with the Data API's ``parameters``, if any) and return its result as a frame."""
         client = self.hook().conn
-        described = self.run([sql])
+        described = self.run([sql], parameters)
         if not described.get("HasResultSet"):
             return pd.DataFrame()
         records, header, token = [], [], None
@@ -356,6 +387,33 @@ class RedshiftDataApiWarehouse:
         """Delete the matching rows; return how many (the statement's ResultRows)."""
         described = self.run([f"DELETE FROM {self._name(table)}{_literal_where(where)}"])
         return int(described.get("ResultRows") or 0)
+
+    def query_request(self, sql: str, params: Mapping[str, Any]) -> tuple[str, list[dict[str, str]]]:
+        """The statement and the ``Parameters`` of a query: the Data API binds ``:name`` itself."""
+        bound = parse_query(sql, params)
+        parameters = [{"name": name, "value": data_api_value(value)} for name, value in bound.params.items()]
+        return bound.render(lambda name: f":{name}"), parameters
+
+    def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run one SELECT with ``:name`` placeholders, bound by the Data API (``Parameters``)."""
+        return self.read_rows_sql(*self.query_request(sql, params))
+
+
+def data_api_value(value: Any) -> str:
+    """A Data API parameter value: a string that Redshift casts to the column's type.
+
+    Timestamps are ISO with their offset (``2026-01-26 00:00:00+00:00``).
+    """
+    value = _python(value)
+    if value is None:
+        raise ValueError("the Redshift Data API takes no NULL parameter: leave the placeholder out")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def _literal_where(where: Mapping[str, Any]) -> str:

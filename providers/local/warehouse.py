@@ -23,6 +23,7 @@ import pandas as pd
 
 from providers.base import LOGICAL_TYPES, check_identifier
 from providers.local.atomic import temp_beside
+from providers.queries import parse_query
 
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
@@ -148,6 +149,17 @@ class DuckDBWarehouse:
             count = con.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()[0]
             con.execute(f"DELETE FROM {table}{clause}", params)
         return int(count)
+
+    def query(self, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
+        """Run one SELECT with ``:name`` placeholders bound by DuckDB (as ``$name``).
+
+        The session's time zone is UTC, so a TIMESTAMP column compares with the timestamp
+        parameters as UTC and TIMESTAMPTZ results come back in UTC, whatever the machine's zone.
+        """
+        bound = parse_query(sql, params)
+        with self.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.execute(bound.render(lambda name: f"${name}"), bound.params).df()
 
 
 def _stage(chunks: Iterable[pd.DataFrame], path: Path) -> int:

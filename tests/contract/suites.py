@@ -20,12 +20,13 @@ import json
 import math
 import threading
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from include.errors import ArtifactIntegrityError
+from include.errors import ArtifactIntegrityError, ParamError
 from providers.base import (
     BatchScorer,
     ModelRegistry,
@@ -242,6 +243,72 @@ class WarehouseContract:
             warehouse.read_rows(name)
         with pytest.raises(ValueError):
             warehouse.replace_rows(table, {name: 1}, _rows("w", 1))
+
+    # ---------------------------------------------------------------- query
+
+    @pytest.fixture
+    def timed_table(self, warehouse):
+        """Rows around the week 2026-W05 (Monday 26 January to Sunday 1 February)."""
+        name = unique("q")
+        warehouse.ensure_table(name, {"n": "int", "note": "string", "ts": "timestamp"})
+        times = ["2026-01-25 23:59:59", "2026-01-26 00:00:00", "2026-02-01 23:59:59", "2026-02-02 00:00:00"]
+        frame = pd.DataFrame({"n": [1, 2, 3, 4], "note": ["a", "O'Brien", "100%", "d"]})
+        warehouse.replace_rows(name, {"n": 0}, frame.assign(ts=pd.to_datetime(times, utc=True)))
+        return name
+
+    WEEK_PARAMS = {
+        "week": "2026-W05",
+        "week_start": datetime(2026, 1, 26, tzinfo=UTC),
+        "week_end": datetime(2026, 2, 2, tzinfo=UTC),
+    }
+
+    def test_query_binds_the_week_timestamps(self, warehouse, timed_table):
+        read = warehouse.query(
+            f"SELECT n, :week AS week FROM {timed_table} "
+            "WHERE :week_start <= ts AND ts < :week_end ORDER BY n",
+            self.WEEK_PARAMS,
+        )
+        assert read["n"].tolist() == [2, 3] and read["week"].tolist() == ["2026-W05"] * 2
+
+    def test_query_values_with_quotes_are_bound_not_formatted(self, warehouse, timed_table):
+        params = {**self.WEEK_PARAMS, "week": "O'Brien"}
+        read = warehouse.query(f"SELECT n FROM {timed_table} WHERE note = :week", params)
+        assert read["n"].tolist() == [2]
+        nasty = "x'); DROP TABLE t; -- \\ \" %s %(week)s :week_end"
+        echoed = warehouse.query("SELECT :week AS v", {**params, "week": nasty})
+        assert echoed["v"].tolist() == [nasty]
+        assert len(warehouse.read_rows(timed_table)) == 4
+
+    def test_query_leaves_literals_comments_casts_and_percent_alone(self, warehouse, timed_table):
+        read = warehouse.query(
+            f"SELECT n, 'it''s :week, 100%' AS lit, CAST(ts AS DATE)::VARCHAR AS day "
+            f"FROM {timed_table} -- :not_a_placeholder\n"
+            f"WHERE note LIKE '%\\%%' ESCAPE '\\' /* :nor_this */ AND n = :n;",
+            {"n": 3},
+        )
+        assert read["lit"].tolist() == ["it's :week, 100%"] and read["day"].tolist() == ["2026-02-01"]
+
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "DELETE FROM {table}",
+            "UPDATE {table} SET note = 'x'",
+            "DROP TABLE {table}",
+            "SELECT 1; DELETE FROM {table}",
+            "WITH gone AS (DELETE FROM {table} RETURNING n) SELECT n FROM gone",
+            "SELECT n INTO copy_of_it FROM {table}",
+            "",
+        ],
+    )
+    def test_query_refuses_anything_but_one_select(self, warehouse, timed_table, sql):
+        with pytest.raises(ParamError):
+            warehouse.query(sql.format(table=timed_table), self.WEEK_PARAMS)
+        assert len(warehouse.read_rows(timed_table)) == 4
+
+    def test_query_with_an_unknown_placeholder_lists_the_supported_ones(self, warehouse, timed_table):
+        with pytest.raises(ParamError, match=":week, :week_end, :week_start") as raised:
+            warehouse.query(f"SELECT n FROM {timed_table} WHERE ts < :week_stop", self.WEEK_PARAMS)
+        assert ":week_stop" in str(raised.value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from emulators import REGION, ROLE_ARN
+from emulators import REGION, ROLE_ARN, wait_for
 
 from contract.suites import training_inputs, training_spec
 from contract.test_aws import aws_settings
-from include.errors import ConfigError
+from include.errors import ConfigError, ParamError
 from providers.aws.config import AwsSettings, TrainingProfile, sklearn_image
 from providers.aws.storage import S3ObjectStore
 from providers.aws.training import SageMakerTrainingJobs, TrainingFailedError
 from providers.aws.triggers import SageMakerJobTrigger
-from providers.aws.warehouse import RedshiftDataApiWarehouse, sql_literal
+from providers.aws.warehouse import RedshiftDataApiWarehouse, SqlWarehouse, sql_literal
 
 
 @pytest.fixture
@@ -200,3 +202,132 @@ def test_data_api_statements_reach_the_service_through_the_hook(aws_env):
     described = server.client("redshift-data").describe_statement(Id=statement_id)
     assert described["QueryString"] == "DELETE FROM public.predictions WHERE week = '2026-W05'"
     assert described["ClusterIdentifier"] == "analytics" and described["Database"] == "dev"
+
+
+# --------------------------------------------------------------------------------------------
+# warehouse queries beyond PostgreSQL: the Data API request, redshift_connector's paramstyle
+
+WEEK_PARAMS = {
+    "week": "2026-W05",
+    "week_start": datetime(2026, 1, 26, tzinfo=UTC),
+    "week_end": datetime(2026, 2, 2, tzinfo=UTC),
+}
+
+
+def _moto_statement(query_string: str):
+    """The statement moto's Redshift Data API backend (in this process) holds for a query."""
+    from moto.redshiftdata.models import redshiftdata_backends
+
+    for regions in redshiftdata_backends.values():
+        for backend in regions.values():
+            for statement in backend.statements.values():
+                if statement.query_string == query_string:
+                    return statement
+    return None
+
+
+def test_warehouse_query_over_the_data_api_sends_the_statement_and_its_parameters(aws_env):
+    server = aws_env[0]
+    aws = AwsSettings(
+        conn_id="aws_test", bucket="mlops-test", region=REGION, warehouse="redshift_data_api",
+        redshift_cluster_identifier="analytics", redshift_db_user="mlops", redshift_database="dev",
+    )  # fmt: skip
+    warehouse = RedshiftDataApiWarehouse(aws, timeout_seconds=60)
+    marker = uuid.uuid4().hex
+    sql = (
+        f"SELECT * FROM sales WHERE week = :week AND :week_start <= ts AND ts < :week_end "
+        f"AND note <> 'O''Brien :week' AND ts::date IS NOT NULL -- {marker}"
+    )
+    outcome: dict = {}
+
+    def run_query() -> None:
+        try:
+            outcome["frame"] = warehouse.query(sql, {**WEEK_PARAMS, "unused": "not sent"})
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run_query, daemon=True)
+    worker.start()
+    wait_for(lambda: _moto_statement(sql) is not None or "error" in outcome)
+    assert "error" not in outcome, outcome
+    statement = _moto_statement(sql)
+    described = server.client("redshift-data").describe_statement(Id=statement.id)
+    assert described["QueryString"] == sql  # the placeholders as the Data API spells them
+    assert described["QueryParameters"] == [
+        {"name": "week", "value": "2026-W05"},
+        {"name": "week_start", "value": "2026-01-26 00:00:00+00:00"},
+        {"name": "week_end", "value": "2026-02-02 00:00:00+00:00"},
+    ]
+    assert described["ClusterIdentifier"] == "analytics" and described["DbUser"] == "mlops"
+    # moto never finishes a statement: finish it, and the query reads moto's canned result
+    statement.has_result_set = True
+    statement.status = "FINISHED"
+    worker.join(timeout=30)
+    assert not worker.is_alive() and "error" not in outcome, outcome
+    assert list(outcome["frame"].columns) == ["Number", "Street", "City"]
+    assert outcome["frame"]["Number"].tolist() == [10, 50, 100]
+
+
+def test_warehouse_query_over_the_data_api_refuses_a_write_before_sending_it():
+    aws = AwsSettings(bucket="my-bucket", warehouse="redshift_data_api", redshift_workgroup_name="wg")
+    warehouse = RedshiftDataApiWarehouse(aws)
+    with pytest.raises(ParamError, match="SELECT"):
+        warehouse.query_request("DELETE FROM sales WHERE week = :week", WEEK_PARAMS)
+    with pytest.raises(ParamError, match=":week, :week_end, :week_start"):
+        warehouse.query_request("SELECT * FROM sales WHERE week = :wek", WEEK_PARAMS)
+
+
+class _RecordingCursor:
+    """A DB-API cursor that records what it is asked to execute."""
+
+    def __init__(self) -> None:
+        self.paramstyle = "format"
+        self.executed: list[tuple[str, object, str]] = []
+        self.description = [("n",), ("note",)]
+
+    def execute(self, sql, params=None) -> None:
+        self.executed.append((sql, params, self.paramstyle))
+
+    def fetchall(self):
+        return [(1, "O'Brien")]
+
+    def close(self) -> None:
+        pass
+
+
+class _RecordingConnection:
+    def __init__(self) -> None:
+        self.cursor_ = _RecordingCursor()
+        self.autocommit = True
+
+    def cursor(self):
+        return self.cursor_
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_warehouse_query_over_redshift_sql_uses_the_drivers_named_style(monkeypatch):
+    from redshift_connector.core import convert_paramstyle
+
+    connection = _RecordingConnection()
+    warehouse = SqlWarehouse("redshift_default", "redshift_sql")
+    monkeypatch.setattr(warehouse, "hook", lambda: type("Hook", (), {"get_conn": lambda self: connection})())
+    sql = "SELECT n, note FROM sales WHERE note LIKE '100%' AND ts >= :week_start AND ts < :week_end"
+    frame = warehouse.query(sql, WEEK_PARAMS)
+    assert frame.to_dict("records") == [{"n": 1, "note": "O'Brien"}]
+    (setting, _, _), (sent, values, style) = connection.cursor_.executed
+    assert setting == "SET TIME ZONE 'UTC'"
+    assert style == "named" and sent == sql and values == {
+        "week_start": WEEK_PARAMS["week_start"], "week_end": WEEK_PARAMS["week_end"],
+    }  # fmt: skip
+    # what redshift_connector itself makes of it: positional $n, the '%' inside quotes untouched
+    statement, make_args = convert_paramstyle("named", sent)
+    assert statement == "SELECT n, note FROM sales WHERE note LIKE '100%' AND ts >= $1 AND ts < $2"
+    assert list(make_args(values)) == [WEEK_PARAMS["week_start"], WEEK_PARAMS["week_end"]]
