@@ -256,7 +256,10 @@ def _dataset(raw: Any, config_path: Path) -> DatasetSpec:
         candidates = [Path(raw["spec"])] if Path(raw["spec"]).is_absolute() else [
             config_path.parent / raw["spec"], PROJECT_ROOT / raw["spec"]]  # fmt: skip
         path = next((p for p in candidates if p.is_file()), candidates[0])
-        return load_dataset_spec(path)
+        try:
+            return load_dataset_spec(path)
+        except ConfigError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from None
     try:
         return parse_spec(raw, f"{config_path}: [dataset]")
     except DatasetSpecError as exc:

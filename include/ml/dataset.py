@@ -40,6 +40,7 @@ ROW_KEY = "row_key"
 # Column names the loop writes itself next to the spec's columns.
 RESERVED = ("week", "model_version", ROW_KEY)
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_WHOLE_FLOAT = re.compile(r"^-?\d+\.0+$")
 _FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _FEATURE_KEYS = {"kind", "min", "max", "values", "nullable"}
 _SPEC_KEYS = {
@@ -253,6 +254,8 @@ def canonical_value(value: Any) -> str | None:
     if isinstance(value, int) or type(value).__name__.startswith(("int", "uint")):
         return str(int(value))
     text = str(value).strip()
+    if _WHOLE_FLOAT.fullmatch(text):  # "1.0": an integer label written by a float column (CSV)
+        text = text.split(".")[0]
     return text or None
 
 

@@ -636,7 +636,7 @@ def _row_detail(
 
 
 def _label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
-    """Return a batch failure for each feature that looks like (or is named like) the label.
+    """Return a batch failure for each column that looks like (or is named like) the label.
 
     A feature leaks the label when its name contains the label's stem (``churned`` -> ``churn``)
     or is ``label``/``target``, or, over the labelled rows, it equals the label (or its
@@ -647,7 +647,9 @@ def _label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]
     failures = []
     label_name = spec.label
     stem = label_name.removesuffix("ed").lower()
-    features = [f.name for f in spec.features if f.name in frame.columns]
+    # the features, and any column the spec does not know (already a batch failure: name why)
+    not_read = {label_name, spec.id_column, spec.event_time_column, *spec.ignore}
+    features = [column for column in frame.columns if column not in not_read]
     for column in features:
         simple = re.sub(r"[^a-z0-9]", "", str(column).lower())
         if (len(stem) >= 4 and stem in simple) or simple in _LABEL_NAMES:

@@ -141,10 +141,10 @@ def register_production_model(config: Path, train_rows: int = 20_000, max_iter: 
     import tempfile
 
     import joblib
+    from helpers import fit_model
 
     from include.config import load_settings
     from include.ml.sample_data import generate_week
-    from helpers import fit_model
     from include.stages.context import StageContext
 
     ctx = StageContext(settings=load_settings(config), week="2030-W01", actor="benchmark")

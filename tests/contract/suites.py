@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from include.demo.spec import DEMO_SPEC
 from include.errors import ArtifactIntegrityError, ParamError
 from providers.base import (
     BatchScorer,
@@ -339,6 +340,7 @@ def training_spec(
         output_prefix=f"training/{name}/output",
         hyperparameters={"learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 15},
         hardware=hardware or {},
+        dataset_spec=DEMO_SPEC.to_json(),
     )
 
 
@@ -399,9 +401,9 @@ def store_model(store, key: str, seed: int) -> str:
     import io
 
     import joblib
+    from helpers import fit_model
 
     from include.ml.sample_data import generate_week
-    from helpers import fit_model
 
     buffer = io.BytesIO()
     joblib.dump(fit_model(generate_week("2026-W05", 600, seed=seed), {"max_iter": 10}), buffer)
@@ -577,8 +579,8 @@ class RegistryContract(_Models):
 
 def smoke_rows(n: int = 5) -> list[dict]:
     """Raw rows as a client sends them."""
-    from include.ml.sample_data import generate_week
     from include.demo.spec import ID_COLUMN, RAW_FEATURES
+    from include.ml.sample_data import generate_week
 
     frame = generate_week("2026-W07", n, seed=7)
     return json.loads(frame[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records", date_format="iso"))

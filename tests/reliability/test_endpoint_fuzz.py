@@ -17,15 +17,14 @@ import httpx
 import joblib
 import pytest
 import schemathesis
-from helpers import EndpointServer, free_port, seed_mlflow_db
+from helpers import EndpointServer, fit_model, free_port, seed_mlflow_db
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from include.demo.spec import CATEGORIES, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
-from include.demo.spec import CATEGORIES, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
-from helpers import fit_model
 from include.serving.app import MAX_ROWS_PER_REQUEST, PredictRequest, create_app
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint

@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 from helpers import ROOT, EndpointServer, free_port, seed_mlflow_db, write_config
 
+from include.demo.spec import DEMO_SPEC
+
 pytestmark = [pytest.mark.timeout(300)]
 SETTINGS = {"data": {"rows_per_week": 400}, "training": {"max_iter": 20}}
 TABLE: list[tuple[str, str, str, str]] = []  # fault, where injected, what the retry produced, lost
@@ -371,6 +373,7 @@ def test_training_process_killed_mid_job(main: Root, tmp_path: Path) -> None:
         output_prefix=f"{prefix}/output",
         hyperparameters=json.loads(run["hyperparameters"].iloc[0]),
         hardware=json.loads(run["hardware"].iloc[0]),
+        dataset_spec=DEMO_SPEC.to_json(),
     )
     expected = SubprocessTrainingJobs(clean).run(spec)
     assert not expected.reused

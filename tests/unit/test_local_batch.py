@@ -5,13 +5,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import seed_mlflow_db
+from helpers import fit_model, predict_proba, seed_mlflow_db
 
+from include.demo.spec import ID_COLUMN, PREDICTION_COLUMN
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.demo.spec import ID_COLUMN, PREDICTION_COLUMN
-from helpers import predict_proba
-from helpers import fit_model
 from providers.base import BatchScorer, ModelVersion
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.registry import MlflowModelRegistry
@@ -50,7 +48,7 @@ def test_scores_every_row_once_in_chunks(setup, version):
     chunks = list(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000).score(version, INPUT_KEY))
     assert [len(chunk) for chunk in chunks] == [1000, 1000, 500]
     for chunk in chunks:
-        assert list(chunk.columns) == [ID_COLUMN, PREDICTION_COLUMN]
+        assert list(chunk.columns) == [ID_COLUMN, PREDICTION_COLUMN, "churn_class"]
         assert chunk[PREDICTION_COLUMN].dtype == np.float64
     scored = pd.concat(chunks, ignore_index=True)
     assert scored[ID_COLUMN].is_unique

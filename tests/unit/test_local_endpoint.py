@@ -8,12 +8,10 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from helpers import EndpointServer, free_port, seed_mlflow_db
+from helpers import EndpointServer, fit_model, free_port, predict_proba, seed_mlflow_db
 
-from include.ml.sample_data import generate_week
 from include.demo.spec import ID_COLUMN, RAW_FEATURES
-from helpers import predict_proba
-from helpers import fit_model
+from include.ml.sample_data import generate_week
 from include.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST
 from providers.base import Deployment, ModelVersion, OnlineEndpoint
 from providers.local.endpoint import EndpointUnavailableError, LocalHttpEndpoint

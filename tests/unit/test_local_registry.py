@@ -4,13 +4,11 @@ from urllib.parse import unquote, urlparse
 
 import joblib
 import pytest
-from helpers import seed_mlflow_db
+from helpers import fit_model, predict_proba, seed_mlflow_db
 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
-from helpers import predict_proba
 from include.ml.scoring import file_sha256, load_model
-from helpers import fit_model
 from providers.base import ModelRegistry, ModelVersion
 from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore

@@ -3,10 +3,11 @@ import logging
 import time
 
 import pytest
+from helpers import predict_proba
 
+from include.demo.spec import DEMO_SPEC
 from include.errors import DeterministicError, MLOpsError
 from include.ml.sample_data import generate_week, write_parquet_bytes
-from helpers import predict_proba
 from include.ml.scoring import file_sha256, load_model
 from providers.base import TrainingJobResult, TrainingJobs, TrainingJobSpec
 from providers.local.storage import LocalObjectStore
@@ -34,6 +35,7 @@ def _spec(name: str, train_key: str = "datasets/week=2026-W06/train.parquet") ->
         output_prefix=f"models/{name}",
         hyperparameters=HPS,
         hardware={"n_jobs": 1},
+        dataset_spec=DEMO_SPEC.to_json(),
     )
 
 

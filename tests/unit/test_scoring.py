@@ -7,11 +7,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import fit_model, predict_proba
 
-from include.errors import ArtifactIntegrityError
 from include.demo import spec as schema
-from include.ml.sample_data import generate_week, write_parquet_bytes
+from include.errors import ArtifactIntegrityError
 from include.ml.modeling import task_metrics
+from include.ml.sample_data import generate_week, write_parquet_bytes
 from include.ml.scoring import (
     file_sha256,
     iter_parquet_chunks,
@@ -19,7 +20,6 @@ from include.ml.scoring import (
     read_ahead,
     score_parquet,
 )
-from helpers import fit_model, predict_proba
 
 
 def predict_proba_records(model, records):

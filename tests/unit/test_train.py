@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import fit_model, predict_proba
 
 from include.demo.spec import DEMO_SPEC

@@ -11,6 +11,7 @@ import pytest
 
 from include.demo.spec import (
     CATEGORIES,
+    DEMO_SPEC,
     ID_COLUMN,
     LABEL_COLUMN,
     NUMERIC_RANGES,
@@ -55,7 +56,7 @@ def clean_frame(week: str = WEEK, n: int = N, seed: int = 0) -> pd.DataFrame:
 
 
 def run(df: pd.DataFrame, fraction: float = FRACTION) -> ValidationOutcome:
-    return validate_week(df, WEEK, max_bad_row_fraction=fraction, min_rows=MIN_ROWS)
+    return validate_week(df, WEEK, max_bad_row_fraction=fraction, min_rows=MIN_ROWS, spec=DEMO_SPEC)
 
 
 def batch_failure(outcome: ValidationOutcome, expectation: str, column: str | None = None) -> dict:
@@ -99,7 +100,7 @@ def test_clean_week_passes_with_no_bad_rows(clean: pd.DataFrame, clean_outcome: 
 
 def test_clean_csv_round_trip_passes(clean: pd.DataFrame) -> None:
     data = clean.to_csv(index=False).encode()
-    parsed = parse_raw(data, "week.csv")
+    parsed = parse_raw(data, "week.csv", DEMO_SPEC)
     assert str(parsed[TIME_COLUMN].dtype).startswith("datetime64") and parsed[TIME_COLUMN].dt.tz is not None
     assert run(parsed).passed
 
@@ -107,7 +108,7 @@ def test_clean_csv_round_trip_passes(clean: pd.DataFrame) -> None:
 def test_clean_parquet_round_trip_passes(clean: pd.DataFrame) -> None:
     buffer = io.BytesIO()
     clean.to_parquet(buffer)
-    parsed = parse_raw(buffer.getvalue(), "week.parquet")
+    parsed = parse_raw(buffer.getvalue(), "week.parquet", DEMO_SPEC)
     assert len(parsed) == N
     assert run(parsed).passed
 
@@ -156,7 +157,7 @@ def test_wrong_dtype_rejects_batch_without_crashing(clean: pd.DataFrame) -> None
 def test_wrong_dtype_from_csv(clean: pd.DataFrame) -> None:
     df = clean.copy().astype({"tenure_months": object})
     df.loc[5, "tenure_months"] = "twelve"
-    parsed = parse_raw(df.to_csv(index=False).encode(), "w.csv")
+    parsed = parse_raw(df.to_csv(index=False).encode(), "w.csv", DEMO_SPEC)
     outcome = run(parsed)
     assert not outcome.passed
     batch_failure(outcome, "expect_column_values_to_be_in_type_list", "tenure_months")
@@ -248,7 +249,7 @@ def dirty(clean: pd.DataFrame) -> pd.DataFrame:
     df.loc[14, TIME_COLUMN] = MONDAY + pd.Timedelta(days=7)  # next Monday 00:00: outside
     df.loc[15, TIME_COLUMN] = MONDAY  # the week's first instant: inside
     df.loc[16, TIME_COLUMN] = "not a date"
-    return parse_raw(df.to_csv(index=False).encode(), "2026-W05.csv")
+    return parse_raw(df.to_csv(index=False).encode(), "2026-W05.csv", DEMO_SPEC)
 
 
 @pytest.fixture(scope="module")
@@ -332,12 +333,12 @@ def test_too_many_bad_rows_reject_batch(clean: pd.DataFrame) -> None:
 def test_parse_empty_file() -> None:
     for name in ("w.csv", "w.parquet"):
         with pytest.raises(BatchUnreadable, match="empty"):
-            parse_raw(b"", name)
+            parse_raw(b"", name, DEMO_SPEC)
 
 
 def test_parse_header_only_csv() -> None:
     with pytest.raises(BatchUnreadable, match="header .* but no data rows"):
-        parse_raw((",".join(RAW_COLUMNS) + "\n").encode(), "w.csv")
+        parse_raw((",".join(RAW_COLUMNS) + "\n").encode(), "w.csv", DEMO_SPEC)
 
 
 def test_parse_truncated_parquet(clean: pd.DataFrame) -> None:
@@ -345,9 +346,9 @@ def test_parse_truncated_parquet(clean: pd.DataFrame) -> None:
     clean.to_parquet(buffer)
     data = buffer.getvalue()
     with pytest.raises(BatchUnreadable, match="Parquet file is truncated or corrupt"):
-        parse_raw(data[: len(data) // 2], "w.parquet")
+        parse_raw(data[: len(data) // 2], "w.parquet", DEMO_SPEC)
     with pytest.raises(BatchUnreadable, match="truncated or corrupt"):
-        parse_raw(b"definitely not parquet", "w.pq")
+        parse_raw(b"definitely not parquet", "w.pq", DEMO_SPEC)
 
 
 def test_parse_malformed_csv(clean: pd.DataFrame) -> None:
@@ -356,25 +357,25 @@ def test_parse_malformed_csv(clean: pd.DataFrame) -> None:
     ragged = "\n".join([*lines[:3], lines[3] + ",extra", *lines[4:]]) + "\n"
     width = len(RAW_COLUMNS)
     with pytest.raises(BatchUnreadable, match=f"line 4 has {width + 1} fields but the header has {width}"):
-        parse_raw(ragged.encode(), "w.csv")
+        parse_raw(ragged.encode(), "w.csv", DEMO_SPEC)
     short = "\n".join([*lines[:2], lines[2].rsplit(",", 1)[0], *lines[3:]]) + "\n"
     with pytest.raises(BatchUnreadable, match=f"line 3 has {len(RAW_COLUMNS) - 1} fields"):
-        parse_raw(short.encode(), "w.csv")
+        parse_raw(short.encode(), "w.csv", DEMO_SPEC)
     quoting = "\n".join([*lines[:2], '"' + lines[2], *lines[3:]]) + "\n"
     with pytest.raises(BatchUnreadable, match="malformed"):
-        parse_raw(quoting.encode(), "w.csv")
+        parse_raw(quoting.encode(), "w.csv", DEMO_SPEC)
 
 
 def test_parse_non_utf8_csv(clean: pd.DataFrame) -> None:
     data = clean.head(5).to_csv(index=False).encode()
     data = data[:300] + b"\xff" + data[300:]
     with pytest.raises(BatchUnreadable, match=r"not valid UTF-8 \(invalid byte 0xff at position 300"):
-        parse_raw(data, "w.csv")
+        parse_raw(data, "w.csv", DEMO_SPEC)
 
 
 def test_parse_unknown_suffix() -> None:
     with pytest.raises(BatchUnreadable, match="only CSV"):
-        parse_raw(b"a,b\n1,2\n", "w.xlsx")
+        parse_raw(b"a,b\n1,2\n", "w.xlsx", DEMO_SPEC)
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -406,7 +407,7 @@ def test_report_of_a_rejected_batch(clean: pd.DataFrame) -> None:
 
 def test_unreadable_report() -> None:
     try:
-        parse_raw(b"\xff\xfe", "w.csv")
+        parse_raw(b"\xff\xfe", "w.csv", DEMO_SPEC)
     except BatchUnreadable as error:
         report = render_unreadable_report(WEEK, error.reason, "raw/w.csv")
     assert report.startswith(f"# Week {WEEK}: batch REJECTED")
