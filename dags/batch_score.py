@@ -2,8 +2,8 @@
 ### batch_score
 
 Scores every validated row of the week with the `production` model and replaces the week's
-partition of the `predictions` table (customer, probability, model version) in one
-transaction: a re-run leaves exactly one prediction per row.
+partition of the `predictions` table (the row key, the dataset spec's prediction columns, the
+model version) in one transaction: a re-run leaves exactly one prediction per row.
 """
 
 from airflow.sdk import dag

@@ -2,8 +2,9 @@
 ### evaluate_model
 
 The gate: scores the week's latest challenger and the production champion on the same
-held-out rows of the week (`[gate] metric`, default ROC AUC). The challenger passes when it
-beats the champion by more than `[gate] margin`, or when there is no champion yet. The decision
+held-out rows of the week (`[gate] metric`; by default the task's first: ROC AUC, log loss or
+RMSE). The challenger passes when it beats the champion by more than `[gate] margin` in the
+metric's direction, or when there is no champion yet. The decision
 is recorded in `evaluations`; re-runs compare with the same champion, so they decide the same.
 """
 

@@ -7,8 +7,8 @@ Compares the week with the weeks before it (the training window, starting at the
   than `[drift] drifted_share_threshold` of the features drifted;
 - **prediction drift**: PSI of the week's scores against the same model's scores on the
   reference weeks;
-- **concept drift**: once labels are in, the live ROC AUC on the week's held-out rows against
-  the validation ROC AUC of the model that scored them.
+- **concept drift**: once labels are in, the gate metric on the week's held-out rows against
+  the same metric of the model that scored them at validation.
 
 Writes `drift_metrics`, `drift_summary` and an HTML report (`reports/drift/week=<week>/`).
 On drift it triggers `retrain_pipeline` for the week once (run id `drift_retrain__<week>`),

@@ -84,7 +84,7 @@ class Settings:
     """Everything a task needs to know about the project, for one run."""
 
     provider: str = "local"
-    model_name: str = "churn"
+    model_name: str = "model"
     dataset: DatasetSpec = field(default_factory=lambda: load_dataset_spec(PROJECT_ROOT / DEMO_SPEC))
     model: ModelSettings = field(default_factory=ModelSettings)
     data: DataSettings = field(default_factory=DataSettings)
@@ -205,7 +205,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         kwargs[key] = _section(cls, raw.get(key, {}), f"[{key}]", config_path)
     settings = Settings(
         provider=os.environ.get("MLOPS_PROVIDER") or project.get("provider", "local"),
-        model_name=project.get("model_name", "churn"),
+        model_name=project.get("model_name", "model"),
         dataset=_dataset(raw.get("dataset"), config_path),
         model=_model(raw.get("model", {}), config_path),
         provider_sections={name: raw.get(name, {}) for name in KNOWN_PROVIDERS},

@@ -263,10 +263,12 @@ class ValidationOutcome:
         passed: True if the batch is accepted (its good rows go on).
         batch_failures: failed batch-level checks, each ``{"expectation", "column", "detail"}``.
         row_failures: failed row-level checks, each ``{"expectation", "column", "n_rows",
-            "sample_ids", "detail"}`` (``sample_ids``: the first 20 failing customer ids).
-        bad_row_ids: customer ids of the rows failing any row-level check.
+            "sample_ids", "detail"}`` (``sample_ids``: the first 20 failing ids, or row numbers without an id column).
+        bad_row_ids: ids of the rows failing any row-level check.
+        bad_positions: positions of the failing rows, when the spec has no id column.
+        id_column: the spec's id column (None: rows are known by position).
         n_rows: rows in the batch.
-        n_bad_rows: rows failing any row-level check (rows without a customer id included).
+        n_bad_rows: rows failing any row-level check (rows without an id included).
         n_expectations: checks evaluated: the GE expectations plus the pandas label-leak and
             bad-row-fraction checks.
         week: the ISO week validated.

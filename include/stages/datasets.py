@@ -13,12 +13,13 @@ from include.stages.tables import ensure_tables
 from include.weeks import shift_week, weeks_between
 
 
-def holdout_mask(customer_ids: pd.Series, fraction: float) -> np.ndarray:
-    """Return True for the rows held out of training, chosen by a stable hash of the id.
+def holdout_mask(keys: pd.Series, fraction: float) -> np.ndarray:
+    """Return True for the rows held out of training, chosen by a stable hash of the row key.
 
-    The same customer is held out in every run, so a re-run sees the same split.
+    The same row (the spec's id, or its derived ``row_key``) is held out in every run, so a
+    re-run sees the same split.
     """
-    hashes = pd.util.hash_pandas_object(customer_ids.astype("string"), index=False).to_numpy()
+    hashes = pd.util.hash_pandas_object(keys.astype("string"), index=False).to_numpy()
     return (hashes % np.uint64(10_000)).astype(np.float64) / 10_000 < fraction
 
 

@@ -67,7 +67,7 @@ class AwsSettings:
     redshift_workgroup_name: str = ""  # Data API, serverless
     redshift_db_user: str = ""  # Data API, provisioned with temporary credentials
     redshift_secret_arn: str = ""  # Data API, with a Secrets Manager secret
-    model_name: str = "churn"
+    model_name: str = "model"
     training: TrainingProfile = field(default_factory=TrainingProfile)
     inference: InferenceProfile = field(default_factory=InferenceProfile)
 

@@ -368,9 +368,9 @@ class TrainingContract:
 
     def test_the_model_scores(self, training_store, finished, tmp_path):
         import joblib
+        from helpers import predict_proba
 
         from include.ml.sample_data import generate_week
-        from include.ml.scoring import predict_proba
 
         _, result = finished
         model = joblib.load(training_store.get_file(result.model_key, tmp_path / "model.joblib"))
@@ -588,7 +588,9 @@ def smoke_rows(n: int = 5) -> list[dict]:
 
 def expected_scores(registry, version: ModelVersion, rows: list[dict], folder: Path) -> list[float]:
     """What the version predicts for the rows, computed here from its verified artifact."""
-    from include.ml.scoring import load_model, predict_proba
+    from helpers import predict_proba
+
+    from include.ml.scoring import load_model
 
     model = load_model(registry.fetch_artifact(version, folder), version.sha256)
     return predict_proba(model, pd.DataFrame(rows)).tolist()
@@ -667,7 +669,8 @@ class BatchContract(_Models):
         key, frame = scored_input
         version = self.register(registry, unique("batch"), "a", artifacts)
         out = pd.concat(list(batch.score(version, key)), ignore_index=True)
-        assert list(out.columns) == ["customer_id", "churn_probability"]
+        assert list(out.columns) == ["customer_id", "churn_probability", "churn_class"]
+        assert set(out["churn_class"]) <= {"0", "1"}
         assert sorted(out["customer_id"].astype(str)) == sorted(frame[ID_COLUMN].astype(str))
         rows = frame[[ID_COLUMN, *RAW_FEATURES]]
         expected = dict(

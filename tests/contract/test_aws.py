@@ -22,6 +22,7 @@ from contract.suites import (
     TrainingContract,
     WarehouseContract,
 )
+from include.demo.spec import DEMO_SPEC
 from providers.aws.batch import SageMakerBatchScorer
 from providers.aws.config import AwsSettings
 from providers.aws.endpoint import SageMakerEndpoint
@@ -105,7 +106,7 @@ class TestAwsRegistry(RegistryContract):
 
 @pytest.fixture(scope="module")
 def endpoint(aws, registry_store, registry) -> SageMakerEndpoint:
-    return SageMakerEndpoint(aws, registry_store, registry)
+    return SageMakerEndpoint(aws, registry_store, registry, DEMO_SPEC)
 
 
 class TestAwsEndpoint(EndpointContract):
@@ -115,4 +116,4 @@ class TestAwsEndpoint(EndpointContract):
 class TestAwsBatch(BatchContract):
     @pytest.fixture(scope="class")
     def batch(self, aws, registry_store, endpoint) -> SageMakerBatchScorer:
-        return SageMakerBatchScorer(aws, registry_store, endpoint, chunk_rows=256)
+        return SageMakerBatchScorer(aws, registry_store, endpoint, DEMO_SPEC, chunk_rows=256)
