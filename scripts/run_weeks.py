@@ -41,25 +41,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state", type=Path, default=ROOT / ".mlops-demo", help="where the demo keeps its data"
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="run with this settings file as it is (your dataset, source and model) instead of the "
+        "demo's; --rows, --drift-* and --state are then ignored",
+    )
     args = parser.parse_args(argv)
 
     from include.weeks import parse_week, shift_week, week_start
 
     weeks = [shift_week(parse_week(args.first_week), i) for i in range(args.weeks)]
-    drift_week = weeks[args.drift_from_week - 1] if args.drift_from_week else ""
-    config = _write_config(
-        args.state,
-        args.rows,
-        covariate_week=drift_week if args.drift_kind in ("both", "covariate") else "",
-        concept_week=drift_week if args.drift_kind in ("both", "concept") else "",
-    )
+    drift_week = weeks[args.drift_from_week - 1] if args.drift_from_week and not args.config else ""
+    if args.config:
+        config = args.config.resolve()
+    else:
+        config = _write_config(
+            args.state,
+            args.rows,
+            covariate_week=drift_week if args.drift_kind in ("both", "covariate") else "",
+            concept_week=drift_week if args.drift_kind in ("both", "concept") else "",
+        )
     os.environ["MLOPS_CONFIG"] = str(config)
     os.environ["MLOPS_PROVIDER"] = "local"  # the demo runs on this machine whatever astro.toml selects
     log_file = _LOG_FILE
     log_file.unlink(missing_ok=True)
 
-    print(f"Config {config}: {args.weeks} weeks from {weeks[0]}, {args.rows} rows each, "
-          f"{args.drift_kind} drift from {drift_week or 'never'}. Airflow logs: {log_file}")  # fmt: skip
+    if args.config:
+        print(f"Config {config}: {args.weeks} weeks from {weeks[0]}. Airflow logs: {log_file}")
+    else:
+        print(f"Config {config}: {args.weeks} weeks from {weeks[0]}, {args.rows} rows each, "
+              f"{args.drift_kind} drift from {drift_week or 'never'}. Airflow logs: {log_file}")  # fmt: skip
     endpoint = _start_endpoint(config)
     started = time.monotonic()
     failures = 0
@@ -131,7 +144,7 @@ def _start_endpoint(config: Path) -> subprocess.Popen:
     log = open(deployments.parent / "server.log", "ab")  # noqa: SIM115 - the server's lifetime
     process = subprocess.Popen(
         [sys.executable, "-m", "include.serving.app", "--deployments", str(deployments),
-         "--host", host, "--port", str(port)],
+         "--host", host, "--port", str(port), "--config", str(config)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -83,17 +83,11 @@ def make_pipeline(features: pd.DataFrame, estimator: Any) -> Any:
     text = [c for c in features.columns if c not in numeric]
     # handle_unknown="ignore": a category never seen in training scores as all-zero instead of
     # failing a 5-million-row batch; dense output because many estimators take no sparse input.
-    preprocess = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64),
-                text,
-            ),
-            ("numeric", "passthrough", numeric),
-        ],
-        remainder="drop",
-    )
+    encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+    # a group with no column is left out: an empty encoder is never fitted and breaks
+    # get_feature_names_out (a dataset of numeric features only)
+    groups = [("categorical", encoder, text), ("numeric", "passthrough", numeric)]
+    preprocess = ColumnTransformer([group for group in groups if group[2]], remainder="drop")
     return Pipeline([("preprocess", preprocess), ("classifier", estimator)])
 
 

@@ -49,6 +49,8 @@ def _decode(value: Any) -> Any:
     """A hyperparameter as the estimator takes it: SageMaker hands them over as strings."""
     if not isinstance(value, str):
         return value
+    if value in ("True", "False", "None"):  # a Python literal: the container writes flags with str()
+        return {"True": True, "False": False, "None": None}[value]
     try:
         return json.loads(value)
     except json.JSONDecodeError:

@@ -118,7 +118,8 @@ def test_training_jobs_were_submitted_as_configured_and_waited_on_by_the_trigger
         assert json.loads(hps["sagemaker_submit_directory"]).startswith(storage.uri("_sagemaker/code"))
         assert json.loads(hps["sagemaker_region"]) == REGION
         assert {k: json.loads(v) for k, v in hps.items() if not k.startswith("sagemaker_")} == {
-            "learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 31,
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 31, "early_stopping": False,
         }  # fmt: skip
         prefix = f"training/{job['training_job_name']}"
         assert [
