@@ -35,8 +35,6 @@ def in_process_rps(model, seconds: float) -> float:
     from threadpoolctl import threadpool_limits
 
     from include.ml.sample_data import generate_week
-    from include.ml.scoring import predict_proba_records
-
     rows = generate_week("2030-W02", 1000, seed=3).drop(columns=["event_time", "churned"])
     records = json.loads(rows.to_json(orient="records"))
     done = 0
@@ -44,7 +42,7 @@ def in_process_rps(model, seconds: float) -> float:
         end = time.perf_counter() + seconds
         started = time.perf_counter()
         while time.perf_counter() < end:
-            predict_proba_records(model, [records[done % len(records)]])
+            model.predict_records([records[done % len(records)]])
             done += 1
     return done / (time.perf_counter() - started)
 

@@ -63,7 +63,7 @@ def score_plain(input_path: str, model_path: str, out_path: str) -> dict:
 
     model = joblib.load(model_path)
     frame = pd.read_parquet(input_path)
-    proba = model.predict_proba(build_features(frame))[:, 1]
+    proba = model.pipeline.predict_proba(build_features(frame, model.spec))[:, 1]
     out = pd.DataFrame({"customer_id": frame["customer_id"], "churn_probability": proba})
     con = duckdb.connect(out_path)
     con.execute("CREATE OR REPLACE TABLE predictions AS SELECT * FROM out")
@@ -182,10 +182,16 @@ def train(train_path: str, validation_path: str, model_dir: str, max_iter: str) 
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from include.demo.spec import DEMO_SPEC
     from include.ml import train as train_script
 
+    spec_file = Path(model_dir).with_name(Path(model_dir).name + "-spec.json")
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(DEMO_SPEC.to_json())
     argv = ["--train", train_path, "--validation", validation_path, "--model-dir", model_dir]
-    argv += ["--hyperparameters", json.dumps({"max_iter": int(max_iter)}), "--n-jobs", "1"]
+    argv += ["--dataset-spec", str(spec_file)]
+    hyperparameters = {"max_iter": int(max_iter), "early_stopping": False}
+    argv += ["--hyperparameters", json.dumps(hyperparameters), "--n-jobs", "1"]
     started = time.perf_counter()
     code = train_script.main(argv)
     if code:

@@ -22,10 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from include.demo.spec import CATEGORIES, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
+from include.demo.spec import CATEGORIES, DEMO_SPEC, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
-from include.serving.app import MAX_ROWS_PER_REQUEST, PredictRequest, create_app
+from include.serving.app import MAX_ROWS_PER_REQUEST, create_app, request_model
+
+PredictRequest = request_model(DEMO_SPEC)
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint
 from providers.local.registry import MlflowModelRegistry
@@ -113,7 +115,7 @@ def _assert_client_error_or_ok(response: httpx.Response, source: str) -> None:
 # under pytest 9 ("'Function' object has no attribute '_nodeid'"), so the schema is the app's
 # own, built in-process at import; test_served_schema_is_the_fuzzed_one checks that the running
 # server publishes exactly this schema at /openapi.json, and every case is sent to that server.
-_APP_SCHEMA = create_app(Path("/nonexistent-deployments")).openapi()
+_APP_SCHEMA = create_app(Path("/nonexistent-deployments"), spec=DEMO_SPEC).openapi()
 schema = schemathesis.openapi.from_dict(_APP_SCHEMA)
 
 

@@ -35,7 +35,7 @@ from helpers import ROOT, EndpointServer, free_port, seed_mlflow_db, write_confi
 from include.demo.spec import DEMO_SPEC
 
 pytestmark = [pytest.mark.timeout(300)]
-SETTINGS = {"data": {"rows_per_week": 400}, "training": {"max_iter": 20}}
+SETTINGS = {"data": {"rows_per_week": 400}, "model": {"params": {"max_iter": 20}}}
 TABLE: list[tuple[str, str, str, str]] = []  # fault, where injected, what the retry produced, lost
 
 
