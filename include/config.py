@@ -249,7 +249,8 @@ def _dataset(raw: Any, config_path: Path) -> DatasetSpec:
     if "spec" in raw:
         if len(raw) > 1:
             raise ConfigError(
-                f"{config_path}: [dataset] names a spec file and also has keys {sorted(set(raw) - {'spec'})}: "
+                f"{config_path}: [dataset] names a spec file and also has keys "
+                f"{sorted(set(raw) - {'spec'})}: "
                 "keep one of the two"
             )
         # relative to the settings file, else to the project (the shipped demo spec)

@@ -281,8 +281,11 @@ class BatchScorer(Protocol):
     """Scores a week's rows with a model version."""
 
     def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
-        """Yield prediction chunks for a Parquet input: the version's dataset spec's key column
-        (as text) and prediction columns (``DatasetSpec.prediction_columns``), in file order."""
+        """Yield prediction chunks for a Parquet input, in file order.
+
+        Each chunk has the version's dataset spec's key column (as text) and its prediction
+        columns (``DatasetSpec.prediction_columns``).
+        """
 
 
 # --------------------------------------------------------------------------------------------

@@ -367,12 +367,14 @@ def fit(
         if len(seen) < 2:
             raise LabelError(
                 f"the label {spec.label!r} is {seen[0]!r} in every labelled training row: a classifier needs "
-                "at least two classes in the training window (widen [training] window_weeks or wait for labels)"
+                "at least two classes in the training window (widen [training] window_weeks or wait "
+                "for labels)"
             )
         if spec.task == "binary":
             if len(seen) > 2:
                 raise LabelError(
-                    f"the binary label {spec.label!r} has {len(seen)} values in the training data ({seen[:6]}); "
+                    f"the binary label {spec.label!r} has {len(seen)} values in the training data "
+                    f"({seen[:6]}); "
                     'set task = "multiclass" or fix the labels'
                 )
             if spec.positive_class not in seen:

@@ -263,7 +263,8 @@ class ValidationOutcome:
         passed: True if the batch is accepted (its good rows go on).
         batch_failures: failed batch-level checks, each ``{"expectation", "column", "detail"}``.
         row_failures: failed row-level checks, each ``{"expectation", "column", "n_rows",
-            "sample_ids", "detail"}`` (``sample_ids``: the first 20 failing ids, or row numbers without an id column).
+            "sample_ids", "detail"}`` (``sample_ids``: the first 20 failing ids, or row numbers
+            without an id column).
         bad_row_ids: ids of the rows failing any row-level check.
         bad_positions: positions of the failing rows, when the spec has no id column.
         id_column: the spec's id column (None: rows are known by position).
@@ -527,7 +528,8 @@ def _collect(
             {
                 "expectation": name,
                 "column": column,
-                "detail": _batch_detail(name, kwargs, result, spec) + _non_numeric_examples(name, column, frame),
+                "detail": _batch_detail(name, kwargs, result, spec)
+                + _non_numeric_examples(name, column, frame),
             }
         )
         return
@@ -582,7 +584,8 @@ def _batch_detail(name: str, kwargs: dict[str, Any], result: dict[str, Any], spe
             parts.append("missing columns: " + ", ".join(sorted(mismatched["missing"])))
         if mismatched.get("unexpected"):
             parts.append(
-                "extra columns: " + ", ".join(sorted(mismatched["unexpected"]))
+                "extra columns: "
+                + ", ".join(sorted(mismatched["unexpected"]))
                 + " (if the data is right, list them in the dataset spec: as features, or under ignore)"
             )
         return "; ".join(parts) or "the columns differ from the dataset spec"
@@ -618,7 +621,12 @@ def _non_numeric_examples(name: str, column: Any, frame: pd.DataFrame) -> str:
 
 
 def _row_detail(
-    name: str, kwargs: dict[str, Any], result: dict[str, Any], note: str, frame: pd.DataFrame, spec: DatasetSpec
+    name: str,
+    kwargs: dict[str, Any],
+    result: dict[str, Any],
+    note: str,
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
 ) -> str:
     column = kwargs.get("column")
     if name == "expect_column_values_to_not_be_null":

@@ -98,15 +98,19 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
 
     if challenger_score is None:
         raise ParamError(
-            f"the gate metric {metric} is undefined on week {ctx.week}'s holdout ({len(holdout)} labelled rows, "
+            f"the gate metric {metric} is undefined on week {ctx.week}'s holdout ({len(holdout)} "
+            "labelled rows, "
             "e.g. a single class): wait for more labels, or choose another [gate] metric"
         )
     if champion is None:
         passed, decision = True, "promote: there is no production model yet"
     elif champion_score is None and champion.registry_key != job_name:
-        passed, decision = True, (
-            f"promote: champion v{champion.version} was trained under another dataset spec "
-            f"(challenger {metric} {challenger_score:.4f})"
+        passed, decision = (
+            True,
+            (
+                f"promote: champion v{champion.version} was trained under another dataset spec "
+                f"(challenger {metric} {challenger_score:.4f})"
+            ),
         )
     elif champion.registry_key == job_name:
         passed, decision = True, f"keep: the challenger is already production (v{champion.version})"

@@ -82,7 +82,9 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         )
         if len(predictions) and summary["model_version"]:
             ref_scores = _reference_scores(ctx, summary["model_version"], ref_frame)
-            psi = _prediction_psi(ref_scores, predictions[spec.score_column], spec.task, population_stability_index)
+            psi = _prediction_psi(
+                ref_scores, predictions[spec.score_column], spec.task, population_stability_index
+            )
             summary.update(
                 prediction_psi=float(psi), prediction_drifted=bool(psi > drift.prediction_psi_threshold)
             )
@@ -146,7 +148,9 @@ def _load(ctx: StageContext, version: str) -> Any:
 
     model_version = ctx.provider.registry.get_version(ctx.model_name, version)
     with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
-        return load_model(ctx.provider.registry.fetch_artifact(model_version, Path(tmp)), model_version.sha256)
+        return load_model(
+            ctx.provider.registry.fetch_artifact(model_version, Path(tmp)), model_version.sha256
+        )
 
 
 def _reference_scores(ctx: StageContext, version: str, reference: pd.DataFrame) -> pd.Series:

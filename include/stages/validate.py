@@ -131,7 +131,6 @@ def _reject(
 ) -> NoReturn:
     """Quarantine the whole batch, record the failure and stop the loop."""
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
-    spec = ctx.settings.dataset
     storage.put_bytes(f"{quarantine}/data.{extension}", raw)
     storage.put_bytes(f"{quarantine}/report.md", report.encode())
     storage.put_bytes(str(row["report_key"]), report.encode())

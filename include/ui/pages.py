@@ -228,7 +228,8 @@ def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) 
         )
     return (
         '<table id="challengers"><tr><th>week</th><th>training job</th><th>why</th>'
-        f"<th>validation {escape(gate_metric)}</th><th>trained on</th><th>cost estimate</th><th>gate</th></tr>"
+        f"<th>validation {escape(gate_metric)}</th><th>trained on</th><th>cost estimate</th>"
+        "<th>gate</th></tr>"
         f"{''.join(rows)}</table>"
     )
 

@@ -69,7 +69,9 @@ def input_fn(body: bytes | str, content_type: str) -> pd.DataFrame:
         return pd.DataFrame.from_records(rows)
     if content_type == "application/x-parquet":
         return pd.read_parquet(io.BytesIO(body if isinstance(body, bytes) else body.encode()))
-    raise ValueError(f"unsupported content type {content_type!r}: use application/json or application/x-parquet")
+    raise ValueError(
+        f"unsupported content type {content_type!r}: use application/json or application/x-parquet"
+    )
 
 
 def predict_fn(frame: pd.DataFrame, model: dict[str, Any]) -> dict[str, Any]:
