@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import math
 import os
 import re
@@ -342,6 +343,9 @@ def validate_week(
     Returns:
         The outcome: whether the batch is accepted, what failed and which rows to quarantine.
     """
+    # GE logs ~200 "Skipping registering function ... because it is a closure" lines at INFO when
+    # it is imported: they buried the real outcome in the task log
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
