@@ -174,14 +174,6 @@ class DatasetSpec:
         p = self.prediction_prefix
         return {"binary": f"{p}_probability", "multiclass": f"{p}_class"}.get(self.task, f"{p}_prediction")
 
-    # ------------------------------------------------------------------ labels
-    def canonical_label(self, value: Any) -> str | None:
-        """A label value as the text the spec's classes are written in (None when missing).
-
-        ``1``, ``1.0`` and ``"1"`` are all ``"1"``; ``True`` is ``"true"``; text is stripped.
-        """
-        return canonical_value(value)
-
     # ------------------------------------------------------------------ identity
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON-able data (what :func:`parse_spec` reads back)."""
@@ -204,25 +196,6 @@ class DatasetSpec:
     def spec_hash(self) -> str:
         """sha256 of the whole spec: part of a model's lineage and code version."""
         return "sha256:" + hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
-    def signature(self) -> dict[str, Any]:
-        """What a trained model depends on: a spec with another signature cannot score it.
-
-        Valid ranges, allowed values and nullability are not in it: they decide which rows are
-        quarantined, not what the model reads.
-        """
-        return {
-            "label": self.label,
-            "task": self.task,
-            "positive_class": self.positive_class,
-            "features": [[f.name, f.kind] for f in self.features],
-            "feature_function": self.feature_function,
-        }
-
-    def signature_hash(self) -> str:
-        """A short hash of :meth:`signature`."""
-        text = json.dumps(self.signature(), sort_keys=True)
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ feature function
     def feature_callable(self) -> Callable[[Any], Any] | None:
