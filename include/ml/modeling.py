@@ -253,7 +253,9 @@ def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
         return None
     blocks = []
     for _, transformer, columns in preprocess.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
+        # a transformer with no columns (a spec without categorical, or without numeric features)
+        # is left unfitted by ColumnTransformer and adds no output column: skip it
+        if (isinstance(transformer, str) and transformer == "drop") or len(columns) == 0:
             continue
         # a fitted "passthrough" is an identity FunctionTransformer
         if transformer == "passthrough" or (
