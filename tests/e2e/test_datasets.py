@@ -269,17 +269,21 @@ class Loop:
 
 
 def _gate_table(ctx: Any) -> str:
-    """The gate metric of every evaluated challenger, week by week."""
+    """The gate metric of every evaluated challenger week by week (a drift retrain last), and the
+    monitor's verdict of the week."""
     warehouse = ctx.provider.warehouse
     evaluations = warehouse.read_rows("evaluations")
     reasons = warehouse.read_rows("training_runs", columns=["job_name", "reason"])
-    table = evaluations.merge(reasons, on="job_name").sort_values(["week", "reason"])
+    table = evaluations.merge(reasons, on="job_name")
+    table = table.assign(retrain=table["reason"] == "drift").sort_values(["week", "retrain"])
+    drift = warehouse.read_rows("drift_summary").set_index("week")["drift_detected"]
     lines = []
     for row in table.itertuples():
         champion = "-" if pd.isna(row.champion_score) else f"{row.champion_score:.4f}"
         lines.append(
-            f"  {row.week} {row.reason:<9} {row.metric} challenger {row.challenger_score:.4f} "
-            f"champion {champion:<7} -> {row.decision.split(':')[0]}"
+            f"  {row.week} {'drift retrain' if row.retrain else 'weekly run':<13} {row.metric} challenger "
+            f"{row.challenger_score:.4f} champion {champion:<8} -> {row.decision.split(':')[0]:<7}"
+            f" (week's drift: {'yes' if drift[row.week] else 'no'})"
         )
     return "\n".join(lines)
 
