@@ -96,10 +96,11 @@ def free_port() -> int:
 class EndpointServer:
     """The local endpoint server in a child process on 127.0.0.1, stopped by ``stop()``."""
 
-    def __init__(self, deployments: Path, port: int) -> None:
-
+    def __init__(self, deployments: Path, port: int, config: Path | None = None) -> None:
+        """Start the server; ``config`` is the settings file whose dataset spec it serves."""
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        extra = ["--config", str(config)] if config is not None else []
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -109,6 +110,7 @@ class EndpointServer:
                 str(deployments),
                 "--port",
                 str(port),
+                *extra,
             ],
             cwd=ROOT,
         )

@@ -247,7 +247,9 @@ def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
         return None
     blocks = []
     for _, transformer, columns in preprocess.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
+        # a transformer with no columns (a spec without categorical, or without numeric features)
+        # is left unfitted by ColumnTransformer and adds no output column: skip it
+        if (isinstance(transformer, str) and transformer == "drop") or len(columns) == 0:
             continue
         # a fitted "passthrough" is an identity FunctionTransformer
         if transformer == "passthrough" or (
@@ -290,7 +292,7 @@ def task_metrics(task: str, labels: pd.Series, raw: np.ndarray, classes: Sequenc
     ``macro_f1``, ``accuracy``; regression: ``rmse``, ``mae``, ``r2``. A metric that is undefined
     (no rows; one class for ROC AUC) is None, so the result is JSON-safe. ``n`` counts the rows;
     for multiclass ``n_unseen_class`` counts labels the model never saw in training (they count
-    as wrong for accuracy and F1 and are left out of the log loss).
+    as wrong for accuracy and F1, and with probability 0 - clipped to 1e-15 - in the log loss).
     """
     from sklearn import metrics as m
 
@@ -320,10 +322,15 @@ def task_metrics(task: str, labels: pd.Series, raw: np.ndarray, classes: Sequenc
     result["accuracy"] = float(np.mean(predicted == y))
     labels_seen = sorted(set(y.tolist()) | set(classes))
     result["macro_f1"] = float(m.f1_score(y, predicted, labels=labels_seen, average="macro", zero_division=0))
-    if known.any():
-        probabilities = np.clip(raw[known], 1e-15, 1.0)
-        probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-        result["log_loss"] = float(m.log_loss(y[known], probabilities, labels=list(classes)))
+    # Every row counts in the log loss: a row of a class the model never saw has probability 0
+    # for its class, clipped to 1e-15 like the others (~34.5). Leaving those rows out made a
+    # champion that cannot predict a class score better than a challenger that can, so the gate
+    # kept it, and the monitor saw no concept drift while it got a whole class wrong.
+    probabilities = np.clip(raw, 1e-15, 1.0)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    column = {c: i for i, c in enumerate(classes)}
+    truth = np.array([probabilities[row, column[c]] if c in column else 0.0 for row, c in enumerate(y)])
+    result["log_loss"] = float(-np.mean(np.log(np.clip(truth, 1e-15, 1.0))))
     return result
 
 
@@ -366,16 +373,15 @@ def fit(
         seen = sorted(set(y.tolist()))
         if len(seen) < 2:
             raise LabelError(
-                f"the label {spec.label!r} is {seen[0]!r} in every labelled training row: a classifier needs "
-                "at least two classes in the training window (widen [training] window_weeks or wait "
+                f"the label {spec.label!r} is {seen[0]!r} in every labelled training row: a classifier "
+                "needs at least two classes in the training window (widen [training] window_weeks or wait "
                 "for labels)"
             )
         if spec.task == "binary":
             if len(seen) > 2:
                 raise LabelError(
                     f"the binary label {spec.label!r} has {len(seen)} values in the training data "
-                    f"({seen[:6]}); "
-                    'set task = "multiclass" or fix the labels'
+                    f'({seen[:6]}); set task = "multiclass" or fix the labels'
                 )
             if spec.positive_class not in seen:
                 raise LabelError(

@@ -16,6 +16,7 @@ from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 REFERENCE_SAMPLE_ROWS = 100_000
+RELATIVE_DROP = ("rmse", "mae")  # metrics in the label's units: the concept drop is relative
 
 
 def monitor_week(ctx: StageContext) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
       reference weeks;
     - concept drift: once labels are in, the gate metric on the week's held-out rows against
       the same metric of the model that scored them at validation (worse by more than
-      ``[drift] concept_metric_drop``).
+      ``[drift] concept_metric_drop``; for rmse and mae, by more than that fraction of it).
 
     Returns:
         The verdict: ``drift_detected``, ``should_trigger_retrain`` (never for a run that is
@@ -98,7 +99,10 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         summary.update(live_metric=live, reference_metric=at_validation)
         if at_validation is not None:
             worse_by = at_validation - live if HIGHER_IS_BETTER[metric] else live - at_validation
-            summary["concept_drifted"] = bool(worse_by > drift.concept_metric_drop)
+            # rmse and mae are in the label's units (an absolute 0.05 flagged every week of a label
+            # in the hundreds): for them the drop is a fraction of the metric at validation
+            allowed = drift.concept_metric_drop * (abs(at_validation) if metric in RELATIVE_DROP else 1.0)
+            summary["concept_drifted"] = bool(worse_by > allowed)
     summary["drift_detected"] = bool(
         summary["data_drifted"] or summary["prediction_drifted"] or summary["concept_drifted"]
     )
