@@ -47,6 +47,8 @@ def write_config(folder: Path, **sections: dict) -> Path:
             raw["dataset"] = dict(values)
             continue
         section = raw.setdefault(name, {})
+        if name == "model" and "estimator" in values:  # another estimator: its own parameters only
+            section["params"] = {}
         for key, value in values.items():  # nested tables merge one level deep ([model.params])
             if isinstance(value, dict) and isinstance(section.get(key), dict) and key != "features":
                 section[key] = {**section[key], **value}
