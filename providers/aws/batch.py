@@ -124,9 +124,14 @@ class SageMakerBatchScorer:
             )
         output_key = f"_sagemaker/transform/{job_name}/{input_key.rsplit('/', 1)[-1]}.out"
         body = self.storage.get_bytes(output_key)
-        types = {name: "float64" if kind == "float" else "str" for name, kind in self.spec.prediction_columns().items()}
+        types = {
+            name: "float64" if kind == "float" else "str"
+            for name, kind in self.spec.prediction_columns().items()
+        }
         text = {self.spec.key_column: str, **{c: str for c, t in types.items() if t == "str"}}
-        for chunk in pd.read_csv(io.BytesIO(body), chunksize=self.chunk_rows, dtype=text, keep_default_na=False):
+        for chunk in pd.read_csv(
+            io.BytesIO(body), chunksize=self.chunk_rows, dtype=text, keep_default_na=False
+        ):
             yield chunk.reset_index(drop=True).astype(types)
 
     def _status(self, job_name: str) -> str | None:

@@ -19,10 +19,10 @@ from functools import cached_property
 from typing import Any
 
 from include.errors import MLOpsError
+from include.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, runtime_client, sagemaker_hook
 from providers.aws.registry import SageMakerModelRegistry, group_name
-from include.ml.dataset import DatasetSpec
 from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore
 from providers.base import Deployment, ModelVersion

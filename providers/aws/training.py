@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
+from include.ml.dataset import spec_from_json
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
-from include.ml.dataset import spec_from_json
 from providers.aws.sourcedir import TRAIN_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore, split_s3_uri
 from providers.base import TrainingJobResult, TrainingJobSpec, TrainingSubmission
