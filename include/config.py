@@ -17,9 +17,9 @@ from typing import Any
 
 from include.errors import ConfigError, ParamError
 from include.ml.dataset import TASK_METRICS, DatasetSpec, DatasetSpecError, parse_spec
+from providers.catalogue import PROVIDER_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-KNOWN_PROVIDERS = ("local", "aws", "gcp", "azure")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _WEEK = re.compile(r"^\d{4}-W\d{2}$")
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")
@@ -196,7 +196,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         "gate": GateSettings,
         "drift": DriftSettings,
     }
-    known_tables = {"project", "hardware", "dataset", "model", *sections, *KNOWN_PROVIDERS}
+    known_tables = {"project", "hardware", "dataset", "model", *sections, *PROVIDER_NAMES}
     unknown = sorted(set(raw) - known_tables)
     if unknown:
         raise ConfigError(f"{config_path}: unknown section(s) {unknown}; known: {sorted(known_tables)}")
@@ -208,7 +208,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         model_name=project.get("model_name", "model"),
         dataset=_dataset(raw.get("dataset"), config_path),
         model=_model(raw.get("model", {}), config_path),
-        provider_sections={name: raw.get(name, {}) for name in KNOWN_PROVIDERS},
+        provider_sections={name: raw.get(name, {}) for name in PROVIDER_NAMES},
         hardware=raw.get("hardware", {}),
         config_path=config_path,
         **kwargs,
@@ -310,8 +310,8 @@ def _section(cls: type, values: dict[str, Any], where: str, path: Path) -> Any:
 
 def _check(s: Settings) -> None:
     """Check values that types alone do not catch."""
-    if not isinstance(s.provider, str) or s.provider not in KNOWN_PROVIDERS:
-        raise ConfigError(f"provider {s.provider!r} is not one of {list(KNOWN_PROVIDERS)}")
+    if not isinstance(s.provider, str) or s.provider not in PROVIDER_NAMES:
+        raise ConfigError(f"provider {s.provider!r} is not one of {list(PROVIDER_NAMES)}")
     if not isinstance(s.model_name, str) or not _NAME.fullmatch(s.model_name):
         raise ConfigError(
             f"model_name {s.model_name!r} must be lowercase letters, digits and underscores, "

@@ -1,4 +1,5 @@
 """Providers: one package per backend behind the interfaces in :mod:`providers.base`.
 
-Use :func:`providers.registry.get_provider` to load one by name.
+Use :func:`providers.catalogue.get_provider` to load one by name; :mod:`providers.catalogue`
+lists them all.
 """

@@ -14,14 +14,13 @@ from typing import Any
 
 from airflow.sdk import Param
 
-PROVIDERS = ["local", "aws", "gcp", "azure"]
+from providers.catalogue import CATALOGUE
+
+PROVIDERS = [entry.name for entry in CATALOGUE]
 # labels of the provider drop-down (values_display); "null" labels the empty choice
 PROVIDER_LABELS = {
     "null": "(astro.toml: [project] provider)",
-    "local": "local: a folder, a subprocess, MLflow, DuckDB",
-    "aws": "aws: S3, SageMaker, Redshift",
-    "gcp": "gcp: GCS, Vertex AI, BigQuery",
-    "azure": "azure: Blob Storage, Azure ML, Synapse",
+    **{entry.name: entry.label for entry in CATALOGUE},
 }
 
 DEFAULT_ARGS: dict[str, Any] = {

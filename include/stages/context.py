@@ -31,7 +31,7 @@ class StageContext:
     @cached_property
     def provider(self) -> Provider:
         """The provider the settings select, loaded lazily."""
-        from providers.registry import get_provider
+        from providers.catalogue import get_provider
 
         return get_provider(self.settings)
 

@@ -118,7 +118,7 @@ def prepare_training(ctx: StageContext) -> TrainingJobSpec:
     hyperparameters = model_hyperparameters(ctx)
     code = code_version(ctx)
     fingerprint = json.dumps({"data": window, "hp": hyperparameters, "code": code}, sort_keys=True)
-    job_name = f"{ctx.model_name.replace('_', '-')}-{ctx.week.lower()}-{_short_hash(fingerprint)}"
+    job_name = _job_name(ctx.model_name, ctx.week, fingerprint)
     prefix = training_prefix(job_name)
     storage = ctx.provider.storage
 
@@ -180,6 +180,18 @@ def record_training(ctx: StageContext, spec: TrainingJobSpec, result: TrainingJo
         "hardware": hardware,
         "hyperparameters": hyperparameters,
     }
+
+
+def _job_name(model_name: str, week: str, fingerprint: str) -> str:
+    """``<model>-<week>-<hash>``: at most 63 lowercase letters, digits and hyphens, never ending in one.
+
+    That is what a SageMaker job name and the job_name Param accept: a model name longer than 43
+    characters is cut and followed by a hash of it, so two long names sharing a head still differ.
+    """
+    model = model_name.replace("_", "-")
+    if len(model) > 43:
+        model = f"{model[:34].rstrip('-')}-{_short_hash(model_name)[:8]}"
+    return f"{model}-{week.lower()}-{_short_hash(fingerprint)}"
 
 
 def _short_hash(text: str) -> str:

@@ -23,9 +23,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from providers.catalogue import PROVIDER_NAMES
+
 _PROVIDERS: dict[tuple[str, float, str], Any] = {}
 _LOCK = threading.Lock()
-PROVIDER_PATTERN = "^(local|aws|gcp|azure)$"
+PROVIDER_PATTERN = f"^({'|'.join(PROVIDER_NAMES)})$"  # the catalogue's names
 WEEK_PATTERN = r"^\d{4}-W\d{2}$"
 
 
@@ -45,7 +47,7 @@ async def require_reader(request: Request) -> None:
 def _context(provider: str | None) -> tuple[Any, Any]:
     """The settings (with the provider override) and the provider, cached per settings file."""
     from include.config import load_settings
-    from providers.registry import get_provider
+    from providers.catalogue import get_provider
 
     settings = load_settings()
     if provider:

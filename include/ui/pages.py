@@ -12,8 +12,7 @@ from html import escape
 from typing import Any
 
 from include.ui.charts import heat_map, line_chart
-
-PROVIDERS = ("local", "aws", "gcp", "azure")
+from providers.catalogue import CATALOGUE
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:16px 20px;
@@ -52,7 +51,9 @@ def layout(title: str, active: str, body: str, provider: str, subtitle: str = ""
     ``base`` leads from the page's folder back to the app's root (relative links only).
     """
     options = "".join(
-        f'<option value="{p}"{" selected" if p == provider else ""}>{p}</option>' for p in PROVIDERS
+        f'<option value="{p.name}" title="{escape(p.label)}"{" selected" if p.name == provider else ""}>'
+        f"{p.name}</option>"
+        for p in CATALOGUE
     )
     links = "".join(
         f'<a href="{base}{href}?provider={provider}" class="{"on" if name == active else ""}">{label}</a>'

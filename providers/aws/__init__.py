@@ -22,16 +22,23 @@ if TYPE_CHECKING:
 
 
 def build_provider(settings: Settings) -> Provider:
-    """Build the AWS provider from the ``[aws]`` section and the ``aws`` hardware profiles."""
+    """Build the AWS provider from the ``[aws]`` section and the ``aws`` hardware profiles.
+
+    Raises:
+        ConfigError: a setting is invalid, or no region is set (``[aws] region`` or the
+            connection's ``region_name``).
+    """
     from providers.aws.batch import SageMakerBatchScorer
     from providers.aws.config import AwsSettings
     from providers.aws.endpoint import SageMakerEndpoint
+    from providers.aws.hooks import region_of
     from providers.aws.registry import SageMakerModelRegistry
     from providers.aws.storage import S3ObjectStore
     from providers.aws.training import SageMakerTrainingJobs
     from providers.aws.warehouse import build_warehouse
 
     aws = AwsSettings.from_settings(settings)
+    region = region_of(aws.conn_id, aws.region)  # a missing region fails here, saying what to set
     storage = S3ObjectStore(aws.conn_id, aws.bucket, aws.prefix)
     registry = SageMakerModelRegistry(aws, storage)
     endpoint = SageMakerEndpoint(aws, storage, registry, settings.dataset)
@@ -43,5 +50,5 @@ def build_provider(settings: Settings) -> Provider:
         endpoint=endpoint,
         batch=SageMakerBatchScorer(aws, storage, endpoint, settings.dataset),
         warehouse=build_warehouse(aws),
-        details={"bucket": aws.bucket, "prefix": aws.prefix, "region": aws.region},
+        details={"bucket": aws.bucket, "prefix": aws.prefix, "region": region},
     )

@@ -24,6 +24,7 @@ from include.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
 from providers.aws.endpoint import SageMakerEndpoint
 from providers.aws.hooks import error_code, sagemaker_hook
+from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore
 from providers.base import ModelVersion
 
@@ -63,7 +64,7 @@ class SageMakerBatchScorer:
             Bucket=self.storage.bucket, Key=self.storage.object_key(input_key)
         )
         digest = hashlib.sha256(f"{input_key}:{head['ETag']}".encode()).hexdigest()[:10]
-        return f"{self.endpoint.sagemaker_model_name(version)[:40]}-{digest}"
+        return sagemaker_name(self.endpoint.sagemaker_model_name(version), digest)
 
     def request(self, version: ModelVersion, input_key: str, job_name: str, model: str) -> dict[str, Any]:
         """The CreateTransformJob request."""
@@ -104,7 +105,7 @@ class SageMakerBatchScorer:
         base = self.job_name(version, input_key)
         # a failed job keeps its name: the retry runs the next attempt's name
         for attempt in range(1, 4):
-            job_name = base if attempt == 1 else f"{base}-a{attempt}"
+            job_name = base if attempt == 1 else sagemaker_name(base, f"a{attempt}")
             status = self._status(job_name)
             if status not in ("Failed", "Stopped"):
                 break

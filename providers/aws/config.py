@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.errors import ConfigError
+from providers.aws.names import is_valid, sagemaker_name
 
 if TYPE_CHECKING:
     from include.config import Settings
@@ -100,6 +101,11 @@ class AwsSettings:
             )
         if not _PREFIX.match(self.prefix or ""):
             raise ConfigError(f"[aws] prefix = {self.prefix!r} must be a relative key prefix like 'mlops'")
+        if self.endpoint_name and not is_valid(self.endpoint_name):
+            raise ConfigError(
+                f"[aws] endpoint_name = {self.endpoint_name!r} is not a SageMaker endpoint name: at most 63 "
+                "letters, digits and hyphens, starting and ending with a letter or digit (or leave it empty)"
+            )
         if self.warehouse not in WAREHOUSE_KINDS:
             raise ConfigError(f"[aws] warehouse = {self.warehouse!r} must be one of {list(WAREHOUSE_KINDS)}")
         for name, profile in (("training", self.training), ("inference", self.inference)):
@@ -138,7 +144,7 @@ class AwsSettings:
     @property
     def endpoint(self) -> str:
         """The SageMaker endpoint name."""
-        return self.endpoint_name or f"mlops-{self.model_name.replace('_', '-')}"
+        return self.endpoint_name or sagemaker_name(f"mlops-{self.model_name}")
 
     def image(self, scope: str, region: str) -> str:
         """The scikit-learn container image for ``scope`` (training or inference) in ``region``."""

@@ -22,6 +22,7 @@ from include.errors import MLOpsError
 from include.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, runtime_client, sagemaker_hook
+from providers.aws.names import sagemaker_name
 from providers.aws.registry import SageMakerModelRegistry, group_name
 from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore
@@ -59,13 +60,13 @@ class SageMakerEndpoint:
         """The endpoint of a model (``[aws] endpoint_name`` for the project's model)."""
         if model_name == self.aws.model_name and self.aws.endpoint_name:
             return self.aws.endpoint_name
-        return f"mlops-{group_name(model_name)}"
+        return sagemaker_name(f"mlops-{model_name}")
 
     # -- SageMaker models ------------------------------------------------------------------
 
     def sagemaker_model_name(self, version: ModelVersion) -> str:
         """The SageMaker model of a version (stable: the same version gets the same name)."""
-        return f"{group_name(version.model_name)}-v{version.version}-{version.sha256[:8]}"[:63]
+        return sagemaker_name(group_name(version.model_name), f"v{version.version}-{version.sha256[:8]}")
 
     def ensure_model(self, version: ModelVersion) -> str:
         """Create the version's SageMaker model if it does not exist; return its name."""
@@ -104,7 +105,7 @@ class SageMakerEndpoint:
     def _config_name(self, model: str) -> str:
         profile = self.aws.inference
         digest = hashlib.sha256(f"{profile.instance_type}:{profile.instance_count}".encode()).hexdigest()[:6]
-        return f"{model[:56]}-{digest}"
+        return sagemaker_name(model, digest)
 
     def _ensure_config(self, model: str) -> str:
         name = self._config_name(model)

@@ -22,18 +22,34 @@ def runtime_client(conn_id: str) -> Any:
 
 @functools.lru_cache(maxsize=32)
 def region_of(conn_id: str, configured: str = "") -> str:
-    """The region: ``[aws] region`` if set, else the connection's ``region_name``."""
+    """The region: ``[aws] region`` if set, else the connection's, else boto's own configuration.
+
+    Boto's own configuration is what the hooks' sessions fall back to: ``AWS_REGION`` /
+    ``AWS_DEFAULT_REGION`` or the region of the connection's (or the default) profile. Nothing
+    here talks to AWS.
+
+    Raises:
+        ConfigError: no region is set anywhere; the message names the settings to fill.
+    """
     if configured:
         return configured
+    import botocore.session
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-    region = AwsBaseHook(aws_conn_id=conn_id, client_type="sts").conn_region_name
+    wrapper = AwsBaseHook(aws_conn_id=conn_id).conn_config  # the connection's extra, read once
+    region = wrapper.region_name
+    if not region:
+        session = botocore.session.Session(profile=wrapper.profile_name or None)
+        try:
+            region = session.get_config_variable("region")
+        except Exception:  # a profile named by the connection that is not in the AWS config
+            region = None
     if not region:
         from include.errors import ConfigError
 
         raise ConfigError(
-            "no AWS region: set [aws] region in astro.toml or region_name in the extra of "
-            f"connection {conn_id!r}"
+            'no AWS region: set [aws] region in astro.toml (e.g. region = "eu-west-1"), or '
+            f"region_name in the extra of the Airflow connection {conn_id!r}"
         )
     return region
 

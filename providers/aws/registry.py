@@ -31,6 +31,7 @@ from typing import Any
 from include.errors import ArtifactIntegrityError, MLOpsError
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
+from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore, split_s3_uri
 from providers.base import ANY_VERSION, AliasChange, ModelVersion
 
@@ -46,7 +47,7 @@ class RegistryConflictError(MLOpsError):
 
 def group_name(model_name: str) -> str:
     """The model package group of a model (SageMaker names allow no underscores)."""
-    return model_name.replace("_", "-")
+    return sagemaker_name(model_name)
 
 
 class SageMakerModelRegistry:

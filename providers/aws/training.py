@@ -22,6 +22,7 @@ from include.errors import MLOpsError
 from include.ml.dataset import spec_from_json
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
+from providers.aws.names import sagemaker_name
 from providers.aws.sourcedir import TRAIN_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore, split_s3_uri
 from providers.base import TrainingJobResult, TrainingJobSpec, TrainingSubmission
@@ -32,6 +33,11 @@ SUCCESS_MARKER = "_SUCCESS"
 RUNNING = ("InProgress", "Stopping")
 ENDED_BADLY = ("Failed", "Stopped")
 MAX_ATTEMPTS = 3
+
+
+def attempt_name(job_name: str, attempt: int) -> str:
+    """The SageMaker name of a job's attempt: the job's name, then ``-a2``, ``-a3`` (<= 63 characters)."""
+    return sagemaker_name(job_name, "" if attempt == 1 else f"a{attempt}")
 
 
 class TrainingFailedError(MLOpsError):
@@ -70,7 +76,7 @@ class SageMakerTrainingJobs:
                     f"training input {self.storage.uri(key)} does not exist: run validate_data first"
                 )
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            name = spec.job_name if attempt == 1 else f"{spec.job_name}-a{attempt}"
+            name = attempt_name(spec.job_name, attempt)
             status = self.status(name)
             if status is None:
                 request = self.request(spec, name)
@@ -91,7 +97,8 @@ class SageMakerTrainingJobs:
             return TrainingSubmission(name, finished=status not in RUNNING, reused=True)
         raise TrainingFailedError(
             f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the failure reasons of "
-            f"{spec.job_name}, {spec.job_name}-a2 ... in the SageMaker console and fix the cause"
+            f"{attempt_name(spec.job_name, 1)}, {attempt_name(spec.job_name, 2)} ... in the SageMaker "
+            "console and fix the cause"
         )
 
     def trigger(self, submission: TrainingSubmission) -> Any:

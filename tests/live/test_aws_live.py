@@ -34,7 +34,7 @@ def provider():
     import dataclasses
 
     from include.config import load_settings
-    from providers.registry import get_provider
+    from providers.catalogue import get_provider
 
     settings = load_settings(config).with_overrides(provider="aws")
     section = dict(settings.provider_sections["aws"])
