@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test browser bench serve airflow backfill dataset lint lock clean
+.PHONY: setup demo test test-fast browser bench serve airflow backfill dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -46,6 +46,10 @@ demo: setup
 ## test: the whole test suite
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/dags tests/contract/test_local.py
 
 ## browser: Debian's Chromium for the browser test (tests/e2e/test_browser_ui.py), if missing
 browser:
