@@ -34,6 +34,7 @@ from providers.base import (
     ModelVersion,
     ObjectStore,
     OnlineEndpoint,
+    PreconditionFailedError,
     TrainingJobs,
     TrainingJobSpec,
     Warehouse,
@@ -117,6 +118,83 @@ class StorageContract:
             store.put_bytes(key, b"x")
         with pytest.raises(ValueError):
             store.get_bytes(key)
+        with pytest.raises(ValueError):
+            store.put_if_match(key, b"x", None)
+
+    # -- conditional writes (compare-and-set) ----------------------------------------------
+
+    def test_get_with_version_of_a_missing_object_raises(self, store):
+        with pytest.raises(FileNotFoundError):
+            store.get_with_version("cas/missing.json")
+
+    def test_create_only_refuses_an_existing_key(self, store):
+        version = store.put_if_match("cas/new.json", b"first", None)
+        assert store.get_with_version("cas/new.json") == (b"first", version)
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/new.json", b"second", None)
+        store.put_bytes("cas/plain.json", b"written without a condition")
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/plain.json", b"second", None)
+        assert store.get_bytes("cas/new.json") == b"first"
+        assert store.get_bytes("cas/plain.json") == b"written without a condition"
+
+    def test_a_stale_version_is_refused_and_the_right_one_moves_it(self, store):
+        v1 = store.put_if_match("cas/doc.json", b"one", None)
+        v2 = store.put_if_match("cas/doc.json", b"two", v1)
+        assert v2 != v1 and store.get_with_version("cas/doc.json") == (b"two", v2)
+        for stale in (v1, "not-a-version"):
+            with pytest.raises(PreconditionFailedError):
+                store.put_if_match("cas/doc.json", b"lost update", stale)
+        assert store.get_with_version("cas/doc.json") == (b"two", v2)
+        # a plain write is a change too: the version read before it is stale afterwards
+        store.put_bytes("cas/doc.json", b"three")
+        data, v3 = store.get_with_version("cas/doc.json")
+        assert data == b"three" and v3 != v2
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/doc.json", b"lost update", v2)
+        assert store.put_if_match("cas/doc.json", b"four", v3) == store.get_with_version("cas/doc.json")[1]
+        assert store.get_bytes("cas/doc.json") == b"four"
+        assert store.list_keys("cas/") == ["cas/doc.json"]  # no lock or version files listed
+
+    def test_a_deleted_object_refuses_its_old_version(self, store):
+        version = store.put_if_match("cas/gone.json", b"x", None)
+        store.delete("cas/gone.json")
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/gone.json", b"y", version)
+        assert not store.exists("cas/gone.json")
+        assert store.put_if_match("cas/gone.json", b"z", None)  # created again
+        assert store.get_bytes("cas/gone.json") == b"z"
+
+    def test_concurrent_conditional_writers_one_wins_each_round(self, store):
+        key, writers, rounds = "cas/race.json", 6, 5
+        store.put_if_match(key, b"round 0", None)
+        barrier = threading.Barrier(writers)
+        wins: list[list[int]] = [[] for _ in range(rounds)]
+        errors: list[BaseException] = []
+
+        def write(index: int) -> None:
+            try:
+                for round_ in range(rounds):
+                    barrier.wait(timeout=60)  # every writer reads the same version ...
+                    _, version = store.get_with_version(key)
+                    barrier.wait(timeout=60)  # ... before any of them writes
+                    try:
+                        store.put_if_match(key, f"round {round_ + 1} by {index}".encode(), version)
+                        wins[round_].append(index)
+                    except PreconditionFailedError:
+                        pass
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        assert [len(w) for w in wins] == [1] * rounds, wins
+        assert store.get_bytes(key) == f"round {rounds} by {wins[-1][0]}".encode()
 
 
 # --------------------------------------------------------------------------------------------
