@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,9 +170,23 @@ class MlflowModelRegistry:
         return change
 
     def _mirror_alias(self, model_name: str, alias: str, state: AliasState) -> None:
-        """Point the MLflow alias where the ledger points (for MLflow's UI and clients)."""
-        if state.current is not None:
-            self.client.set_registered_model_alias(model_name, alias, state.current)
+        """Point the MLflow alias where the ledger points (for MLflow's UI and clients).
+
+        MLflow's SQLite store inserts a new alias row after looking for one, so two first
+        mirrors racing can hit its UNIQUE constraint: the loser tries again (it then updates).
+        """
+        from mlflow.exceptions import MlflowException
+
+        if state.current is None:
+            return
+        for attempt in range(5):
+            try:
+                self.client.set_registered_model_alias(model_name, alias, state.current)
+                return
+            except MlflowException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
         """Return the alias's moves, oldest first."""
