@@ -22,10 +22,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from include.errors import MLOpsError
+
 _KEY = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*\Z")  # \Z: no trailing newline
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 LOGICAL_TYPES = ("string", "int", "float", "bool", "timestamp")
 ANY_VERSION = object()  # set_alias: move the alias whatever it points at now
+
+
+class PreconditionFailedError(MLOpsError):
+    """A conditional write was refused: the object changed (or exists, or is gone) since it was read.
+
+    Retryable: read the object again with ``get_with_version`` and decide again.
+    """
 
 
 def check_key(key: str) -> str:
@@ -83,6 +92,32 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Delete an object if it exists."""
+
+    # conditional writes: the compare-and-set that the alias ledger (providers/ledger.py) and
+    # any other read-modify-write of one object build on. A version is an opaque string the
+    # store hands out (the local folder: the content's sha256; S3 and Blob: the ETag; GCS: the
+    # generation); callers only compare it, pass it back, and never parse it. A store may
+    # derive it from the content, so writing back the same bytes may give back the same
+    # version: a document that must never repeat carries its own counter (the ledger: its
+    # history).
+
+    def get_with_version(self, key: str) -> tuple[bytes, str]:
+        """Read an object and the version of exactly these bytes.
+
+        Raises:
+            FileNotFoundError: the object does not exist.
+        """
+
+    def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str:
+        """Write an object only if it is still at ``expected_version``; return the new version.
+
+        ``expected_version=None`` creates the object only if it does not exist. The check and
+        the write are one atomic step, also against writers in other processes and machines.
+
+        Raises:
+            PreconditionFailedError: the object is at another version, was deleted, or (with
+                None) exists already. Nothing was written.
+        """
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ Layout in the bucket, under ``[aws] prefix``:
 
     <storage keys>                  the same keys as the local provider (raw/, validated/, training/ ...)
     _sagemaker/code/<hash>/sourcedir.tar.gz    the training/inference scripts (script mode)
-    _sagemaker/registry/<model>/...            registered artifacts and the alias history
+    _sagemaker/registry/<model>/...            registered artifacts (and registration claims)
+    _registry/aliases/<model>/<alias>.json     the alias ledger (providers/ledger.py)
 """
 
 from __future__ import annotations

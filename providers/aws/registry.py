@@ -1,4 +1,4 @@
-"""The model registry on AWS: SageMaker Model Registry plus the project's alias history in S3.
+"""The model registry on AWS: SageMaker Model Registry plus the alias ledger in S3.
 
 One model package group per model; a version is a model package whose artifact is a
 ``model.tar.gz`` (holding ``model.joblib``) copied under ``_sagemaker/registry/`` at
@@ -8,9 +8,10 @@ is the production gate: the version ``production`` points at is ``Approved``, ev
 agrees with the project.
 
 SageMaker has no aliases, and only the latest approval change is visible there, so the alias
-and its full history (who, when, why - what rollback reads) live in one S3 object per alias,
-replaced with a conditional PUT (If-Match on its ETag): a compare-and-set, so two racing moves
-never both win and the history stays linear.
+and its full history (who, when, why - what rollback reads) live in the alias ledger every
+provider shares (providers/ledger.py: one object per alias in S3, moved by a conditional PUT on
+its ETag through ``S3ObjectStore.put_if_match``), so two racing moves never both win and the
+history stays linear. The approval statuses are a mirror, synced after the ledger moved.
 """
 
 from __future__ import annotations
@@ -28,21 +29,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError, MLOpsError
+from include.errors import ArtifactIntegrityError
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore, split_s3_uri
-from providers.base import ANY_VERSION, AliasChange, ModelVersion
+from providers.base import ANY_VERSION, AliasChange, ModelVersion, PreconditionFailedError
+from providers.ledger import AliasLedger, AliasState, RegistryConflictError
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
 APPROVED, NOT_APPROVED = "Approved", "PendingManualApproval"
-_CAS_ATTEMPTS = 20
-
-
-class RegistryConflictError(MLOpsError):
-    """Another writer kept winning the alias compare-and-set (retryable)."""
 
 
 def group_name(model_name: str) -> str:
@@ -59,6 +56,7 @@ class SageMakerModelRegistry:
         self._records: dict[str, dict[str, Any]] = {}
         self._group_arns: dict[str, str] = {}
         self._metadata: dict[str, dict[str, str]] = {}
+        self.ledger = AliasLedger(storage)
 
     @cached_property
     def client(self) -> Any:
@@ -209,15 +207,12 @@ class SageMakerModelRegistry:
     def _claim(self, key: str, registry_key: str) -> bool:
         """Create the claim object unless it exists; True if this call created it."""
         try:
-            self.storage.client.put_object(
-                Bucket=self.storage.bucket, Key=self.storage.object_key(key),
-                Body=json.dumps({"registry_key": registry_key, "at": _now()}).encode(), IfNoneMatch="*",
-            )  # fmt: skip
+            self.storage.put_if_match(
+                key, json.dumps({"registry_key": registry_key, "at": _now()}).encode(), None
+            )
             return True
-        except Exception as exc:
-            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return False
-            raise
+        except PreconditionFailedError:
+            return False
 
     def _wait_for(self, model_name: str, registry_key: str, timeout: float = 120) -> ModelVersion:
         """Another call claimed the key: wait for its package (or take over a stale claim)."""
@@ -245,24 +240,10 @@ class SageMakerModelRegistry:
 
     # -- aliases ---------------------------------------------------------------------------
 
-    def _alias_key(self, model_name: str, alias: str) -> str:
-        return f"_sagemaker/registry/{group_name(model_name)}/aliases/{alias}.json"
-
-    def _read_alias(self, model_name: str, alias: str) -> tuple[dict[str, Any], str | None]:
-        """The alias document and its ETag (None: it does not exist yet)."""
-        client = self.storage.client
-        try:
-            obj = client.get_object(
-                Bucket=self.storage.bucket, Key=self.storage.object_key(self._alias_key(model_name, alias))
-            )
-        except client.exceptions.NoSuchKey:
-            return {"version": None, "history": []}, None
-        return json.loads(obj["Body"].read()), obj["ETag"]
-
     def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """The version the alias points at, or None."""
-        document, _ = self._read_alias(model_name, alias)
-        return self.get_version(model_name, document["version"]) if document.get("version") else None
+        """The version the alias points at (in the ledger), or None."""
+        current = self.ledger.current(model_name, alias)
+        return self.get_version(model_name, current) if current is not None else None
 
     def set_alias(
         self,
@@ -273,47 +254,28 @@ class SageMakerModelRegistry:
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
     ) -> AliasChange | None:
-        """Move the alias with a compare-and-set on its S3 object; sync the approval statuses."""
+        """Move the alias in the ledger (a compare-and-set); then mirror production's approvals.
+
+        Setting the alias where it already points re-syncs the approval statuses (heals a sync
+        that a killed run left half done) and records nothing.
+        """
         version = str(version)
-        target = self.get_version(model_name, version)  # KeyError: nothing moves
-        for _ in range(_CAS_ATTEMPTS):
-            document, etag = self._read_alias(model_name, alias)
-            current = document.get("version")
-            if current == version:
-                return None
-            if expected_current is not ANY_VERSION and current != (
-                None if expected_current is None else str(expected_current)
-            ):
-                return None
-            change = AliasChange(model_name, alias, version, current, reason, actor, _now())
-            document = {"version": version, "history": [*document.get("history", []), change.__dict__]}
-            if self._put_if(self._alias_key(model_name, alias), document, etag):
-                if alias == "production":
-                    self._sync_approvals(model_name, target, reason)
-                return change
-        raise RegistryConflictError(
-            f"alias {alias} of {model_name} changed {_CAS_ATTEMPTS} times while moving it; retry"
-        )
+        self.get_version(model_name, version)  # KeyError: nothing moves
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        if alias == "production" and (
+            change is not None or self.ledger.current(model_name, alias) == version
+        ):
+            self.ledger.mirror(model_name, alias, lambda state: self._sync_approvals(model_name, state))
+        return change
 
-    def _put_if(self, key: str, document: dict[str, Any], etag: str | None) -> bool:
-        """PUT only if the object is unchanged (If-Match) or still absent (If-None-Match)."""
-        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        try:
-            self.storage.client.put_object(
-                Bucket=self.storage.bucket, Key=self.storage.object_key(key),
-                Body=json.dumps(document, indent=1).encode(), ContentType="application/json", **condition,
-            )  # fmt: skip
-            return True
-        except Exception as exc:
-            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
-                return False
-            raise
-
-    def _sync_approvals(self, model_name: str, production: ModelVersion, reason: str) -> None:
+    def _sync_approvals(self, model_name: str, state: AliasState) -> None:
         """Approve the production version; every other approved version goes back to pending."""
+        if state.current is None:
+            return
+        reason = state.history[-1].reason if state.history else ""
         for version in self.list_versions(model_name):
             status = version.tags.get("approval_status")
-            wanted = APPROVED if version.version == production.version else NOT_APPROVED
+            wanted = APPROVED if version.version == state.current else NOT_APPROVED
             if status != wanted:
                 self.client.update_model_package(
                     ModelPackageArn=version.tags["model_package_arn"],
@@ -321,16 +283,13 @@ class SageMakerModelRegistry:
                     # sent again: UpdateModelPackage keeps them, but moto 5.2 would drop them
                     CustomerMetadataProperties=self._metadata[version.tags["model_package_arn"]],
                     ApprovalDescription=(
-                        f"production: {reason}"
-                        if wanted == APPROVED
-                        else f"replaced by v{production.version}"
+                        f"production: {reason}" if wanted == APPROVED else f"replaced by v{state.current}"
                     )[:1000],  # fmt: skip
                 )
 
     def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
         """The alias's changes, oldest first."""
-        document, _ = self._read_alias(model_name, alias)
-        return [AliasChange(**entry) for entry in document.get("history", [])]
+        return self.ledger.history(model_name, alias)
 
     # -- artifacts -------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Storage on AWS: S3 objects under ``s3://<bucket>/<prefix>/``, through the Airflow S3Hook.
 
 An S3 PUT is atomic (a reader sees the old object or the new one, never half of one), so a
-write is one PUT and a re-run simply overwrites the same key.
+write is one PUT and a re-run simply overwrites the same key. A conditional write is one PUT
+with ``If-Match: <ETag>`` (or ``If-None-Match: *`` to create only): S3 checks and writes in one
+step, so the object's version is its ETag.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from providers.base import check_key
+from providers.base import PreconditionFailedError, check_key
+
+# refused conditional PUTs: 412, 409 (a concurrent conditional write), 404 (If-Match, no object)
+_PRECONDITION_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "404")
 
 
 class S3ObjectStore:
@@ -62,6 +67,37 @@ class S3ObjectStore:
             return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise FileNotFoundError(f"no object {key!r} in {self._root()}") from None
+
+    def get_with_version(self, key: str) -> tuple[bytes, str]:
+        """Read an object and its ETag (one GET: the ETag belongs to exactly these bytes)."""
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
+        except self.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"no object {key!r} in {self._root()}") from None
+        return obj["Body"].read(), obj["ETag"]
+
+    def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str:
+        """PUT only if the object's ETag is ``expected_version`` (None: only if it is missing).
+
+        Raises:
+            PreconditionFailedError: S3 refused the PUT (412, 409 or 404); nothing was written.
+        """
+        from providers.aws.hooks import error_code
+
+        condition = {"IfMatch": expected_version} if expected_version else {"IfNoneMatch": "*"}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=self.object_key(key), Body=data, **condition
+            )
+        except Exception as exc:
+            code = error_code(exc)
+            if code in _PRECONDITION_CODES:
+                raise PreconditionFailedError(
+                    f"{self.uri(key)} is not at version {expected_version or '(missing)'} ({code}): "
+                    "another writer changed it; read it again"
+                ) from None
+            raise
+        return response["ETag"]
 
     def get_file(self, key: str, path: Path) -> Path:
         """Download an object to ``path`` (through a temporary file, renamed when complete)."""

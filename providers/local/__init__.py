@@ -2,8 +2,9 @@
 
 Everything lives under ``[local] root`` of astro.toml (``.mlops/`` by default):
 
-    storage/      objects (raw, validated, quarantine, models, reports)
-    mlflow/       MLflow tracking + registry (SQLite) and the alias history
+    storage/      objects (raw, validated, quarantine, models, reports) and the alias ledger
+                  (_registry/aliases/<model>/<alias>.json, providers/ledger.py)
+    mlflow/       MLflow tracking + registry (SQLite)
     endpoint/     what the local endpoint serves
     warehouse.duckdb
 """

@@ -1,8 +1,9 @@
-"""The model registry on the local provider: MLflow (SQLite store) plus an alias history.
+"""The model registry on the local provider: MLflow (SQLite store) plus the alias ledger.
 
-MLflow keeps runs (params, metrics, lineage tags), model versions and aliases, but only an
-alias's current target. The history of every alias move (who, when, why) is kept beside it in
-a small SQLite table, written in the same lock as the move so the history stays linear.
+MLflow keeps runs (params, metrics, lineage tags) and model versions. Aliases and their history
+(who, when, why) live in the alias ledger every provider shares (providers/ledger.py: one JSON
+object per alias in the provider's storage, moved by compare-and-set); the MLflow alias is a
+mirror written after the ledger moved, so MLflow's UI and clients see the same production.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,12 +20,13 @@ from typing import Any
 
 from include.errors import ArtifactIntegrityError
 from providers.base import ANY_VERSION, AliasChange, ModelVersion, ObjectStore
+from providers.ledger import AliasLedger, AliasState
 
 ARTIFACT_FILE = "model.joblib"
 
 
 class MlflowModelRegistry:
-    """MLflow tracking + model registry in ``root``; alias history in ``root/alias_history.db``."""
+    """MLflow tracking + model registry in ``root``; aliases in the ledger in ``storage``."""
 
     def __init__(self, root: Path, storage: ObjectStore) -> None:
         self.root = Path(root).resolve()
@@ -32,7 +34,7 @@ class MlflowModelRegistry:
         self.storage = storage
         self.tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         self.artifact_root = (self.root / "artifacts").as_uri()
-        self.history_path = self.root / "alias_history.db"
+        self.ledger = AliasLedger(storage)
         self._client = None
 
     # -- MLflow plumbing -------------------------------------------------------------------
@@ -142,14 +144,9 @@ class MlflowModelRegistry:
         return sorted((self._to_model_version(mv) for mv in found), key=lambda v: int(v.version))
 
     def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """Return the version the alias points to, or None."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = self.client.get_model_version_by_alias(model_name, alias)
-        except MlflowException:
-            return None
-        return self._to_model_version(mv)
+        """Return the version the alias points to (in the ledger), or None."""
+        current = self.ledger.current(model_name, alias)
+        return self.get_version(model_name, current) if current is not None else None
 
     def set_alias(
         self,
@@ -160,47 +157,40 @@ class MlflowModelRegistry:
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
     ) -> AliasChange | None:
-        """Move the alias and append the move to its history, under one lock."""
+        """Move the alias in the ledger (a compare-and-set), then mirror it as an MLflow alias.
+
+        Setting the alias where it already points re-writes the mirror (heals one that a killed
+        run left behind) and records nothing.
+        """
+        version = str(version)
         self.get_version(model_name, version)  # fail before touching anything if it does not exist
-        with self._history() as db:
-            db.execute("BEGIN IMMEDIATE")  # serialises concurrent moves: one linear history
-            row = db.execute(
-                "SELECT version FROM alias_history WHERE model_name = ? AND alias = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (model_name, alias),
-            ).fetchone()
-            previous = row[0] if row else None
-            stale = expected_current is not ANY_VERSION and expected_current != previous
-            if previous == str(version) or stale:
-                db.execute("COMMIT")
-                return None
-            change = AliasChange(
-                model_name=model_name,
-                alias=alias,
-                version=str(version),
-                previous_version=previous,
-                reason=reason,
-                actor=actor,
-                changed_at=datetime.now(UTC).isoformat(),
-            )
-            self.client.set_registered_model_alias(model_name, alias, str(version))
-            db.execute(
-                "INSERT INTO alias_history (model_name, alias, version, previous_version, reason, actor, "
-                "changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (model_name, alias, change.version, previous, reason, actor, change.changed_at),
-            )
-            db.execute("COMMIT")
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        if change is not None or self.ledger.current(model_name, alias) == version:
+            self.ledger.mirror(model_name, alias, lambda state: self._mirror_alias(model_name, alias, state))
         return change
+
+    def _mirror_alias(self, model_name: str, alias: str, state: AliasState) -> None:
+        """Point the MLflow alias where the ledger points (for MLflow's UI and clients).
+
+        MLflow's SQLite store inserts a new alias row after looking for one, so two first
+        mirrors racing can hit its UNIQUE constraint: the loser tries again (it then updates).
+        """
+        from mlflow.exceptions import MlflowException
+
+        if state.current is None:
+            return
+        for attempt in range(5):
+            try:
+                self.client.set_registered_model_alias(model_name, alias, state.current)
+                return
+            except MlflowException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
         """Return the alias's moves, oldest first."""
-        with self._history() as db:
-            rows = db.execute(
-                "SELECT model_name, alias, version, previous_version, reason, actor, changed_at "
-                "FROM alias_history WHERE model_name = ? AND alias = ? ORDER BY id",
-                (model_name, alias),
-            ).fetchall()
-        return [AliasChange(*row) for row in rows]
+        return self.ledger.history(model_name, alias)
 
     def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
         """Copy the version's model.joblib into ``directory``, refusing it if its sha256 differs."""
@@ -228,32 +218,6 @@ class MlflowModelRegistry:
             target = directory / ARTIFACT_FILE
             shutil.move(str(downloaded), target)
         return target
-
-    # -- alias history store ---------------------------------------------------------------
-
-    def _history(self) -> _Closing:
-        db = sqlite3.connect(self.history_path, timeout=60, isolation_level=None)
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS alias_history (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "model_name TEXT NOT NULL, alias TEXT NOT NULL, version TEXT NOT NULL, previous_version TEXT, "
-            "reason TEXT NOT NULL, actor TEXT NOT NULL, changed_at TEXT NOT NULL)"
-        )
-        return _Closing(db)
-
-
-class _Closing:
-    """``with`` support that closes a sqlite3 connection (its own context manager only commits)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.db
-
-    def __exit__(self, *exc: object) -> None:
-        if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
-        self.db.close()
 
 
 def _quote(value: str) -> str:

@@ -1,11 +1,23 @@
-"""Storage on the local provider: a folder, with atomic writes."""
+"""Storage on the local provider: a folder, with atomic writes and conditional writes.
+
+A conditional write (``put_if_match``) compares the object's version (the sha256 of its bytes)
+and renames the new bytes into place while holding an exclusive ``fcntl.flock`` on a lock file
+beside the object (``.<name>.lock``, hidden from listings): the check and the write are one
+step for every thread and process on this machine. Plain writes of a key that has a lock file
+take the same lock, so they cannot slip between another writer's check and its rename.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-from providers.base import check_key
+from providers.base import PreconditionFailedError, check_key
 from providers.local import atomic
 
 
@@ -31,14 +43,41 @@ class LocalObjectStore:
     def put_bytes(self, key: str, data: bytes) -> str:
         """Write an object atomically (removing stale temporary files of earlier killed writes)."""
         target = self.path(key)
-        atomic.write_bytes(target, data)
+        with self._lock_if_conditional(target):
+            atomic.write_bytes(target, data)
         return target.as_uri()
 
     def put_file(self, key: str, path: Path) -> str:
         """Copy a local file in atomically (removing stale temporary files of killed writes)."""
         target = self.path(key)
-        atomic.copy_file(Path(path), target)
+        with self._lock_if_conditional(target):
+            atomic.copy_file(Path(path), target)
         return target.as_uri()
+
+    def get_with_version(self, key: str) -> tuple[bytes, str]:
+        """Read an object and its version (the sha256 of the bytes read)."""
+        data = self.get_bytes(key)  # one read of a file that is only ever renamed into place
+        return data, _version(data)
+
+    def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str:
+        """Write only if the object is at ``expected_version`` (None: only if it is missing).
+
+        Raises:
+            PreconditionFailedError: the object is at another version, missing, or exists.
+        """
+        target = self.path(key)
+        with self._lock(target):
+            try:
+                current: str | None = _version(target.read_bytes())
+            except FileNotFoundError:
+                current = None
+            if current != expected_version:
+                raise PreconditionFailedError(
+                    f"{self.uri(key)} is at version {current or '(missing)'}, not "
+                    f"{expected_version or '(missing)'}: another writer changed it; read it again"
+                )
+            atomic.write_bytes(target, data)
+        return _version(data)
 
     def get_bytes(self, key: str) -> bytes:
         """Read an object."""
@@ -78,5 +117,35 @@ class LocalObjectStore:
         return sorted(keys)
 
     def delete(self, key: str) -> None:
-        """Delete an object if it exists."""
-        self.path(key).unlink(missing_ok=True)
+        """Delete an object if it exists (its lock file stays: a waiting writer may hold it)."""
+        target = self.path(key)
+        with self._lock_if_conditional(target):
+            target.unlink(missing_ok=True)
+
+    @staticmethod
+    def _lock_path(target: Path) -> Path:
+        return target.with_name(f".{target.name}.lock")
+
+    @contextlib.contextmanager
+    def _lock(self, target: Path) -> Iterator[None]:
+        """Hold the exclusive lock of ``target`` (threads and processes alike wait for it).
+
+        Each call opens the lock file anew: flock locks belong to an open file description, so
+        two threads of one process exclude each other too. The lock is released when the file
+        is closed, also when the holder is killed.
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path(target), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _lock_if_conditional(self, target: Path) -> contextlib.AbstractContextManager[None]:
+        """The lock of a key that conditional writes use (it has a lock file), else nothing."""
+        return self._lock(target) if self._lock_path(target).exists() else contextlib.nullcontext()
+
+
+def _version(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -6,8 +6,10 @@ supplies its fixtures (the fsspec / universal-pathlib pattern):
 - ``StorageContract``: ``store`` (an empty ObjectStore);
 - ``WarehouseContract``: ``warehouse`` (tables are named per test, so one store serves all);
 - ``TrainingContract``: ``training`` and ``training_store`` (the store its jobs read and write);
-- ``RegistryContract``: ``registry``, ``registry_store`` and ``tamper(version)`` (corrupts the
-  registered copy of a version's artifact, as an attacker or a bad disk would);
+- ``RegistryContract``: ``registry``, ``registry_store``, ``tamper(version)`` (corrupts the
+  registered copy of a version's artifact, as an attacker or a bad disk would) and
+  ``native_alias(model, alias)`` (the version the registry's own marker names: the mirror of
+  the alias ledger, e.g. the MLflow alias or the SageMaker package that is Approved);
 - ``EndpointContract``: ``endpoint``, ``registry`` and ``registry_store``;
 - ``BatchContract``: ``batch``, ``registry``, ``registry_store`` and ``tamper``.
 
@@ -34,10 +36,12 @@ from providers.base import (
     ModelVersion,
     ObjectStore,
     OnlineEndpoint,
+    PreconditionFailedError,
     TrainingJobs,
     TrainingJobSpec,
     Warehouse,
 )
+from providers.ledger import AliasLedger
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
 
@@ -52,7 +56,8 @@ def unique(prefix: str) -> str:
 
 
 class StorageContract:
-    """ObjectStore: atomic put/get, overwrite, string-prefix listing, delete, safe keys only."""
+    """ObjectStore: atomic put/get, overwrite, string-prefix listing, delete, safe keys only,
+    conditional writes (create-only, compare-and-set on the object's version)."""
 
     def test_is_an_object_store(self, store):
         assert isinstance(store, ObjectStore)
@@ -117,6 +122,83 @@ class StorageContract:
             store.put_bytes(key, b"x")
         with pytest.raises(ValueError):
             store.get_bytes(key)
+        with pytest.raises(ValueError):
+            store.put_if_match(key, b"x", None)
+
+    # -- conditional writes (compare-and-set) ----------------------------------------------
+
+    def test_get_with_version_of_a_missing_object_raises(self, store):
+        with pytest.raises(FileNotFoundError):
+            store.get_with_version("cas/missing.json")
+
+    def test_create_only_refuses_an_existing_key(self, store):
+        version = store.put_if_match("cas/new.json", b"first", None)
+        assert store.get_with_version("cas/new.json") == (b"first", version)
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/new.json", b"second", None)
+        store.put_bytes("cas/plain.json", b"written without a condition")
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/plain.json", b"second", None)
+        assert store.get_bytes("cas/new.json") == b"first"
+        assert store.get_bytes("cas/plain.json") == b"written without a condition"
+
+    def test_a_stale_version_is_refused_and_the_right_one_moves_it(self, store):
+        v1 = store.put_if_match("cas/doc.json", b"one", None)
+        v2 = store.put_if_match("cas/doc.json", b"two", v1)
+        assert v2 != v1 and store.get_with_version("cas/doc.json") == (b"two", v2)
+        for stale in (v1, "not-a-version"):
+            with pytest.raises(PreconditionFailedError):
+                store.put_if_match("cas/doc.json", b"lost update", stale)
+        assert store.get_with_version("cas/doc.json") == (b"two", v2)
+        # a plain write is a change too: the version read before it is stale afterwards
+        store.put_bytes("cas/doc.json", b"three")
+        data, v3 = store.get_with_version("cas/doc.json")
+        assert data == b"three" and v3 != v2
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/doc.json", b"lost update", v2)
+        assert store.put_if_match("cas/doc.json", b"four", v3) == store.get_with_version("cas/doc.json")[1]
+        assert store.get_bytes("cas/doc.json") == b"four"
+        assert store.list_keys("cas/") == ["cas/doc.json"]  # no lock or version files listed
+
+    def test_a_deleted_object_refuses_its_old_version(self, store):
+        version = store.put_if_match("cas/gone.json", b"x", None)
+        store.delete("cas/gone.json")
+        with pytest.raises(PreconditionFailedError):
+            store.put_if_match("cas/gone.json", b"y", version)
+        assert not store.exists("cas/gone.json")
+        assert store.put_if_match("cas/gone.json", b"z", None)  # created again
+        assert store.get_bytes("cas/gone.json") == b"z"
+
+    def test_concurrent_conditional_writers_one_wins_each_round(self, store):
+        key, writers, rounds = "cas/race.json", 6, 5
+        store.put_if_match(key, b"round 0", None)
+        barrier = threading.Barrier(writers)
+        wins: list[list[int]] = [[] for _ in range(rounds)]
+        errors: list[BaseException] = []
+
+        def write(index: int) -> None:
+            try:
+                for round_ in range(rounds):
+                    barrier.wait(timeout=60)  # every writer reads the same version ...
+                    _, version = store.get_with_version(key)
+                    barrier.wait(timeout=60)  # ... before any of them writes
+                    try:
+                        store.put_if_match(key, f"round {round_ + 1} by {index}".encode(), version)
+                        wins[round_].append(index)
+                    except PreconditionFailedError:
+                        pass
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not errors, errors
+        assert [len(w) for w in wins] == [1] * rounds, wins
+        assert store.get_bytes(key) == f"round {rounds} by {wins[-1][0]}".encode()
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,6 +621,104 @@ class RegistryContract(_Models):
         assert len(results) == 4 and len(winners) == 1
         history = registry.alias_history(model, "production")
         assert [h.version for h in history] == ["1", winners[0].version]
+
+    # -- the alias ledger (providers/ledger.py) under every registry ------------------------
+
+    def test_aliases_live_in_the_shared_ledger(self, registry, registry_store, artifacts, native_alias):
+        model = unique("reg")
+        for key in ("a", "b"):
+            self.register(registry, model, key, artifacts)
+        registry.set_alias(model, "production", "1", "first", "run-1")
+        registry.set_alias(model, "production", "2", "gate passed", "run-2")
+        ledger = AliasLedger(registry_store)  # a fresh reader of the provider's storage
+        assert ledger.history(model, "production") == registry.alias_history(model, "production")
+        assert ledger.current(model, "production") == "2" == registry.get_alias(model, "production").version
+        assert native_alias(model, "production") == "2"  # the registry's own marker, mirrored
+
+    def test_a_stale_expected_current_writes_nothing(self, registry, registry_store, artifacts):
+        model = unique("reg")
+        for key in ("a", "b", "c"):
+            self.register(registry, model, key, artifacts)
+        registry.set_alias(model, "production", "1", "first", "run-1")
+        ledger = AliasLedger(registry_store)
+        before = ledger.read(model, "production")
+        assert registry.set_alias(model, "production", "3", "stale", "old", expected_current="2") is None
+        assert registry.set_alias(model, "production", "2", "stale", "old", expected_current=None) is None
+        assert ledger.read(model, "production") == before  # the same object version: not rewritten
+
+    def test_concurrent_moves_keep_one_linear_history(self, registry, artifacts, native_alias):
+        model = unique("reg")
+        for key in ("a", "b", "c", "d"):
+            self.register(registry, model, key, artifacts)
+        writers, steps = 5, 3
+        barrier = threading.Barrier(writers)
+        errors: list[BaseException] = []
+
+        def move(index: int) -> None:
+            try:
+                barrier.wait(timeout=60)
+                for step in range(steps):
+                    version = str((index + step) % 4 + 1)
+                    registry.set_alias(model, "production", version, f"step {step}", f"writer-{index}")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=move, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert not errors, errors
+        history = registry.alias_history(model, "production")
+        assert history and history[0].previous_version is None
+        for before, after in zip(history, history[1:], strict=False):
+            assert after.previous_version == before.version != after.version  # linear
+        assert registry.get_alias(model, "production").version == history[-1].version
+        assert native_alias(model, "production") == history[-1].version  # the last mirror won
+
+    def test_concurrent_compare_and_set_rounds_one_winner_each(self, registry, artifacts):
+        model = unique("reg")
+        writers, rounds = 4, 3
+        for index in range(writers):
+            self.register(registry, model, f"k{index}", artifacts)
+        registry.set_alias(model, "production", "1", "first", "setup")
+        barrier = threading.Barrier(writers)
+        wins: list[list[int]] = [[] for _ in range(rounds)]
+        errors: list[BaseException] = []
+
+        def promote(index: int) -> None:
+            try:
+                for round_ in range(rounds):
+                    barrier.wait(timeout=60)  # every writer sees the same production ...
+                    current = registry.get_alias(model, "production").version
+                    barrier.wait(timeout=60)  # ... before any of them moves it
+                    target = str(index + 1) if str(index + 1) != current else str((index + 1) % writers + 1)
+                    change = registry.set_alias(
+                        model,
+                        "production",
+                        target,
+                        f"round {round_}",
+                        f"run-{index}",
+                        expected_current=current,
+                    )
+                    if change is not None:
+                        wins[round_].append(index)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=promote, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        assert not errors, errors
+        assert [len(w) for w in wins] == [1] * rounds, wins
+        history = registry.alias_history(model, "production")
+        assert len(history) == rounds + 1
+        assert [h.actor for h in history[1:]] == [f"run-{w[0]}" for w in wins]
+        for before, after in zip(history, history[1:], strict=False):
+            assert after.previous_version == before.version
 
     def test_fetch_artifact_checks_the_sha(self, registry, registry_store, artifacts, tmp_path):
         import hashlib

@@ -58,6 +58,21 @@ def registry(aws, registry_store) -> SageMakerModelRegistry:
 
 
 @pytest.fixture(scope="module")
+def native_alias(aws):
+    def approved(model: str, alias: str) -> str | None:
+        """The version SageMaker has Approved (the ledger's mirror of production), read afresh."""
+        assert alias == "production", "only production is mirrored as an approval status"
+        found = [
+            v.version for v in SageMakerModelRegistry(aws, S3ObjectStore(aws.conn_id, aws.bucket, aws.prefix))
+            .list_versions(model) if v.tags["approval_status"] == "Approved"
+        ]  # fmt: skip
+        assert len(found) <= 1, f"more than one approved version: {found}"
+        return found[0] if found else None
+
+    return approved
+
+
+@pytest.fixture(scope="module")
 def tamper(registry_store):
     def flip_a_byte(version) -> None:
         """Replace the registered model.tar.gz with one whose model.joblib has a byte flipped."""

@@ -41,6 +41,20 @@ def registry(root, registry_store, tmp_path_factory) -> MlflowModelRegistry:
 
 
 @pytest.fixture(scope="module")
+def native_alias(registry):
+    def mlflow_alias(model: str, alias: str) -> str | None:
+        """The version MLflow's own alias names (the ledger's mirror)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(registry.client.get_model_version_by_alias(model, alias).version)
+        except MlflowException:
+            return None
+
+    return mlflow_alias
+
+
+@pytest.fixture(scope="module")
 def tamper():
     def flip_a_byte(version) -> None:
         path = Path(unquote(urlparse(version.artifact_uri).path)) / "model.joblib"

@@ -229,3 +229,65 @@ def test_interrupted_write_leaves_no_partial_object(store, monkeypatch):
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert not store.exists("big/object")
     assert _all_files(store.root) == []
+
+
+def _increment(root: str, times: int) -> int:
+    """Add 1 to the counter object ``times`` times by compare-and-set; return the refusals seen."""
+    from providers.base import PreconditionFailedError
+
+    store, refused = LocalObjectStore(Path(root)), 0
+    for _ in range(times):
+        while True:
+            data, version = store.get_with_version("counter")
+            try:
+                store.put_if_match("counter", str(int(data) + 1).encode(), version)
+                break
+            except PreconditionFailedError:
+                refused += 1
+    return refused
+
+
+def test_conditional_writes_are_atomic_across_processes(store):
+    """Processes (not threads: each its own file descriptors and locks) never lose an update."""
+    import multiprocessing
+
+    store.put_if_match("counter", b"0", None)
+    processes, times = 4, 40
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        refused = pool.starmap(_increment, [(str(store.root), times)] * processes)
+    assert int(store.get_bytes("counter")) == processes * times
+    assert sum(refused) > 0, "the writers never overlapped: the test proves nothing"
+    assert store.list_keys() == ["counter"]
+    assert _all_files(store.root) == [".counter.lock", "counter"]  # no temporary file left
+
+
+def test_a_killed_lock_holder_does_not_block_the_next_writer(store, tmp_path):
+    """flock is released by the kernel when its holder dies: no stale lock to clean up."""
+    import signal
+    import subprocess
+    import sys
+
+    version = store.put_if_match("doc", b"v1", None)
+    ready = tmp_path / "locked"
+    child = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import fcntl, os, pathlib, sys, time\n"
+            f"fd = os.open({str(store.root / '.doc.lock')!r}, os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            f"pathlib.Path({str(ready)!r}).touch()\n"
+            "time.sleep(60)\n",
+        ]
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert store.put_if_match("doc", b"v2", version)
+    assert store.get_bytes("doc") == b"v2"

@@ -1,0 +1,171 @@
+"""One alias ledger for every model registry, on any ObjectStore's conditional writes.
+
+No cloud registry keeps what rollback needs: SageMaker has no aliases (only an approval status,
+and only its latest change), Vertex AI and MLflow keep an alias's current target but not who
+moved it, when and why. So every registry keeps its aliases here, in one JSON object per
+(model, alias) in the provider's own storage:
+
+    _registry/aliases/<model_name>/<alias>.json
+        {"format": 1, "model_name": ..., "alias": ..., "current": "3",
+         "history": [{AliasChange fields}, ...]}          (oldest change first)
+
+A move is a compare-and-set of that object (``ObjectStore.put_if_match`` with the version read
+by ``get_with_version``): of two racing writers exactly one wins; the other re-reads, decides
+again (its ``expected_current`` may no longer hold: then it records nothing) and retries. The
+history is therefore linear: each change starts where the one before it ended.
+
+The ledger is the truth. A registry's native marker (SageMaker approval status, an MLflow or
+Vertex AI alias, an Azure ML tag) is a mirror written after the ledger moved, by
+:meth:`AliasLedger.mirror`, which repeats until the ledger did not move while it wrote, so
+racing mirrors end on the ledger's final state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from include.errors import MLOpsError
+from providers.base import ANY_VERSION, AliasChange, ObjectStore, PreconditionFailedError, check_key
+
+log = logging.getLogger(__name__)
+LEDGER_PREFIX = "_registry/aliases"
+FORMAT = 1
+_NAME = re.compile(r"^[A-Za-z0-9_.=\-]+\Z")
+
+
+class RegistryConflictError(MLOpsError):
+    """Other writers kept winning a registry compare-and-set (retryable: run the task again)."""
+
+
+@dataclass(frozen=True)
+class AliasState:
+    """An alias as the ledger holds it now."""
+
+    current: str | None  # the version the alias points at (None: nowhere yet)
+    history: tuple[AliasChange, ...]  # oldest first
+    object_version: str | None  # the store's version of the ledger object (None: no object yet)
+
+
+class AliasLedger:
+    """The aliases of every model of one registry, kept in ``store`` under ``prefix``.
+
+    Args:
+        store: the provider's ObjectStore (it must implement the conditional writes).
+        prefix: the folder of the ledger objects in the store.
+        attempts: compare-and-set attempts of one move before RegistryConflictError.
+    """
+
+    def __init__(self, store: ObjectStore, prefix: str = LEDGER_PREFIX, attempts: int = 50) -> None:
+        self.store = store
+        self.prefix = prefix.strip("/")
+        self.attempts = attempts
+
+    def key(self, model_name: str, alias: str) -> str:
+        """The ledger object of one alias of one model."""
+        for what, name in (("model name", model_name), ("alias", alias)):
+            if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
+                raise ValueError(
+                    f"{what} {name!r} cannot name a ledger object: use letters, digits, '_', '-', '.'"
+                )
+        return check_key(f"{self.prefix}/{model_name}/{alias}.json")
+
+    def read(self, model_name: str, alias: str) -> AliasState:
+        """The alias now: where it points, its history and the ledger object's version."""
+        try:
+            data, object_version = self.store.get_with_version(self.key(model_name, alias))
+        except FileNotFoundError:
+            return AliasState(None, (), None)
+        document = json.loads(data)
+        history = tuple(AliasChange(**entry) for entry in document.get("history", []))
+        return AliasState(document.get("current"), history, object_version)
+
+    def current(self, model_name: str, alias: str) -> str | None:
+        """The version the alias points at, or None."""
+        return self.read(model_name, alias).current
+
+    def history(self, model_name: str, alias: str) -> list[AliasChange]:
+        """The alias's changes, oldest first."""
+        return list(self.read(model_name, alias).history)
+
+    def move(
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        actor: str,
+        expected_current: str | None | object = ANY_VERSION,
+    ) -> AliasChange | None:
+        """Point the alias at ``version`` and append the change, in one compare-and-set.
+
+        The semantics of ``ModelRegistry.set_alias`` (the caller checks that ``version``
+        exists): ``expected_current`` moves it only if the alias points at that version now
+        (None: nowhere); the default moves it whatever it points at.
+
+        Returns:
+            The change, or None (nothing recorded) when the alias already points at
+            ``version`` or does not point at ``expected_current``.
+
+        Raises:
+            RegistryConflictError: other writers won every one of ``attempts`` rounds.
+        """
+        version = str(version)
+        expected = expected_current
+        if expected is not ANY_VERSION and expected is not None:
+            expected = str(expected)
+        key = self.key(model_name, alias)
+        for attempt in range(self.attempts):
+            state = self.read(model_name, alias)
+            if state.current == version:
+                return None
+            if expected is not ANY_VERSION and state.current != expected:
+                return None
+            now = datetime.now(UTC).isoformat()
+            if state.history and state.history[-1].changed_at > now:  # another host's clock ahead
+                now = state.history[-1].changed_at
+            change = AliasChange(model_name, alias, version, state.current, reason, actor, now)
+            document = {
+                "format": FORMAT,
+                "model_name": model_name,
+                "alias": alias,
+                "current": version,
+                "history": [asdict(c) for c in (*state.history, change)],
+            }
+            try:
+                self.store.put_if_match(key, json.dumps(document, indent=1).encode(), state.object_version)
+            except PreconditionFailedError:
+                # another writer moved it between our read and write: read again and decide again
+                time.sleep(random.uniform(0, min(0.25, 0.005 * 2**attempt)))
+                continue
+            log.info("%s %s: v%s -> v%s (%s, %s)", model_name, alias, state.current, version, reason, actor)
+            return change
+        raise RegistryConflictError(
+            f"alias {alias!r} of model {model_name!r} changed {self.attempts} times while this run "
+            f"tried to move it to v{version} ({self.store.uri(key)}); run the task again"
+        )
+
+    def mirror(self, model_name: str, alias: str, apply: Callable[[AliasState], None]) -> AliasState:
+        """Bring a registry's native marker in line with the ledger; return the state applied.
+
+        ``apply`` sets the marker from the ledger's state (idempotently). It is called again
+        whenever the ledger moved while it ran, so of several racing mirrors the last one to
+        finish writes the ledger's final state, and a move's mirror never undoes a newer move.
+        """
+        state = self.read(model_name, alias)
+        for _ in range(self.attempts):
+            apply(state)
+            after = self.read(model_name, alias)
+            if after.object_version == state.object_version:
+                return state
+            state = after
+        raise RegistryConflictError(
+            f"alias {alias!r} of model {model_name!r} kept moving while its registry marker was "
+            "written; run the task again"
+        )

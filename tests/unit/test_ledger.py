@@ -1,0 +1,117 @@
+"""The alias ledger on its own (providers/ledger.py), on the local folder store.
+
+The registries' use of it, on every backend, is in tests/contract/suites.py (RegistryContract).
+These tests make the races deterministic: a store that lets another writer in at a chosen
+moment.
+"""
+
+import json
+
+import pytest
+
+from providers.base import ANY_VERSION, PreconditionFailedError
+from providers.ledger import LEDGER_PREFIX, AliasLedger, AliasState, RegistryConflictError
+from providers.local.storage import LocalObjectStore
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalObjectStore:
+    return LocalObjectStore(tmp_path / "storage")
+
+
+class Interleaving:
+    """A store whose next conditional writes first let ``before_write`` run (another writer)."""
+
+    def __init__(self, store: LocalObjectStore) -> None:
+        self.store = store
+        self.before_write: list = []  # callables, one per upcoming put_if_match
+        self.refused = 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def put_if_match(self, key, data, expected_version):
+        if self.before_write:
+            self.before_write.pop(0)()
+        try:
+            return self.store.put_if_match(key, data, expected_version)
+        except PreconditionFailedError:
+            self.refused += 1
+            raise
+
+
+def test_the_document_layout(store):
+    ledger = AliasLedger(store)
+    change = ledger.move("churn", "production", "3", "gate passed", "run-1")
+    assert store.list_keys() == [f"{LEDGER_PREFIX}/churn/production.json"]
+    document = json.loads(store.get_bytes(f"{LEDGER_PREFIX}/churn/production.json"))
+    assert document["format"] == 1 and document["current"] == "3"
+    assert document["history"] == [change.__dict__]
+    assert ledger.current("churn", "staging") is None and ledger.history("churn", "staging") == []
+
+
+def test_a_writer_that_loses_a_race_reads_again_and_appends_after_the_winner(store):
+    racing = Interleaving(store)
+    ledger, other = AliasLedger(racing), AliasLedger(store)
+    ledger.move("m", "production", "1", "first", "setup")
+    racing.before_write.append(lambda: other.move("m", "production", "2", "won the race", "other"))
+    change = ledger.move("m", "production", "3", "lost, then retried", "me")
+    assert racing.refused == 1
+    assert change.previous_version == "2"  # decided again on what the winner wrote
+    assert [(h.version, h.previous_version) for h in ledger.history("m", "production")] == [
+        ("1", None), ("2", "1"), ("3", "2"),
+    ]  # fmt: skip
+
+
+def test_a_lost_race_with_expected_current_records_nothing(store):
+    racing = Interleaving(store)
+    ledger, other = AliasLedger(racing), AliasLedger(store)
+    ledger.move("m", "production", "1", "first", "setup")
+    racing.before_write.append(lambda: other.move("m", "production", "2", "won", "other"))
+    assert ledger.move("m", "production", "3", "stale now", "me", expected_current="1") is None
+    assert [h.version for h in ledger.history("m", "production")] == ["1", "2"]
+
+
+def test_expected_current_semantics(store):
+    ledger = AliasLedger(store)
+    assert ledger.move("m", "a", "1", "r", "x", expected_current="1") is None  # points nowhere
+    assert ledger.move("m", "a", "1", "r", "x", expected_current=None).previous_version is None
+    assert ledger.move("m", "a", "1", "r", "x") is None  # already there
+    assert ledger.move("m", "a", "2", "r", "x", expected_current=None) is None
+    assert ledger.move("m", "a", 2, "r", "x", expected_current=1).version == "2"  # compared as text
+    assert ledger.move("m", "a", "3", "r", "x", expected_current=ANY_VERSION).previous_version == "2"
+    assert [h.version for h in ledger.history("m", "a")] == ["1", "2", "3"]
+
+
+def test_a_writer_that_always_loses_gives_up_with_a_retryable_error(store):
+    racing = Interleaving(store)
+    ledger, other = AliasLedger(racing, attempts=3), AliasLedger(store)
+    ledger.move("m", "production", "1", "first", "setup")
+    versions = iter(["2", "1", "2"])
+    racing.before_write.extend(
+        [lambda: other.move("m", "production", next(versions), "busy", "other") for _ in range(3)]
+    )
+    with pytest.raises(RegistryConflictError, match="changed 3 times"):
+        ledger.move("m", "production", "5", "never", "me")
+    assert "5" not in [h.version for h in ledger.history("m", "production")]
+
+
+def test_mirror_repeats_until_the_ledger_stood_still(store):
+    """A mirror whose write lands after a newer move must not leave the older version behind."""
+    ledger, other = AliasLedger(store), AliasLedger(store)
+    ledger.move("m", "production", "1", "first", "setup")
+    marker: list[str | None] = []
+
+    def apply(state: AliasState) -> None:
+        if not marker:  # while this (slow) mirror writes v1, another run moves the ledger
+            other.move("m", "production", "2", "newer", "other")
+        marker.append(state.current)
+
+    applied = ledger.mirror("m", "production", apply)
+    assert marker == ["1", "2"] and applied.current == "2"  # the marker ends on the ledger
+
+
+@pytest.mark.parametrize("model, alias", [("a/b", "production"), ("m", "../x"), ("m", ""), ("..", "p")])
+def test_names_that_cannot_be_a_key_are_refused(store, model, alias):
+    with pytest.raises(ValueError):
+        AliasLedger(store).move(model, alias, "1", "r", "x")
