@@ -35,6 +35,7 @@ def in_process_rps(model, seconds: float) -> float:
     from threadpoolctl import threadpool_limits
 
     from include.ml.sample_data import generate_week
+
     rows = generate_week("2030-W02", 1000, seed=3).drop(columns=["event_time", "churned"])
     records = json.loads(rows.to_json(orient="records"))
     done = 0

@@ -42,7 +42,13 @@ def write_wine_weeks(folder: Path) -> tuple[str, dict]:
         for c in frame.columns
         if c != "cultivar"
     }
-    spec = {"name": "wine", "label": "cultivar", "task": "multiclass", "classes": CULTIVARS, "features": features}
+    spec = {
+        "name": "wine",
+        "label": "cultivar",
+        "task": "multiclass",
+        "classes": CULTIVARS,
+        "features": features,
+    }
     return str(folder / "wine_{week}.csv"), spec
 
 

@@ -243,7 +243,9 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("bad-input")
     data = folder / "data"
     data.mkdir()
-    config = write_config(folder / "project", data={"rows_per_week": ROWS}, model={"params": {"max_iter": 20}})
+    config = write_config(
+        folder / "project", data={"rows_per_week": ROWS}, model={"params": {"max_iter": 20}}
+    )
     previous = os.environ.get("MLOPS_CONFIG")
     os.environ["MLOPS_CONFIG"] = str(config)
     try:

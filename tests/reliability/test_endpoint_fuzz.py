@@ -26,12 +26,12 @@ from include.demo.spec import CATEGORIES, DEMO_SPEC, ID_COLUMN, NUMERIC_RANGES, 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
 from include.serving.app import MAX_ROWS_PER_REQUEST, create_app, request_model
-
-PredictRequest = request_model(DEMO_SPEC)
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint
 from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
+
+PredictRequest = request_model(DEMO_SPEC)
 
 pytestmark = pytest.mark.timeout(240)
 MODEL = "churn"

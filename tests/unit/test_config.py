@@ -52,7 +52,9 @@ def test_project_astro_toml_loads(settings, raw):
 
 
 def test_written_config_loads(tmp_path):
-    path = write_config(tmp_path, model={"params": {"max_iter": 20, "learning_rate": 1}}, gate={"margin": 0.01})
+    path = write_config(
+        tmp_path, model={"params": {"max_iter": 20, "learning_rate": 1}}, gate={"margin": 0.01}
+    )
     settings = load_settings(path)
     assert settings.model.params["max_iter"] == 20
     assert settings.model.params["learning_rate"] == 1
@@ -314,13 +316,23 @@ def test_an_inline_dataset_spec(tmp_path):
         ({"label": "y", "task": "binary"}, ["positive_class", "required"]),
         ({"label": "y", "task": "regression", "positive_class": "1"}, ["positive_class", "regression"]),
         ({"label": "y", "task": "multiclass", "positive_class": "a"}, ["positive_class"]),
-        ({"label": "y", "task": "binary", "positive_class": "1", "classes": ["a", "b"]}, ["positive_class", "classes"]),
+        (
+            {"label": "y", "task": "binary", "positive_class": "1", "classes": ["a", "b"]},
+            ["positive_class", "classes"],
+        ),
         ({"label": "x", "task": "regression"}, ["x", "features", "label"]),
-        ({"label": "y", "task": "regression", "features": {"x": {"kind": "text"}}}, ["features.x.kind", "text"]),
-        ({"label": "y", "task": "regression", "features": {"x": {"kind": "numeric", "min": 5, "max": 1}}},
-         ["features.x", "min"]),
-        ({"label": "y", "task": "regression", "features": {"x": {"kind": "categorical", "min": 1}}},
-         ["features.x.min", "numeric"]),
+        (
+            {"label": "y", "task": "regression", "features": {"x": {"kind": "text"}}},
+            ["features.x.kind", "text"],
+        ),
+        (
+            {"label": "y", "task": "regression", "features": {"x": {"kind": "numeric", "min": 5, "max": 1}}},
+            ["features.x", "min"],
+        ),
+        (
+            {"label": "y", "task": "regression", "features": {"x": {"kind": "categorical", "min": 1}}},
+            ["features.x.min", "numeric"],
+        ),
         ({"label": "y", "task": "regression", "id_column": "x"}, ["x", "features", "id_column"]),
         ({"label": "y", "task": "regression", "colour": "red"}, ["unknown", "colour"]),
         ({"label": "y", "task": "regression", "feature_function": "nope"}, ["feature_function"]),

@@ -25,6 +25,7 @@ def build_features(df):
     """The demo spec's features (its feature function adds the derived columns)."""
     return build_with_spec(df, DEMO_SPEC)
 
+
 ROW = {
     "customer_id": "C-1",
     "age": 41,

@@ -29,7 +29,9 @@ def predict_proba_records(model, records):
 
 def classification_metrics(y, p):
     """The binary task's metrics from 0/1 labels (None: unknown) and probabilities of 1."""
-    labels = pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(int(v)) for v in y])
+    labels = pd.Series(
+        [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(int(v)) for v in y]
+    )
     known = labels.notna().to_numpy()
     p = np.asarray(p, dtype=float)[known]
     return task_metrics("binary", labels[known], np.column_stack([1 - p, p]), ["0", "1"])

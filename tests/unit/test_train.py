@@ -137,7 +137,9 @@ def test_any_installed_estimator_trains(data_files):
     from include.ml.modeling import fit
 
     _, train, validation = data_files
-    model = fit(train, DEMO_SPEC, "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 20, "random_state": 0})
+    model = fit(
+        train, DEMO_SPEC, "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 20, "random_state": 0}
+    )
     metrics = model.metrics(validation)
     assert 0.6 < metrics["roc_auc"] <= 1 and metrics["n"] == 3000
 

@@ -427,7 +427,11 @@ def test_great_expectations_import_noise_stays_out_of_the_log() -> None:
         "print('passed', run(clean_frame(n=120)).passed)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2]
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
     )
     assert "passed True" in result.stdout, result.stderr[-2000:]
     assert "because it is a closure" not in result.stdout + result.stderr
