@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from include.config import PROJECT_ROOT
-from include.errors import MLOpsError
+from include.errors import DeterministicError, MLOpsError
 from providers.base import ObjectStore, TrainingJobResult, TrainingJobSpec
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,13 @@ SUCCESS_MARKER = "_SUCCESS"
 
 class TrainingFailedError(MLOpsError):
     """The training process exited with an error (retryable: it may be a killed process)."""
+
+
+class TrainingInputError(DeterministicError):
+    """The training script refused its input (exit code 1): a retry would fail the same way."""
+
+
+BAD_INPUT_EXIT_CODE = 1  # include/ml/train.py: bad data, labels, spec or estimator
 
 
 class SubprocessTrainingJobs:
@@ -71,14 +78,19 @@ class SubprocessTrainingJobs:
         with subprocess.Popen(
             command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         ) as process:
+            errors = []
             try:
                 assert process.stdout is not None
                 for line in process.stdout:
                     log.info("[%s] %s", job_name, line.rstrip())
+                    if line.startswith("[train] error:"):
+                        errors.append(line.removeprefix("[train] error:").strip())
                 code = process.wait(timeout=self.timeout_seconds)
             except BaseException:
                 process.kill()
                 raise
+        if code == BAD_INPUT_EXIT_CODE and errors:
+            raise TrainingInputError(f"training job {job_name} refused its input: {errors[-1]}")
         if code != 0:
             raise TrainingFailedError(f"training job {job_name} exited with code {code}; see the lines above")
 

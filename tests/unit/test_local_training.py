@@ -6,12 +6,16 @@ import pytest
 from helpers import predict_proba
 
 from include.demo.spec import DEMO_SPEC
-from include.errors import DeterministicError, MLOpsError
+from include.errors import DeterministicError
 from include.ml.sample_data import generate_week, write_parquet_bytes
 from include.ml.scoring import file_sha256, load_model
 from providers.base import TrainingJobResult, TrainingJobs, TrainingJobSpec
 from providers.local.storage import LocalObjectStore
-from providers.local.training import SUCCESS_MARKER, SubprocessTrainingJobs, TrainingFailedError
+from providers.local.training import (
+    SUCCESS_MARKER,
+    SubprocessTrainingJobs,
+    TrainingInputError,
+)
 
 HPS = {"learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 15}
 
@@ -122,10 +126,12 @@ def test_a_job_killed_before_its_marker_runs_again(storage, finished):
 def test_a_failing_training_script_raises_and_leaves_no_marker(storage, caplog):
     spec = _spec("train-broken", train_key="datasets/broken/train.parquet")
     with caplog.at_level(logging.INFO, logger="providers.local.training"):
-        with pytest.raises(TrainingFailedError, match="train-broken") as info:
+        with pytest.raises(TrainingInputError, match="train-broken") as info:
             SubprocessTrainingJobs(storage).run(spec)
-    assert "exited with code 1" in str(info.value)
-    assert isinstance(info.value, MLOpsError) and not isinstance(info.value, DeterministicError)
+    # bad input fails the same way on every try: deterministic (the task does not retry), and
+    # the script's own reason is the message (a crash or a kill stays retryable)
+    assert "refused its input: the data has no label column 'churned'" in str(info.value)
+    assert isinstance(info.value, DeterministicError)
     assert not storage.exists(f"models/train-broken/{SUCCESS_MARKER}")
     assert storage.list_keys("models/train-broken/") == []
     # the script's reason is in the task log
