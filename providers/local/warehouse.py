@@ -107,6 +107,7 @@ class DuckDBWarehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {table}{clause}", params)
+                _after_delete(con, table, where)
                 if isinstance(source, pd.DataFrame):
                     names = ", ".join(check_identifier(c) for c in source.columns)
                     con.register("incoming_chunk", source)
@@ -160,6 +161,14 @@ class DuckDBWarehouse:
         with self.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             return con.execute(bound.render(lambda name: f"${name}"), bound.params).df()
+
+
+def _after_delete(con: Any, table: str, where: Mapping[str, Any]) -> None:
+    """Nothing: the seam of a test fault point inside the partition's open transaction.
+
+    tests/faults/sitecustomize.py replaces it (``partition-after-delete``) to stop the process
+    after the old rows were deleted and before anything is inserted or committed.
+    """
 
 
 def _stage(chunks: Iterable[pd.DataFrame], path: Path) -> int:

@@ -71,5 +71,7 @@ def test_endpoint() -> None:
 def test_training() -> None:
     figures = bench_training.run((2_000, 4_000), repeat=1, max_iter=10)
     _sane(figures, "training", 2)
-    assert figures[0].ratio == 1.0
+    small, large = figures  # each size's time over the smallest size's
+    assert large.baseline == small.value and large.ratio == pytest.approx(large.value / small.value)
+    assert large.details["rows_ratio"] == 2 and small.details["rows"] == 2_000
     assert all(f.details["peak_rss_mib"] > 50 for f in figures)

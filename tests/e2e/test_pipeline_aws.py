@@ -8,8 +8,16 @@ Registry, the endpoint and the PostgreSQL tables, and on the exact SageMaker req
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
 import json
+import logging
 import os
+import sys
+import tarfile
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -30,6 +38,12 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
     from providers.aws.triggers import SageMakerJobTrigger
 
     server, stand_in, _ = aws_env
+    # the connection the tasks resolve carries a secret of this run as its password (moto takes
+    # any key); test_no_secret_anywhere looks for it in everything the runs wrote
+    secret = f"mlops-secret-{uuid.uuid4().hex}"
+    conn_var = "AIRFLOW_CONN_AWS_TEST"
+    saved_conn = os.environ[conn_var]
+    os.environ[conn_var] = json.dumps({**json.loads(saved_conn), "password": secret})
     folder = tmp_path_factory.mktemp("aws-loop")
     sections = aws_sections(BUCKET)
     sections["aws"]["prefix"] = f"e2e-{folder.name}"
@@ -67,13 +81,73 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
         from include.config import load_settings
         from include.stages.context import StageContext
 
-        runs = {week: run_dag("retrain_pipeline", week) for week in WEEKS}
+        output: list[str] = []
+        runs = {week: _run_dag(output, "retrain_pipeline", week) for week in WEEKS}
         ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
         yield {"runs": runs, "ctx": ctx, "stand_in": stand_in, "start": start, "deferred": deferred,
-               "server": server}  # fmt: skip
+               "server": server, "secret": secret, "output": output}  # fmt: skip
     finally:
         SageMakerJobTrigger.run = original_run
         os.environ.pop("MLOPS_CONFIG", None)
+        os.environ[conn_var] = saved_conn
+
+
+def _run_dag(output: list[str], *args, **kwargs):
+    """run_dag, with everything the run wrote added to ``output`` (see _captured)."""
+    with _captured(output):
+        return run_dag(*args, **kwargs)
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, stream, sink: list[str]) -> None:
+        self.stream, self.sink = stream, sink
+
+    def write(self, text: str) -> int:
+        self.sink.append(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _captured(output: list[str]):
+    """Everything a dag.test() run writes, still shown as usual.
+
+    dag.test() runs the tasks in this process, so their task logs are log records and writes to
+    this process's streams: every log record (formatted with its traceback), sys.stdout and
+    sys.stderr, and file descriptors 1 and 2 (what child processes such as the SageMaker
+    stand-in's container scripts write).
+    """
+    handler = logging.Handler(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.emit = lambda record: output.append(handler.format(record) + "\n")  # type: ignore[method-assign]
+    logging.getLogger().addHandler(handler)
+    saved_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(sys.stdout, output), _Tee(sys.stderr, output)
+    with tempfile.TemporaryFile() as file:
+        sys.__stdout__.flush()
+        sys.__stderr__.flush()
+        saved_fds = {fd: os.dup(fd) for fd in (1, 2)}
+        for fd in saved_fds:
+            os.dup2(file.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.__stdout__.flush()
+            sys.__stderr__.flush()
+            for fd, saved in saved_fds.items():
+                os.dup2(saved, fd)
+                os.close(saved)
+            sys.stdout, sys.stderr = saved_streams
+            logging.getLogger().removeHandler(handler)
+            file.seek(0)
+            written = file.read()
+            output.append(written.decode(errors="replace"))
+            os.write(2, written)
 
 
 def _clear_runs() -> None:
@@ -159,7 +233,7 @@ def test_the_endpoint_serves_production_from_the_inference_profile(loop) -> None
     models = _requests(loop, "CreateModel")
     environment = models[0]["primary_container"]["Environment"]
     assert environment["SAGEMAKER_PROGRAM"] == "sagemaker_inference.py" and environment["MODEL_SHA256"]
-    assert len(_requests(loop, "CreateEndpoint")) <= 1  # then updated in place
+    assert len(_requests(loop, "CreateEndpoint")) == 1  # by the first deploy, then updated in place
     moves = len(ctx.provider.registry.alias_history(ctx.model_name, "production"))
     assert len(_requests(loop, "UpdateEndpoint")) == moves - 1
 
@@ -194,7 +268,7 @@ def test_rerun_reuses_the_training_job_and_duplicates_nothing(loop) -> None:
         len(_requests(loop, "CreateTrainingJob")),
         len(_requests(loop, "CreateTransformJob")),
     )
-    run = run_dag("retrain_pipeline", "2026-W02")
+    run = _run_dag(loop["output"], "retrain_pipeline", "2026-W02")
     assert run_state(run) == "success", task_states(run)
     after = (
         len(registry.list_versions(ctx.model_name)),
@@ -207,7 +281,7 @@ def test_rerun_reuses_the_training_job_and_duplicates_nothing(loop) -> None:
 
 def test_drift_retrain_then_rollback(loop) -> None:
     ctx = loop["ctx"]
-    run = run_dag("retrain_pipeline", conf={"week": DRIFT_WEEK, "reason": "drift"})
+    run = _run_dag(loop["output"], "retrain_pipeline", conf={"week": DRIFT_WEEK, "reason": "drift"})
     assert run_state(run) == "success", task_states(run)
     runs = ctx.provider.warehouse.read_rows("training_runs", {"week": DRIFT_WEEK})
     assert list(runs.loc[runs["reason"] == "drift", "train_weeks"]) == [f'["{DRIFT_WEEK}"]']
@@ -215,9 +289,77 @@ def test_drift_retrain_then_rollback(loop) -> None:
     history = registry.alias_history(ctx.model_name, "production")
     current, previous = history[-1].version, history[-1].previous_version
     assert previous is not None
-    run = run_dag("rollback_model", conf={"week": DRIFT_WEEK})
+    run = _run_dag(loop["output"], "rollback_model", conf={"week": DRIFT_WEEK})
     assert run_state(run) == "success", task_states(run)
     assert registry.get_alias(ctx.model_name, "production").version == previous
     assert registry.get_version(ctx.model_name, previous).tags["approval_status"] == "Approved"
     assert registry.get_version(ctx.model_name, current).tags["approval_status"] == "PendingManualApproval"
     assert endpoint.current(ctx.model_name).version == previous
+
+
+def _object_texts(key: str, data: bytes) -> list[tuple[str, bytes]]:
+    """An object's bytes, and those of the files inside it when it is gzip or a tar."""
+    found = [(key, data)]
+    if data[:2] == b"\x1f\x8b":
+        with contextlib.suppress(OSError, EOFError):
+            found += _object_texts(f"{key}!gunzip", gzip.decompress(data))
+    with contextlib.suppress(tarfile.TarError, EOFError, OSError):
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    found += _object_texts(f"{key}!{member.name}", extracted.read() if extracted else b"")
+    return found
+
+
+def test_no_secret_anywhere(loop, airflow_db: Path) -> None:
+    """The AWS connection's password appears in no task log, object, or warehouse table.
+
+    Runs last: after every dag.test() run of this module (four pipeline runs and a rollback).
+    """
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    secret = loop["secret"]
+    leaks: list[str] = []
+
+    # task logs: what the dag.test() runs wrote (log records, streams, child processes) and any
+    # log file under AIRFLOW_HOME
+    output = "".join(loop["output"])
+    assert "deploy" in output and "score" in output, "the runs' output was not captured"
+    if secret in output:
+        at = output.index(secret)
+        leaks.append(f"task output: ...{output[max(0, at - 200) : at + 50]!r}")
+    for path in sorted(airflow_db.rglob("*")):
+        if path.is_file() and secret.encode() in path.read_bytes():
+            leaks.append(f"Airflow home: {path}")
+
+    # every object in the bucket, under every prefix
+    s3 = loop["server"].client("s3")
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+        for item in page.get("Contents", [])
+    ]
+    assert any(key.endswith("model.tar.gz") for key in keys) and len(keys) > 20, keys
+    for key in keys:
+        data = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        leaks += [
+            f"s3://{BUCKET}/{name}" for name, text in _object_texts(key, data) if secret.encode() in text
+        ]
+
+    # every row of every table in the warehouse database, whatever its schema
+    with contextlib.closing(PostgresHook(postgres_conn_id="warehouse_test").get_conn()) as conn:
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+        )
+        tables = cursor.fetchall()
+        assert {"predictions", "training_runs"} <= {name for _, name in tables}, tables
+        for schema, name in tables:
+            cursor.execute(
+                f'SELECT count(*) FROM "{schema}"."{name}" t WHERE strpos(t::text, %s) > 0', (secret,)
+            )
+            if cursor.fetchone()[0]:
+                leaks.append(f"warehouse table {schema}.{name}")
+    assert not leaks, f"the connection's password leaked into: {leaks}"

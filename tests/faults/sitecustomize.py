@@ -12,6 +12,10 @@ Points:
         the temporary file, not yet in place; the data_versions row is not written yet).
     score-partition: the week's predictions partition, after the first chunk was staged for
         the partition's transaction (nothing committed).
+    partition-after-delete: DuckDBWarehouse's transaction that replaces a partition of any
+        table whose ``where`` has the armed week, right after its DELETE (the old rows deleted
+        inside the open transaction, nothing inserted or committed). Before firing, it writes
+        the partition's row count as the transaction sees it to ``seen-<point>``.
 """
 
 from __future__ import annotations
@@ -61,6 +65,16 @@ def _patch_warehouse() -> None:
         return original(self, table, where, rows)
 
     warehouse.DuckDBWarehouse.replace_rows = replace_rows
+
+    def after_delete(con, table, where):  # noqa: ANN001, ANN202 - the seam's signature
+        week = _armed("partition-after-delete")
+        if week and dict(where).get("week") == week:
+            clause, params = warehouse._where(where)
+            seen = con.execute(f"SELECT count(*) FROM {table}{clause}", params).fetchone()[0]
+            (Path(FOLDER) / "seen-partition-after-delete").write_text(str(seen))
+            _fire("partition-after-delete")
+
+    warehouse._after_delete = after_delete
 
 
 def _pause_after_first_chunk(rows):  # noqa: ANN001, ANN202

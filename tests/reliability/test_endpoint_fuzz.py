@@ -141,7 +141,14 @@ def _operations(loaded) -> list:
     database=None,
 )
 def test_schemathesis_no_server_errors(case, server, deployed):
-    if case.path.endswith("/predict"):
+    """Positive and negative cases (schemathesis' default modes), each held to the request model.
+
+    A predict body is sent as JSON; the request model (the oracle) says whether it is valid:
+    a valid one, POSTed as JSON, must get a 200 with one prediction per row, an invalid one a 4xx with a
+    ``detail``. Never a 5xx, on any operation.
+    """
+    predict = case.path.endswith("/predict")
+    if predict:
         # the schema cannot know the deployed model's name; GET /models/{model_name} keeps
         # random names (404s)
         case.path_parameters = {"model_name": MODEL}
@@ -150,6 +157,17 @@ def test_schemathesis_no_server_errors(case, server, deployed):
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text[:500]}"
     if response.status_code >= 400:
         assert response.json().get("detail"), response.text[:500]
+    if predict:
+        # the oracle judges what was sent: negative cases also change the method or media type
+        sent = response.request
+        if _sent_is_valid(sent.method, sent.headers.get("content-type"), sent.body):
+            assert response.status_code == 200, f"valid request {sent.body!r}: {response.text[:500]}"
+            assert len(response.json()["predictions"]) == len(json.loads(sent.body)["rows"])
+        else:
+            assert 400 <= response.status_code < 500, (
+                f"invalid request {sent.method} {sent.headers.get('content-type')} {sent.body!r}: "
+                f"{response.status_code} {response.text[:300]}"
+            )
     case.validate_response(
         response,
         checks=[schemathesis.checks.not_a_server_error],
@@ -213,10 +231,30 @@ _bodies = st.one_of(
 )
 
 
+def _sent_is_valid(method: str, content_type: str | None, body: bytes | str | None) -> bool:
+    """Whether the request model accepts a request as sent: a POST of a JSON body that it validates.
+
+    FastAPI reads the body as JSON when the content type is absent, ``application/json`` or
+    ``application/*+json``; any other body is not an object of rows.
+    """
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    if method.upper() != "POST" or not (
+        media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    ):
+        return False
+    if body is None:
+        return False
+    try:
+        PredictRequest.model_validate_json(body)
+    except ValidationError:
+        return False
+    return True
+
+
 def _is_valid(body) -> bool:
     try:
-        PredictRequest.model_validate_json(json.dumps(body))
-    except ValidationError:
+        PredictRequest.model_validate_json(json.dumps(body, allow_nan=False))
+    except (ValidationError, ValueError, TypeError):
         return False
     return True
 
@@ -260,7 +298,9 @@ def test_hypothesis_fuzz_rows(server, deployed):
     ids=["binary", "nested", "huge-number", "long-string", "empty"],
 )
 def test_raw_malformed_bodies(server, deployed, content):
-    _assert_client_error_or_ok(_post(server, content=content), "raw")
+    response = _post(server, content=content)
+    _assert_client_error_or_ok(response, "raw")
+    assert 400 <= response.status_code < 500, response.text[:500]
 
 
 def test_oversized_body_gets_4xx(server, deployed, rows):
@@ -279,6 +319,7 @@ def test_wrong_content_type_and_method(server, deployed, rows):
     url = f"{server.url}/models/{MODEL}/predict"
     response = httpx.post(url, content="rows=1", headers={"content-type": "text/plain"}, timeout=TIMEOUT)
     _assert_client_error_or_ok(response, "text/plain")
+    assert 400 <= response.status_code < 500, response.text[:500]
     response = httpx.get(url, timeout=TIMEOUT)
     assert response.status_code == 405
 

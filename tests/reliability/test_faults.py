@@ -9,7 +9,8 @@ again (the retry) and compares the end state with a run that had no fault. No te
 - ingest_data is SIGKILLed while renaming a data version into place;
 - the training subprocess is SIGKILLed mid-job;
 - batch scoring fails after its first chunk, the warehouse connection drops mid-transaction,
-  and the scoring process is SIGKILLed in the middle of its DuckDB transaction;
+  the scoring process is SIGKILLed while it stages the partition, and SIGKILLed inside its
+  DuckDB transaction right after the DELETE of the old partition (a fault point);
 - the endpoint is down when deploy smoke-tests a new version;
 - two promotions race on the production alias.
 """
@@ -205,8 +206,8 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
         time.sleep(0.05)
 
 
-def _child(state: Root, body: str, ready: Path) -> subprocess.Popen:
-    """A Python child that builds the context from the config and runs ``body``."""
+def _child(state: Root, body: str, ready: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A Python child that builds the context from the config and runs ``body`` (``env`` added)."""
     script = (
         "import os, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
@@ -224,6 +225,7 @@ def _child(state: Root, body: str, ready: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -482,7 +484,7 @@ def test_batch_scoring_interrupted_keeps_the_old_partition(
     )
 
 
-def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> None:
+def test_scoring_process_killed_while_staging_a_partition(main: Root, tmp_path: Path) -> None:
     from include.stages.score import score_week
 
     week = {"week": "2026-W01"}
@@ -512,10 +514,63 @@ def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> N
     assert leftovers(main.root) == []
     TABLE.append(
         (
-            "task SIGKILLed writing a partition",
+            "task SIGKILLed staging a partition",
             "score: half the partition staged, not committed",
             f"DuckDB opens; old {len(before)} rows; retry {len(before)} rows",
             "nothing",
+        )
+    )
+
+
+def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> None:
+    """SIGKILLed inside DuckDB's open transaction, after the DELETE of the old partition.
+
+    The child arms the ``partition-after-delete`` fault point of tests/faults/sitecustomize.py
+    (loaded through PYTHONPATH, as in the scheduler's task processes), which stops it right
+    after ``DELETE FROM predictions WHERE week = ?`` inside the partition's transaction.
+    """
+    from include.stages.score import score_week
+
+    week = {"week": "2026-W01"}
+    before = table_rows(main, "predictions", week)
+    assert before
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    (faults / "arm-partition-after-delete").write_text("2026-W01")
+    body = (
+        "import pandas as pd\n"
+        "warehouse = build_context(week='2026-W01', logical_date=None, actor='x', settings=settings)"
+        ".provider.warehouse\n"
+        "old = warehouse.read_rows('predictions', {'week': '2026-W01'})\n"
+        "new = old.assign(churn_probability=0.5, model_version='killed')\n"
+        "warehouse.replace_rows('predictions', {'week': '2026-W01'}, iter([new]))\n"
+        "print('the transaction committed: the fault point never fired')\n"
+    )
+    env = {
+        "MLOPS_TEST_FAULTS": str(faults),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "faults"), str(ROOT)]),
+    }
+    process = _child(main, body, tmp_path / "unused", env=env)
+    _wait_for(faults / "fired-partition-after-delete", process)
+    assert (faults / "fired-partition-after-delete").read_text() == str(process.pid)
+    # inside the open transaction the partition was empty: the DELETE had run
+    assert (faults / "seen-partition-after-delete").read_text() == "0"
+    _kill(process)
+
+    # DuckDB rolled the open transaction back: the old rows, none of the killed writer's
+    assert table_rows(main, "predictions", week) == before
+    # the retry writes exactly one row per customer, the same as before
+    assert score_week(main.ctx("2026-W01"))["n_rows"] == len(before)
+    after = table_rows(main, "predictions", week)
+    assert after == before
+    assert len({row[1] for row in after}) == len(after)
+    assert leftovers(main.root) == []
+    TABLE.append(
+        (
+            "task SIGKILLed in the partition's transaction",
+            "score: after the DELETE, before the INSERT and COMMIT",
+            f"DuckDB opens; old {len(before)} rows; retry {len(before)} rows, one per customer",
+            "nothing (the open transaction rolled back)",
         )
     )
 
