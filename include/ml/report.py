@@ -196,8 +196,15 @@ def render_drift_report(
         ),
     ]
     metric = str(summary.get("metric") or "metric")
+    measured = str(summary.get("concept_model_version") or "")
     concept_items = [
         ("status", _badge(concept_drifted, _NOT_AVAILABLE)),
+        (
+            "measured on",
+            _e(f"v{measured}, the model serving when the week's rows arrived")
+            if measured
+            else _e("no model served this week before its own retrain"),
+        ),
         (
             f"live {metric}",
             _e(_NOT_AVAILABLE)

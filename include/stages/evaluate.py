@@ -13,6 +13,7 @@ from include.errors import DeterministicError, ParamError
 from include.ml.dataset import HIGHER_IS_BETTER, DatasetSpec, incompatibilities, spec_from_json
 from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated
+from include.stages.history import newer_production, production_as_of, trained_week
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,12 @@ def training_run(ctx: StageContext, job_name: str | None = None) -> dict[str, An
 def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[str, Any]:
     """Score the challenger and the champion on the week's holdout and decide the gate.
 
-    The champion is the production version when the week was first evaluated; a re-run
-    compares against the same version again, so its decision does not change later.
+    The champion is the production version as of the week (the latest production version
+    trained for this week or an earlier one: a backfilled week is judged against the model of
+    its time, not today's), recorded when the week is first evaluated; a re-run compares
+    against the same version again, so its decision does not change later. A challenger that
+    would win while today's production was trained for a later week (a backfill) is registered
+    but does not move production: the decision says why.
 
     Returns:
         The evaluation record (``passed``, ``decision``, scores, champion version).
@@ -85,7 +90,8 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         check_compatible(ctx, challenger.spec, f"challenger {job_name}")
         challenger_score = challenger.metrics(holdout)[metric]
 
-        champion = _champion(ctx, job_name)
+        previous = warehouse.read_rows("evaluations", {"week": ctx.week, "job_name": job_name})
+        champion = _champion(ctx, previous)
         champion_score = None
         if champion is not None and champion.registry_key != job_name:
             path = registry.fetch_artifact(champion, Path(tmp) / "champion")
@@ -126,6 +132,17 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
             f"{verb}: challenger {metric} {challenger_score:.4f} vs champion v{champion.version} "
             f"{champion_score:.4f} (margin {margin})"
         )
+    newer = newer_production(ctx)
+    if passed and newer is not None and newer.registry_key != job_name:
+        # a first evaluation, or a re-run of one that kept production (a re-run of a week that
+        # was promoted in its time keeps its decision: register's compare-and-set guards it)
+        if previous.empty or not bool(previous.iloc[-1]["passed"]):
+            passed = False
+            of_its_time = f"v{champion.version}" if champion is not None else "none"
+            decision = (
+                f"keep: production v{newer.version} was trained on {trained_week(newer)}, newer than "
+                f"this week {ctx.week} (against the production of its time, {of_its_time}: {decision})"
+            )
     record = {
         "week": ctx.week,
         "job_name": job_name,
@@ -160,15 +177,13 @@ def _holdout(ctx: StageContext) -> pd.DataFrame:
     return holdout
 
 
-def _champion(ctx: StageContext, job_name: str) -> Any:
+def _champion(ctx: StageContext, previous: pd.DataFrame) -> Any:
     """Return the version to compare with.
 
     That is the one recorded by an earlier evaluation of this challenger if there is one (so
-    re-runs are stable), else the current production version.
+    re-runs are stable), else the production version as of the week (see ``production_as_of``).
     """
-    registry = ctx.provider.registry
-    previous = ctx.provider.warehouse.read_rows("evaluations", {"week": ctx.week, "job_name": job_name})
     if not previous.empty:
         recorded = previous.iloc[-1]["champion_version"]
-        return registry.get_version(ctx.model_name, recorded) if recorded else None
-    return registry.get_alias(ctx.model_name, PRODUCTION)
+        return ctx.provider.registry.get_version(ctx.model_name, recorded) if recorded else None
+    return production_as_of(ctx, ctx.week)

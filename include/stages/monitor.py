@@ -11,6 +11,7 @@ import pandas as pd
 
 from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated, reference_weeks
+from include.stages.history import served_week
 from include.stages.keys import drift_report_key
 from include.stages.tables import ensure_tables
 
@@ -26,9 +27,13 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
       this week, starting at the last detected drift);
     - prediction drift: PSI of this week's scores against the same model's scores on the
       reference weeks;
-    - concept drift: once labels are in, the gate metric on the week's held-out rows against
-      the same metric of the model that scored them at validation (worse by more than
-      ``[drift] concept_metric_drop``; for rmse and mae, by more than that fraction of it).
+    - concept drift: once labels are in, the gate metric on the week's held-out rows of the
+      model that was serving when the week's rows arrived (the production version before any
+      retrain of the week, see ``served_week``; not a model trained on the week itself) against
+      the same metric of that model at validation (worse by more than ``[drift]
+      concept_metric_drop``; for rmse and mae, by more than that fraction of it). Not measured
+      when no model served the week (its first week, a backfilled week older than every
+      production version).
 
     Returns:
         The verdict: ``drift_detected``, ``should_trigger_retrain`` (never for a run that is
@@ -40,7 +45,9 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
 
     drift, spec, metric = ctx.settings.drift, ctx.settings.dataset, ctx.settings.gate_metric
     warehouse, storage = ctx.provider.warehouse, ctx.provider.storage
-    ensure_tables(warehouse, "predictions", "drift_metrics", "drift_summary", spec=ctx.settings.dataset)
+    ensure_tables(
+        warehouse, "predictions", "evaluations", "drift_metrics", "drift_summary", spec=ctx.settings.dataset
+    )
     reference = reference_weeks(ctx)
     current = read_validated(ctx, ctx.week)
     predictions = warehouse.read_rows("predictions", {"week": ctx.week})
@@ -59,6 +66,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         "live_metric": None,
         "reference_metric": None,
         "concept_drifted": False,
+        "concept_model_version": "",
     }
     features = pd.DataFrame(columns=["feature", "kind", "psi", "statistic", "p_value", "drifted"])
     if reference:
@@ -92,9 +100,13 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     else:
         log.info("Week %s has no reference weeks yet: data and prediction drift are not computed", ctx.week)
 
-    live = _live_metric(ctx, current, summary["model_version"], metric) if summary["model_version"] else None
+    served = served_week(ctx)
+    summary["concept_model_version"] = served.version if served is not None else ""
+    if served is None:
+        log.info("Week %s: no model served it before its own retrain: no concept drift measured", ctx.week)
+    live = _live_metric(ctx, current, served.version, metric) if served is not None else None
     if live is not None:
-        version = ctx.provider.registry.get_version(ctx.model_name, summary["model_version"])
+        version = served
         at_validation = version.metrics.get(f"validation_{metric}")
         summary.update(live_metric=live, reference_metric=at_validation)
         if at_validation is not None:
@@ -123,10 +135,11 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     warehouse.replace_rows("drift_summary", {"week": ctx.week}, pd.DataFrame([summary]))
     trigger = summary["drift_detected"] and ctx.reason != "drift"
     log.info(
-        "Week %s: drift %s (data %s: %d/%d features; prediction PSI %s; live %s %s vs %s); report %s",
+        "Week %s: drift %s (data %s: %d/%d features; prediction PSI %s; live %s of v%s %s vs %s); report %s",
         ctx.week, "DETECTED" if summary["drift_detected"] else "not detected", summary["data_drifted"],
         summary["n_drifted"], summary["n_features"], _fmt(summary["prediction_psi"]), metric,
-        _fmt(summary["live_metric"]), _fmt(summary["reference_metric"]), storage.uri(report_key),
+        summary["concept_model_version"] or "-", _fmt(summary["live_metric"]),
+        _fmt(summary["reference_metric"]), storage.uri(report_key),
     )  # fmt: skip
     return {
         "week": ctx.week,
@@ -140,6 +153,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         "prediction_psi": summary["prediction_psi"],
         "metric": metric,
         "live_metric": summary["live_metric"],
+        "concept_model_version": summary["concept_model_version"],
     }
 
 
@@ -178,7 +192,7 @@ def _prediction_psi(reference: pd.Series, current: pd.Series, task: str, psi: An
 
 
 def _live_metric(ctx: StageContext, current: pd.DataFrame, version: str, metric: str) -> float | None:
-    """The gate metric of the scoring model on the week's held-out, labelled rows (None until labels)."""
+    """The gate metric of the serving model on the week's held-out, labelled rows (None until labels)."""
     spec = ctx.settings.dataset
     held_out = current[holdout_mask(current[spec.key_column], ctx.settings.training.holdout_fraction)]
     labelled = held_out[held_out[spec.label].notna()]

@@ -11,6 +11,7 @@ import pandas as pd
 from include.errors import ParamError
 from include.stages.context import StageContext
 from include.stages.evaluate import PRODUCTION, check_compatible, trained_spec
+from include.stages.history import newest_registered_as_of, production_as_of, trained_week
 from include.stages.keys import validated_key
 from include.stages.tables import ensure_tables
 from providers.base import ModelVersion
@@ -22,8 +23,9 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
     """Replace the week's predictions partition with the production model's scores.
 
     The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
-    one prediction per row. A re-run after a later week promoted its own model keeps the
-    version the week was scored with (see ``_scoring_version``).
+    one prediction per row. A past week is scored with the model of its time: a re-run after a
+    later week promoted its own model keeps the version the week was scored with, and a first
+    scoring (a backfill) uses the production version as of the week (see ``_scoring_version``).
 
     Returns:
         ``n_rows`` and ``model_version``.
@@ -46,15 +48,32 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
 def _scoring_version(ctx: StageContext, production: ModelVersion) -> ModelVersion:
     """The version to score the week with: production, unless it was trained for a later week.
 
-    A re-run of an earlier week after a later week promoted its model keeps the version the
-    week was scored with, so its predictions (and its drift verdict) do not change. A version
-    trained for this week or an earlier one (a drift retrain of this week, a rollback) re-scores.
+    A past week is scored with the model of its time: a re-run of an earlier week after a later
+    week promoted its model keeps the version the week was scored with, so its predictions (and
+    its drift verdict) do not change; a first scoring of a past week (a backfill) uses the
+    production version as of that week, or, when there was none, the newest version registered
+    for that week or an earlier one. A version trained for this week or an earlier one (a drift
+    retrain of this week, a rollback) re-scores.
     """
-    trained_for = str(production.tags.get("week") or "")
+    trained_for = trained_week(production)
     if not trained_for or trained_for <= ctx.week:
         return production
     scored = ctx.provider.warehouse.read_rows("predictions", {"week": ctx.week}, columns=["model_version"])
     versions = set(scored["model_version"].astype(str))
+    if not versions:
+        of_its_time = production_as_of(ctx, ctx.week) or newest_registered_as_of(ctx, ctx.week)
+        if of_its_time is None:
+            log.warning(
+                "Week %s: no version of its time (production v%s was trained for %s) scores it",
+                ctx.week, production.version, trained_for,
+            )  # fmt: skip
+            return production
+        log.info(
+            "Week %s: scoring with %s v%s, trained for %s (production v%s was trained for %s)",
+            ctx.week, ctx.model_name, of_its_time.version, trained_week(of_its_time) or "an unknown week",
+            production.version, trained_for,
+        )  # fmt: skip
+        return of_its_time
     if len(versions) != 1 or production.version in versions:
         return production
     try:

@@ -94,6 +94,7 @@ TABLES: dict[str, dict[str, str]] = {
         "reference_metric": "float",
         "concept_drifted": "bool",
         "drift_detected": "bool",
+        "concept_model_version": "string",  # the model concept drift was measured on
         "report_key": "string",
     },
 }
