@@ -65,6 +65,10 @@ class Case:
     params: dict[str, Any] = field(default_factory=dict)
     file_format: str = "csv"
     keys: bool = True  # a row_id and an event_time column
+    # [drift] concept_metric_drop: a regression's rmse on ~60 held-out rows moves by 10-15% from
+    # week to week on this noisy table; concept drift is measured on the model that served the
+    # week (trained before it), so the tolerance must be above that noise
+    concept_metric_drop: float = 0.05
 
     @property
     def drift_week(self) -> str:
@@ -103,6 +107,7 @@ CASES = {
             ("2026-W30", "2026-W31", "2026-W32", "2026-W33"),
             ("bmi", "bp", "s1", "s5"),
             params={"max_iter": 30, "early_stopping": False},
+            concept_metric_drop=0.3,
         ),
         Case(
             "tumours",
@@ -302,6 +307,7 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         dataset={"spec": str(spec)},
         data={"source": source},
         model={"estimator": case.estimator, "params": case.params},
+        drift={"concept_metric_drop": case.concept_metric_drop},
         local={"endpoint_port": port},
     )
     os.environ["MLOPS_CONFIG"] = str(config)
@@ -478,6 +484,7 @@ def _stage_config(case: Case, folder: Path, spec: Path, source: str, root: Path 
         dataset={"spec": str(spec)},
         data={"source": source},
         model={"estimator": case.estimator, "params": case.params},
+        drift={"concept_metric_drop": case.concept_metric_drop},
         local={"root": str(root or folder / "mlops")},
     )
 
