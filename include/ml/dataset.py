@@ -232,6 +232,20 @@ def canonical_value(value: Any) -> str | None:
     return text or None
 
 
+def canonical_values(values: Any) -> Any:
+    """``canonical_value`` of every value of a pandas Series, as an object Series on its index.
+
+    Computed once per distinct value (pd.factorize), not per row: labels and boolean columns
+    have a handful of values over millions of rows.
+    """
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    mapped = np.array([canonical_value(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)  # code -1 (missing) -> None
+
+
 def import_function(path: str, key: str) -> Callable[..., Any]:
     """Import ``module:function``.
 

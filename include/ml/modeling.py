@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.ml.dataset import TASK_METRICS, DatasetSpec, canonical_value, spec_from_json
+from include.ml.dataset import TASK_METRICS, DatasetSpec, canonical_values, spec_from_json
 from include.ml.features import build_features, record_features
 
 
@@ -108,7 +108,7 @@ def labels_of(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
         if bad.any():
             raise LabelError(f"the regression label {spec.label!r} holds text, e.g. {values[bad].iloc[0]!r}")
         return numbers.astype(np.float64)
-    return pd.Series([canonical_value(v) for v in values.tolist()], index=frame.index, dtype=object)
+    return canonical_values(values)
 
 
 class TrainedModel:

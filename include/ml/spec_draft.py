@@ -14,7 +14,7 @@ saying what was guessed and why, to be checked before astro.toml points at the f
   values and text with 3 to 50 are ``multiclass``; other numbers are ``regression``;
 * for binary, the positive class: ``1``, ``true``, ``yes``, ``y`` or ``positive`` when present,
   else the minority class;
-* the id column (an id-like name such as ``customer_id``/``customerId``/``order_key`` with a unique
+* the id column (an id-like name such as ``order_id``/``orderId``/``order_key`` with a unique
   value in every row) and the event-time column (datetimes, or text dates in every row);
 * each feature's kind: ``boolean`` (bool values, or two values like yes/no or 0/1), ``numeric``
   (numbers, with the sample's range widened by 10%), ``categorical`` (text with at most 50
@@ -163,7 +163,7 @@ def _require_column(frame: pd.DataFrame, name: str, option: str) -> None:
 
 
 def _is_id_like(name: str) -> bool:
-    """Whether a name's last word is id/key/uuid/guid (``customer_id``, ``customerId``, ``ID``)."""
+    """Whether a name's last word is id/key/uuid/guid (``order_id``, ``orderId``, ``ID``)."""
     words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)
     return bool(words) and words[-1].lower() in _ID_WORDS
 

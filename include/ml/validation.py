@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.ml.dataset import FALSE_WORDS, ROW_KEY, TRUE_WORDS, DatasetSpec, canonical_value
+from include.ml.dataset import FALSE_WORDS, ROW_KEY, TRUE_WORDS, DatasetSpec, canonical_values
 from include.weeks import week_start
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -216,10 +216,10 @@ def _normalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         canonical.append(spec.label)
     for column in canonical:
         if column in df.columns:
-            text = [canonical_value(v) for v in df[column].tolist()]
+            text = canonical_values(df[column])
             if column != spec.label:
-                text = [t.lower() if t is not None else None for t in text]
-            df[column] = pd.Series(text, index=df.index, dtype="str")
+                text = text.str.lower()  # booleans: "True" and "true" are one word
+            df[column] = text.astype("str")
     numeric = [f.name for f in spec.features_of_kind("numeric")]
     if spec.task == "regression":
         numeric.append(spec.label)
@@ -652,7 +652,7 @@ def _row_detail(
 def _label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
     """Return a batch failure for each column that looks like (or is named like) the label.
 
-    A feature leaks the label when its name contains the label's stem (``churned`` -> ``churn``)
+    A feature leaks the label when its name contains the label's stem (``defaulted`` -> ``default``)
     or is ``label``/``target``, or, over the labelled rows, it equals the label (or its
     complement, binary) in more than 99% of them, predicts it from its value in more than 99% of
     them (a column with few distinct values), or correlates with it beyond 0.99 (binary and
@@ -699,7 +699,7 @@ def _leak_label(values: pd.Series, spec: DatasetSpec) -> pd.Series:
     """The label as the leak checks compare it: 0/1 (binary), class text, or a number."""
     if spec.task == "regression":
         return pd.to_numeric(values, errors="coerce").astype(float)
-    text = pd.Series([canonical_value(v) for v in values.tolist()], index=values.index, dtype=object)
+    text = canonical_values(values)
     if spec.task == "binary":
         return text.map(lambda v: None if v is None else float(v == spec.positive_class))
     return text

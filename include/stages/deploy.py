@@ -9,7 +9,7 @@ from typing import Any
 from include.errors import MLOpsError, ParamError
 from include.stages.context import StageContext
 from include.stages.datasets import read_validated, validated_weeks
-from include.stages.evaluate import PRODUCTION
+from include.stages.history import PRODUCTION
 
 log = logging.getLogger(__name__)
 SMOKE_ROWS = 5

@@ -17,7 +17,6 @@ from include.stages.history import newer_production, production_as_of, trained_w
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
-PRODUCTION = "production"
 
 
 class IncompatibleModelError(DeterministicError):

@@ -14,7 +14,7 @@ from include.stages.context import StageContext
 from providers.base import ModelVersion
 
 log = logging.getLogger(__name__)
-PRODUCTION = "production"  # the alias (as include.stages.evaluate.PRODUCTION)
+PRODUCTION = "production"  # the alias the gate moves and every stage serves from
 
 
 def trained_week(version: ModelVersion) -> str:

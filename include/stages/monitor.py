@@ -40,7 +40,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         itself a drift retrain), ``report_key`` and the figures.
     """
     from include.ml.dataset import HIGHER_IS_BETTER
-    from include.ml.drift import dataset_drift, feature_drift, population_stability_index
+    from include.ml.drift import dataset_drift, feature_drift
     from include.ml.report import render_drift_report
 
     drift, spec, metric = ctx.settings.drift, ctx.settings.dataset, ctx.settings.gate_metric
@@ -51,6 +51,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     reference = reference_weeks(ctx)
     current = read_validated(ctx, ctx.week)
     predictions = warehouse.read_rows("predictions", {"week": ctx.week})
+    models = _loader(ctx)  # each version fetched and unpickled once per run
 
     summary: dict[str, Any] = {
         "week": ctx.week,
@@ -90,10 +91,8 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
             data_drifted=bool(verdict["drifted"]),
         )
         if len(predictions) and summary["model_version"]:
-            ref_scores = _reference_scores(ctx, summary["model_version"], ref_frame)
-            psi = _prediction_psi(
-                ref_scores, predictions[spec.score_column], spec.task, population_stability_index
-            )
+            ref_scores = _reference_scores(ctx, models(summary["model_version"]), ref_frame)
+            psi = _prediction_psi(ref_scores, predictions[spec.score_column], spec.task)
             summary.update(
                 prediction_psi=float(psi), prediction_drifted=bool(psi > drift.prediction_psi_threshold)
             )
@@ -104,10 +103,9 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     summary["concept_model_version"] = served.version if served is not None else ""
     if served is None:
         log.info("Week %s: no model served it before its own retrain: no concept drift measured", ctx.week)
-    live = _live_metric(ctx, current, served.version, metric) if served is not None else None
-    if live is not None:
-        version = served
-        at_validation = version.metrics.get(f"validation_{metric}")
+    live = _live_metric(ctx, current, models, served.version, metric) if served is not None else None
+    if live is not None and served is not None:
+        at_validation = served.metrics.get(f"validation_{metric}")
         summary.update(live_metric=live, reference_metric=at_validation)
         if at_validation is not None:
             worse_by = at_validation - live if HIGHER_IS_BETTER[metric] else live - at_validation
@@ -157,48 +155,63 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _load(ctx: StageContext, version: str) -> Any:
-    """The model version, fetched and checked."""
+def _loader(ctx: StageContext) -> Any:
+    """A function version -> model that fetches, checks and unpickles each version once.
+
+    The model that scored the week (prediction drift) is usually the one that served it
+    (concept drift): one run of the monitor loads it once.
+    """
     import tempfile
     from pathlib import Path
 
     from include.ml.scoring import load_model
 
-    model_version = ctx.provider.registry.get_version(ctx.model_name, version)
-    with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
-        return load_model(
-            ctx.provider.registry.fetch_artifact(model_version, Path(tmp)), model_version.sha256
-        )
+    loaded: dict[str, Any] = {}
+
+    def model(version: str) -> Any:
+        if version not in loaded:
+            model_version = ctx.provider.registry.get_version(ctx.model_name, version)
+            with tempfile.TemporaryDirectory(prefix="monitor-") as tmp:
+                artifact = ctx.provider.registry.fetch_artifact(model_version, Path(tmp))
+                loaded[version] = load_model(artifact, model_version.sha256)
+        return loaded[version]
+
+    return model
 
 
-def _reference_scores(ctx: StageContext, version: str, reference: pd.DataFrame) -> pd.Series:
+def _reference_scores(ctx: StageContext, model: Any, reference: pd.DataFrame) -> pd.Series:
     """Score (a bounded sample of) the reference weeks with the model that scored this week.
 
     Prediction drift must compare one model's scores on two populations: comparing with the
     scores older models gave the reference weeks would flag every model change as drift.
     """
-    model = _load(ctx, version)
     sample = reference.sample(n=min(len(reference), REFERENCE_SAMPLE_ROWS), random_state=0)
     return model.predict_frame(sample)[ctx.settings.dataset.score_column]
 
 
-def _prediction_psi(reference: pd.Series, current: pd.Series, task: str, psi: Any) -> float:
+def _prediction_psi(reference: pd.Series, current: pd.Series, task: str) -> float:
     """PSI of the score column: numeric (probability, value), or the predicted class's mix."""
-    if task != "multiclass":
-        return float(psi(reference.to_numpy(dtype=np.float64), current.to_numpy(dtype=np.float64)))
-    from include.ml.drift import categorical_psi
+    from include.ml.drift import categorical_psi, population_stability_index
 
+    if task != "multiclass":
+        return float(
+            population_stability_index(
+                reference.to_numpy(dtype=np.float64), current.to_numpy(dtype=np.float64)
+            )
+        )
     return float(categorical_psi(reference.astype(str), current.astype(str)))
 
 
-def _live_metric(ctx: StageContext, current: pd.DataFrame, version: str, metric: str) -> float | None:
+def _live_metric(
+    ctx: StageContext, current: pd.DataFrame, models: Any, version: str, metric: str
+) -> float | None:
     """The gate metric of the serving model on the week's held-out, labelled rows (None until labels)."""
     spec = ctx.settings.dataset
     held_out = current[holdout_mask(current[spec.key_column], ctx.settings.training.holdout_fraction)]
     labelled = held_out[held_out[spec.label].notna()]
     if labelled.empty or (spec.is_classification and labelled[spec.label].nunique() < 2):
         return None
-    value = _load(ctx, version).metrics(labelled).get(metric)
+    value = models(version).metrics(labelled).get(metric)
     return None if value is None or np.isnan(value) else float(value)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from include.errors import ArtifactIntegrityError, ParamError
 from include.stages.context import StageContext
-from include.stages.evaluate import PRODUCTION, training_run
+from include.stages.evaluate import training_run
+from include.stages.history import PRODUCTION
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)

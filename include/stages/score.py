@@ -10,8 +10,8 @@ import pandas as pd
 
 from include.errors import ParamError
 from include.stages.context import StageContext
-from include.stages.evaluate import PRODUCTION, check_compatible, trained_spec
-from include.stages.history import newest_registered_as_of, production_as_of, trained_week
+from include.stages.evaluate import check_compatible, trained_spec
+from include.stages.history import PRODUCTION, newest_registered_as_of, production_as_of, trained_week
 from include.stages.keys import validated_key
 from include.stages.tables import ensure_tables
 from providers.base import ModelVersion

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.stages.evaluate import PRODUCTION
+from include.stages.history import PRODUCTION
 from include.stages.keys import drift_report_key
 from include.stages.tables import TABLES
 from include.ui.costs import training_cost

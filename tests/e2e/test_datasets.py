@@ -301,15 +301,7 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     source = write_weeks(case, folder)
     spec = write_spec(case, Path(source.replace("{week}", case.weeks[0])), folder)
     port = free_port()
-    config = write_config(
-        folder,
-        project={"model_name": case.name},
-        dataset={"spec": str(spec)},
-        data={"source": source},
-        model={"estimator": case.estimator, "params": case.params},
-        drift={"concept_metric_drop": case.concept_metric_drop},
-        local={"endpoint_port": port},
-    )
+    config = case_config(case, folder, spec, source, port=port)
     os.environ["MLOPS_CONFIG"] = str(config)
     _clear_runs()
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port, config).wait_ready()
@@ -476,8 +468,13 @@ def test_rerun_of_a_week_changes_nothing(loop: Loop) -> None:
 # specs and classes (the stage functions, no Airflow)
 
 
-def _stage_config(case: Case, folder: Path, spec: Path, source: str, root: Path | None = None) -> Path:
-    """Settings for the stage functions (no endpoint); ``root``: another config's provider root."""
+def case_config(
+    case: Case, folder: Path, spec: Path, source: str, root: Path | None = None, port: int | None = None
+) -> Path:
+    """A dataset's settings; ``root``: another config's provider root; ``port``: its endpoint's."""
+    local: dict[str, Any] = {"root": str(root or folder / "mlops")}
+    if port is not None:
+        local["endpoint_port"] = port
     return write_config(
         folder,
         project={"model_name": case.name},
@@ -485,7 +482,7 @@ def _stage_config(case: Case, folder: Path, spec: Path, source: str, root: Path 
         data={"source": source},
         model={"estimator": case.estimator, "params": case.params},
         drift={"concept_metric_drop": case.concept_metric_drop},
-        local={"root": str(root or folder / "mlops")},
+        local=local,
     )
 
 
@@ -506,12 +503,12 @@ def test_a_model_is_refused_under_a_spec_that_adds_a_feature(tmp_path: Path) -> 
     source = write_weeks(case, tmp_path)
     sample = Path(source.replace("{week}", week))
     narrow_spec = write_spec(case, sample, tmp_path / "narrow", drop=("worst_symmetry",))
-    narrow = _stage_config(case, tmp_path, narrow_spec, source)
+    narrow = case_config(case, tmp_path, narrow_spec, source)
     ctx, results = run_stages(narrow, week, STAGES_BEFORE_TRAINING + STAGES_AFTER_TRAINING)
     assert "worst_symmetry" not in ctx.settings.dataset.feature_names
 
     wide_spec = write_spec(case, sample, tmp_path / "wide")
-    wide = _stage_config(case, tmp_path / "wide", wide_spec, source, root=tmp_path / "mlops")
+    wide = case_config(case, tmp_path / "wide", wide_spec, source, root=tmp_path / "mlops")
     wide_ctx = StageContext(settings=load_settings(wide), week=week, actor="test")
     message = "feature 'worst_symmetry' was added"
     for stage in (score_week, deploy_production):
@@ -543,7 +540,7 @@ def test_multiclass_weeks_missing_a_class_and_with_a_class_never_seen_in_trainin
     without = week_frame(case, table[table[case.label] != 2], 0, first, drift=False)
     without.to_parquet(source.replace("{week}", first), index=False)
     spec_path = write_spec(case, Path(source.replace("{week}", second)), tmp_path)
-    config = _stage_config(case, tmp_path, spec_path, source)
+    config = case_config(case, tmp_path, spec_path, source)
 
     ctx, _ = run_stages(config, first, STAGES_BEFORE_TRAINING + STAGES_AFTER_TRAINING)
     spec, registry, warehouse = ctx.settings.dataset, ctx.provider.registry, ctx.provider.warehouse
