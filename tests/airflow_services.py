@@ -44,15 +44,18 @@ class Airflow:
         self.commands: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {}
         self.restarts: list[str] = []  # scheduler crashes survived, with their last error line
 
-    def cli(self, *args: str, timeout: float = 300) -> str:
+    def cli(self, *args: str, timeout: float = 300, before_retry: Callable[[], None] | None = None) -> str:
         """Run an ``airflow`` command to completion; return its stdout.
 
         A command that SQLite refuses with "database is locked" is run again (up to 3 times): a
         transaction that starts reading and then writes gets SQLITE_BUSY at once, without the
-        lock wait, when the scheduler writes at the same moment; the refused transaction was
-        rolled back whole. (A production Airflow uses PostgreSQL or MySQL.)
+        lock wait, when another component writes at the same moment; the refused transaction
+        was rolled back. ``before_retry`` undoes what such a command committed before it was
+        refused. (A production Airflow uses PostgreSQL or MySQL.)
         """
-        for _ in range(3):
+        for attempt in range(3):
+            if attempt and before_retry:
+                before_retry()
             result = subprocess.run(
                 [str(AIRFLOW), *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
             )
@@ -176,6 +179,25 @@ class Airflow:
         with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)) as con:
             con.row_factory = sqlite3.Row
             return [dict(row) for row in con.execute(sql, params)]
+
+    def remove_partial_backfills(self, known: set[int]) -> None:
+        """Delete the backfill rows not in ``known`` that own no run: a refused ``backfill create``.
+
+        ``backfill create`` commits the backfill row first and all its runs in one later
+        transaction; when SQLite refuses that one, the row stays behind with ``completed_at``
+        empty and every later ``backfill create`` of the DAG is refused as "already running".
+        Airflow cleans this up itself only for PostgreSQL's and MySQL's lock errors.
+        """
+        with closing(sqlite3.connect(self.db, timeout=30)) as con:
+            rows = con.execute(
+                "SELECT id FROM backfill WHERE completed_at IS NULL "
+                "AND id NOT IN (SELECT backfill_id FROM dag_run WHERE backfill_id IS NOT NULL)"
+            ).fetchall()
+            orphans = [row[0] for row in rows if row[0] not in known]
+            for backfill_id in orphans:
+                con.execute("DELETE FROM backfill_dag_run WHERE backfill_id = ?", (backfill_id,))
+                con.execute("DELETE FROM backfill WHERE id = ?", (backfill_id,))
+            con.commit()
 
     def runs(self, dag_id: str = DAG_ID) -> list[dict]:
         """The DAG's runs, oldest logical date first."""
@@ -316,11 +338,14 @@ def backfill(
     poll: float = 5,
 ) -> None:
     """Create a backfill of the pipeline over ``logical_dates`` and wait until every run is done."""
-    before = len(airflow.query("SELECT id FROM backfill"))
+    known = {row["id"] for row in airflow.query("SELECT id FROM backfill")}
+    before = len(known)
     # `backfill create` writes the backfill row and then its runs in separate transactions;
     # SQLite can refuse one of the later ones ("database is locked", at once) while the
     # scheduler writes, leaving a half-made backfill that cannot be created again. With the
-    # scheduler stopped for the moment of the command, it is the only writer of those rows.
+    # scheduler stopped for the moment of the command, it is the only writer of those rows; the
+    # dag-processor can still hold the write lock at that moment, so a refused command's
+    # half-made backfill is removed before the command is run again.
     restart = "scheduler" in airflow.processes
     if restart:
         args, extra_env = airflow.commands["scheduler"]
@@ -334,6 +359,7 @@ def backfill(
             "--to-date", logical_dates[-1].isoformat(),
             "--max-active-runs", "1",
             *options,
+            before_retry=lambda: airflow.remove_partial_backfills(known),
         )  # fmt: skip
     finally:
         if restart:
