@@ -343,6 +343,7 @@ def test_ingest_killed_while_writing_a_data_version(
 
 def test_training_process_killed_mid_job(main: Root, tmp_path: Path) -> None:
     from providers.base import TrainingJobSpec
+    from providers.jobs import run_training
     from providers.local.storage import LocalObjectStore
     from providers.local.training import SubprocessTrainingJobs, TrainingFailedError
 
@@ -377,7 +378,7 @@ def test_training_process_killed_mid_job(main: Root, tmp_path: Path) -> None:
         hardware=json.loads(run["hardware"].iloc[0]),
         dataset_spec=DEMO_SPEC.to_json(),
     )
-    expected = SubprocessTrainingJobs(clean).run(spec)
+    expected = run_training(SubprocessTrainingJobs(clean), spec)
     assert not expected.reused
 
     def model_metrics(metrics: dict[str, Any]) -> dict[str, Any]:  # wall-clock time aside
