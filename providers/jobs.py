@@ -102,7 +102,9 @@ class ProviderJobTrigger(BaseTrigger):
 
     It carries what it needs to build the provider again in the triggerer (the settings file
     and the provider's name) and the job's handle; the event is ``{"handle", "state",
-    "reason"}``. A job still running after ``timeout_seconds`` is reported as failed.
+    "reason", "resume"}``. ``resume`` is whatever the deferring task needs to continue (it
+    travels in the event rather than in the deferral's kwargs, which ``dag.test()`` drops). A
+    job still running after ``timeout_seconds`` is reported as failed.
     """
 
     def __init__(
@@ -111,12 +113,14 @@ class ProviderJobTrigger(BaseTrigger):
         provider: str,
         handle: dict[str, Any],
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        resume: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.config_path = config_path
         self.provider = provider
         self.handle = handle
         self.timeout_seconds = timeout_seconds
+        self.resume = resume or {}
 
     @classmethod
     def for_job(
@@ -139,6 +143,7 @@ class ProviderJobTrigger(BaseTrigger):
                 "provider": self.provider,
                 "handle": self.handle,
                 "timeout_seconds": self.timeout_seconds,
+                "resume": self.resume,
             },
         )
 
@@ -164,4 +169,5 @@ class ProviderJobTrigger(BaseTrigger):
             self.log.info("%s job %s is running (%s)", handle.kind, handle.name, status.reason or "no detail")
             await asyncio.sleep(handle.poll_seconds)
         self.log.info("%s job %s ended %s %s", handle.kind, handle.name, status.state.value, status.reason)
-        yield TriggerEvent({"handle": self.handle, "state": status.state.value, "reason": status.reason})
+        event = {"handle": self.handle, "state": status.state.value, "reason": status.reason}
+        yield TriggerEvent({**event, "resume": self.resume})

@@ -106,9 +106,9 @@ class JobStageOperator(BaseOperator):
         """Start the stage: submit its job; defer while the job runs."""
         return self._continue(context, run_stage(self.start))
 
-    def resume(self, context: Any, event: dict[str, Any], then: str, carry: dict[str, Any]) -> Any:
+    def resume(self, context: Any, event: dict[str, Any], **_: Any) -> Any:
         """Continue the stage with the ended job's event (no second prepare or submit)."""
-        return self._continue(context, run_stage(then, event=event, **carry))
+        return self._continue(context, run_stage("include.stages.jobs.resume", event=event))
 
     def _continue(self, context: Any, step: dict[str, Any]) -> Any:
         if "wait" in step:
@@ -119,9 +119,7 @@ class JobStageOperator(BaseOperator):
                 "Waiting for %s job %s in the triggerer (no worker slot held)",
                 trigger.handle["kind"], trigger.handle["name"],
             )  # fmt: skip
-            self.defer(
-                trigger=trigger, method_name="resume", kwargs={"then": step["then"], "carry": step["carry"]}
-            )
+            self.defer(trigger=trigger, method_name="resume")
         result = step["result"]
         if self.push_keys:
             for key, value in result.items():

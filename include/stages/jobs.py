@@ -4,9 +4,9 @@ A stage with a long wait (train, deploy, score) is written as steps. Its start f
 submits a job and returns :func:`after`'s step: the result, when the job has ended already
 (always on the local provider, and on a re-run that finds the finished job), or a *wait* that
 names the job, the function to continue with and what that function needs (``carry``,
-JSON-safe). The Airflow task defers on the wait (``dags/lifecycle/stages.py``) and calls the
-continuation with the trigger's event; :func:`run_inline` does the same in this process for
-callers that cannot defer. A continuation never prepares or submits the first job again.
+JSON-safe). The Airflow task defers on the wait (``dags/lifecycle/stages.py``) and continues
+with :func:`resume` and the trigger's event; :func:`run_inline` does the same in this process
+for callers that cannot defer. A continuation never prepares or submits the first job again.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def after(
         return then(ctx, event=job_event(handle, status), **carry)
     from providers.jobs import ProviderJobTrigger
 
-    _, trigger_kwargs = ProviderJobTrigger.for_job(ctx.settings, handle).serialize()
-    return {"wait": trigger_kwargs, "then": f"{then.__module__}.{then.__name__}", "carry": carry}
+    trigger = ProviderJobTrigger.for_job(ctx.settings, handle)
+    trigger.resume = {"then": f"{then.__module__}.{then.__name__}", "carry": carry}
+    return {"wait": trigger.serialize()[1]}
 
 
 def run_inline(ctx: StageContext, step: Step) -> Any:
@@ -57,10 +58,16 @@ def run_inline(ctx: StageContext, step: Step) -> Any:
     while "wait" in step:
         handle = JobHandle.from_dict(step["wait"]["handle"])
         status = wait(watcher(ctx.provider, handle), handle)
-        module, function = step["then"].rsplit(".", 1)
-        then = getattr(importlib.import_module(module), function)
-        step = then(ctx, event=job_event(handle, status), **step["carry"])
+        step = resume(ctx, {**job_event(handle, status), "resume": step["wait"]["resume"]})
     return step["result"]
+
+
+def resume(ctx: StageContext, event: Mapping[str, Any]) -> Step:
+    """Continue a stage with its job's end event: call the step's ``then`` with its ``carry``."""
+    target = event["resume"]
+    module, function = target["then"].rsplit(".", 1)
+    then = getattr(importlib.import_module(module), function)
+    return then(ctx, event={k: v for k, v in event.items() if k != "resume"}, **target["carry"])
 
 
 def job_event(handle: JobHandle, status: JobStatus) -> dict[str, Any]:
