@@ -404,15 +404,15 @@ def _fail_after_first_chunk(monkeypatch: pytest.MonkeyPatch, action: Any) -> Non
     """Make the batch scorer run ``action(first_chunk)`` after yielding its first chunk."""
     from providers.local.batch import ChunkedBatchScorer
 
-    original = ChunkedBatchScorer.score
+    original = ChunkedBatchScorer.results
 
-    def score(self: Any, version: Any, input_key: str) -> Any:
-        for chunk in original(self, version, input_key):
+    def results(self: Any, version: Any, handle: Any) -> Any:
+        for chunk in original(self, version, handle):
             yield chunk.iloc[: len(chunk) // 2]
             action()
             yield chunk.iloc[len(chunk) // 2 :]
 
-    monkeypatch.setattr(ChunkedBatchScorer, "score", score)
+    monkeypatch.setattr(ChunkedBatchScorer, "results", results)
 
 
 def test_batch_scoring_interrupted_keeps_the_old_partition(
