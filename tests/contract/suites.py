@@ -29,9 +29,11 @@ import pandas as pd
 import pytest
 
 from include.demo.spec import DEMO_SPEC
-from include.errors import ArtifactIntegrityError, ParamError
+from include.errors import ArtifactIntegrityError, MLOpsError, ParamError
 from providers.base import (
     BatchScorer,
+    JobHandle,
+    JobState,
     ModelRegistry,
     ModelVersion,
     ObjectStore,
@@ -41,7 +43,7 @@ from providers.base import (
     TrainingJobSpec,
     Warehouse,
 )
-from providers.jobs import deploy, run_training, score
+from providers.jobs import deploy, run_training, score, wait
 from providers.ledger import AliasLedger
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
@@ -474,6 +476,40 @@ class TrainingContract:
         with pytest.raises(FileNotFoundError):
             run_training(training, spec)
 
+    # -- the job model: what travels through the triggerer is enough to finish
+
+    def test_a_handle_through_json_is_enough_to_collect(self, training, finished):
+        spec, first = finished
+        handle = training.submit(spec)  # the finished job is found, not started again
+        assert handle.kind == "training"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert travelled == handle
+        assert training.status(travelled).state is JobState.SUCCEEDED
+        again = training.collect(spec, travelled)
+        assert (again.model_key, again.metrics) == (first.model_key, first.metrics)
+
+    def test_a_failed_job_reports_the_reason_the_script_gave(self, training, training_store):
+        """Training rows without the label: the script refuses them, and the reason reaches the task."""
+        from include.ml.sample_data import generate_week, write_parquet_bytes
+
+        name = f"contract-nolabel-{uuid.uuid4().hex[:6]}"
+        rows = generate_week("2026-W03", 200, seed=3).drop(columns=[DEMO_SPEC.label])
+        keys = (f"training/{name}/input/train.parquet", f"training/{name}/input/validation.parquet")
+        for key in keys:
+            training_store.put_bytes(key, write_parquet_bytes(rows))
+        spec = training_spec(name, *keys)
+        reason = f"no label column '{DEMO_SPEC.label}'"
+        try:
+            handle = training.submit(spec)  # a backend that trains in submit raises here
+        except MLOpsError as exc:
+            assert reason in str(exc)
+        else:
+            status = wait(training, handle, timeout_seconds=300)
+            assert status.state is JobState.FAILED and reason in status.reason, status
+            with pytest.raises(MLOpsError):
+                training.collect(spec, handle)
+        assert not training_store.exists(f"{spec.output_prefix}/_SUCCESS")
+
 
 # --------------------------------------------------------------------------------------------
 # registry
@@ -826,6 +862,15 @@ class EndpointContract(_Models):
             deploy(endpoint, bad)
         assert endpoint.current(versions[0].model_name).version == "1"  # still the old one
 
+    def test_a_rollout_handle_through_json_is_enough_to_finish(self, endpoint, versions):
+        deploy(endpoint, versions[0])
+        handle = endpoint.start_rollout(versions[1])
+        assert handle.kind == "rollout"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert wait(endpoint, travelled, timeout_seconds=300).state is JobState.SUCCEEDED
+        assert endpoint.finish_rollout(versions[1], travelled).version == "2"
+        assert endpoint.current(versions[1].model_name).version == "2"
+
 
 class BatchContract(_Models):
     """BatchScorer: every input row scored exactly once, with the version's own predictions."""
@@ -859,6 +904,19 @@ class BatchContract(_Models):
         )
         got = dict(zip(out["customer_id"].astype(str), out["churn_probability"], strict=True))
         assert got == pytest.approx(expected)
+
+    def test_a_job_handle_through_json_is_enough_for_the_results(
+        self, batch, registry, artifacts, scored_input
+    ):
+        key, frame = scored_input
+        version = self.register(registry, unique("batch"), "a", artifacts)
+        handle = batch.submit(version, key)
+        assert handle.kind == "batch"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert wait(batch, travelled, timeout_seconds=300).state is JobState.SUCCEEDED
+        assert sum(len(chunk) for chunk in batch.results(version, travelled)) == len(frame)
+        # the same version and input find the same job (a re-run reuses it)
+        assert batch.submit(version, key).name == handle.name
 
     def test_a_tampered_artifact_is_refused_before_scoring(
         self, batch, registry, artifacts, tamper, scored_input
