@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser bench serve airflow backfill dataset lint lock clean
+.PHONY: setup demo test test-fast browser bench serve serve-stop airflow backfill dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -59,9 +59,15 @@ browser:
 bench: setup
 	$(BIN)/python tests/benchmarks/run.py $(ARGS)
 
-## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
+## serve: the local online endpoint on 127.0.0.1:8765 in the foreground (serves what deploy_model deployed)
 serve: setup
+	@# a server a deploy started in the background holds the port: stop it first
+	$(BIN)/python -m providers.local.server_process stop
 	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
+
+## serve-stop: stop the endpoint server a deploy started in the background (pid in .mlops/endpoint/server.pid)
+serve-stop: setup
+	$(BIN)/python -m providers.local.server_process stop
 
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
 airflow: setup
