@@ -30,7 +30,6 @@ from include.errors import MLOpsError
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-STOP_HINT = "make serve-stop (or python -m providers.local.server_process stop)"
 
 
 class EndpointStartError(MLOpsError):
@@ -108,7 +107,7 @@ class EndpointProcess:
                     self.url,
                     pid,
                     self.log_file,
-                    STOP_HINT,
+                    self.stop_command(),
                 )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -135,6 +134,12 @@ class EndpointProcess:
                 _terminate(pid, grace)
             self.pid_file.unlink(missing_ok=True)
             return pid
+
+    def stop_command(self) -> str:
+        """The command that stops this server."""
+        if self.config.resolve() == PROJECT_ROOT / "astro.toml":
+            return "make serve-stop"
+        return f"python -m providers.local.server_process stop --config {self.config}"
 
     def _spawn(self) -> int:
         self.folder.mkdir(parents=True, exist_ok=True)
