@@ -96,7 +96,7 @@ def create_app(require_auth: bool = True) -> FastAPI:
             view = models_view(backend, settings.model_name)
         except Exception as exc:  # shown on the page: a wrong provider must not be a blank 500
             return error_page("Models", "models", provider or "configured", _message(exc))
-        return models_page(view, backend.name, settings.gate_metric)
+        return models_page(view, backend.name, settings.gate_metric, _source(settings))
 
     @app.get("/drift", response_class=HTMLResponse, summary="The Drift page")
     def drift(provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> str:
@@ -114,7 +114,7 @@ def create_app(require_auth: bool = True) -> FastAPI:
             "drifted_share_threshold": d.drifted_share_threshold,
             "prediction_psi_threshold": d.prediction_psi_threshold,
         }
-        return drift_page(view, backend.name, thresholds)
+        return drift_page(view, backend.name, thresholds, _source(settings))
 
     @app.get("/drift/report/{week}", response_class=HTMLResponse, summary="A week's drift report, framed")
     def drift_report_page(week: str, provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> str:
@@ -169,6 +169,15 @@ def create_app(require_auth: bool = True) -> FastAPI:
         return Response(to_json(drift_view(backend)), media_type="application/json")
 
     return app
+
+
+def _source(settings: Any) -> dict[str, str | None]:
+    """The settings file the pages read, and the demo's when it exists and is another file."""
+    from include import demo
+
+    config = settings.config_path.resolve()
+    other = demo.DEMO_CONFIG.is_file() and demo.DEMO_CONFIG.resolve() != config
+    return {"config": str(config), "demo_config": str(demo.DEMO_CONFIG) if other else None}
 
 
 def _week(value: str) -> str:

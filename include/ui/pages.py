@@ -80,6 +80,26 @@ def error_page(title: str, active: str, provider: str, message: str) -> str:
     return layout(title, active, body, provider)
 
 
+def source_note(source: dict[str, str | None] | None, empty: bool) -> str:
+    """Which settings file the pages read; on an empty page, how to see the demo's data.
+
+    ``source``: ``config`` (the settings file read) and ``demo_config`` (the demo's settings
+    when ``make demo`` wrote them and they are not the ones read).
+    """
+    if not source:
+        return ""
+    note = f'<p class="muted" id="settings-note">Settings: <code>{escape(source["config"])}</code>'
+    if empty:
+        note += " (<code>MLOPS_CONFIG</code>, or astro.toml): nothing has run with them yet."
+        if source.get("demo_config"):
+            note += (
+                f" <b>Looking for <code>make demo</code>'s runs?</b> It wrote them with its own settings "
+                f"(<code>{escape(source['demo_config'])}</code>): stop Airflow (Ctrl-C) and start it "
+                "with <code>make airflow-demo</code> to see them here."
+            )
+    return note + "</p>"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return '<span class="muted">n/a</span>'
@@ -108,8 +128,10 @@ def _when(iso: str) -> str:
 # Models
 
 
-def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
-    """Render the Models page."""
+def models_page(
+    view: dict[str, Any], provider: str, gate_metric: str, source: dict[str, str | None] | None = None
+) -> str:
+    """Render the Models page (``source``: see :func:`source_note`)."""
     versions = view["versions"]
     production = view["production"]
     deployment = view["deployment"]
@@ -149,6 +171,9 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
     body.append(_history_table(view["history"]))
     body.append("<h2>Gate decisions</h2>")
     body.append(_gate_table(view["evaluations"]))
+    empty = not versions and not view["evaluations"]
+    # on an empty page the note is what the reader needs first: under the cards; else at the end
+    body.insert(1 if empty else len(body), source_note(source, empty=empty))
     subtitle = (
         f"Model <code>{escape(view['model_name'])}</code> on the <b>{escape(provider)}</b> provider: "
         "every registered version, its lineage and cost, which one serves production, and why."
@@ -287,14 +312,19 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
 # Drift
 
 
-def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]) -> str:
-    """Render the Drift page."""
+def drift_page(
+    view: dict[str, Any],
+    provider: str,
+    thresholds: dict[str, float],
+    source: dict[str, str | None] | None = None,
+) -> str:
+    """Render the Drift page (``source``: see :func:`source_note`)."""
     weeks, summaries = view["weeks"], view["summaries"]
     if not weeks:
         body = (
             '<p class="muted">No week has been monitored yet: <code>monitor_drift</code> (the last stage '
             "of <code>retrain_pipeline</code>) writes one row per week.</p>"
-        )
+        ) + source_note(source, empty=True)
         return layout("Drift", "drift", body, provider)
     retrain_weeks = [s["week"] for s in summaries if s.get("drift_detected")]
     psi_threshold = thresholds["feature_psi_threshold"]
@@ -348,6 +378,7 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         "</div>",
         "<h2>Weeks</h2>",
         _weeks_table(summaries, provider, metric),
+        source_note(source, empty=False),
     ]
     subtitle = (
         f"Data, prediction and concept drift of every monitored week on the <b>{escape(provider)}</b> "

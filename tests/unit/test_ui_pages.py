@@ -101,3 +101,28 @@ def test_run_summary_says_what_changed_this_week(seeded) -> None:
     assert note_text("x" * 2000).endswith("…") and len(note_text("x" * 2000)) <= NOTE_LIMIT
     html = summary_page("retrain_pipeline", "manual__1", text)
     assert "<li>" in html and '<a href="/mlops/drift/report/2026-W13" target="_top">report</a>' in html
+
+
+def test_empty_pages_say_which_settings_they_read_and_how_to_see_the_demo(tmp_path, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from include import demo
+    from include.ui.app import create_app
+
+    config = write_config(tmp_path / "fresh", local={"endpoint_port": free_port()})
+    demo_config = tmp_path / "demo" / "astro.toml"  # as `make demo` leaves it
+    demo_config.parent.mkdir()
+    demo_config.write_text(config.read_text())
+    monkeypatch.setattr(demo, "DEMO_CONFIG", demo_config)
+    monkeypatch.setenv("MLOPS_CONFIG", str(config))
+    client = TestClient(create_app(require_auth=False))
+    for page in ("/models", "/drift"):
+        text = client.get(page).text
+        assert f"Settings: <code>{config.resolve()}</code>" in text
+        assert "nothing has run with them yet" in text
+        assert "<code>make airflow-demo</code>" in text and str(demo_config) in text
+
+    monkeypatch.setenv("MLOPS_CONFIG", str(demo_config))  # Airflow started with the demo's settings
+    text = client.get("/models").text
+    assert f"Settings: <code>{demo_config.resolve()}</code>" in text
+    assert "make airflow-demo" not in text
