@@ -17,7 +17,9 @@ DuckDB, MLflow and the provider load when a page is first asked for.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -121,7 +123,8 @@ def create_app(require_auth: bool = True) -> FastAPI:
         from include.ui.pages import report_frame
 
         week = _week(week)
-        _, backend = _context(provider)
+        with _unavailable(provider):
+            _, backend = _context(provider)
         weeks = sorted(backend.warehouse.read_rows("drift_summary", columns=["week"])["week"])
         return report_frame(week, weeks, backend.name)
 
@@ -130,7 +133,8 @@ def create_app(require_auth: bool = True) -> FastAPI:
         from include.stages.keys import drift_report_key
 
         week = _week(week)
-        _, backend = _context(provider)
+        with _unavailable(provider):
+            _, backend = _context(provider)
         try:
             html = backend.storage.get_bytes(drift_report_key(week))
         except FileNotFoundError:
@@ -157,16 +161,20 @@ def create_app(require_auth: bool = True) -> FastAPI:
         from include.ui.data import models_view
         from include.ui.pages import to_json
 
-        settings, backend = _context(provider)
-        return Response(to_json(models_view(backend, settings.model_name)), media_type="application/json")
+        with _unavailable(provider):
+            settings, backend = _context(provider)
+            view = models_view(backend, settings.model_name)
+        return Response(to_json(view), media_type="application/json")
 
     @app.get("/api/drift", summary="The Drift page's data as JSON")
     def drift_json(provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> Response:
         from include.ui.data import drift_view
         from include.ui.pages import to_json
 
-        _, backend = _context(provider)
-        return Response(to_json(drift_view(backend)), media_type="application/json")
+        with _unavailable(provider):
+            _, backend = _context(provider)
+            view = drift_view(backend)
+        return Response(to_json(view), media_type="application/json")
 
     return app
 
@@ -192,6 +200,23 @@ def _week(value: str) -> str:
         return parse_week(value)
     except ParamError as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+@contextlib.contextmanager
+def _unavailable(provider: str | None) -> Iterator[None]:
+    """Answer 503 with what to fix when the settings or the provider cannot be read.
+
+    A bare 500 said nothing; the HTML pages show the same message on the page.
+    """
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(
+            503,
+            f"cannot read the {provider or 'configured'} provider: {_message(exc)}",
+        ) from None
 
 
 def _message(exc: Exception) -> str:

@@ -81,6 +81,8 @@ def test_a_provider_not_written_yet_is_a_readable_error(client) -> None:
     assert page.status_code == 200
     assert "Cannot read the gcp provider" in page.text and "not implemented" in page.text
     assert client.get("/models?provider=nope").status_code == 422
+    answer = client.get("/api/models?provider=gcp")  # the JSON twin: a 503 saying the same
+    assert answer.status_code == 503 and "not implemented" in answer.json()["detail"]
 
 
 def test_run_summary_says_what_changed_this_week(seeded) -> None:
@@ -126,3 +128,24 @@ def test_empty_pages_say_which_settings_they_read_and_how_to_see_the_demo(tmp_pa
     text = client.get("/models").text
     assert f"Settings: <code>{demo_config.resolve()}</code>" in text
     assert "make airflow-demo" not in text
+
+
+def test_the_json_twins_say_what_to_fix_when_the_settings_are_invalid(tmp_path, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from include.ui.app import create_app
+
+    config = write_config(tmp_path, local={"endpoint_port": free_port()})
+    config.write_text(config.read_text().replace("[project]\n", '[project]\nmodel_nmae = "churn"\n'))
+    monkeypatch.setenv("MLOPS_CONFIG", str(config))
+    client = TestClient(create_app(require_auth=False), raise_server_exceptions=False)
+    for path in ("/api/models", "/api/drift"):
+        answer = client.get(path)
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("cannot read the configured provider: ConfigError: ")
+        assert str(config) in detail and "model_nmae" in detail
+    page = client.get("/models")  # the HTML page says the same on the page
+    assert page.status_code == 200 and "model_nmae" in page.text
+    report = client.get("/drift/report/2026-W05")
+    assert report.status_code == 503 and "model_nmae" in report.text
