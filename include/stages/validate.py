@@ -46,7 +46,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     version = current_data_version(ctx)
     raw_key, data_version = version["raw_key"], version["data_version"]
     quarantine = quarantine_prefix(ctx.week, data_version)
-    report_key = validation_report_key(ctx.week)
+    report_key = validation_report_key(ctx.week, data_version)
     raw = storage.get_bytes(raw_key)
     source = f"{version['source']}, stored as {storage.uri(raw_key)}"
     extension = raw_key.rsplit(".", 1)[-1]

@@ -459,7 +459,9 @@ def test_a_batch_rejected_only_for_its_columns_says_to_fix_the_expected_columns(
     assert "then re-run validate_data for 2026-W05" in message
     from include.stages.keys import validation_report_key
 
-    report = ctx.provider.storage.get_bytes(validation_report_key("2026-W05")).decode()
+    row = ctx.provider.warehouse.read_rows("validation_results", {"week": "2026-W05"}).iloc[0]
+    assert row["report_key"] == validation_report_key("2026-W05", row["data_version"])
+    report = ctx.provider.storage.get_bytes(row["report_key"]).decode()
     assert "If the data is right, fix the expected columns in the dataset spec instead" in report
 
 
@@ -478,3 +480,28 @@ def test_a_batch_with_bad_data_is_told_to_fix_the_data(tmp_path) -> None:
     assert both.startswith("Fix the source data")
     assert "or, if its columns are right, fix the expected columns in the dataset spec" in both
     assert "include/demo/churn_dataset.toml" in both
+
+
+def test_two_sources_of_a_week_keep_their_own_rejection_reports(tmp_path) -> None:
+    from helpers import run_stages, write_config
+
+    from include.errors import DataValidationError
+    from include.ml.sample_data import generate_week
+    from include.stages.ingest import ingest_week
+    from include.stages.validate import validate_week_data
+
+    config = write_config(tmp_path / "settings", data={"rows_per_week": 300})
+    frame = generate_week("2026-W05", 300, seed=5)
+    reports = {}
+    for dropped in ("age", "tenure_months"):  # two sources, each missing another column
+        path = tmp_path / f"without_{dropped}.csv"
+        frame.drop(columns=[dropped]).to_csv(path, index=False)
+        ctx, _ = run_stages(config, "2026-W05", ())
+        ingest_week(ctx, source=str(path))
+        with pytest.raises(DataValidationError):
+            validate_week_data(ctx)
+        row = ctx.provider.warehouse.read_rows("validation_results", {"week": "2026-W05"}).iloc[0]
+        reports[dropped] = row["report_key"]
+    assert reports["age"] != reports["tenure_months"]
+    for dropped, key in reports.items():  # the first source's report was not overwritten
+        assert f"missing columns: {dropped}" in ctx.provider.storage.get_bytes(key).decode()
