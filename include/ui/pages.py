@@ -7,6 +7,7 @@ Every value that comes from data is escaped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -35,6 +36,7 @@ tr.prod{background:#f0fff4}
 .info{background:#bee3f8;color:#2a4365}.muted{color:#718096}.warn{background:#feebc8;color:#7b341e}
 .small{font-size:11px;white-space:nowrap}
 .wide{overflow-x:auto}
+.runid{white-space:nowrap}
 code{font-size:12px;background:#f7fafc;padding:0 3px;border-radius:3px}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}
 .card{border:1px solid #e2e8f0;border-radius:6px;padding:8px 12px;min-width:150px}
@@ -120,6 +122,20 @@ def _badge(text: str, kind: str) -> str:
     return f'<span class="badge {kind}">{escape(text)}</span>'
 
 
+_RUN_ID = re.compile(r"^(\w+__\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(\+00:00)?(.*)$")
+
+
+def _run_id(value: str) -> str:
+    """A run id on one line, without its microseconds and UTC offset (in full on hover).
+
+    ``manual__2026-11-30T08:55:40.956246+00:00`` wrapped over three lines and pushed the cost
+    column out of Airflow's frame; it shows as ``manual__2026-11-30T08:55:40``.
+    """
+    match = _RUN_ID.match(value or "")
+    short = match[1] + match[4] if match else (value or "")
+    return f'<span class="runid" title="{escape(value or "")}">{escape(short)}</span>'
+
+
 def _when(iso: str) -> str:
     return escape((iso or "")[:19].replace("T", " ")) + (" UTC" if iso else "")
 
@@ -183,16 +199,20 @@ def models_page(
 
 def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str:
     head = (
+        # what decides first (metrics, gate, cost), the details after: in Airflow's frame the
+        # table scrolls sideways, and the cost column used to be the one cut off
         f"<tr><th>version</th><th>trained for</th><th>why / by</th><th>validation {escape(gate_metric)}</th>"
-        f"<th>holdout {escape(gate_metric)}</th><th>other validation metrics</th><th>rows</th>"
-        "<th>training window (data versions)</th><th>hardware</th><th>cost estimate</th><th>gate</th></tr>"
+        f"<th>holdout {escape(gate_metric)}</th><th>gate</th><th>cost estimate</th>"
+        "<th>other validation metrics</th><th>rows</th><th>training window<br>(data versions)</th>"
+        "<th>hardware</th></tr>"
     )
     rows = []
     for v in versions:
         m = v["metrics"]
         status = _badge("production", "ok") if v["is_production"] else _badge("registered", "info")
-        data = "<br>".join(
-            f"{escape(w)} <code>{escape(str(v['data_versions'].get(w, '?')))}</code>"
+        data = "<br>".join(  # 8 hex digits tell versions apart; all 16 on hover
+            f'{escape(w)} <code title="{escape(str(v["data_versions"].get(w, "?")))}">'
+            f"{escape(str(v['data_versions'].get(w, '?'))[:8])}</code>"
             for w in v["train_weeks"]
         )
         hardware = ", ".join(f"{escape(k)}={escape(str(val))}" for k, val in sorted(v["hardware"].items()))
@@ -209,16 +229,16 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
             f"<td><b>v{escape(v['version'])}</b> {status}<br>"
             f'<span class="muted small">{_when(v["created_at"])}</span></td>'
             f"<td>{escape(v['week'])}</td>"
-            f'<td>{escape(v["reason"])}<br><span class="muted">{escape(v["trained_by"])}</span></td>'
+            f'<td>{escape(v["reason"])}<br><span class="muted">{_run_id(v["trained_by"])}</span></td>'
             f'<td class="num">{_fmt(m.get(f"validation_{gate_metric}"))}</td>'
             f'<td class="num">{_fmt(m.get(f"holdout_{gate_metric}"))}</td>'
+            f"<td>{gate}</td>"
+            f'<td class="num" title="{escape(cost["basis"])}">{cost_text}'
+            f'<br><span class="muted small">{escape(_short_basis(cost["basis"]))}</span></td>'
             f'<td class="small">{_other_metrics(m, gate_metric)}</td>'
             f'<td class="num">{_fmt(m.get("n_train"), 0)} train<br>{_fmt(m.get("n_validation"), 0)} val</td>'
             f'<td class="small" title="code {escape(v["code_version"])}">{data or "-"}</td>'
-            f"<td>{hardware or '-'}</td>"
-            f'<td class="num" title="{escape(cost["basis"])}">{cost_text}'
-            f'<br><span class="muted small">{escape(_short_basis(cost["basis"]))}</span></td>'
-            f"<td>{gate}</td></tr>"
+            f"<td>{hardware or '-'}</td></tr>"
         )
     return f'<div class="wide"><table id="versions">{head}{"".join(rows)}</table></div>'
 
@@ -268,7 +288,7 @@ def _history_table(history: Sequence[dict[str, Any]]) -> str:
         f"<tr><td>{_when(h['changed_at'])}</td>"
         f"<td>v{escape(h['previous_version'] or '-')} &rarr; <b>v{escape(h['version'])}</b></td>"
         f"<td>{_badge(h['kind'], kinds.get(h['kind'], 'bad'))}</td>"
-        f"<td><code>{escape(h['actor'])}</code></td><td>{escape(h['reason'])}</td></tr>"
+        f"<td><code>{_run_id(h['actor'])}</code></td><td>{escape(h['reason'])}</td></tr>"
         for h in history
     )
     return (

@@ -149,3 +149,12 @@ def test_the_json_twins_say_what_to_fix_when_the_settings_are_invalid(tmp_path, 
     assert page.status_code == 200 and "model_nmae" in page.text
     report = client.get("/drift/report/2026-W05")
     assert report.status_code == 503 and "model_nmae" in report.text
+
+
+def test_run_ids_show_on_one_line_with_the_full_id_on_hover() -> None:
+    from include.ui.pages import _run_id
+
+    full = "drift_retrain__2026-W40"
+    assert _run_id(full) == f'<span class="runid" title="{full}">{full}</span>'
+    full = "manual__2026-11-30T08:54:07.503627+00:00_2LRL6eZL"
+    assert _run_id(full) == f'<span class="runid" title="{full}">manual__2026-11-30T08:54:07_2LRL6eZL</span>'
