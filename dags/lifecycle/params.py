@@ -153,6 +153,18 @@ def job_name_param() -> Param:
     )
 
 
+def rescore_param() -> Param:
+    """A deliberate re-score of a past week with today's production model (batch_score)."""
+    return Param(
+        False,
+        type="boolean",
+        title="Re-score with today's production",
+        description="Off: a past week keeps the model of its time (the version it was first scored "
+        "with, or the production version as of the week). On: replace the week's predictions with "
+        "today's production model's, e.g. after a fix you want applied to history.",
+    )
+
+
 def version_param() -> Param:
     """The model version to restore (rollback_model)."""
     return _optional(

@@ -214,7 +214,9 @@ def score_stage() -> Any:
 
     @task(task_id="batch_score", outlets=[PREDICTIONS], execution_timeout=timedelta(hours=2))
     def batch_score() -> dict[str, Any]:
-        return run_stage("include.stages.score.score_week")
+        # only batch_score's own DAG has the Param; the pipeline keeps the model of the week's time
+        rescore = bool(get_current_context()["params"].get("rescore_with_production"))
+        return run_stage("include.stages.score.score_week", rescore_with_production=rescore)
 
     return batch_score()
 

@@ -19,13 +19,18 @@ from providers.base import ModelVersion
 log = logging.getLogger(__name__)
 
 
-def score_week(ctx: StageContext) -> dict[str, Any]:
+def score_week(ctx: StageContext, rescore_with_production: bool = False) -> dict[str, Any]:
     """Replace the week's predictions partition with the production model's scores.
 
     The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
     one prediction per row. A past week is scored with the model of its time: a re-run after a
     later week promoted its own model keeps the version the week was scored with, and a first
     scoring (a backfill) uses the production version as of the week (see ``_scoring_version``).
+
+    Args:
+        ctx: the run's context.
+        rescore_with_production: score with today's production whatever week it was trained
+            for (batch_score's Param of the same name: a deliberate re-score of history).
 
     Returns:
         ``n_rows`` and ``model_version``.
@@ -35,7 +40,10 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
         raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
     warehouse = ctx.provider.warehouse
     ensure_tables(warehouse, "predictions", spec=ctx.settings.dataset)
-    production = _scoring_version(ctx, production)
+    if rescore_with_production:
+        log.info("Week %s: re-scoring with today's production v%s, as asked", ctx.week, production.version)
+    else:
+        production = _scoring_version(ctx, production)
     require_compatible(ctx, production)
     chunks = ctx.provider.batch.score(production, validated_key(ctx.week))
     n_rows = warehouse.replace_rows(

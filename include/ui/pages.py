@@ -136,6 +136,19 @@ def _run_id(value: str) -> str:
     return f'<span class="runid" title="{escape(value or "")}">{escape(short)}</span>'
 
 
+def _gate_badge(gate: dict[str, Any]) -> str:
+    """Passed (and promoted), passed but kept out of production (a backfill), or rejected."""
+    if not gate["passed"]:
+        return _badge("rejected", "bad")
+    return _badge("passed", "ok") if gate.get("promote", True) else _badge("passed, kept", "warn")
+
+
+def _decision_badge(gate: dict[str, Any]) -> str:
+    if not gate["passed"]:
+        return _badge("reject", "bad")
+    return _badge("promote", "ok") if gate.get("promote", True) else _badge("keep", "warn")
+
+
 def _when(iso: str) -> str:
     return escape((iso or "")[:19].replace("T", " ")) + (" UTC" if iso else "")
 
@@ -218,12 +231,7 @@ def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str
         hardware = ", ".join(f"{escape(k)}={escape(str(val))}" for k, val in sorted(v["hardware"].items()))
         cost = v["cost"]
         cost_text = _usd(cost["usd"])
-        gate = (
-            "<br>".join(
-                _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in v["gate"]
-            )
-            or '<span class="muted">not evaluated</span>'
-        )
+        gate = "<br>".join(_gate_badge(g) for g in v["gate"]) or '<span class="muted">not evaluated</span>'
         rows.append(
             f'<tr class="{"prod" if v["is_production"] else ""}" id="version-{escape(v["version"])}">'
             f"<td><b>v{escape(v['version'])}</b> {status}<br>"
@@ -260,9 +268,7 @@ def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) 
     for c in challengers:
         m, cost = c["metrics"], c["cost"]
         gate = (
-            "<br>".join(
-                _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in c["gate"]
-            )
+            "<br>".join(_gate_badge(g) for g in c["gate"])
             or '<span class="muted">not evaluated: trigger evaluate_model, then register_model</span>'
         )
         rows.append(
@@ -311,7 +317,7 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
             delta = e["challenger_score"] - e["champion_score"]
         rows.append(
             f"<tr><td>{escape(e['week'])}</td>"
-            f"<td>{_badge('promote' if e['passed'] else 'reject', 'ok' if e['passed'] else 'bad')}</td>"
+            f"<td>{_decision_badge(e)}</td>"
             f"<td>{escape(e['metric'])}</td>"
             f'<td class="num">{challenger}: {_fmt(e.get("challenger_score"))}</td>'
             f'<td class="num">{champion}: {_fmt(e.get("champion_score"))}</td>'

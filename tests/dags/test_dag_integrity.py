@@ -134,3 +134,9 @@ def test_unpausing_the_pipeline_waits_for_the_next_monday() -> None:
         )
     ]
     assert [d.day for d in mondays] == [5, 12, 19, 26] and {d.hour for d in mondays} == {6}
+
+
+def test_only_batch_score_offers_a_deliberate_re_score(parsed: dict) -> None:
+    dags = parsed["dags"]
+    assert "rescore_with_production" in dags["batch_score"]["params"]
+    assert "rescore_with_production" not in dags["retrain_pipeline"]["params"]

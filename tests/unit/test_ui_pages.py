@@ -158,3 +158,12 @@ def test_run_ids_show_on_one_line_with_the_full_id_on_hover() -> None:
     assert _run_id(full) == f'<span class="runid" title="{full}">{full}</span>'
     full = "manual__2026-11-30T08:54:07.503627+00:00_2LRL6eZL"
     assert _run_id(full) == f'<span class="runid" title="{full}">manual__2026-11-30T08:54:07_2LRL6eZL</span>'
+
+
+def test_a_backfilled_winner_kept_out_of_production_is_not_shown_as_rejected() -> None:
+    from include.ui.pages import _decision_badge, _gate_badge
+
+    kept = {"passed": True, "promote": False}
+    assert ">passed, kept<" in _gate_badge(kept) and ">keep<" in _decision_badge(kept)
+    assert ">passed<" in _gate_badge({"passed": True, "promote": True})
+    assert ">rejected<" in _gate_badge({"passed": False, "promote": False})
