@@ -95,16 +95,28 @@ class JobStageOperator(BaseOperator):
         start: the stage's start function, ``include.stages.<module>.<function>``.
         push_keys: also push each key of the result as its own XCom, as a TaskFlow task with
             ``multiple_outputs`` does (``train_model["job_name"]`` downstream).
+        params_as_kwargs: Params passed to the start function as keyword arguments of the
+            same name, converted by the given type (a Param the DAG lacks reads as None).
     """
 
-    def __init__(self, *, start: str, push_keys: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        start: str,
+        push_keys: bool = False,
+        params_as_kwargs: dict[str, type] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.start = start
         self.push_keys = push_keys
+        self.params_as_kwargs = params_as_kwargs or {}
 
     def execute(self, context: Any) -> Any:
         """Start the stage: submit its job; defer while the job runs."""
-        return self._continue(context, run_stage(self.start))
+        params = context["params"]
+        start_kwargs = {name: kind(params.get(name)) for name, kind in self.params_as_kwargs.items()}
+        return self._continue(context, run_stage(self.start, **start_kwargs))
 
     def resume(self, context: Any, event: dict[str, Any], **_: Any) -> Any:
         """Continue the stage with the ended job's event (no second prepare or submit)."""
@@ -234,9 +246,11 @@ def deploy_stage() -> Any:
 
 def score_stage() -> Any:
     """batch_score: the week's predictions into the warehouse."""
+    # only batch_score's own DAG has the Param; the pipeline keeps the model of the week's time
     return JobStageOperator(
         task_id="batch_score",
         start="include.stages.score.start_scoring",
+        params_as_kwargs={"rescore_with_production": bool},
         outlets=[PREDICTIONS],
         execution_timeout=timedelta(hours=2),
     ).output

@@ -24,7 +24,7 @@ class BatchScoringFailedError(MLOpsError):
     """The provider's batch scoring job failed (retryable)."""
 
 
-def score_week(ctx: StageContext) -> dict[str, Any]:
+def score_week(ctx: StageContext, rescore_with_production: bool = False) -> dict[str, Any]:
     """Replace the week's predictions partition with the production model's scores.
 
     The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
@@ -34,19 +34,33 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
     The batch_score task runs the same steps but defers while a cloud job scores
     (:func:`start_scoring`).
 
+    Args:
+        ctx: the run's context.
+        rescore_with_production: score with today's production whatever week it was trained
+            for (batch_score's Param of the same name: a deliberate re-score of history).
+
     Returns:
         ``n_rows`` and ``model_version``.
     """
-    return run_inline(ctx, start_scoring(ctx))
+    return run_inline(ctx, start_scoring(ctx, rescore_with_production))
 
 
-def start_scoring(ctx: StageContext) -> Step:
-    """Choose the version for the week and submit its scoring job; continue with :func:`finish_scoring`."""
+def start_scoring(ctx: StageContext, rescore_with_production: bool = False) -> Step:
+    """Choose the version for the week and submit its scoring job; continue with :func:`finish_scoring`.
+
+    Args:
+        ctx: the run's context.
+        rescore_with_production: as :func:`score_week`.
+    """
     production = ctx.provider.registry.get_alias(ctx.model_name, PRODUCTION)
     if production is None:
         raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
     ensure_tables(ctx.provider.warehouse, "predictions", spec=ctx.settings.dataset)
-    version = _scoring_version(ctx, production)
+    if rescore_with_production:
+        log.info("Week %s: re-scoring with today's production v%s, as asked", ctx.week, production.version)
+        version = production
+    else:
+        version = _scoring_version(ctx, production)
     require_compatible(ctx, version)
     batch = ctx.provider.batch
     handle = batch.submit(version, validated_key(ctx.week))
