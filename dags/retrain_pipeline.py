@@ -73,8 +73,9 @@ def retrain_pipeline():
     evaluated = evaluate_stage(job_name=trained["job_name"])
     registered = register_stage(job_name=trained["job_name"])
     evaluated >> registered
-    deployed = deploy_stage()
-    scored = score_stage()
+    # the version register left in production travels on: deploy and score use that one
+    deployed = deploy_stage(production_version=registered["production_version"])
+    scored = score_stage(production_version=deployed["version"])
     registered >> deployed >> scored >> monitor_stage() >> summary_stage()
 
 

@@ -97,7 +97,11 @@ class JobStageOperator(BaseOperator):
             ``multiple_outputs`` does (``train_model["job_name"]`` downstream).
         params_as_kwargs: Params passed to the start function as keyword arguments of the
             same name, converted by the given type (a Param the DAG lacks reads as None).
+        start_kwargs: more keyword arguments of the start function; templated, so an upstream
+            task's XCom (``registered["production_version"]``) is resolved when the task runs.
     """
+
+    template_fields = ("start_kwargs",)
 
     def __init__(
         self,
@@ -105,18 +109,20 @@ class JobStageOperator(BaseOperator):
         start: str,
         push_keys: bool = False,
         params_as_kwargs: dict[str, type] | None = None,
+        start_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.start = start
         self.push_keys = push_keys
         self.params_as_kwargs = params_as_kwargs or {}
+        self.start_kwargs = start_kwargs or {}
 
     def execute(self, context: Any) -> Any:
         """Start the stage: submit its job; defer while the job runs."""
         params = context["params"]
-        start_kwargs = {name: kind(params.get(name)) for name, kind in self.params_as_kwargs.items()}
-        return self._continue(context, run_stage(self.start, **start_kwargs))
+        from_params = {name: kind(params.get(name)) for name, kind in self.params_as_kwargs.items()}
+        return self._continue(context, run_stage(self.start, **from_params, **self.start_kwargs))
 
     def resume(self, context: Any, event: dict[str, Any], **_: Any) -> Any:
         """Continue the stage with the ended job's event (no second prepare or submit)."""
@@ -234,23 +240,35 @@ def rollback_stage() -> Any:
     return rollback_production()
 
 
-def deploy_stage() -> Any:
-    """deploy_model: serve production on the endpoint; smoke test; roll back on failure."""
+def deploy_stage(production_version: Any = None) -> Any:
+    """deploy_model: serve production on the endpoint; smoke test; roll back on failure.
+
+    Args:
+        production_version: the version the run's register (or rollback) step left in
+            production (an XCom); None: whatever production is.
+    """
     return JobStageOperator(
         task_id="deploy_model",
         start="include.stages.deploy.start_deploy",
+        start_kwargs={"production_version": production_version} if production_version is not None else None,
+        push_keys=True,
         outlets=[ONLINE_ENDPOINT],
         execution_timeout=timedelta(hours=1),
     ).output
 
 
-def score_stage() -> Any:
-    """batch_score: the week's predictions into the warehouse."""
+def score_stage(production_version: Any = None) -> Any:
+    """batch_score: the week's predictions into the warehouse.
+
+    Args:
+        production_version: the version the run deployed (an XCom); None: whatever production is.
+    """
     # only batch_score's own DAG has the Param; the pipeline keeps the model of the week's time
     return JobStageOperator(
         task_id="batch_score",
         start="include.stages.score.start_scoring",
         params_as_kwargs={"rescore_with_production": bool},
+        start_kwargs={"production_version": production_version} if production_version is not None else None,
         outlets=[PREDICTIONS],
         execution_timeout=timedelta(hours=2),
     ).output
