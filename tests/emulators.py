@@ -1,7 +1,8 @@
 """Stand-ins for AWS that run here: moto in server mode, PostgreSQL, and SageMaker "containers".
 
 - :class:`MotoServer`: moto's ThreadedMotoServer on 127.0.0.1 (S3, SageMaker control plane,
-  Redshift Data API) - in this process, so :class:`SageMakerStandIn` can hook into it.
+  Redshift Data API) - in this process, so :class:`SageMakerStandIn` can hook into it; every
+  request is held to botocore's model of its service first (tests/service_rules.py).
 - :class:`PostgresCluster`: a throw-away PostgreSQL 15 cluster (the SQL stand-in for Redshift).
 - :class:`SageMakerStandIn`: moto only *records* training jobs, transform jobs and endpoints
   (a job is Completed at once and writes nothing). The stand-in does the containers' work when
@@ -36,11 +37,18 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-sagemaker"
 
 
 class MotoServer:
-    """moto's server in a thread of this process on 127.0.0.1:<free port>."""
+    """moto's server in a thread of this process on 127.0.0.1:<free port>.
+
+    Every request it handles is first held to the service's own model (``rules``, see
+    tests/service_rules.py): one the real service would refuse is refused with its 400.
+    """
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
+        from service_rules import MotoServiceRules
 
+        self.rules = MotoServiceRules()
+        self.rules.install()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -56,12 +64,13 @@ class MotoServer:
         }
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
-    def client(self, service: str) -> Any:
-        """A boto3 client on the emulator."""
+    def client(self, service: str, **options: Any) -> Any:
+        """A boto3 client on the emulator (``options``: more arguments of ``boto3.client``)."""
         import boto3
 
         return boto3.client(
             service,
+            **options,
             region_name=REGION,
             endpoint_url=self.url,
             aws_access_key_id="testing",
@@ -75,8 +84,9 @@ class MotoServer:
         httpx.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        """Stop the server thread."""
+        """Stop the server thread; stop checking requests."""
         self.server.stop()
+        self.rules.uninstall()
 
 
 class PostgresCluster:
