@@ -113,7 +113,8 @@ def violations(shape: Any, value: Any, path: str = "") -> list[str]:
     where = path or _lower_camel(shape.name)
 
     def broke(rules: list[str]) -> list[str]:
-        return [f"Value '{_shown(value)}' at '{where}' failed to satisfy constraint: {rule}" for rule in rules]
+        shown = _shown(value)
+        return [f"Value '{shown}' at '{where}' failed to satisfy constraint: {rule}" for rule in rules]
 
     meta = shape.metadata
     kind = shape.type_name
@@ -124,7 +125,9 @@ def violations(shape: Any, value: Any, path: str = "") -> list[str]:
         for name in shape.required_members:
             if value.get(name) is None:
                 member_path = f"{path}.{_lower_camel(name)}" if path else _lower_camel(name)
-                found.append(f"Value null at '{member_path}' failed to satisfy constraint: Member must not be null")
+                found.append(
+                    f"Value null at '{member_path}' failed to satisfy constraint: Member must not be null"
+                )
         for name, member in shape.members.items():
             if value.get(name) is not None:
                 member_path = f"{path}.{_lower_camel(name)}" if path else _lower_camel(name)
@@ -320,4 +323,3 @@ class MotoServiceRules:
             return service_model.operation_model(name), {}
         except OperationNotFoundError:
             return None, {}
-

@@ -40,7 +40,8 @@ BAD_TRAINING_JOB = {
 
 
 def _sagemaker_input(operation: str):
-    return botocore.session.get_session().get_service_model("sagemaker").operation_model(operation).input_shape
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model(operation).input_shape
 
 
 def test_the_issues_training_job_is_refused_naming_each_rule(moto_server) -> None:
