@@ -8,7 +8,9 @@
   (a job is Completed at once and writes nothing). The stand-in does the containers' work when
   moto receives the request: runs include/ml/train.py from the uploaded sourcedir.tar.gz with
   the SM_* environment on the channel data downloaded from S3 and uploads model.tar.gz where
-  the job says; runs the inference script for batch transform and invoke_endpoint. It also
+  the job says; runs the inference script for batch transform and invoke_endpoint. Like the
+  named container, it has the scikit-learn of the image's framework version - the lock's, or
+  the job fails naming both (tests/sagemaker_container.py: ``container_mismatch``). It also
   adds UpdateEndpoint, which moto 5.2 does not implement (it records the new config, which is
   the real service's end state).
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import ROOT, free_port
+from sagemaker_container import container_mismatch, load_model
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REGION = "us-east-1"
@@ -336,6 +339,11 @@ class SageMakerStandIn:
 
     def _train(self, job: Any) -> None:
         """Run train.py as the scikit-learn training container would; fail the job like SageMaker."""
+        mismatch = container_mismatch(job.algorithm_specification["TrainingImage"])
+        if mismatch:
+            job.failure_reason = f"ClientError: {mismatch}"
+            job.training_job_status = job.secondary_status = "Failed"
+            return
         s3 = self.moto.client("s3")
         hps = dict(job.hyper_parameters or {})
         with tempfile.TemporaryDirectory(prefix="sm-training-") as tmp:
@@ -400,6 +408,9 @@ class SageMakerStandIn:
     ) -> str:
         s3 = self.moto.client("s3")
         container = backend._models[model_name].primary_container
+        mismatch = container_mismatch(container.get("Image", ""))
+        if mismatch:
+            raise RuntimeError(mismatch)
         environment = container.get("Environment", {})
         with tempfile.TemporaryDirectory(prefix="sm-serving-") as tmp:
             code = _untar(_s3_get(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]), Path(tmp) / "code")
@@ -443,6 +454,9 @@ class SageMakerStandIn:
             if model_name not in self._loaded:
                 s3 = self.moto.client("s3")
                 container = backend._models[model_name].primary_container
+                mismatch = container_mismatch(container.get("Image", ""))
+                if mismatch:
+                    raise RuntimeError(mismatch)
                 environment = container.get("Environment", {})
                 folder = Path(tempfile.mkdtemp(prefix="sm-endpoint-"))
                 self._folders.append(folder)
@@ -456,7 +470,7 @@ class SageMakerStandIn:
                 saved = {k: os.environ.get(k) for k in environment}
                 os.environ.update(environment)  # model_fn reads MODEL_SHA256 / MODEL_VERSION
                 try:
-                    self._loaded[model_name] = (script, script.model_fn(str(model_dir)))
+                    self._loaded[model_name] = (script, load_model(script, str(model_dir)))
                 finally:
                     for key, value in saved.items():
                         if value is None:
