@@ -184,12 +184,21 @@ class SageMakerStandIn:
 
     ``requests`` keeps every CreateTrainingJob / CreateTransformJob / CreateModel /
     CreateEndpointConfig / CreateEndpoint / UpdateEndpoint request as moto received it, in order.
+
+    Failures on cue (each a name prefix; decided when the request arrives): ``fail_training``
+    (train.py exits 1 on a bad hyperparameter: ``AlgorithmError``), ``fail_transform`` (the job
+    fails with a reason), ``fail_endpoint`` (CreateEndpoint ends ``Failed``: the container never
+    passes its health check). Throttling is the request check's (``MotoServer.rules.throttle``).
+    A transform whose input is larger than its ``MaxPayloadInMB`` fails as on SageMaker when the
+    input is not split (``SplitType`` None), since one whole file is then one request.
     """
 
     def __init__(self, moto: MotoServer) -> None:
         self.moto = moto
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.fail_training: str | None = None  # a job name prefix whose training fails
+        self.fail_transform: str | None = None  # a job name prefix whose transform fails
+        self.fail_endpoint: str | None = None  # an endpoint name prefix that never comes InService
         self.invocations = 0
         self.threads: list[Any] = []
         self._loaded: dict[str, tuple[Any, Any]] = {}
@@ -244,8 +253,22 @@ class SageMakerStandIn:
             stand_in.requests.append(("CreateTransformJob", copy.deepcopy(kwargs)))
             job = original_transform(backend, **kwargs)
             job.transform_job_status = "InProgress"
+            job.stand_in_fails = bool(
+                stand_in.fail_transform and job.transform_job_name.startswith(stand_in.fail_transform)
+            )
             stand_in._start(stand_in._transform, backend, job)
             return job
+
+        def create_endpoint(backend: Any, **kwargs: Any) -> Any:
+            stand_in.requests.append(("CreateEndpoint", copy.deepcopy(kwargs)))
+            endpoint = original_endpoint(backend, **kwargs)
+            if stand_in.fail_endpoint and endpoint.endpoint_name.startswith(stand_in.fail_endpoint):
+                endpoint.endpoint_status = "Failed"
+                endpoint.failure_reason = (
+                    "The primary container for production variant AllTraffic did not pass the ping "
+                    "health check. Please check CloudWatch logs for this endpoint."
+                )
+            return endpoint
 
         def recorder(action: str, original: Any) -> Any:
             def record(backend: Any, **kwargs: Any) -> Any:
@@ -280,6 +303,21 @@ class SageMakerStandIn:
 
             name = unquote(response.path.split("/")[2])
             backend = sagemaker_backends[response.current_account][response.region]
+            endpoint = backend.endpoints.get(name)
+            if endpoint is None or endpoint.endpoint_status != "InService":  # as SageMaker Runtime answers
+                error = {
+                    "__type": "ValidationError",
+                    "message": f"Endpoint {name} of account {response.current_account} not found.",
+                }
+                return (
+                    400,
+                    {
+                        "Content-Type": "application/json",
+                        "x-amzn-ErrorType": "ValidationError",
+                        "status": 400,
+                    },
+                    json.dumps(error),
+                )
             try:
                 body = stand_in._serve(backend, name, response.body, response.headers.get("Accept"))
             except Exception as exc:  # the container's 4xx/5xx: the error text, as SageMaker relays it
@@ -303,7 +341,7 @@ class SageMakerStandIn:
         self._patch(
             SageMakerModelBackend, "create_endpoint_config", recorder("CreateEndpointConfig", original_config)
         )
-        self._patch(SageMakerModelBackend, "create_endpoint", recorder("CreateEndpoint", original_endpoint))
+        self._patch(SageMakerModelBackend, "create_endpoint", create_endpoint)
         self._patch(SageMakerResponse, "update_endpoint", update_endpoint)
         self._patch(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
 
@@ -486,6 +524,19 @@ class SageMakerStandIn:
         s3 = self.moto.client("s3")
         uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
         bucket, key = uri[5:].split("/", 1)
+        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        limit_mb = job.max_payload_in_mb if job.max_payload_in_mb is not None else 6  # the API's default
+        if job.transform_input.get("SplitType", "None") == "None" and size > limit_mb * 1024 * 1024:
+            job.failure_reason = (
+                f"ClientError: the input {uri} is {size} bytes, over MaxPayloadInMB={limit_mb}; with "
+                "SplitType None a whole file is one request: split the input or raise MaxPayloadInMB"
+            )
+            job.transform_job_status = "Failed"
+            return
+        if job.stand_in_fails:
+            job.failure_reason = "AlgorithmError: the inference container exited with code 1 (fail_transform)"
+            job.transform_job_status = "Failed"
+            return
         try:
             out = self._run_inference(
                 backend,

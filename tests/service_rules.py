@@ -50,6 +50,20 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _bounds(measure: str, value: float, minimum: float | None, maximum: float | None) -> list[str]:
+    """The bounds ``value`` (a ``measure``: "value" or "length") breaks, worded as AWS words them."""
+
+    def shown(bound: float) -> str:
+        return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+    broken = []
+    if minimum is not None and value < minimum:
+        broken.append(f"Member must have {measure} greater than or equal to {shown(minimum)}")
+    if maximum is not None and value > maximum:
+        broken.append(f"Member must have {measure} less than or equal to {shown(maximum)}")
+    return broken
+
+
 def string_rules(
     value: str,
     *,
@@ -66,10 +80,7 @@ def string_rules(
     if enum and value not in enum:
         shown = ", ".join(enum[:12]) + (f", ... ({len(enum)} values)" if len(enum) > 12 else "")
         broken.append(f"Member must satisfy enum value set: [{shown}]")
-    if min_length is not None and len(value) < min_length:
-        broken.append(f"Member must have length greater than or equal to {min_length}")
-    if max_length is not None and len(value) > max_length:
-        broken.append(f"Member must have length less than or equal to {max_length}")
+    broken += _bounds("length", len(value), min_length, max_length)
     if pattern is not None and not compiled_pattern(pattern).fullmatch(value):
         broken.append(f"Member must satisfy regular expression pattern: {pattern}")
     return broken
@@ -77,22 +88,12 @@ def string_rules(
 
 def number_rules(value: float, *, minimum: float | None = None, maximum: float | None = None) -> list[str]:
     """The range constraints a number breaks."""
-    broken = []
-    if minimum is not None and value < minimum:
-        broken.append(f"Member must have value greater than or equal to {minimum:g}")
-    if maximum is not None and value > maximum:
-        broken.append(f"Member must have value less than or equal to {maximum:g}")
-    return broken
+    return _bounds("value", value, minimum, maximum)
 
 
 def count_rules(size: int, *, minimum: int | None = None, maximum: int | None = None) -> list[str]:
     """The size constraints a list, map or blob breaks."""
-    broken = []
-    if minimum is not None and size < minimum:
-        broken.append(f"Member must have length greater than or equal to {minimum}")
-    if maximum is not None and size > maximum:
-        broken.append(f"Member must have length less than or equal to {maximum}")
-    return broken
+    return _bounds("length", size, minimum, maximum)
 
 
 def _lower_camel(name: str) -> str:
@@ -197,10 +198,16 @@ class _Refused(Exception):
         self.response = (status, headers, body)
 
 
-def _error_response(service_model: Any, protocol: str, message: str) -> tuple[int, dict[str, str], str]:
-    """The 400 the service answers with, in its protocol, under its own validation error's name."""
+def _error_response(
+    service_model: Any, protocol: str, message: str, code: str = ""
+) -> tuple[int, dict[str, str], str]:
+    """The 400 the service answers with, in its protocol (by default under its own validation
+    error's name)."""
     names = set(service_model.shape_names)
-    code = next((n for n in ("ValidationException", "ValidationError") if n in names), "ValidationException")
+    default = next(
+        (n for n in ("ValidationException", "ValidationError") if n in names), "ValidationException"
+    )
+    code = code or default
     if protocol in ("json", "rest-json"):
         content_type = "application/x-amz-json-1.1" if protocol == "json" else "application/json"
         headers = {"Content-Type": content_type, "x-amzn-ErrorType": code}
@@ -208,7 +215,8 @@ def _error_response(service_model: Any, protocol: str, message: str) -> tuple[in
     from xml.sax.saxutils import escape
 
     if protocol == "rest-xml":  # S3 has no validation exception in its model; it says InvalidArgument
-        body = f"<Error><Code>InvalidArgument</Code><Message>{escape(message)}</Message></Error>"
+        code = "InvalidArgument" if code == default else code
+        body = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
     else:
         body = (
             f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
@@ -222,11 +230,14 @@ class MotoServiceRules:
 
     ``refused`` lists ``(service, operation, message)`` of every request refused, oldest first;
     ``checked`` counts requests checked per ``service.Operation`` (proof that the check ran).
+    :meth:`throttle` makes the service answer ``ThrottlingException`` on cue, as AWS does under a
+    rate limit (checked before the rules, like the real front door).
     """
 
     def __init__(self) -> None:
         self.refused: list[tuple[str, str, str]] = []
         self.checked: dict[str, int] = {}
+        self.throttled: dict[str, int] = {}  # "service.Operation" -> requests still to throttle
         self._lock = threading.Lock()
         self._patches: list[tuple[Any, str, Any]] = []
 
@@ -259,6 +270,12 @@ class MotoServiceRules:
             self._patches.append((owner, name, getattr(owner, name)))
             setattr(owner, name, replacement)
 
+    def throttle(self, operation: str, times: int) -> None:
+        """Answer the next ``times`` requests of ``operation`` ("service.Operation") with a
+        ``ThrottlingException`` (HTTP 400, as SageMaker and the Data API send it)."""
+        with self._lock:
+            self.throttled[operation] = times
+
     def take_refused(self) -> list[tuple[str, str, str]]:
         """The refusals so far, oldest first; forgets them."""
         with self._lock:
@@ -284,6 +301,13 @@ class MotoServiceRules:
         if operation is None:  # not an operation of the model: moto answers it as it would
             return
         protocol = determine_request_protocol(service_model, request.content_type)
+        key = f"{service}.{operation.name}"
+        with self._lock:
+            throttled = self.throttled.get(key, 0) > 0
+            if throttled:
+                self.throttled[key] -= 1
+        if throttled:
+            raise _Refused(*_error_response(service_model, protocol, "Rate exceeded", "ThrottlingException"))
         parser = PROTOCOL_PARSERS[protocol](operation, map_type=dict)
         params = parser.parse(
             {
@@ -297,7 +321,6 @@ class MotoServiceRules:
         )
         found = violations(operation.input_shape, params) if operation.input_shape is not None else []
         with self._lock:
-            key = f"{service}.{operation.name}"
             self.checked[key] = self.checked.get(key, 0) + 1
             if found:
                 self.refused.append((service, operation.name, summary(found)))
