@@ -229,7 +229,8 @@ class MotoServiceRules:
     """The service-model check, installed into moto's request handling in this process.
 
     ``refused`` lists ``(service, operation, message)`` of every request refused, oldest first;
-    ``checked`` counts requests checked per ``service.Operation`` (proof that the check ran).
+    ``checked`` counts requests checked per ``service.Operation`` (proof that the check ran);
+    ``unmatched`` lists requests that matched no operation of the model, so were not checked.
     :meth:`throttle` makes the service answer ``ThrottlingException`` on cue, as AWS does under a
     rate limit (checked before the rules, like the real front door).
     """
@@ -238,6 +239,7 @@ class MotoServiceRules:
         self.refused: list[tuple[str, str, str]] = []
         self.checked: dict[str, int] = {}
         self.throttled: dict[str, int] = {}  # "service.Operation" -> requests still to throttle
+        self.unmatched: list[str] = []  # requests no operation of the model matched (not checked)
         self._lock = threading.Lock()
         self._patches: list[tuple[Any, str, Any]] = []
 
@@ -299,6 +301,8 @@ class MotoServiceRules:
         service_model = get_service_model(service)
         operation, uri_params = self._operation(request, service_model)
         if operation is None:  # not an operation of the model: moto answers it as it would
+            with self._lock:
+                self.unmatched.append(f"{service} {request.method} {request.path}")
             return
         protocol = determine_request_protocol(service_model, request.content_type)
         key = f"{service}.{operation.name}"

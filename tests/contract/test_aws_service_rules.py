@@ -125,6 +125,7 @@ def test_s3_and_data_api_requests_are_checked_too(aws_env) -> None:
         data_api.execute_statement(Sql="SELECT 1", Database="dev", ClusterIdentifier="Cluster_1")
     assert server.rules.take_refused()[0][:2] == ("redshift-data", "ExecuteStatement")
     assert server.rules.checked["s3.ListObjectsV2"] == counted.get("s3.ListObjectsV2", 0) + 1
+    assert server.rules.unmatched == []
 
 
 def test_patterns_are_read_with_javas_meaning() -> None:

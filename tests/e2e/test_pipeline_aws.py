@@ -219,6 +219,7 @@ def test_every_request_of_the_provider_was_held_to_the_service_models(loop) -> N
     ):  # fmt: skip
         assert sent.get(operation, 0) > 0, (operation, sorted(sent))
     assert rules.refused == []
+    assert rules.unmatched == []  # every request was one of its service's operations, so checked
 
 
 def test_registry_approval_is_the_production_gate(loop) -> None:
