@@ -198,7 +198,8 @@ class SageMakerStandIn:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.fail_training: str | None = None  # a job name prefix whose training fails
         self.fail_transform: str | None = None  # a job name prefix whose transform fails
-        self.fail_endpoint: str | None = None  # an endpoint name prefix that never comes InService
+        self.fail_endpoint: str | None = None  # an endpoint name prefix whose rollouts fail
+        self.rollout_seconds = 1.0  # how long an endpoint is Creating / Updating
         self.invocations = 0
         self.threads: list[Any] = []
         self._loaded: dict[str, tuple[Any, Any]] = {}
@@ -259,23 +260,24 @@ class SageMakerStandIn:
             stand_in._start(stand_in._transform, backend, job)
             return job
 
-        def create_endpoint(backend: Any, **kwargs: Any) -> Any:
-            stand_in.requests.append(("CreateEndpoint", copy.deepcopy(kwargs)))
-            endpoint = original_endpoint(backend, **kwargs)
-            if stand_in.fail_endpoint and endpoint.endpoint_name.startswith(stand_in.fail_endpoint):
-                endpoint.endpoint_status = "Failed"
-                endpoint.failure_reason = (
-                    "The primary container for production variant AllTraffic did not pass the ping "
-                    "health check. Please check CloudWatch logs for this endpoint."
-                )
-            return endpoint
-
         def recorder(action: str, original: Any) -> Any:
             def record(backend: Any, **kwargs: Any) -> Any:
                 stand_in.requests.append((action, copy.deepcopy(kwargs)))
                 return original(backend, **kwargs)
 
             return record
+
+        # An endpoint is Creating / Updating for a moment, as on SageMaker (moto alone reports
+        # InService at once): the deploy task's deferral is used.
+        # On cue (fail_endpoint) the new fleet never passes its health check: a created endpoint
+        # ends Failed, an updated one rolls back to its old config (SageMaker's blue/green).
+        def create_endpoint(backend: Any, **kwargs: Any) -> Any:
+            endpoint = recorder("CreateEndpoint", original_endpoint)(backend, **kwargs)
+            endpoint.endpoint_status = "Creating"
+            stand_in._start(
+                stand_in._bring_in_service, endpoint, stand_in._fails(endpoint.endpoint_name), None
+            )
+            return endpoint
 
         def update_endpoint(response: Any) -> Any:  # moto 5.2 lacks UpdateEndpoint
             from moto.core.responses import ActionResult
@@ -286,6 +288,13 @@ class SageMakerStandIn:
             )
             backend = response.sagemaker_backend
             endpoint = backend.endpoints[name]
+            if endpoint.endpoint_status != "InService":  # SageMaker: only DeleteEndpoint on a failed one
+                from moto.sagemaker.exceptions import ValidationError
+
+                raise ValidationError(
+                    message=f"Cannot update endpoint {name}: it is {endpoint.endpoint_status}."
+                )
+            previous = endpoint.endpoint_config_name
             endpoint.endpoint_config_name = config
             endpoint.production_variants = endpoint._process_production_variants(
                 backend.endpoint_configs[config].production_variants
@@ -293,6 +302,8 @@ class SageMakerStandIn:
             from moto.core.utils import utcnow
 
             endpoint.last_modified_time = utcnow()
+            endpoint.endpoint_status = "Updating"
+            stand_in._start(stand_in._bring_in_service, endpoint, stand_in._fails(name), (backend, previous))
             return ActionResult({"EndpointArn": endpoint.arn})
 
         def invoke_endpoint(response: Any) -> Any:
@@ -519,6 +530,28 @@ class SageMakerStandIn:
         frame = script.input_fn(body, "application/json")
         answer, _ = script.output_fn(script.predict_fn(frame, model), accept or "application/json")
         return answer
+
+    def _fails(self, endpoint_name: str) -> bool:
+        return bool(self.fail_endpoint and endpoint_name.startswith(self.fail_endpoint))
+
+    def _bring_in_service(self, endpoint: Any, fails: bool, rollback: tuple[Any, str] | None) -> None:
+        """End a rollout: InService, or on cue the health check's failure (Failed, or back on the
+        previous config for an update)."""
+        time.sleep(self.rollout_seconds)
+        if fails:
+            endpoint.failure_reason = (
+                "The primary container for production variant AllTraffic did not pass the ping "
+                "health check. Please check CloudWatch logs for this endpoint."
+            )
+            if rollback is None:
+                endpoint.endpoint_status = "Failed"
+                return
+            backend, previous = rollback
+            endpoint.endpoint_config_name = previous
+            endpoint.production_variants = endpoint._process_production_variants(
+                backend.endpoint_configs[previous].production_variants
+            )
+        endpoint.endpoint_status = "InService"
 
     def _transform(self, backend: Any, job: Any) -> None:
         s3 = self.moto.client("s3")
