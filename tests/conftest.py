@@ -73,6 +73,22 @@ def moto_server():
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _requests_kept_service_rules(request: pytest.FixtureRequest):
+    """A test that uses moto fails if moto refused one of its requests under the service's model
+    (tests/service_rules.py), even if the code under test swallowed the 400. A test that sends
+    invalid requests on purpose takes its refusals with ``rules.take_refused()``."""
+    if "moto_server" not in request.fixturenames:
+        yield
+        return
+    server, _ = request.getfixturevalue("moto_server")
+    yield  # (a module fixture's refusals are reported by the first test that used it)
+    refused = server.rules.take_refused()
+    assert not refused, "requests the real service would refuse:\n" + "\n".join(
+        f"{service} {operation}: {message}" for service, operation, message in refused
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster():
     """A PostgreSQL 15 cluster of the tests' own (the SQL stand-in for Redshift)."""

@@ -50,6 +50,9 @@ def group_name(model_name: str) -> str:
 class SageMakerModelRegistry:
     """Model versions in SageMaker Model Registry; aliases and their history in S3."""
 
+    # how long a registration waits for the package of another that claimed the same key
+    claim_wait_seconds: float = 120
+
     def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
         self.aws = aws
         self.storage = storage
@@ -214,8 +217,14 @@ class SageMakerModelRegistry:
         except PreconditionFailedError:
             return False
 
-    def _wait_for(self, model_name: str, registry_key: str, timeout: float = 120) -> ModelVersion:
-        """Another call claimed the key: wait for its package (or take over a stale claim)."""
+    def _wait_for(self, model_name: str, registry_key: str) -> ModelVersion:
+        """Another call claimed the key: wait for its package.
+
+        Raises:
+            RegistryConflictError: none appeared in ``claim_wait_seconds`` (the claimant was killed:
+                the message says which claim.json to delete).
+        """
+        timeout = self.claim_wait_seconds
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self._find(model_name, registry_key)
