@@ -117,12 +117,6 @@ def test_an_endpoint_that_never_comes_up_is_unavailable_with_its_reason(aws_env,
         endpoint.invoke(version.model_name, smoke_rows(2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the provider retries a Failed endpoint with UpdateEndpoint; SageMaker allows only "
-    "DeleteEndpoint on a failed endpoint (DescribeEndpoint's EndpointStatus docs), so the stand-in "
-    "refuses it: the retry must delete and create the endpoint",
-)
 def test_the_next_deploy_after_a_failed_create_serves_the_version(aws_env, aws, store, model_key) -> None:
     stand_in = aws_env[1]
     registry = _registry(aws, store)
@@ -135,6 +129,9 @@ def test_the_next_deploy_after_a_failed_create_serves_the_version(aws_env, aws, 
     finally:
         stand_in.fail_endpoint = None
     assert deploy(endpoint, version).version == version.version
+    # the failed endpoint was deleted and created again (SageMaker refuses to update it)
+    name = endpoint.endpoint_name(version.model_name)
+    assert [r["endpoint_name"] for r in stand_in.requests_of("CreateEndpoint")].count(name) == 2
 
 
 def test_a_failed_update_keeps_the_endpoint_on_the_old_version(aws_env, aws, store, model_key) -> None:
