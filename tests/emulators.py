@@ -531,7 +531,7 @@ class ServerProcess:
     """A server child process on 127.0.0.1:<free port>, stopped by its pid (SIGKILL after a grace)."""
 
     def __init__(self, command: list[str], port: int, ready_path: str, log: Path, env: dict | None = None,
-                 timeout: float = 60) -> None:  # fmt: skip
+                 timeout: float = 60, cwd: Path | None = None, inherit_env: bool = True) -> None:  # fmt: skip
         import httpx
 
         self.port = port
@@ -539,8 +539,8 @@ class ServerProcess:
         self.log = log
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                start_new_session=True,
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                env={**(os.environ if inherit_env else {}), **(env or {})}, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while True:
@@ -618,3 +618,15 @@ def gcp_connection_env(conn_id: str, project: str = GCP_PROJECT) -> dict[str, st
     """The ``AIRFLOW_CONN_<ID>`` variable of an anonymous google_cloud_platform connection."""
     conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": project}}
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+
+def gcp_sections(bucket: str, prefix: str, vertex_url: str) -> dict[str, dict[str, Any]]:
+    """astro.toml sections for the GCP provider on the stand-ins (for ``helpers.write_config``)."""
+    return {
+        "project": {"provider": "gcp"},
+        "gcp": {
+            "conn_id": "gcp_test", "project": GCP_PROJECT, "region": GCP_REGION, "bucket": bucket,
+            "prefix": prefix, "dataset": prefix.replace("-", "_"), "vertex_api_endpoint": vertex_url,
+            "poll_seconds": 1,
+        },
+    }  # fmt: skip

@@ -20,15 +20,37 @@ exceptions). Long-running operations are answered done, polled at ``/ui/{name}``
 server error...).
 
 What it keeps: models and their versions (upload, get by version or alias, listVersions,
-mergeVersionAliases with the rules of the schema: one holder per alias, ``default`` always held).
+mergeVersionAliases with the rules of the schema: one holder per alias, ``default`` always held);
+custom jobs, which it really runs as the prebuilt training container would: it downloads the
+job's Python package from GCS (the GCS stand-in), puts only the package's folder on the path,
+and runs its module with the job's args and ``AIP_MODEL_DIR`` in a child process; the job is
+PENDING, RUNNING, then SUCCEEDED or FAILED with the replica's exit status and stderr, as Vertex
+AI reports it. ``fail_job(display_name_prefix, message)`` fails such jobs on cue without running
+them (a quota or capacity error, as the service reports those).
+
+Endpoints and batch prediction jobs run the model's serving code for real: a deployed model is
+a child process running ``vertex_serve`` from the package its container env names
+(``MLOPS_PACKAGE``; the image itself cannot be pulled here) with Vertex AI's ``AIP_*`` variables,
+ready once its health route answers (a version's server is kept and reused by its next
+deployment or batch job: it is stateless); predict goes to the deployed model with the traffic; a
+batch prediction job starts one for its model, sends it the JSON Lines instances and writes
+``prediction.results-*`` files as Vertex AI does. ``fail_deploy(message)`` makes the next
+deployments fail (a model server that never becomes ready).
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import itertools
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +59,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from emulators import ServerProcess
 
 SCHEMA_PREFIX = "GoogleCloudAiplatformV1"
 STATUS_CODES = {
@@ -267,6 +291,315 @@ def _now() -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# serving
+
+
+class ServingContainer:
+    """A deployed model's serving container: ``vertex_serve`` of the model's package, a child process."""
+
+    def __init__(self, model: dict[str, Any], timeout: float = 120) -> None:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        spec = model.get("containerSpec") or {}
+        env = {item["name"]: item.get("value", "") for item in spec.get("env", [])}
+        if "MLOPS_PACKAGE" not in env:
+            raise RuntimeError(
+                "the model's container env names no MLOPS_PACKAGE: the stand-in cannot serve it"
+            )
+        self.folder = Path(tempfile.mkdtemp(prefix="vertex-serving-"))
+        project = model["name"].split("/")[1]
+        bucket, blob = env["MLOPS_PACKAGE"][5:].split("/", 1)
+        data = storage.Client(credentials=AnonymousCredentials(), project=project).bucket(bucket).blob(blob)
+        with tarfile.open(fileobj=io.BytesIO(data.download_as_bytes())) as tar:
+            tar.extractall(self.folder, filter="data")
+        (code_root,) = [p for p in self.folder.iterdir() if (p / "setup.py").is_file()]
+        from helpers import free_port
+
+        self.port = free_port()
+        self.predict_route = spec.get("predictRoute", "/predict")
+        health = spec.get("healthRoute", "/health")
+        variables = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIP_"))}
+        variables.update(env)
+        variables.update(
+            {
+                "AIP_HTTP_PORT": str(self.port),
+                "AIP_HEALTH_ROUTE": health,
+                "AIP_PREDICT_ROUTE": self.predict_route,
+                "AIP_STORAGE_URI": model.get("artifactUri", ""),
+                "MLOPS_SERVE_HOST": "127.0.0.1",
+                "PYTHONPATH": str(code_root),
+                "OMP_NUM_THREADS": "1",
+            }
+        )
+        bootstrap = (
+            "import runpy, sys; root = sys.argv.pop(1); "
+            "sys.path[:] = [p for p in sys.path if p.rstrip('/') != root and p not in ('', '.')]; "
+            "runpy.run_module('vertex_serve', run_name='__main__', alter_sys=True)"
+        )
+        try:
+            self.server = ServerProcess([sys.executable, "-c", bootstrap, str(ROOT)], self.port, health,
+                                        self.folder / "server.log", env=variables, timeout=timeout,
+                                        cwd=self.folder, inherit_env=False)  # fmt: skip
+        except RuntimeError as exc:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise RuntimeError(f"the model server did not start: {exc}") from None
+        self.process = self.server.process
+
+    def predict(self, instances: list[Any]) -> list[Any]:
+        """The server's predictions for ``instances``; ApiError(INVALID_ARGUMENT) on its 4xx."""
+        import httpx
+
+        answer = httpx.post(self.server.url + self.predict_route, json={"instances": instances}, timeout=300)
+        if answer.status_code >= 400:
+            raise ApiError("INVALID_ARGUMENT" if answer.status_code < 500 else "INTERNAL", answer.text[:1000])
+        return answer.json()["predictions"]
+
+    def stop(self) -> None:
+        """Stop the server (by its pid, SIGKILL after a grace period); delete its folder."""
+        self.server.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _ServingMixin:
+    """Endpoints and batch prediction jobs of :class:`VertexStandIn` (kept apart for reading)."""
+
+    def fail_deploy(self, message: str = "Model server never became ready.") -> None:
+        """Fail the next deployment with ``message`` (an endpoint that never becomes ready)."""
+        self.deploy_failures.append(message)
+
+    def _server(self, model: dict[str, Any]) -> ServingContainer:
+        """The running server of a model version (started on first use)."""
+        env = {
+            item["name"]: item.get("value", "") for item in (model.get("containerSpec") or {}).get("env", [])
+        }
+        key = (env.get("MLOPS_PACKAGE", ""), model.get("artifactUri", ""), env.get("MODEL_SHA256", ""))
+        with self._serving_lock:
+            if key not in self.warm or self.warm[key].process.poll() is not None:
+                self.warm[key] = ServingContainer(model)
+            return self.warm[key]
+
+    def _pending_operation(self, parent: str, metadata_type: str) -> dict[str, Any]:
+        name = f"{parent}/operations/{next(self._ids)}"
+        operation = {
+            "name": name,
+            "done": False,
+            "metadata": {
+                "@type": f"type.googleapis.com/google.cloud.aiplatform.v1.{metadata_type}",
+                "genericMetadata": {"createTime": _now(), "updateTime": _now()},
+            },
+        }
+        self.operations[name] = operation
+        return operation
+
+    def _endpoint(self, name: str) -> dict[str, Any]:
+        if name not in self.endpoints:
+            raise ApiError("NOT_FOUND", f"Endpoint {name} does not exist.")
+        return self.endpoints[name]
+
+    def _create_endpoint(self, parent: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        endpoint_id = query.get("endpointId") or str(next(self._ids))
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,61}[a-z0-9]|[1-9][0-9]{0,8}", endpoint_id):
+            raise ApiError("INVALID_ARGUMENT", f"endpointId {endpoint_id!r} is invalid")
+        name = f"{parent}/endpoints/{endpoint_id}"
+        if name in self.endpoints:
+            raise ApiError("ALREADY_EXISTS", f"Endpoint {name} already exists.")
+        endpoint = {
+            **body,
+            "name": name,
+            "deployedModels": [],
+            "trafficSplit": {},
+            "createTime": _now(),
+            "updateTime": _now(),
+            "etag": str(next(self._ids)),
+        }
+        self.endpoints[name] = endpoint
+        return self._operation(name, "Endpoint", endpoint)
+
+    def _get_endpoint(self, name: str, body: Any, query: dict[str, str]) -> Any:
+        return f"{SCHEMA_PREFIX}Endpoint", self._endpoint(name)
+
+    @staticmethod
+    def _check_split(split: dict[str, int], ids: set[str]) -> None:
+        unknown = set(split) - ids
+        if unknown:
+            raise ApiError(
+                "INVALID_ARGUMENT", f"trafficSplit names DeployedModel(s) {sorted(unknown)} not deployed"
+            )
+        if split and sum(split.values()) != 100:
+            raise ApiError("INVALID_ARGUMENT", f"trafficSplit must add up to 100, not {sum(split.values())}")
+
+    def _patch_endpoint(self, name: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        endpoint = self._endpoint(name)
+        paths = [_camel(p) for p in query.get("updateMask", "").split(",") if p]
+        if paths != ["trafficSplit"]:
+            raise ApiError("UNIMPLEMENTED", f"the stand-in patches trafficSplit only, not {paths}")
+        split = {k: int(v) for k, v in (body.get("trafficSplit") or {}).items()}
+        self._check_split(split, {m["id"] for m in endpoint["deployedModels"]})
+        endpoint.update(trafficSplit=split, updateTime=_now())
+        return f"{SCHEMA_PREFIX}Endpoint", endpoint
+
+    def _deploy_model(self, name: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        endpoint = self._endpoint(name)
+        wanted = body["deployedModel"]
+        if "model" not in wanted or "dedicatedResources" not in wanted:
+            raise ApiError(
+                "INVALID_ARGUMENT", "deployedModel.model and deployedModel.dedicatedResources are required"
+            )
+        model_name, record = self._version(wanted["model"])
+        deployed_id = wanted.get("id") or str(next(self._ids))
+        if not re.fullmatch(r"[0-9]{1,10}", deployed_id):
+            raise ApiError("INVALID_ARGUMENT", f"DeployedModel id {deployed_id!r} must be 1-10 digits")
+        ids = {m["id"] for m in endpoint["deployedModels"]}
+        if deployed_id in ids:
+            raise ApiError("ALREADY_EXISTS", f"DeployedModel {deployed_id} already exists in {name}.")
+        split = {
+            (deployed_id if k == "0" else k): int(v) for k, v in (body.get("trafficSplit") or {}).items()
+        }
+        self._check_split(split, ids | {deployed_id})
+        if not split and not ids:
+            split = {deployed_id: 100}
+        operation = self._pending_operation(name, "DeployModelOperationMetadata")
+        deployed = {
+            **wanted,
+            "id": deployed_id,
+            "model": model_name,
+            "createTime": _now(),
+            "modelVersionId": record.resource["versionId"],
+        }
+        failure = self.deploy_failures.pop(0) if self.deploy_failures else None
+
+        def deploy() -> None:
+            try:
+                if failure:
+                    raise RuntimeError(failure)
+                self._server(self._view(record)[1])
+            except Exception as exc:
+                operation.update(
+                    done=True, error={"code": 13, "message": f"Failed to deploy model: {exc}"[-1500:]}
+                )
+                return
+            with self._lock:
+                endpoint["deployedModels"].append(deployed)
+                if split:
+                    endpoint["trafficSplit"] = split
+                endpoint["updateTime"] = _now()
+                operation.update(
+                    done=True,
+                    response={
+                        "@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelResponse",
+                        "deployedModel": deployed,
+                    },
+                )
+
+        thread = threading.Thread(target=deploy, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        return "Operation", operation
+
+    def _undeploy_model(self, name: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        endpoint = self._endpoint(name)
+        deployed_id = body["deployedModelId"]
+        if deployed_id not in {m["id"] for m in endpoint["deployedModels"]}:
+            raise ApiError("NOT_FOUND", f"DeployedModel {deployed_id} does not exist in {name}.")
+        split = dict(endpoint["trafficSplit"])
+        if "trafficSplit" in body:
+            split = {k: int(v) for k, v in body["trafficSplit"].items()}
+        remaining = [m for m in endpoint["deployedModels"] if m["id"] != deployed_id]
+        if remaining and split.get(deployed_id, 0) > 0:
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"DeployedModel {deployed_id} still has {split[deployed_id]}% of the traffic: move it first",
+            )
+        split.pop(deployed_id, None)
+        self._check_split(split, {m["id"] for m in remaining})
+        endpoint.update(deployedModels=remaining, trafficSplit=split if remaining else {}, updateTime=_now())
+        return self._operation(name, "UndeployModelResponse", {})
+
+    def _predict(self, name: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        endpoint = self._endpoint(name)
+        split = endpoint["trafficSplit"]
+        serving = [m for m in endpoint["deployedModels"] if split.get(m["id"], 0) > 0]
+        if not serving:
+            raise ApiError("FAILED_PRECONDITION", f"Endpoint {name} has no DeployedModel with traffic.")
+        deployed = max(serving, key=lambda m: split[m["id"]])
+        _, record = self._version(f"{deployed['model']}@{deployed['modelVersionId']}")
+        # a replica whose server died is started again, as Vertex AI restarts a failed replica
+        predictions = self._server(self._view(record)[1]).predict(body["instances"])
+        return f"{SCHEMA_PREFIX}PredictResponse", {
+            "predictions": predictions,
+            "deployedModelId": deployed["id"],
+            "model": deployed["model"],
+            "modelVersionId": deployed["modelVersionId"],
+            "modelDisplayName": deployed.get("displayName", ""),
+        }
+
+    # -- batch prediction ------------------------------------------------------------------
+
+    def _create_batch_job(self, parent: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        _, record = self._version(body.get("model", ""))
+        job = self._start_job(
+            self.batch_jobs, f"{parent}/batchPredictionJobs", body, self._run_batch_job, record
+        )
+        return f"{SCHEMA_PREFIX}BatchPredictionJob", job
+
+    def _get_batch_job(self, name: str, body: Any, query: dict[str, str]) -> Any:
+        return f"{SCHEMA_PREFIX}BatchPredictionJob", _job(self.batch_jobs, name, "BatchPredictionJob")
+
+    def _list_batch_jobs(self, parent: str, body: Any, query: dict[str, str]) -> Any:
+        jobs = _matching(self.batch_jobs, parent, query)
+        return self._page(
+            f"{SCHEMA_PREFIX}ListBatchPredictionJobsResponse", "batchPredictionJobs", jobs, query
+        )
+
+    def _run_batch_job(self, job: dict[str, Any], record: ModelVersionRecord) -> None:
+        """Serve the model, send it the instances, write the predictions as Vertex AI does."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        container = None
+        try:
+            self._set(job, state="JOB_STATE_RUNNING", startTime=_now())
+            if (
+                job["inputConfig"]["instancesFormat"] != "jsonl"
+                or job["outputConfig"]["predictionsFormat"] != "jsonl"
+            ):
+                raise RuntimeError("the stand-in reads and writes jsonl only")
+            client = storage.Client(credentials=AnonymousCredentials(), project=job["name"].split("/")[1])
+            instances = []
+            for uri in job["inputConfig"]["gcsSource"]["uris"]:
+                bucket, blob = uri[5:].split("/", 1)
+                text = client.bucket(bucket).blob(blob).download_as_text()
+                instances += [json.loads(line) for line in text.splitlines() if line.strip()]
+            container = self._server(self._view(record)[1])
+            lines = []
+            for start in range(0, len(instances), 500):
+                batch = instances[start : start + 500]
+                for instance, prediction in zip(batch, container.predict(batch), strict=True):
+                    lines.append(json.dumps({"instance": instance, "prediction": prediction}))
+            prefix = job["outputConfig"]["gcsDestination"]["outputUriPrefix"].rstrip("/")
+            stamp = datetime.now(UTC).strftime("%Y_%m_%dT%H_%M_%S_%fZ")
+            folder = f"{prefix}/prediction-{record.resource['name'].rsplit('/', 1)[-1]}-{stamp}"
+            bucket, blob = folder[5:].split("/", 1)
+            out = client.bucket(bucket).blob(f"{blob}/prediction.results-00000-of-00001")
+            out.upload_from_string("\n".join(lines) + "\n")
+            self._set(
+                job,
+                state="JOB_STATE_SUCCEEDED",
+                endTime=_now(),
+                outputInfo={"gcsOutputDirectory": folder},
+                completionStats={"successfulCount": str(len(lines))},
+            )
+        except Exception as exc:
+            self._set(
+                job, state="JOB_STATE_FAILED", endTime=_now(), error={"code": 13, "message": f"{exc}"[-1500:]}
+            )
+        finally:
+            if container is not None:
+                container.stop()
+
+
+# --------------------------------------------------------------------------------------------
 # the server
 
 
@@ -288,7 +621,7 @@ class ModelVersionRecord:
     aliases: list[str] = field(default_factory=list)
 
 
-class VertexStandIn:
+class VertexStandIn(_ServingMixin):
     """The server, in a thread of this process, on 127.0.0.1:<free port>.
 
     Attributes:
@@ -314,8 +647,31 @@ class VertexStandIn:
             "models.list": self._list_models,
             "models.mergeVersionAliases": self._merge_aliases,
             "operations.get": self._get_operation,
+            "customJobs.create": self._create_custom_job,
+            "customJobs.get": self._get_custom_job,
+            "customJobs.list": self._list_custom_jobs,
+            "customJobs.cancel": self._cancel_custom_job,
+            "endpoints.create": self._create_endpoint,
+            "endpoints.get": self._get_endpoint,
+            "endpoints.patch": self._patch_endpoint,
+            "endpoints.deployModel": self._deploy_model,
+            "endpoints.undeployModel": self._undeploy_model,
+            "endpoints.predict": self._predict,
+            "batchPredictionJobs.create": self._create_batch_job,
+            "batchPredictionJobs.get": self._get_batch_job,
+            "batchPredictionJobs.list": self._list_batch_jobs,
         }
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        # servers by (package, artifact, sha256): a version deployed again, or batch-scored, reuses
+        # its running server (they are stateless), which keeps the tests' time down
+        self.warm: dict[tuple[str, ...], ServingContainer] = {}
+        self.batch_jobs: dict[str, dict[str, Any]] = {}
+        self.deploy_failures: list[str] = []
+        self.custom_jobs: dict[str, dict[str, Any]] = {}
+        self.job_failures: dict[str, str] = {}  # display name prefix -> the error it fails with
+        self.threads: list[threading.Thread] = []
         self.operations: dict[str, dict[str, Any]] = {}
+        self._serving_lock = threading.Lock()
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -344,9 +700,11 @@ class VertexStandIn:
         self.thread.start()
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving; stop every deployed model's server."""
         self.server.shutdown()
         self.server.server_close()
+        for container in list(self.warm.values()):
+            container.stop()
 
     def fail_next(
         self, method: str, status: str = "RESOURCE_EXHAUSTED", message: str = "", times: int = 1
@@ -406,6 +764,10 @@ class VertexStandIn:
                 answer = handler(name, body, query)
             return 200, self._encode(answer, "enum-encoding=int" in alt)
         except ApiError as error:
+            self.rejected.append((short, error.status, str(error)))
+            return error.code, error.body()
+        except Exception as exc:  # the stand-in's own trouble: answered as the service's internal error
+            error = ApiError("INTERNAL", f"{type(exc).__name__}: {exc}")
             self.rejected.append((short, error.status, str(error)))
             return error.code, error.body()
 
@@ -603,3 +965,168 @@ class VertexStandIn:
             record.aliases.append(alias)
         record.resource["versionUpdateTime"] = _now()
         return self._view(record)
+
+    # -- custom jobs -----------------------------------------------------------------------
+
+    def fail_job(self, display_name_prefix: str, message: str) -> None:
+        """Fail the custom jobs whose display name starts with the prefix, with ``message``."""
+        self.job_failures[display_name_prefix] = message
+
+    def join(self, timeout: float = 300) -> None:
+        """Wait for the running jobs to end."""
+        for thread in self.threads:
+            thread.join(timeout=timeout)
+
+    def _create_custom_job(self, parent: str, body: dict[str, Any], query: dict[str, str]) -> Any:
+        for key, value in (body.get("labels") or {}).items():
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+                raise ApiError("INVALID_ARGUMENT", f"Label {key}={value!r} is invalid")
+        pools = body["jobSpec"]["workerPoolSpecs"]
+        if not pools or not pools[0].get("machineSpec", {}).get("machineType"):
+            raise ApiError("INVALID_ARGUMENT", "workerPoolSpecs[0].machineSpec.machineType is required")
+        failure = next((m for p, m in self.job_failures.items() if body["displayName"].startswith(p)), None)
+        job = self._start_job(self.custom_jobs, f"{parent}/customJobs", body, self._run_custom_job, failure)
+        return f"{SCHEMA_PREFIX}CustomJob", job
+
+    def _start_job(
+        self, jobs: dict[str, Any], collection: str, body: dict[str, Any], work: Any, extra: Any
+    ) -> Any:
+        """Record a new job (PENDING) and start ``work(job, extra)`` in a thread."""
+        now = _now()
+        job = {**body, "name": f"{collection}/{next(self._ids)}", "state": "JOB_STATE_PENDING",
+               "createTime": now, "updateTime": now}  # fmt: skip
+        jobs[job["name"]] = job
+        thread = threading.Thread(target=work, args=(job, extra), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        return job
+
+    def _get_custom_job(self, name: str, body: Any, query: dict[str, str]) -> Any:
+        return f"{SCHEMA_PREFIX}CustomJob", _job(self.custom_jobs, name, "CustomJob")
+
+    def _list_custom_jobs(self, parent: str, body: Any, query: dict[str, str]) -> Any:
+        jobs = _matching(self.custom_jobs, parent, query)
+        return self._page(f"{SCHEMA_PREFIX}ListCustomJobsResponse", "customJobs", jobs, query)
+
+    def _cancel_custom_job(self, name: str, body: Any, query: dict[str, str]) -> Any:
+        job = self._get_custom_job(name, body, query)[1]
+        if job["state"] in ("JOB_STATE_PENDING", "JOB_STATE_RUNNING"):
+            job.update(state="JOB_STATE_CANCELLED", endTime=_now(), error={"code": 1, "message": "CANCELED"})
+        return None
+
+    def _set(self, job: dict[str, Any], **changes: Any) -> None:
+        with self._lock:
+            if job["state"] == "JOB_STATE_CANCELLED":
+                return
+            job.update(changes, updateTime=_now())
+
+    def _run_custom_job(self, job: dict[str, Any], failure: str | None) -> None:
+        """Do the prebuilt training container's work for the job's first worker pool."""
+        try:
+            if failure is not None:
+                self._set(
+                    job, state="JOB_STATE_FAILED", endTime=_now(), error={"code": 8, "message": failure}
+                )
+                return
+            self._set(job, state="JOB_STATE_RUNNING", startTime=_now())
+            code, stderr = self._run_package(job)
+            if code == 0:
+                self._set(job, state="JOB_STATE_SUCCEEDED", endTime=_now())
+            else:
+                message = (
+                    f"The replica workerpool0-0 exited with a non-zero status of {code}. "
+                    f"Termination reason: Error. {stderr[-1500:]}"
+                )
+                self._set(
+                    job, state="JOB_STATE_FAILED", endTime=_now(), error={"code": 3, "message": message}
+                )
+        except Exception as exc:  # the stand-in's own trouble: reported as the service's internal error
+            self._set(job, state="JOB_STATE_FAILED", endTime=_now(), error={"code": 13, "message": f"{exc}"})
+
+    def _run_package(self, job: dict[str, Any]) -> tuple[int, str]:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        spec = job["jobSpec"]
+        pool = spec["workerPoolSpecs"][0]
+        package = pool.get("pythonPackageSpec")
+        if package is None:
+            return 1, "the stand-in runs pythonPackageSpec worker pools only"
+        client = storage.Client(credentials=AnonymousCredentials(), project=job["name"].split("/")[1])
+        bucket, blob = package["packageUris"][0][5:].split("/", 1)
+        data = client.bucket(bucket).blob(blob).download_as_bytes()
+        output = spec.get("baseOutputDirectory", {}).get("outputUriPrefix", "").rstrip("/")
+        timeout = float(spec.get("scheduling", {}).get("timeout", "604800s").rstrip("s"))
+        with tempfile.TemporaryDirectory(prefix="vertex-job-") as tmp:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                tar.extractall(tmp, filter="data")
+            (code_root,) = [p for p in Path(tmp).iterdir() if (p / "setup.py").is_file()]
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIP_"))}
+            env.update(
+                {
+                    "AIP_MODEL_DIR": f"{output}/model/",
+                    "AIP_CHECKPOINT_DIR": f"{output}/checkpoints/",
+                    "CLOUD_ML_PROJECT_ID": job["name"].split("/")[1],
+                    "CLOUD_ML_JOB_ID": job["name"].rsplit("/", 1)[1],
+                    "PYTHONPATH": str(code_root),
+                    "OMP_NUM_THREADS": "1",
+                }
+            )
+            # As in the container, only the installed package is importable: the project root that
+            # the virtualenv's .pth adds is dropped, so the module runs on the package's own code.
+            bootstrap = (
+                "import runpy, sys; root = sys.argv.pop(1); module = sys.argv.pop(1); "
+                "sys.path[:] = [p for p in sys.path if p.rstrip('/') != root and p not in ('', '.')]; "
+                "runpy.run_module(module, run_name='__main__', alter_sys=True)"
+            )
+            command = [
+                sys.executable,
+                "-c",
+                bootstrap,
+                str(ROOT),
+                package["pythonModule"],
+                *package.get("args", []),
+            ]
+            result = subprocess.run(
+                command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout
+            )
+            return result.returncode, result.stderr.strip()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+_CONDITION = re.compile(r'^\s*([a-z_.]+)\s*=\s*"?([^"]*)"?\s*$')
+
+
+def _filter(text: str) -> list[tuple[str, str]]:
+    """``key="value" AND ...`` (what the stand-in understands of the list filter syntax)."""
+    if not text.strip():
+        return []
+    conditions = []
+    for part in re.split(r"\s+AND\s+", text.strip()):
+        match = _CONDITION.match(part)
+        if not match:
+            raise ApiError(
+                "UNIMPLEMENTED", f'the stand-in understands key="value" AND ... filters, not {text!r}'
+            )
+        conditions.append((match.group(1), match.group(2)))
+    return conditions
+
+
+def _job(jobs: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+    if name not in jobs:
+        raise ApiError("NOT_FOUND", f"{kind} {name} does not exist.")
+    return jobs[name]
+
+
+def _matching(jobs: dict[str, Any], parent: str, query: dict[str, str]) -> list[dict[str, Any]]:
+    """The jobs under ``parent`` that match the list request's filter."""
+    conditions = _filter(query.get("filter", ""))
+    return [job for name, job in jobs.items() if name.startswith(parent + "/")
+            and all(_field(job, key) == value for key, value in conditions)]  # fmt: skip
+
+
+def _field(resource: dict[str, Any], key: str) -> Any:
+    """A filter field of a resource (``display_name``, ``state``, ``labels.<key>``)."""
+    if key.startswith("labels."):
+        return (resource.get("labels") or {}).get(key[7:])
+    return resource.get(_camel(key))

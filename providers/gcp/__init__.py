@@ -9,8 +9,10 @@ package is cheap.
 Layout in the bucket, under ``[gcp] prefix``:
 
     <storage keys>                               the same keys as the local provider
+    _vertex/code/<hash>/mlops_bundle-1.0.tar.gz  the package jobs install and serving images hold
     _vertex/registry/<model>/<registry key>/     registered artifacts (model.joblib,
                                                  registration.json) and registration claims
+    _vertex/batch/<job>/                         batch prediction instances and output
     _registry/aliases/<model>/<alias>.json       the alias ledger (providers/ledger.py)
 """
 
@@ -18,28 +20,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from include.errors import ProviderNotAvailableError
+from providers.base import Provider
 
 if TYPE_CHECKING:
     from include.config import Settings
-    from providers.base import Provider
-
-# written: storage (GcsObjectStore), the warehouse (BigQueryWarehouse), the model registry
-# (VertexModelRegistry); still to come on the job model: training, the endpoint, batch scoring
-MISSING = ("training", "endpoint", "batch")
 
 
 def build_provider(settings: Settings) -> Provider:
-    """Build the GCP provider from ``[gcp]``.
+    """Build the GCP provider from ``[gcp]`` and the ``gcp`` hardware profiles.
 
     Raises:
-        ConfigError: a setting is invalid.
-        ProviderNotAvailableError: training, the endpoint and batch scoring are not written yet.
+        ConfigError: a setting is invalid, or no project is set (``[gcp] project`` or the
+            connection's ``project``).
     """
-    from providers.gcp.config import GcpSettings
+    from providers.gcp.batch import VertexBatchScorer
+    from providers.gcp.config import GcpSettings, InferenceProfile, TrainingProfile
+    from providers.gcp.endpoint import VertexEndpoint
+    from providers.gcp.hooks import project_of
+    from providers.gcp.registry import VertexModelRegistry
+    from providers.gcp.storage import GcsObjectStore
+    from providers.gcp.training import VertexTrainingJobs
+    from providers.gcp.warehouse import BigQueryWarehouse
 
-    GcpSettings.from_settings(settings)  # a bad setting is reported first
-    raise ProviderNotAvailableError(
-        f"provider 'gcp' is not implemented in this version of the project for {', '.join(MISSING)} "
-        "(storage, the model registry and the warehouse are); use 'local' or 'aws'"
+    gcp = GcpSettings.from_settings(settings)
+    TrainingProfile.from_mapping(settings.hardware.get("training", {}).get("gcp", {}))  # reported early
+    inference = InferenceProfile.from_mapping(settings.hardware.get("inference", {}).get("gcp", {}))
+    project = project_of(gcp.conn_id, gcp.project)  # a missing project fails here, saying what to set
+    storage = GcsObjectStore(gcp.conn_id, gcp.bucket, gcp.prefix)
+    registry = VertexModelRegistry(gcp, project, storage, settings.dataset)
+    return Provider(
+        name="gcp",
+        storage=storage,
+        training=VertexTrainingJobs(gcp, project, storage),
+        registry=registry,
+        endpoint=VertexEndpoint(gcp, project, registry, inference.machine_type),
+        batch=VertexBatchScorer(gcp, project, storage, registry, settings.dataset, inference.machine_type),
+        warehouse=BigQueryWarehouse(gcp, project),
+        details={"bucket": gcp.bucket, "prefix": gcp.prefix, "project": project, "region": gcp.region},
     )

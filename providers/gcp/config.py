@@ -7,8 +7,10 @@ Credentials are never here: they come from the Airflow Connection named by ``con
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from include.errors import ConfigError
 
@@ -139,3 +141,74 @@ def prebuilt_sklearn_image(scope: str, version: str, region: str) -> str:
     area = region.split("-", 1)[0]
     registry = area if area in ("us", "europe", "asia") else "us"
     return f"{registry}-docker.pkg.dev/vertex-ai/{scope}/sklearn-cpu.{version.replace('.', '-')}:latest"
+
+
+_MACHINE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9\-]+$")
+_ACCELERATOR = re.compile(r"^(NVIDIA_[A-Z0-9_]+|TPU_[A-Z0-9_]+)$")
+
+
+@dataclass(frozen=True)
+class TrainingProfile:
+    """``[hardware.training.gcp]``: the machine a Vertex AI custom job runs on.
+
+    Attributes:
+        machine_type: a Compute Engine machine type (``n1-standard-4``).
+        accelerator_type: a Vertex AI accelerator (``NVIDIA_TESLA_T4``), or empty for none.
+        accelerator_count: how many of them (0 without an accelerator).
+        spot: run on Spot VMs (cheaper, may be preempted: the job is retried by Vertex AI).
+        max_run_seconds: the job's timeout.
+    """
+
+    machine_type: str = "n1-standard-4"
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+    spot: bool = False
+    max_run_seconds: int = 24 * 3600
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainingProfile:
+        """Read and check the profile (what ``TrainingJobSpec.hardware`` carries).
+
+        Raises:
+            ConfigError: a key is unknown, of the wrong type, or its value is not valid.
+        """
+        from include.config import _section
+
+        profile = _section(cls, dict(values), "[hardware.training.gcp]", Path("astro.toml"))
+        where = "[hardware.training.gcp]"
+        if not _MACHINE.match(profile.machine_type):
+            raise ConfigError(f"{where} machine_type = {profile.machine_type!r} is not a machine type like "
+                              "'n1-standard-4'")  # fmt: skip
+        if profile.accelerator_type and not _ACCELERATOR.match(profile.accelerator_type):
+            raise ConfigError(f"{where} accelerator_type = {profile.accelerator_type!r} is not a Vertex AI "
+                              "accelerator like 'NVIDIA_TESLA_T4' (or leave it empty)")  # fmt: skip
+        if bool(profile.accelerator_type) != (profile.accelerator_count > 0):
+            raise ConfigError(f"{where} accelerator_type and accelerator_count go together (a type and a "
+                              "count of 1 or more, or neither)")  # fmt: skip
+        if not 60 <= profile.max_run_seconds <= 30 * 24 * 3600:
+            raise ConfigError(f"{where} max_run_seconds must be between 60 and {30 * 24 * 3600}")
+        return profile
+
+
+@dataclass(frozen=True)
+class InferenceProfile:
+    """``[hardware.inference.gcp]``: the machine of the endpoint's and batch prediction's replicas."""
+
+    machine_type: str = "n1-standard-2"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> InferenceProfile:
+        """Read and check the profile.
+
+        Raises:
+            ConfigError: a key is unknown, of the wrong type, or the machine type is not valid.
+        """
+        from include.config import _section
+
+        profile = _section(cls, dict(values), "[hardware.inference.gcp]", Path("astro.toml"))
+        if not _MACHINE.match(profile.machine_type):
+            raise ConfigError(
+                f"[hardware.inference.gcp] machine_type = {profile.machine_type!r} is not a machine type "
+                "like 'n1-standard-2'"
+            )
+        return profile

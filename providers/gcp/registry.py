@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import ArtifactIntegrityError
+from include.ml.dataset import DatasetSpec
 from providers.base import ANY_VERSION, AliasChange, ModelVersion
 from providers.gcp.config import GcpSettings
+from providers.gcp.package import upload_package
 from providers.gcp.storage import GcsObjectStore, split_gs_uri
 from providers.gcp.vertex import location_path, vertex_client
 from providers.ledger import (
@@ -64,10 +66,13 @@ def registry_label(registry_key: str) -> str:
 class VertexModelRegistry:
     """Model versions in Vertex AI Model Registry; aliases and their history in GCS."""
 
-    def __init__(self, gcp: GcpSettings, project: str, storage: GcsObjectStore) -> None:
+    def __init__(
+        self, gcp: GcpSettings, project: str, storage: GcsObjectStore, spec: DatasetSpec | None = None
+    ) -> None:
         self.gcp = gcp
         self.project = project
         self.storage = storage
+        self.spec = spec  # its feature function ships in the serving package
         self.ledger = AliasLedger(storage)
         self._records: dict[str, dict[str, Any]] = {}
 
@@ -139,7 +144,7 @@ class VertexModelRegistry:
             "display_name": model_name,
             "version_description": f"{model_name} trained by {registry_key}"[:1000],
             "artifact_uri": artifact_uri,
-            "container_spec": {"image_uri": self.gcp.image("prediction")},
+            "container_spec": self.container_spec(sha256),
             "labels": {"registry_key": registry_label(registry_key), "sha256": sha256, "managed_by": "mlops"},
         }
         parent = location_path(self.gcp, self.project)
@@ -155,6 +160,23 @@ class VertexModelRegistry:
             except (AlreadyExists, NotFound):
                 continue
         raise RegistryConflictError(f"model {name} kept appearing and disappearing while uploading; retry")
+
+    def container_spec(self, sha256: str) -> dict[str, Any]:
+        """How Vertex AI serves the version: the serving image (providers/gcp/vertex_serve.py).
+
+        ``MODEL_SHA256`` is checked by the server before it unpickles the artifact;
+        ``MLOPS_PACKAGE`` names the package the serving image is built from.
+        """
+        env = [{"name": "MODEL_SHA256", "value": sha256}]
+        if self.spec is not None:
+            env.append({"name": "MLOPS_PACKAGE", "value": upload_package(self.storage, self.spec)})
+        return {
+            "image_uri": self.gcp.image("prediction"),
+            "env": env,
+            "ports": [{"container_port": 8080}],
+            "predict_route": "/predict",
+            "health_route": "/health",
+        }
 
     def _exists(self, name: str) -> bool:
         from google.api_core.exceptions import NotFound

@@ -51,3 +51,34 @@ def test_prebuilt_images_follow_the_region():
     assert prebuilt_sklearn_image("training", "1.6", "me-west1").startswith("us-docker.pkg.dev/")
     with pytest.raises(ValueError):
         prebuilt_sklearn_image("serving", "1.6", "us-central1")
+
+
+def test_a_missing_project_is_reported_when_the_provider_is_built(tmp_path, monkeypatch):
+    from emulators import gcp_connection_env
+
+    from providers.catalogue import get_provider
+
+    conn = gcp_connection_env("gcp_noproject", project="")
+    monkeypatch.setenv(*next(iter(conn.items())))
+    settings = load_settings(
+        write_config(tmp_path, project={"provider": "gcp"}, gcp={"conn_id": "gcp_noproject"})
+    )
+    with pytest.raises(ConfigError, match=r"set \[gcp\] project"):
+        get_provider(settings)
+
+
+def test_hardware_profiles_name_their_key(tmp_path):
+    from providers.gcp.config import InferenceProfile, TrainingProfile
+
+    assert TrainingProfile.from_mapping({"machine_type": "n1-standard-8", "spot": True}).spot
+    for values, says in (
+        ({"machine_typ": "x"}, "unknown key(s) ['machine_typ'] in [hardware.training.gcp]"),
+        ({"accelerator_type": "NVIDIA_TESLA_T4"}, "accelerator_type and accelerator_count go together"),
+        ({"accelerator_type": "GPU", "accelerator_count": 1}, "accelerator_type = 'GPU'"),
+        ({"max_run_seconds": 5}, "max_run_seconds must be between"),
+    ):
+        with pytest.raises(ConfigError, match=None) as info:
+            TrainingProfile.from_mapping(values)
+        assert says in str(info.value)
+    with pytest.raises(ConfigError, match=r"\[hardware.inference.gcp\] machine_type"):
+        InferenceProfile.from_mapping({"machine_type": "big"})
