@@ -73,7 +73,7 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
     Returns:
         The evaluation record (``passed``, ``decision``, scores, champion version).
     """
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     run = training_run(ctx, job_name)
     job_name = run["job_name"]

@@ -22,7 +22,8 @@ class ChunkedBatchScorer:
 
     def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
         """Yield key + prediction-column chunks for every row of ``input_key`` (see BatchScorer)."""
-        from include.ml.scoring import load_model, score_parquet
+        from include.ml.scoring.artifacts import load_model
+        from include.ml.scoring.prediction import score_parquet
 
         with tempfile.TemporaryDirectory(prefix="batch-score-") as tmp:
             artifact = self.registry.fetch_artifact(version, Path(tmp))

@@ -770,7 +770,7 @@ def expected_scores(registry, version: ModelVersion, rows: list[dict], folder: P
     """What the version predicts for the rows, computed here from its verified artifact."""
     from helpers import predict_proba
 
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     model = load_model(registry.fetch_artifact(version, folder), version.sha256)
     return predict_proba(model, pd.DataFrame(rows)).tolist()

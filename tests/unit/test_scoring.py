@@ -13,13 +13,9 @@ from include.demo import spec as schema
 from include.errors import ArtifactIntegrityError
 from include.ml.modeling import task_metrics
 from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.scoring import (
-    file_sha256,
-    iter_parquet_chunks,
-    load_model,
-    read_ahead,
-    score_parquet,
-)
+from include.ml.scoring.artifacts import file_sha256, load_model
+from include.ml.scoring.chunking import iter_parquet_chunks, read_ahead
+from include.ml.scoring.prediction import score_parquet
 
 
 def predict_proba_records(model, records):
