@@ -42,6 +42,7 @@ from providers.base import (
     Warehouse,
 )
 from providers.ledger import AliasLedger
+from providers.migrations import migrate_tables, recorded_versions, schema_hash
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
 
@@ -260,6 +261,18 @@ class WarehouseContract:
             warehouse.ensure_table("Bad-Name", {"a": "int"})
         with pytest.raises(ValueError):
             warehouse.ensure_table(unique("t"), {"a; drop table x": "int"})
+
+    def test_migrate_tables_once_per_schema_version(self, warehouse):
+        first, second = unique("m"), unique("m")
+        schemas = {first: SCHEMA, second: {"week": "string"}}
+        assert sorted(migrate_tables(warehouse, schemas)) == sorted(schemas)
+        assert migrate_tables(warehouse, schemas) == []  # recorded: nothing to do
+        assert recorded_versions(warehouse)[first] == schema_hash(SCHEMA)
+        changed = {**schemas, second: {"week": "string", "extra": "float"}}
+        assert migrate_tables(warehouse, changed) == [second]
+        warehouse.replace_rows(second, {"week": "w"}, pd.DataFrame({"week": ["w"], "extra": [1.5]}))
+        assert warehouse.read_rows(second)["extra"].tolist() == [1.5]
+        assert recorded_versions(warehouse)[second] == schema_hash(changed[second])
 
     def test_replace_rows_replaces_only_the_partition(self, warehouse, table):
         warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 3))
