@@ -9,7 +9,7 @@ from typing import Any
 from include.errors import MLOpsError, ParamError
 from include.stages.context import StageContext
 from include.stages.datasets import read_validated, validated_weeks
-from include.stages.history import PRODUCTION
+from include.stages.history import PRODUCTION, ProductionMove
 
 log = logging.getLogger(__name__)
 SMOKE_ROWS = 5
@@ -106,5 +106,6 @@ def _roll_back(ctx: StageContext, before: Any, failed_version: str, error: Excep
         reason=f"deploy of v{failed_version} failed its smoke test: {str(error)[:200]}",
         actor=ctx.actor,
         expected_current=failed_version,
+        code=ProductionMove.DEPLOY_ROLLBACK,
     )
     log.error("Deploy of v%s failed; endpoint and production are back on v%s", failed_version, before.version)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from include.stages.history import ProductionMove
 from include.ui.charts import heat_map, line_chart
 from providers.catalogue import CATALOGUE
 
@@ -238,11 +239,15 @@ def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) 
 def _history_table(history: Sequence[dict[str, Any]]) -> str:
     if not history:
         return '<p class="muted">Production has never been set.</p>'
-    kinds = {"gate passed": "ok", "drift retrain: gate passed": "warn", "manual rollback": "info"}
+    kinds = {
+        ProductionMove.PROMOTED: "ok",
+        ProductionMove.DRIFT_PROMOTED: "warn",
+        ProductionMove.MANUAL_ROLLBACK: "info",
+    }
     rows = "".join(
         f"<tr><td>{_when(h['changed_at'])}</td>"
         f"<td>v{escape(h['previous_version'] or '-')} &rarr; <b>v{escape(h['version'])}</b></td>"
-        f"<td>{_badge(h['kind'], kinds.get(h['kind'], 'bad'))}</td>"
+        f"<td>{_badge(h['kind'], kinds.get(h['code'], 'bad'))}</td>"
         f"<td><code>{escape(h['actor'])}</code></td><td>{escape(h['reason'])}</td></tr>"
         for h in history
     )

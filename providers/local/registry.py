@@ -156,6 +156,7 @@ class MlflowModelRegistry:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set), then mirror it as an MLflow alias.
 
@@ -164,7 +165,7 @@ class MlflowModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # fail before touching anything if it does not exist
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         if change is not None or self.ledger.current(model_name, alias) == version:
             self.ledger.mirror(model_name, alias, lambda state: self._mirror_alias(model_name, alias, state))
         return change
