@@ -146,6 +146,7 @@ def test_predict_proba_equals_the_sklearn_pipeline(model):
     raw.loc[:9, "region"] = "atlantis"  # never seen in training
     raw.loc[10:19, "plan_tier"] = None
     raw.loc[20:29, "monthly_charges"] = np.nan
+    raw.loc[30:39, "contract_type"] = None  # a feature the feature function reads
     expected = model.pipeline.predict_proba(build_features(raw, model.spec))[:, 1]
     np.testing.assert_array_equal(predict_proba(model, raw), expected)
     for i in (0, 15, 25, 100):  # one row at a time
