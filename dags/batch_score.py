@@ -11,7 +11,7 @@ from lifecycle.params import stage_dag_args
 from lifecycle.stages import score_stage
 
 
-@dag(**stage_dag_args("stage", "serving"), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "serving"), doc_md=__doc__)
 def batch_score():
     score_stage()
 

@@ -109,7 +109,9 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         )
     if champion is None:
         passed, decision = True, "promote: there is no production model yet"
-    elif champion_score is None and champion.registry_key != job_name:
+    elif champion.registry_key == job_name:
+        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
+    elif champion_score is None:
         passed, decision = (
             True,
             (
@@ -117,8 +119,6 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
                 f"(challenger {metric} {challenger_score:.4f})"
             ),
         )
-    elif champion.registry_key == job_name:
-        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
     else:
         better = (
             challenger_score > champion_score + margin

@@ -17,7 +17,7 @@ from include.stages.history import PRODUCTION, ProductionMove
 from include.stages.keys import drift_report_key
 from include.stages.tables import TABLES
 from include.ui.costs import training_cost
-from providers.base import Provider
+from providers.base import Deployment, Provider
 
 
 def read_table(provider: Provider, table: str) -> pd.DataFrame:
@@ -53,7 +53,7 @@ def _json(text: Any, default: Any) -> Any:
 
 
 # What the history table calls each move (by its recorded code; the prose reason is shown beside)
-MOVE_KINDS = {
+MOVE_KINDS: dict[str, str] = {
     ProductionMove.PROMOTED: "gate passed",
     ProductionMove.DRIFT_PROMOTED: "drift retrain: gate passed",
     ProductionMove.MANUAL_ROLLBACK: "manual rollback",
@@ -83,6 +83,7 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
     by_job: dict[str, list[dict[str, Any]]] = {}
     for evaluation in evaluations:
         by_job.setdefault(evaluation["job_name"], []).append(evaluation)
+    deployment: Deployment | dict[str, str] | None
     try:
         deployment = provider.endpoint.current(model_name)
     except Exception as exc:  # the page still shows the registry when the endpoint is unreachable

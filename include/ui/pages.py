@@ -296,11 +296,11 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
     """Render the Drift page."""
     weeks, summaries = view["weeks"], view["summaries"]
     if not weeks:
-        body = (
+        empty = (
             '<p class="muted">No week has been monitored yet: <code>monitor_drift</code> (the last stage '
             "of <code>retrain_pipeline</code>) writes one row per week.</p>"
         )
-        return layout("Drift", "drift", body, provider)
+        return layout("Drift", "drift", empty, provider)
     retrain_weeks = [s["week"] for s in summaries if s.get("drift_detected")]
     psi_threshold = thresholds["feature_psi_threshold"]
     metric = str(next((s["metric"] for s in reversed(summaries) if s.get("metric")), "metric"))

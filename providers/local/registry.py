@@ -16,11 +16,14 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.errors import ArtifactIntegrityError
 from providers.base import ANY_VERSION, AliasChange, ModelVersion, ObjectStore
 from providers.ledger import AliasLedger, AliasState
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 ARTIFACT_FILE = "model.joblib"
 
@@ -35,7 +38,7 @@ class MlflowModelRegistry:
         self.tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         self.artifact_root = (self.root / "artifacts").as_uri()
         self.ledger = AliasLedger(storage)
-        self._client = None
+        self._client: MlflowClient | None = None
 
     # -- MLflow plumbing -------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def build_expectations(frame: pd.DataFrame, week: str, min_rows: int, spec: Data
     # batch level
     add(BATCH, gxe.ExpectTableColumnsToMatchSet(column_set=list(spec.raw_columns), exact_match=True))
     add(BATCH, gxe.ExpectTableRowCountToBeBetween(min_value=min_rows))
-    if id_column in present:
+    if id_column is not None and id_column in present:
         add(BATCH, gxe.ExpectColumnValuesToBeUnique(column=id_column))
     numeric_ok = set()
     typed = [f.name for f in numeric]
@@ -99,7 +99,7 @@ def build_expectations(frame: pd.DataFrame, week: str, min_rows: int, spec: Data
             add(ROW, gxe.ExpectColumnValuesToBeInSet(column=feature.name, value_set=list(BOOLEAN_VALUES)))
     if label in present and spec.classes:
         add(ROW, gxe.ExpectColumnValuesToBeInSet(column=label, value_set=list(spec.classes)))
-    if time_column in present and isinstance(frame[time_column].dtype, pd.DatetimeTZDtype):
+    if time_column is not None and time_column in present and _is_utc_time(frame[time_column]):
         start = datetime.combine(week_start(week), time(), tzinfo=UTC)
         add(
             ROW,
@@ -110,6 +110,11 @@ def build_expectations(frame: pd.DataFrame, week: str, min_rows: int, spec: Data
             "23:59:59 UTC)",
         )
     return expectations
+
+
+def _is_utc_time(values: pd.Series) -> bool:
+    """True for timestamps with a time zone (``normalise`` makes the event time UTC when it parses)."""
+    return isinstance(values.dtype, pd.DatetimeTZDtype)
 
 
 def _bound(value: float | None) -> str:
