@@ -443,7 +443,8 @@ class TrainingContract:
     """TrainingJobs: runs include/ml/train.py; outputs under output_prefix; a re-run reuses."""
 
     @pytest.fixture(scope="class")
-    def finished(self, training, training_store):
+    @classmethod
+    def finished(cls, training, training_store):
         name = f"contract-{uuid.uuid4().hex[:8]}"
         spec = training_spec(name, *training_inputs(training_store, f"training/{name}"))
         return spec, training.run(spec)
@@ -508,7 +509,8 @@ def store_model(store, key: str, seed: int) -> str:
 
 class _Models:
     @pytest.fixture(scope="class")
-    def artifacts(self, registry_store) -> dict[int, str]:
+    @classmethod
+    def artifacts(cls, registry_store) -> dict[int, str]:
         return {
             seed: store_model(registry_store, f"contract-models/seed={seed}/model.joblib", seed)
             for seed in (1, 2)
@@ -793,10 +795,11 @@ class EndpointContract(_Models):
     """OnlineEndpoint: serves one version, moves in place, is idempotent, answers predictions."""
 
     @pytest.fixture(scope="class")
-    def versions(self, registry, artifacts) -> list[ModelVersion]:
+    @classmethod
+    def versions(cls, registry, artifacts) -> list[ModelVersion]:
         model = unique("ep")
         return [
-            self.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
+            cls.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
         ]
 
     def test_is_an_online_endpoint(self, endpoint):
@@ -843,7 +846,8 @@ class BatchContract(_Models):
     """BatchScorer: every input row scored exactly once, with the version's own predictions."""
 
     @pytest.fixture(scope="class")
-    def scored_input(self, registry_store) -> tuple[str, pd.DataFrame]:
+    @classmethod
+    def scored_input(cls, registry_store) -> tuple[str, pd.DataFrame]:
         from include.ml.sample_data import generate_week, write_parquet_bytes
 
         frame = generate_week("2026-W08", 700, seed=8)
