@@ -95,17 +95,23 @@ def is_columnar(function: FeatureFunction | None) -> bool:
     return function is not None and function in _COLUMNAR
 
 
+def _feature_values(values: pd.Series, kind: str, name: str) -> np.ndarray | pd.Series:
+    """A spec feature as the model takes it: float64 (numeric, boolean) or a ``str`` Series."""
+    if kind == "numeric":
+        return _numeric(values, name)
+    if kind == "boolean":
+        return _boolean(values)
+    return _categorical(values)
+
+
 def _typed_columns(df: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
     """The spec's features of raw rows as a columnar feature function takes them."""
     columns: dict[str, np.ndarray] = {}
     for feature in spec.features:
-        values = df[feature.name]
-        if feature.kind == "numeric":
-            columns[feature.name] = _numeric(values, feature.name)
-        elif feature.kind == "boolean":
-            columns[feature.name] = _boolean(values)
-        else:
-            columns[feature.name] = _categorical(values).to_numpy(dtype=object, na_value=None)
+        typed = _feature_values(df[feature.name], feature.kind, feature.name)
+        columns[feature.name] = (
+            typed if isinstance(typed, np.ndarray) else typed.to_numpy(dtype=object, na_value=None)
+        )
     return columns
 
 
@@ -215,14 +221,12 @@ def build_features(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     numeric: dict[str, Any] = {}
     categorical: dict[str, Any] = {}
     for feature in spec.features:
-        values = source[feature.name]
-        if feature.kind == "numeric":
-            numeric[feature.name] = _numeric(values, feature.name)
-        elif feature.kind == "boolean":
-            numeric[feature.name] = _boolean(values)
+        typed = _feature_values(source[feature.name], feature.kind, feature.name)
+        if isinstance(typed, np.ndarray):
+            numeric[feature.name] = typed
         else:
             # .array is used positionally: no index alignment, so duplicate labels are harmless.
-            categorical[feature.name] = _categorical(values).array
+            categorical[feature.name] = typed.array
     for column in added:
         values = derived[column]  # type: ignore[index]
         if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
