@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser bench serve airflow backfill dataset lint typecheck lock clean
+.PHONY: setup demo test test-fast browser bench serve serve-stop airflow airflow-demo backfill dataset lint typecheck lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -59,13 +59,24 @@ browser:
 bench: setup
 	$(BIN)/python tests/benchmarks/run.py $(ARGS)
 
-## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
+## serve: the local online endpoint on 127.0.0.1:8765 in the foreground (serves what deploy_model deployed)
 serve: setup
+	@# a server a deploy started in the background holds the port: stop it first
+	$(BIN)/python -m providers.local.server_process stop
 	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
+
+## serve-stop: stop the endpoint server a deploy started in the background (pid in .mlops/endpoint/server.pid)
+serve-stop: setup
+	$(BIN)/python -m providers.local.server_process stop
 
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
 airflow: setup
 	$(BIN)/airflow standalone
+
+## airflow-demo: `make airflow` with the demo's settings (after `make demo`): its runs on the Models and Drift pages
+airflow-demo: setup
+	@test -f .mlops-demo/astro.toml || { echo "no demo yet: run make demo first" >&2; exit 2; }
+	MLOPS_CONFIG=$(CURDIR)/.mlops-demo/astro.toml $(BIN)/airflow standalone
 
 ## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-01-27 (needs `make airflow`)
 backfill: setup
