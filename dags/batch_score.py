@@ -15,7 +15,11 @@ from lifecycle.params import rescore_param, stage_dag_args
 from lifecycle.stages import score_stage
 
 
-@dag(**stage_dag_args("stage", "serving", rescore_with_production=rescore_param()), doc_md=__doc__)
+@dag(
+    schedule=None,
+    **stage_dag_args("stage", "serving", rescore_with_production=rescore_param()),
+    doc_md=__doc__,
+)
 def batch_score():
     score_stage()
 

@@ -20,7 +20,7 @@ from lifecycle.params import stage_dag_args
 from lifecycle.stages import validate_stage
 
 
-@dag(**stage_dag_args("stage", "data"), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "data"), doc_md=__doc__)
 def validate_data():
     validate_stage()
 

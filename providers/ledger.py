@@ -103,6 +103,7 @@ class AliasLedger:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Point the alias at ``version`` and append the change, in one compare-and-set.
 
@@ -131,7 +132,7 @@ class AliasLedger:
             now = datetime.now(UTC).isoformat()
             if state.history and state.history[-1].changed_at > now:  # another host's clock ahead
                 now = state.history[-1].changed_at
-            change = AliasChange(model_name, alias, version, state.current, reason, actor, now)
+            change = AliasChange(model_name, alias, version, state.current, reason, actor, now, str(code))
             document = {
                 "format": FORMAT,
                 "model_name": model_name,

@@ -63,7 +63,12 @@ def _reason(run_type: Any) -> str:
 def ingest_stage() -> Any:
     """ingest_data: store the week's raw data and record its version."""
 
-    @task(task_id="ingest_data", outlets=[RAW_DATA], execution_timeout=timedelta(minutes=20))
+    @task(
+        task_id="ingest_data",
+        multiple_outputs=True,
+        outlets=[RAW_DATA],
+        execution_timeout=timedelta(minutes=20),
+    )
     def ingest_data() -> dict[str, str]:
         source = get_current_context()["params"].get("source_uri")
         return run_stage("include.stages.ingest.ingest_week", source=source)
@@ -74,7 +79,12 @@ def ingest_stage() -> Any:
 def validate_stage() -> Any:
     """validate_data: expectations; quarantine; a rejected batch stops the loop."""
 
-    @task(task_id="validate_data", outlets=[VALIDATED_DATA], execution_timeout=timedelta(minutes=20))
+    @task(
+        task_id="validate_data",
+        multiple_outputs=True,
+        outlets=[VALIDATED_DATA],
+        execution_timeout=timedelta(minutes=20),
+    )
     def validate_data() -> dict[str, Any]:
         return run_stage("include.stages.validate.validate_week_data")
 
@@ -206,7 +216,7 @@ def evaluate_stage(job_name: Any = None) -> Any:
         job_name: the challenger (an XCom of train_model); None reads the job_name Param.
     """
 
-    @task(task_id="evaluate_model", execution_timeout=timedelta(minutes=30))
+    @task(task_id="evaluate_model", multiple_outputs=True, execution_timeout=timedelta(minutes=30))
     def evaluate_model(job_name: str | None) -> dict[str, Any]:
         job_name = job_name or get_current_context()["params"].get("job_name")
         return run_stage("include.stages.evaluate.evaluate_challenger", job_name=job_name)
@@ -221,7 +231,12 @@ def register_stage(job_name: Any = None) -> Any:
         job_name: the challenger (an XCom of train_model); None reads the job_name Param.
     """
 
-    @task(task_id="register_model", outlets=[MODEL_REGISTRY], execution_timeout=timedelta(minutes=30))
+    @task(
+        task_id="register_model",
+        multiple_outputs=True,
+        outlets=[MODEL_REGISTRY],
+        execution_timeout=timedelta(minutes=30),
+    )
     def register_model(job_name: str | None) -> dict[str, Any]:
         job_name = job_name or get_current_context()["params"].get("job_name")
         return run_stage("include.stages.register.register_challenger", job_name=job_name)
@@ -232,7 +247,12 @@ def register_stage(job_name: Any = None) -> Any:
 def rollback_stage() -> Any:
     """rollback_model: point production back at an earlier version."""
 
-    @task(task_id="rollback_production", outlets=[MODEL_REGISTRY], execution_timeout=timedelta(minutes=10))
+    @task(
+        task_id="rollback_production",
+        multiple_outputs=True,
+        outlets=[MODEL_REGISTRY],
+        execution_timeout=timedelta(minutes=10),
+    )
     def rollback_production() -> dict[str, Any]:
         version = get_current_context()["params"].get("version")
         return run_stage("include.stages.register.rollback_production", to_version=version)
@@ -277,7 +297,12 @@ def score_stage(production_version: Any = None) -> Any:
 def monitor_stage() -> Any:
     """monitor_drift: drift statistics and report; trigger one retrain of the week on drift."""
 
-    @task(task_id="monitor_drift", outlets=[DRIFT_REPORTS], execution_timeout=timedelta(minutes=30))
+    @task(
+        task_id="monitor_drift",
+        multiple_outputs=True,
+        outlets=[DRIFT_REPORTS],
+        execution_timeout=timedelta(minutes=30),
+    )
     def monitor_drift() -> dict[str, Any]:
         return run_stage("include.stages.monitor.monitor_week")
 

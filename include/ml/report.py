@@ -201,7 +201,7 @@ def render_drift_report(
         drifted_features = (
             [str(f) for f in table.loc[table["drifted"].astype(bool), "feature"]] if len(table) else []
         )
-    threshold = summary.get("psi_threshold")
+    threshold: Any = summary.get("psi_threshold")  # a number, or None: the chart's default
     if _is_missing(threshold):
         threshold = psi_threshold
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from include.errors import ArtifactIntegrityError
 from include.ml.dataset import DatasetSpec, incompatibilities
-from include.ml.scoring import load_model
+from include.ml.scoring.artifacts import load_model
 from include.serving.batching import MicroBatcher
 
 log = logging.getLogger("include.serving")

@@ -9,7 +9,7 @@ from typing import Any
 from include.errors import MLOpsError, ParamError
 from include.stages.context import StageContext
 from include.stages.datasets import read_validated, validated_weeks
-from include.stages.history import PRODUCTION, current_production
+from include.stages.history import PRODUCTION, ProductionMove, current_production
 from include.stages.jobs import Step, after, done, ended_job, run_inline
 from providers.base import JobState
 
@@ -162,6 +162,7 @@ def finish_roll_back(
         reason=f"deploy of v{failed_version} failed its smoke test: {error[:200]}",
         actor=ctx.actor,
         expected_current=failed_version,
+        code=ProductionMove.DEPLOY_ROLLBACK,
     )
     log.error("Deploy of v%s failed; endpoint and production are back on v%s", failed_version, before)
     raise SmokeTestFailedError(

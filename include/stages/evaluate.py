@@ -74,7 +74,7 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         The evaluation record (``passed``: the gate's verdict; ``promote``: whether production
         moves; ``decision``, scores, champion version).
     """
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     run = training_run(ctx, job_name)
     job_name = run["job_name"]
@@ -110,7 +110,9 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         )
     if champion is None:
         passed, decision = True, "promote: there is no production model yet"
-    elif champion_score is None and champion.registry_key != job_name:
+    elif champion.registry_key == job_name:
+        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
+    elif champion_score is None:
         passed, decision = (
             True,
             (
@@ -118,8 +120,6 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
                 f"(challenger {metric} {challenger_score:.4f})"
             ),
         )
-    elif champion.registry_key == job_name:
-        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
     else:
         better = (
             challenger_score > champion_score + margin

@@ -9,6 +9,7 @@ measured on the version that was serving when W's rows arrived.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 
 from include.errors import DeterministicError, ParamError
 from include.stages.context import StageContext
@@ -16,6 +17,15 @@ from providers.base import ModelVersion
 
 log = logging.getLogger(__name__)
 PRODUCTION = "production"  # the alias the gate moves and every stage serves from
+
+
+class ProductionMove(StrEnum):
+    """Why production moved: the code recorded with each move (``AliasChange.code``)."""
+
+    PROMOTED = "promoted"  # the gate passed on a scheduled or manual retrain
+    DRIFT_PROMOTED = "drift_promoted"  # the gate passed on a retrain that drift triggered
+    MANUAL_ROLLBACK = "manual_rollback"  # rollback_model
+    DEPLOY_ROLLBACK = "deploy_rollback"  # the new version failed its smoke test: back automatically
 
 
 class ProductionMovedError(DeterministicError):

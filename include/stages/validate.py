@@ -31,15 +31,9 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         DataValidationError: the batch was rejected; the message names the failed expectations.
     """
     from include.ml.sample_data import write_parquet_bytes
-    from include.ml.validation import (
-        UNREADABLE,
-        BatchUnreadable,
-        add_row_keys,
-        parse_raw,
-        render_unreadable_report,
-        render_validation_report,
-        validate_week,
-    )
+    from include.ml.validation.reading import BatchUnreadable, add_row_keys, parse_raw
+    from include.ml.validation.report import UNREADABLE, render_unreadable_report, render_validation_report
+    from include.ml.validation.week import validate_week
 
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
     spec = ctx.settings.dataset

@@ -181,17 +181,17 @@ def line_chart(
     for n, (name, vs) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
         segment: list[str] = []
-        for i, v in enumerate(vs):
-            if v is None or (i and position[i] - position[i - 1] > 1):  # no line across a gap
+        for i, point in enumerate(vs):
+            if point is None or (i and position[i] - position[i - 1] > 1):  # no line across a gap
                 if len(segment) > 1:
                     parts.append(_polyline(segment, colour))
                 segment = []
-            if v is None:
+            if point is None:
                 continue
-            segment.append(f"{x_of(i):.1f},{y_of(v):.1f}")
+            segment.append(f"{x_of(i):.1f},{y_of(point):.1f}")
             parts.append(
-                f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3" fill="{colour}">'
-                f"<title>{escape(name)}, {escape(weeks[i])}: {v:.4f}</title></circle>"
+                f'<circle cx="{x_of(i):.1f}" cy="{y_of(point):.1f}" r="3" fill="{colour}">'
+                f"<title>{escape(name)}, {escape(weeks[i])}: {point:.4f}</title></circle>"
             )
         if len(segment) > 1:
             parts.append(_polyline(segment, colour))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from include.stages.history import ProductionMove
 from include.ui.charts import heat_map, line_chart
 from providers.catalogue import CATALOGUE
 
@@ -90,13 +91,14 @@ def source_note(source: dict[str, str | None] | None, empty: bool) -> str:
     """
     if not source:
         return ""
-    note = f'<p class="muted" id="settings-note">Settings: <code>{escape(source["config"])}</code>'
+    note = f'<p class="muted" id="settings-note">Settings: <code>{escape(source["config"] or "")}</code>'
+    demo_config = source.get("demo_config")
     if empty:
         note += " (<code>MLOPS_CONFIG</code>, or astro.toml): nothing has run with them yet."
-        if source.get("demo_config"):
+        if demo_config:
             note += (
                 f" <b>Looking for <code>make demo</code>'s runs?</b> It wrote them with its own settings "
-                f"(<code>{escape(source['demo_config'])}</code>): stop Airflow (Ctrl-C) and start it "
+                f"(<code>{escape(demo_config)}</code>): stop Airflow (Ctrl-C) and start it "
                 "with <code>make airflow-demo</code> to see them here."
             )
     return note + "</p>"
@@ -289,11 +291,15 @@ def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) 
 def _history_table(history: Sequence[dict[str, Any]]) -> str:
     if not history:
         return '<p class="muted">Production has never been set.</p>'
-    kinds = {"gate passed": "ok", "drift retrain: gate passed": "warn", "manual rollback": "info"}
+    kinds = {
+        ProductionMove.PROMOTED: "ok",
+        ProductionMove.DRIFT_PROMOTED: "warn",
+        ProductionMove.MANUAL_ROLLBACK: "info",
+    }
     rows = "".join(
         f"<tr><td>{_when(h['changed_at'])}</td>"
         f"<td>v{escape(h['previous_version'] or '-')} &rarr; <b>v{escape(h['version'])}</b></td>"
-        f"<td>{_badge(h['kind'], kinds.get(h['kind'], 'bad'))}</td>"
+        f"<td>{_badge(h['kind'], kinds.get(h['code'], 'bad'))}</td>"
         f"<td><code>{_run_id(h['actor'])}</code></td><td>{escape(h['reason'])}</td></tr>"
         for h in history
     )
@@ -347,11 +353,11 @@ def drift_page(
     """Render the Drift page (``source``: see :func:`source_note`)."""
     weeks, summaries = view["weeks"], view["summaries"]
     if not weeks:
-        body = (
+        empty = (
             '<p class="muted">No week has been monitored yet: <code>monitor_drift</code> (the last stage '
             "of <code>retrain_pipeline</code>) writes one row per week.</p>"
         ) + source_note(source, empty=True)
-        return layout("Drift", "drift", body, provider)
+        return layout("Drift", "drift", empty, provider)
     retrain_weeks = [s["week"] for s in summaries if s.get("drift_detected")]
     psi_threshold = thresholds["feature_psi_threshold"]
     metric = str(next((s["metric"] for s in reversed(summaries) if s.get("metric")), "metric"))

@@ -233,6 +233,7 @@ class SageMakerModelRegistry:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set); then mirror production's approvals.
 
@@ -241,7 +242,7 @@ class SageMakerModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         if alias == "production" and (
             change is not None or self.ledger.current(model_name, alias) == version
         ):

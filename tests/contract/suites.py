@@ -45,6 +45,7 @@ from providers.base import (
 )
 from providers.jobs import deploy, run_training, score, wait
 from providers.ledger import AliasLedger
+from providers.migrations import migrate_tables, recorded_versions, schema_hash
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
 
@@ -264,6 +265,18 @@ class WarehouseContract:
         with pytest.raises(ValueError):
             warehouse.ensure_table(unique("t"), {"a; drop table x": "int"})
 
+    def test_migrate_tables_once_per_schema_version(self, warehouse):
+        first, second = unique("m"), unique("m")
+        schemas = {first: SCHEMA, second: {"week": "string"}}
+        assert sorted(migrate_tables(warehouse, schemas)) == sorted(schemas)
+        assert migrate_tables(warehouse, schemas) == []  # recorded: nothing to do
+        assert recorded_versions(warehouse)[first] == schema_hash(SCHEMA)
+        changed = {**schemas, second: {"week": "string", "extra": "float"}}
+        assert migrate_tables(warehouse, changed) == [second]
+        warehouse.replace_rows(second, {"week": "w"}, pd.DataFrame({"week": ["w"], "extra": [1.5]}))
+        assert warehouse.read_rows(second)["extra"].tolist() == [1.5]
+        assert recorded_versions(warehouse)[second] == schema_hash(changed[second])
+
     def test_replace_rows_replaces_only_the_partition(self, warehouse, table):
         warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 3))
         warehouse.replace_rows(table, {"week": "2026-W02"}, _rows("2026-W02", 2))
@@ -433,7 +446,8 @@ class TrainingContract:
     """TrainingJobs: runs include/ml/train.py; outputs under output_prefix; a re-run reuses."""
 
     @pytest.fixture(scope="class")
-    def finished(self, training, training_store):
+    @classmethod
+    def finished(cls, training, training_store):
         name = f"contract-{uuid.uuid4().hex[:8]}"
         spec = training_spec(name, *training_inputs(training_store, f"training/{name}"))
         return spec, run_training(training, spec)
@@ -532,7 +546,8 @@ def store_model(store, key: str, seed: int) -> str:
 
 class _Models:
     @pytest.fixture(scope="class")
-    def artifacts(self, registry_store) -> dict[int, str]:
+    @classmethod
+    def artifacts(cls, registry_store) -> dict[int, str]:
         return {
             seed: store_model(registry_store, f"contract-models/seed={seed}/model.joblib", seed)
             for seed in (1, 2)
@@ -807,7 +822,7 @@ def expected_scores(registry, version: ModelVersion, rows: list[dict], folder: P
     """What the version predicts for the rows, computed here from its verified artifact."""
     from helpers import predict_proba
 
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     model = load_model(registry.fetch_artifact(version, folder), version.sha256)
     return predict_proba(model, pd.DataFrame(rows)).tolist()
@@ -817,10 +832,11 @@ class EndpointContract(_Models):
     """OnlineEndpoint: serves one version, moves in place, is idempotent, answers predictions."""
 
     @pytest.fixture(scope="class")
-    def versions(self, registry, artifacts) -> list[ModelVersion]:
+    @classmethod
+    def versions(cls, registry, artifacts) -> list[ModelVersion]:
         model = unique("ep")
         return [
-            self.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
+            cls.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
         ]
 
     def test_is_an_online_endpoint(self, endpoint):
@@ -876,7 +892,8 @@ class BatchContract(_Models):
     """BatchScorer: every input row scored exactly once, with the version's own predictions."""
 
     @pytest.fixture(scope="class")
-    def scored_input(self, registry_store) -> tuple[str, pd.DataFrame]:
+    @classmethod
+    def scored_input(cls, registry_store) -> tuple[str, pd.DataFrame]:
         from include.ml.sample_data import generate_week, write_parquet_bytes
 
         frame = generate_week("2026-W08", 700, seed=8)

@@ -61,7 +61,7 @@ def _scored_with(ctx, week: str) -> set[str]:
 
 
 def test_concept_drift_is_measured_on_the_model_that_served_the_week(tmp_path: Path) -> None:
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
     from include.stages.datasets import holdout_mask, read_validated
 
     weeks = ["2026-W01", "2026-W02", "2026-W03"]

@@ -43,6 +43,8 @@ def test_models_page_lists_every_version_and_production(client, seeded) -> None:
         assert f'id="version-{version.version}"' in page.text
     assert f'id="production-version">v{production.version}<' in page.text
     assert "gate passed" in page.text  # the alias history says why production moved
+    history = client.get("/api/models").json()["history"]
+    assert history[-1]["code"] == "promoted" and history[-1]["kind"] == "gate passed"  # read from the code
     assert "2026-W13" in page.text
 
 

@@ -19,14 +19,10 @@ from include.demo.spec import (
     RAW_COLUMNS,
     TIME_COLUMN,
 )
-from include.ml.validation import (
-    BatchUnreadable,
-    ValidationOutcome,
-    parse_raw,
-    render_unreadable_report,
-    render_validation_report,
-    validate_week,
-)
+from include.ml.validation.outcome import ValidationOutcome
+from include.ml.validation.reading import BatchUnreadable, parse_raw
+from include.ml.validation.report import render_unreadable_report, render_validation_report
+from include.ml.validation.week import validate_week
 from include.weeks import week_start
 
 WEEK = "2026-W05"
