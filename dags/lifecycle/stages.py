@@ -310,7 +310,7 @@ def monitor_stage() -> Any:
     def drift_needs_retrain(verdict: dict[str, Any]) -> bool:
         return bool(verdict["should_trigger_retrain"])
 
-    verdict = monitor_drift()
+    verdict: Any = monitor_drift()  # an XComArg: the short circuit reads it when it runs
     trigger = TriggerRetrainOperator(
         task_id="trigger_retrain", week="{{ ti.xcom_pull(task_ids='monitor_drift')['week'] }}"
     )

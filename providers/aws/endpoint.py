@@ -16,7 +16,9 @@ import json
 import logging
 import tempfile
 import time
+from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
@@ -157,7 +159,7 @@ class SageMakerEndpoint:
             model_name=model_name,
             version=str(environment.get("MODEL_VERSION", "")),
             url=endpoint["EndpointArn"],
-            deployed_at=changed.isoformat() if hasattr(changed, "isoformat") else str(changed or ""),
+            deployed_at=changed.isoformat() if isinstance(changed, datetime) else str(changed or ""),
         )
 
     def start_rollout(self, version: ModelVersion) -> JobHandle:
@@ -168,7 +170,7 @@ class SageMakerEndpoint:
         endpoint keeps serving the old config.
         """
         with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
-            self.registry.fetch_artifact(version, tmp)  # refuses a tampered artifact before deploying
+            self.registry.fetch_artifact(version, Path(tmp))  # refuses a tampered artifact before deploying
         config = self._ensure_config(self.ensure_model(version))
         name = self.endpoint_name(version.model_name)
         endpoint = self._describe(version.model_name)

@@ -19,6 +19,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -96,7 +97,7 @@ class VertexBatchScorer:
         if not self.storage.exists(input_key):
             raise FileNotFoundError(f"no object {input_key!r} to score in {self.storage.uri(input_key)}")
         with tempfile.TemporaryDirectory(prefix="batch-check-") as tmp:
-            self.registry.fetch_artifact(version, tmp)  # refuse a tampered artifact first
+            self.registry.fetch_artifact(version, Path(tmp))  # refuse a tampered artifact first
         data = self.storage.get_bytes(input_key)
         base = self.job_name(version, input_key, data)
         for attempt in range(1, MAX_ATTEMPTS + 1):

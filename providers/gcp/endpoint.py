@@ -17,6 +17,7 @@ import json
 import logging
 import tempfile
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
@@ -101,7 +102,9 @@ class VertexEndpoint:
     def current(self, model_name: str) -> Deployment | None:
         """What the endpoint serves now (its deployed model with the traffic), or None."""
         endpoint = self._get(model_name)
-        serving = self._serving(endpoint) if endpoint is not None else None
+        if endpoint is None:
+            return None
+        serving = self._serving(endpoint)
         if serving is None:
             return None
         return Deployment(
@@ -122,7 +125,7 @@ class VertexEndpoint:
             ArtifactIntegrityError: the version's bytes do not match its sha256 (nothing changed).
         """
         with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
-            self.registry.fetch_artifact(version, tmp)  # refuses a tampered artifact before deploying
+            self.registry.fetch_artifact(version, Path(tmp))  # refuses a tampered artifact before deploying
         endpoint = self._ensure(version.model_name)
         details: dict[str, Any] = {"endpoint": endpoint.name, "model_name": version.model_name}
         existing = [m for m in endpoint.deployed_models if str(m.model_version_id) == version.version]

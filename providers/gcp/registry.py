@@ -263,6 +263,7 @@ class VertexModelRegistry:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set); then mirror it as a Vertex AI version alias.
 
@@ -271,7 +272,7 @@ class VertexModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         if _VERTEX_ALIAS.match(alias) and (
             change is not None or self.ledger.current(model_name, alias) == version
         ):

@@ -223,7 +223,7 @@ def _json_value(value: Any) -> Any:
 
 def _write_ndjson(rows: pd.DataFrame | Iterable[pd.DataFrame], buffer: Any) -> tuple[int, list[str]]:
     """Write every chunk's rows as newline-delimited JSON; return the count and the columns."""
-    count, columns = 0, []
+    count, columns = 0, list[str]()
     for chunk in _chunks(rows):
         if chunk.empty:
             continue
