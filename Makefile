@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser bench serve airflow backfill dataset lint lock clean
+.PHONY: setup demo test test-fast browser redis bench serve airflow training-pool backfill cluster-up cluster-down dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -38,13 +38,14 @@ $(STAMP): requirements.txt
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(MAKE) --no-print-directory training-pool
 
 ## demo: the retraining pipeline for 6 weeks on the local provider, drift from week 5
 demo: setup
 	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
 
 ## test: the whole test suite
-test: $(STAMP) browser
+test: $(STAMP) browser redis
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
@@ -55,6 +56,10 @@ test-fast: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
+## redis: Debian's Redis for the distributed profile (make cluster-up) and its test, if missing
+redis:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y --no-install-recommends redis-server)
+
 ## bench: the benchmarks (table + .bench/results.json); options: make bench ARGS="--quick" (see --help)
 bench: setup
 	$(BIN)/python tests/benchmarks/run.py $(ARGS)
@@ -64,8 +69,20 @@ serve: setup
 	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
 
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
-airflow: setup
+airflow: setup training-pool
 	$(BIN)/airflow standalone
+
+## training-pool: the pool of astro.toml's [airflow] that caps concurrent training jobs
+training-pool: $(STAMP)
+	$(BIN)/airflow pools set $$($(BIN)/python -m include.routing pool) "training jobs" > /dev/null
+
+## cluster-up: the production-like profile: PostgreSQL, Redis, CeleryExecutor, 2 workers (README, "Scale out")
+cluster-up: $(STAMP) redis
+	$(BIN)/python scripts/cluster.py up
+
+## cluster-down: stop everything cluster-up started (by pid)
+cluster-down:
+	$(BIN)/python scripts/cluster.py down
 
 ## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-01-27 (needs `make airflow`)
 backfill: setup
@@ -90,4 +107,4 @@ lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
 
 clean:
-	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench
+	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench .cluster
