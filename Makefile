@@ -22,7 +22,8 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser redis bench serve airflow training-pool backfill cluster-up cluster-down dataset lint lock clean
+.PHONY: setup demo test test-fast browser redis bench serve serve-stop airflow airflow-demo training-pool backfill \
+	cluster-up cluster-down dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -64,9 +65,15 @@ redis:
 bench: setup
 	$(BIN)/python tests/benchmarks/run.py $(ARGS)
 
-## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
+## serve: the local online endpoint on 127.0.0.1:8765 in the foreground (serves what deploy_model deployed)
 serve: setup
+	@# a server a deploy started in the background holds the port: stop it first
+	$(BIN)/python -m providers.local.server_process stop
 	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
+
+## serve-stop: stop the endpoint server a deploy started in the background (pid in .mlops/endpoint/server.pid)
+serve-stop: setup
+	$(BIN)/python -m providers.local.server_process stop
 
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
 airflow: setup training-pool
@@ -83,6 +90,11 @@ cluster-up: $(STAMP) redis
 ## cluster-down: stop everything cluster-up started (by pid)
 cluster-down:
 	$(BIN)/python scripts/cluster.py down
+
+## airflow-demo: `make airflow` with the demo's settings (after `make demo`): its runs on the Models and Drift pages
+airflow-demo: setup training-pool
+	@test -f .mlops-demo/astro.toml || { echo "no demo yet: run make demo first" >&2; exit 2; }
+	MLOPS_CONFIG=$(CURDIR)/.mlops-demo/astro.toml $(BIN)/airflow standalone
 
 ## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-01-27 (needs `make airflow`)
 backfill: setup

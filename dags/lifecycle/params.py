@@ -16,6 +16,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.routing import task_routing
+from include.ui.param_errors import JOB_NAME_PATTERN, VERSION_PATTERN, WEEK_PATTERN
 from providers.catalogue import CATALOGUE
 
 PROVIDERS = [entry.name for entry in CATALOGUE]
@@ -49,7 +50,7 @@ def week_param() -> Param:
         "Week",
         "ISO week to process, as YYYY-Www (e.g. 2026-W05: year, 'W', two-digit week). "
         "Empty: the last complete week before the run's logical date.",
-        pattern=r"^\d{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$",
+        pattern=WEEK_PATTERN,
     )
 
 
@@ -152,7 +153,19 @@ def job_name_param() -> Param:
         "Training job",
         "The challenger's training job name (lowercase letters, digits and '-', as train_model "
         "logged it). Empty: the week's latest training run.",
-        pattern=r"^[a-z0-9-]{1,63}$",
+        pattern=JOB_NAME_PATTERN,
+    )
+
+
+def rescore_param() -> Param:
+    """A deliberate re-score of a past week with today's production model (batch_score)."""
+    return Param(
+        False,
+        type="boolean",
+        title="Re-score with today's production",
+        description="Off: a past week keeps the model of its time (the version it was first scored "
+        "with, or the production version as of the week). On: replace the week's predictions with "
+        "today's production model's, e.g. after a fix you want applied to history.",
     )
 
 
@@ -163,7 +176,7 @@ def version_param() -> Param:
         "Version",
         "Model version number to point production at (e.g. 3; see the Models page). "
         "Empty: the version production pointed at before its last move.",
-        pattern=r"^[0-9]{1,9}$",
+        pattern=VERSION_PATTERN,
     )
 
 

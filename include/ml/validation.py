@@ -833,6 +833,14 @@ def render_validation_report(week: str, outcome: ValidationOutcome, source: str)
             f"None of the {outcome.n_rows} rows of {week} go on to training or scoring: "
             + _rerun(week, source)
         )
+        if any(f["expectation"] == "expect_table_columns_to_match_set" for f in outcome.batch_failures):
+            lines += [
+                "",
+                "The columns differ from the dataset spec. If the data is right, fix the expected "
+                "columns in the dataset spec instead (`[dataset]` of the settings, or the file its "
+                f"`spec` names: label, id_column, event_time_column, features, ignore), then re-run "
+                f"`validate_data` for week {week}: it validates the stored data again with the new spec.",
+            ]
     elif n_bad:
         lines.append(
             f"The other {outcome.n_rows - n_bad} rows go on; the {n_bad} quarantined rows are kept aside. "

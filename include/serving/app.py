@@ -221,9 +221,12 @@ def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = N
         errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
+    served_folder = str(Path(deployments).resolve())
+
     @app.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        # the folder: a deploy tells its own server from another data folder's on the same port
+        return {"status": "ok", "deployments": served_folder}
 
     @app.get("/models/{model_name}")
     def deployment(model_name: str) -> dict[str, Any]:

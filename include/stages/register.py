@@ -64,7 +64,9 @@ def register_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
             f"{run['model_sha256']}: the training output changed after training; re-run train_model"
         )
     change = None
-    if evaluation["passed"]:
+    from include.stages.evaluate import promotes
+
+    if promotes(evaluation):
         reason = f"{ctx.reason} retrain, week {ctx.week}: {evaluation['decision']}"
         change = registry.set_alias(
             ctx.model_name,

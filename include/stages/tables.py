@@ -58,7 +58,8 @@ TABLES: dict[str, dict[str, str]] = {
         "champion_version": "string",
         "champion_score": "float",
         "margin": "float",
-        "passed": "bool",
+        "passed": "bool",  # the gate's verdict against the champion of the week's time
+        "promote": "bool",  # production moves (not when a newer production stays: a backfill)
         "decision": "string",
         "n_holdout": "int",
     },

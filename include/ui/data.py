@@ -155,10 +155,13 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
 
 
 def _gate(evaluation: dict[str, Any], version_of_job: dict[str, str]) -> dict[str, Any]:
+    from include.stages.evaluate import promotes
+
     return {
         **evaluation,
         "challenger_version": version_of_job.get(evaluation["job_name"]),
         "passed": bool(evaluation.get("passed")),
+        "promote": promotes(evaluation),
     }
 
 

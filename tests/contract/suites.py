@@ -29,9 +29,11 @@ import pandas as pd
 import pytest
 
 from include.demo.spec import DEMO_SPEC
-from include.errors import ArtifactIntegrityError, ParamError
+from include.errors import ArtifactIntegrityError, MLOpsError, ParamError
 from providers.base import (
     BatchScorer,
+    JobHandle,
+    JobState,
     ModelRegistry,
     ModelVersion,
     ObjectStore,
@@ -41,6 +43,7 @@ from providers.base import (
     TrainingJobSpec,
     Warehouse,
 )
+from providers.jobs import deploy, run_training, score, wait
 from providers.ledger import AliasLedger
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
@@ -433,7 +436,7 @@ class TrainingContract:
     def finished(self, training, training_store):
         name = f"contract-{uuid.uuid4().hex[:8]}"
         spec = training_spec(name, *training_inputs(training_store, f"training/{name}"))
-        return spec, training.run(spec)
+        return spec, run_training(training, spec)
 
     def test_is_training_jobs(self, training):
         assert isinstance(training, TrainingJobs)
@@ -462,7 +465,7 @@ class TrainingContract:
     def test_a_second_run_reuses_the_finished_job(self, training, training_store, finished):
         spec, first = finished
         before = training_store.get_bytes(first.model_key)
-        again = training.run(spec)
+        again = run_training(training, spec)
         assert again.reused and again.metrics == first.metrics
         assert training_store.get_bytes(again.model_key) == before
 
@@ -471,7 +474,41 @@ class TrainingContract:
             f"contract-missing-{uuid.uuid4().hex[:6]}", "nowhere/train.parquet", "nowhere/v.parquet"
         )
         with pytest.raises(FileNotFoundError):
-            training.run(spec)
+            run_training(training, spec)
+
+    # -- the job model: what travels through the triggerer is enough to finish
+
+    def test_a_handle_through_json_is_enough_to_collect(self, training, finished):
+        spec, first = finished
+        handle = training.submit(spec)  # the finished job is found, not started again
+        assert handle.kind == "training"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert travelled == handle
+        assert training.status(travelled).state is JobState.SUCCEEDED
+        again = training.collect(spec, travelled)
+        assert (again.model_key, again.metrics) == (first.model_key, first.metrics)
+
+    def test_a_failed_job_reports_the_reason_the_script_gave(self, training, training_store):
+        """Training rows without the label: the script refuses them, and the reason reaches the task."""
+        from include.ml.sample_data import generate_week, write_parquet_bytes
+
+        name = f"contract-nolabel-{uuid.uuid4().hex[:6]}"
+        rows = generate_week("2026-W03", 200, seed=3).drop(columns=[DEMO_SPEC.label])
+        keys = (f"training/{name}/input/train.parquet", f"training/{name}/input/validation.parquet")
+        for key in keys:
+            training_store.put_bytes(key, write_parquet_bytes(rows))
+        spec = training_spec(name, *keys)
+        reason = f"no label column '{DEMO_SPEC.label}'"
+        try:
+            handle = training.submit(spec)  # a backend that trains in submit raises here
+        except MLOpsError as exc:
+            assert reason in str(exc)
+        else:
+            status = wait(training, handle, timeout_seconds=300)
+            assert status.state is JobState.FAILED and reason in status.reason, status
+            with pytest.raises(MLOpsError):
+                training.collect(spec, handle)
+        assert not training_store.exists(f"{spec.output_prefix}/_SUCCESS")
 
 
 # --------------------------------------------------------------------------------------------
@@ -794,14 +831,14 @@ class EndpointContract(_Models):
 
     def test_deploy_invoke_and_move_in_place(self, endpoint, registry, versions, tmp_path):
         rows = smoke_rows()
-        first = endpoint.deploy(versions[0])
+        first = deploy(endpoint, versions[0])
         assert first.version == "1" and endpoint.current(versions[0].model_name).version == "1"
         answer = endpoint.invoke(versions[0].model_name, rows)
         assert str(answer["model_version"]) == "1"
         assert answer["predictions"] == pytest.approx(
             expected_scores(registry, versions[0], rows, tmp_path / "1")
         )
-        second = endpoint.deploy(versions[1])
+        second = deploy(endpoint, versions[1])
         assert second.version == "2" and second.endpoint_name == first.endpoint_name
         answer = endpoint.invoke(versions[1].model_name, rows)
         assert str(answer["model_version"]) == "2"
@@ -809,21 +846,30 @@ class EndpointContract(_Models):
             expected_scores(registry, versions[1], rows, tmp_path / "2")
         )
         # back to the first (what a rollback does)
-        assert endpoint.deploy(versions[0]).version == "1"
+        assert deploy(endpoint, versions[0]).version == "1"
         assert str(endpoint.invoke(versions[0].model_name, rows)["model_version"]) == "1"
 
     def test_deploy_of_the_served_version_is_idempotent(self, endpoint, versions):
-        endpoint.deploy(versions[1])
-        again = endpoint.deploy(versions[1])
+        deploy(endpoint, versions[1])
+        again = deploy(endpoint, versions[1])
         assert again.version == "2" and endpoint.current(versions[1].model_name).version == "2"
 
     def test_a_tampered_version_is_not_deployed(self, endpoint, registry, artifacts, tamper, versions):
-        endpoint.deploy(versions[0])
+        deploy(endpoint, versions[0])
         bad = self.register(registry, versions[0].model_name, unique("bad"), artifacts)
         tamper(bad)
         with pytest.raises(ArtifactIntegrityError):
-            endpoint.deploy(bad)
+            deploy(endpoint, bad)
         assert endpoint.current(versions[0].model_name).version == "1"  # still the old one
+
+    def test_a_rollout_handle_through_json_is_enough_to_finish(self, endpoint, versions):
+        deploy(endpoint, versions[0])
+        handle = endpoint.start_rollout(versions[1])
+        assert handle.kind == "rollout"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert wait(endpoint, travelled, timeout_seconds=300).state is JobState.SUCCEEDED
+        assert endpoint.finish_rollout(versions[1], travelled).version == "2"
+        assert endpoint.current(versions[1].model_name).version == "2"
 
 
 class BatchContract(_Models):
@@ -848,7 +894,7 @@ class BatchContract(_Models):
 
         key, frame = scored_input
         version = self.register(registry, unique("batch"), "a", artifacts)
-        out = pd.concat(list(batch.score(version, key)), ignore_index=True)
+        out = pd.concat(list(score(batch, version, key)), ignore_index=True)
         assert list(out.columns) == ["customer_id", "churn_probability", "churn_class"]
         assert set(out["churn_class"]) <= {"0", "1"}
         assert sorted(out["customer_id"].astype(str)) == sorted(frame[ID_COLUMN].astype(str))
@@ -859,15 +905,28 @@ class BatchContract(_Models):
         got = dict(zip(out["customer_id"].astype(str), out["churn_probability"], strict=True))
         assert got == pytest.approx(expected)
 
+    def test_a_job_handle_through_json_is_enough_for_the_results(
+        self, batch, registry, artifacts, scored_input
+    ):
+        key, frame = scored_input
+        version = self.register(registry, unique("batch"), "a", artifacts)
+        handle = batch.submit(version, key)
+        assert handle.kind == "batch"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert wait(batch, travelled, timeout_seconds=300).state is JobState.SUCCEEDED
+        assert sum(len(chunk) for chunk in batch.results(version, travelled)) == len(frame)
+        # the same version and input find the same job (a re-run reuses it)
+        assert batch.submit(version, key).name == handle.name
+
     def test_a_tampered_artifact_is_refused_before_scoring(
         self, batch, registry, artifacts, tamper, scored_input
     ):
         version = self.register(registry, unique("batch"), "a", artifacts)
         tamper(version)
         with pytest.raises(ArtifactIntegrityError):
-            list(batch.score(version, scored_input[0]))
+            list(score(batch, version, scored_input[0]))
 
     def test_a_missing_input_raises(self, batch, registry, artifacts):
         version = self.register(registry, unique("batch"), "a", artifacts)
         with pytest.raises(FileNotFoundError):
-            list(batch.score(version, "validated/nowhere/data.parquet"))
+            list(score(batch, version, "validated/nowhere/data.parquet"))

@@ -137,3 +137,38 @@ def test_queues_and_the_pool_come_from_the_settings(tmp_path: Path, airflow_db: 
     assert parsed["errors"] == {}
     for (_, task_id), route in _routes(parsed).items():
         assert route == (("gpu", "fits") if task_id == "train_model" else ("cpu", "default_pool")), task_id
+
+
+def test_unpausing_the_pipeline_waits_for_the_next_monday() -> None:
+    """The trigger form's "Unpause on trigger" must not start a scheduled run of its own.
+
+    Asked of the timetable as the scheduler holds it (serialized and read back): the first run
+    of a never-run, just-unpaused DAG is the next Monday 06:00 UTC, never the last one (that run
+    would process the same week as a run triggered with the defaults, and run first).
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from airflow.serialization.serialized_objects import DagSerialization
+    from retrain_pipeline import retrain_pipeline
+
+    scheduled = DagSerialization.from_dict(DagSerialization.to_dict(retrain_pipeline()))
+    first = scheduled.timetable.next_dagrun_info(
+        last_automated_data_interval=None, restriction=scheduled._time_restriction
+    )
+    now = datetime.now(UTC)
+    assert now < first.run_after <= now + timedelta(days=7)
+    assert (first.run_after.isoweekday(), first.run_after.hour, first.run_after.minute) == (1, 6, 0)
+    # a backfill still gets every Monday it asks for (2026-01-05 .. 2026-01-26)
+    mondays = [
+        info.logical_date
+        for info in scheduled.iter_dagrun_infos_between(  # what `airflow backfill create` asks
+            datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 27, tzinfo=UTC)
+        )
+    ]
+    assert [d.day for d in mondays] == [5, 12, 19, 26] and {d.hour for d in mondays} == {6}
+
+
+def test_only_batch_score_offers_a_deliberate_re_score(parsed: dict) -> None:
+    dags = parsed["dags"]
+    assert "rescore_with_production" in dags["batch_score"]["params"]
+    assert "rescore_with_production" not in dags["retrain_pipeline"]["params"]
