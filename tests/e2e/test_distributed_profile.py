@@ -69,8 +69,8 @@ def cluster():
     timings: dict[str, float] = {}
     started = time.monotonic()
     server = None
-    # Unpausing the pipeline would also schedule a run for the latest Monday (catchup=False)
-    # beside the backfill; backfill runs are started regardless of this setting.
+    # Once a backfill run exists the scheduler would also schedule a run for the latest Monday
+    # beside it (README, "Run it in Airflow"); backfill runs are started regardless of this.
     saved = os.environ.get("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE")
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     try:
