@@ -25,7 +25,8 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast bqemulator browser bench serve serve-stop airflow airflow-demo backfill dataset lint typecheck lock clean
+.PHONY: setup demo test test-fast bqemulator browser redis bench serve serve-stop airflow airflow-demo training-pool \
+	backfill cluster-up cluster-down dataset lint typecheck lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -41,6 +42,7 @@ $(STAMP): requirements.txt
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(MAKE) --no-print-directory training-pool
 
 ## demo: the retraining pipeline for 6 weeks on the local provider, drift from week 5
 demo: setup
@@ -55,7 +57,7 @@ $(BQ_STAMP): requirements-bqemulator.txt $(STAMP)
 bqemulator: $(BQ_STAMP)
 
 ## test: the whole test suite
-test: $(STAMP) $(BQ_STAMP) browser
+test: $(STAMP) $(BQ_STAMP) browser redis
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
@@ -65,6 +67,10 @@ test-fast: $(STAMP)
 ## browser: Debian's Chromium for the browser test (tests/e2e/test_browser_ui.py), if missing
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+## redis: Debian's Redis for the distributed profile (make cluster-up) and its test, if missing
+redis:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y --no-install-recommends redis-server)
 
 ## bench: the benchmarks (table + .bench/results.json); options: make bench ARGS="--quick" (see --help)
 bench: setup
@@ -81,11 +87,23 @@ serve-stop: setup
 	$(BIN)/python -m providers.local.server_process stop
 
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
-airflow: setup
+airflow: setup training-pool
 	$(BIN)/airflow standalone
 
+## training-pool: the pool of astro.toml's [airflow] that caps concurrent training jobs
+training-pool: $(STAMP)
+	$(BIN)/airflow pools set $$($(BIN)/python -m include.routing pool) "training jobs" > /dev/null
+
+## cluster-up: the production-like profile: PostgreSQL, Redis, CeleryExecutor, 2 workers (README, "Scale out")
+cluster-up: $(STAMP) redis
+	$(BIN)/python scripts/cluster.py up
+
+## cluster-down: stop everything cluster-up started (by pid)
+cluster-down:
+	$(BIN)/python scripts/cluster.py down
+
 ## airflow-demo: `make airflow` with the demo's settings (after `make demo`): its runs on the Models and Drift pages
-airflow-demo: setup
+airflow-demo: setup training-pool
 	@test -f .mlops-demo/astro.toml || { echo "no demo yet: run make demo first" >&2; exit 2; }
 	MLOPS_CONFIG=$(CURDIR)/.mlops-demo/astro.toml $(BIN)/airflow standalone
 
@@ -118,4 +136,4 @@ lock:
 	$(BIN)/uv pip compile requirements-bqemulator.in --python-version 3.11 --quiet -o requirements-bqemulator.txt
 
 clean:
-	rm -rf $(BQ_VENV) .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench
+	rm -rf $(BQ_VENV) .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench .cluster

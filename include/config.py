@@ -17,6 +17,7 @@ from typing import Any
 
 from include.errors import ConfigError, ParamError
 from include.ml.dataset import TASK_METRICS, DatasetSpec, DatasetSpecError, parse_spec
+from include.routing import parse_routing
 from providers.catalogue import PROVIDER_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -196,10 +197,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         "gate": GateSettings,
         "drift": DriftSettings,
     }
-    known_tables = {"project", "hardware", "dataset", "model", *sections, *PROVIDER_NAMES}
+    # [airflow]: the tasks' queues and pool, read when DAG files are parsed (include/routing.py)
+    known_tables = {"project", "hardware", "dataset", "model", "airflow", *sections, *PROVIDER_NAMES}
     unknown = sorted(set(raw) - known_tables)
     if unknown:
         raise ConfigError(f"{config_path}: unknown section(s) {unknown}; known: {sorted(known_tables)}")
+    parse_routing(raw.get("airflow", {}), config_path)
     kwargs: dict[str, Any] = {}
     for key, cls in sections.items():
         kwargs[key] = _section(cls, raw.get(key, {}), f"[{key}]", config_path)

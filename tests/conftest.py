@@ -45,15 +45,16 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture(scope="session")
-def scheduler_backfill(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
+def scheduler_backfill(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, postgres_cluster):
     """Airflow's components running a four-week backfill (see tests/airflow_services.py)."""
     from airflow_services import backfill_session
 
-    yield from backfill_session(tmp_path_factory)
+    yield from backfill_session(tmp_path_factory, postgres_cluster)
 
 
 # --------------------------------------------------------------------------------------------
-# AWS stand-ins (started only by the tests that ask for them; see tests/emulators.py)
+# PostgreSQL and the AWS stand-ins (started only by the tests that ask for them; see
+# tests/emulators.py)
 
 AWS_BUCKET = "mlops-test"
 
@@ -91,13 +92,15 @@ def _requests_kept_service_rules(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def postgres_cluster():
-    """A PostgreSQL 15 cluster of the tests' own (the SQL stand-in for Redshift)."""
+    """A PostgreSQL 15 cluster of the tests' own: the SQL stand-in for Redshift, and a database
+    per real-scheduler Airflow (its metadata database)."""
     import tempfile
 
     from emulators import PostgresCluster
 
     # not under pytest's temporary folder: that is private to root, and the cluster runs as postgres
-    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlops-pg-")))
+    # every Airflow component keeps a pool of connections (the api-server one per worker)
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlops-pg-")), max_connections=300)
     try:
         yield cluster
     finally:

@@ -95,7 +95,8 @@ class MotoServer:
 class PostgresCluster:
     """A PostgreSQL 15 cluster in a temporary folder on 127.0.0.1:<free port>, as user postgres."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_connections: int = 100) -> None:
+        """Create and start the cluster; ``max_connections`` is PostgreSQL's own limit."""
         import pwd
 
         self.folder = Path(folder)
@@ -132,7 +133,7 @@ class PostgresCluster:
                 "60",
                 "-o",
                 f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
-                "-c fsync=off",
+                f"-c fsync=off -c max_connections={max_connections}",
                 "start",
             ]
         )
@@ -150,6 +151,18 @@ class PostgresCluster:
         conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": self.port, "login": "postgres",
                 "password": "unused", "schema": "postgres"}  # fmt: skip
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+    def create_database(self, name: str) -> str:
+        """Create the database ``name`` (owned by postgres); return its libpq URL."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, database: str) -> str:
+        """The libpq URL of one of the cluster's databases (trust authentication, user postgres)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
         """Stop the cluster (fast shutdown; SIGKILL after a grace period) and delete its folder."""

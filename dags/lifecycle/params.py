@@ -2,7 +2,8 @@
 
 Every Param is optional: empty means "take the value from astro.toml" (or, for the week, the
 last complete week before the run's date); each description names the astro.toml key and its
-shipped default. astro.toml itself is read when a task runs, never while this file is parsed.
+shipped default. astro.toml itself is read when a task runs, never while this file is parsed,
+but for its [airflow] section (the tasks' queues and pool: include/routing.py).
 The JSON schema rejects bad values at trigger time, before any task runs, and the form shows
 why next to the field.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include.routing import task_routing
 from include.ui.param_errors import JOB_NAME_PATTERN, VERSION_PATTERN, WEEK_PATTERN
 from providers.catalogue import CATALOGUE
 
@@ -31,6 +33,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=5),
     "execution_timeout": timedelta(minutes=30),
+    # astro.toml's [airflow] default_queue (train_model has its own queue and pool: stages.py)
+    "queue": task_routing().default_queue,
 }
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, get_current_context, task
 
+from include.routing import task_routing
+
 RAW_DATA = Asset("mlops_raw_data")
 VALIDATED_DATA = Asset("mlops_validated_data")
 MODEL_REGISTRY = Asset("mlops_model_registry")
@@ -200,11 +202,17 @@ class TriggerRetrainOperator(BaseOperator):
 
 
 def train_stage() -> Any:
-    """train_model: train a challenger on the window of validated weeks (the wait defers)."""
+    """train_model: train a challenger on the window of validated weeks (the wait defers).
+
+    It runs on the training queue and through the training pool of astro.toml's [airflow].
+    """
+    routing = task_routing()
     return JobStageOperator(
         task_id="train_model",
         start="include.stages.train.start_training",
         push_keys=True,
+        queue=routing.training_queue,
+        pool=routing.training_pool,
         execution_timeout=timedelta(hours=3),
     ).output
 
