@@ -7,12 +7,32 @@ before any test module imports it. The metadata database is migrated once per ch
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers import airflow_base_env, environment, free_port
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A live test (marker ``live_<cloud>``) runs only when ``-m`` asks for its marker by name.
+
+    Any other selection (``-m "not e2e"``, a path, ``-k``) leaves it out, so a developer with
+    cloud credentials in the environment never starts billed jobs by accident.
+    """
+    expression = config.getoption("markexpr") or ""
+    deselected = []
+    for item in items:
+        live = [m.name for m in item.iter_markers() if m.name.startswith("live_")]
+        asked = any(re.search(rf"(?<!not )\b{name}\b", expression) for name in live)
+        if live and not asked:
+            deselected.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = ROOT / ".airflow-test"

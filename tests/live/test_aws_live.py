@@ -45,8 +45,11 @@ def provider():
     provider = get_provider(settings)
     try:
         provider.storage.list_keys("")
-    except Exception as exc:  # no credentials or no access: skip, do not fail
-        pytest.skip(f"no usable AWS credentials for {section.get('conn_id', 'aws_default')}: {exc}")
+    except Exception as exc:  # configured but unusable: a failure to fix, not a skip to miss
+        pytest.fail(
+            f"MLOPS_LIVE_AWS_CONFIG is set but the AWS provider cannot list {section.get('bucket')!r} "
+            f"with connection {section.get('conn_id', 'aws_default')!r}: {exc}"
+        )
     return provider
 
 
