@@ -567,36 +567,49 @@ class SageMakerStandIn:
         endpoint.endpoint_status = "InService"
 
     def _transform(self, backend: Any, job: Any) -> None:
+        """Run the serving container over every object under the job's S3Prefix, as SageMaker does."""
         s3 = self.moto.client("s3")
         uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
-        bucket, key = uri[5:].split("/", 1)
-        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        bucket, prefix = uri[5:].split("/", 1)
+        objects = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         limit_mb = job.max_payload_in_mb if job.max_payload_in_mb is not None else 6  # the API's default
-        if job.transform_input.get("SplitType", "None") == "None" and size > limit_mb * 1024 * 1024:
-            job.failure_reason = (
-                f"ClientError: the input {uri} is {size} bytes, over MaxPayloadInMB={limit_mb}; with "
-                "SplitType None a whole file is one request: split the input or raise MaxPayloadInMB"
-            )
+        for item in objects:
+            if (
+                job.transform_input.get("SplitType", "None") == "None"
+                and item["Size"] > limit_mb * 1024 * 1024
+            ):
+                job.failure_reason = (
+                    f"ClientError: the input s3://{bucket}/{item['Key']} is {item['Size']} bytes, over "
+                    f"MaxPayloadInMB={limit_mb}; with SplitType None a whole file is one request: split "
+                    "the input or raise MaxPayloadInMB"
+                )
+                job.transform_job_status = "Failed"
+                return
+        if not objects:
+            job.failure_reason = f"ClientError: no objects under {uri}"
             job.transform_job_status = "Failed"
             return
         if job.stand_in_fails:
             job.failure_reason = "AlgorithmError: the inference container exited with code 1 (fail_transform)"
             job.transform_job_status = "Failed"
             return
-        try:
-            out = self._run_inference(
-                backend,
-                job.model_name,
-                _s3_get(s3, uri),
-                job.transform_input["ContentType"],
-                job.transform_output.get("Accept", "text/csv"),
-            )
-        except Exception as exc:
-            job.failure_reason = str(exc)[-500:]
-            job.transform_job_status = "Failed"
-            return
         out_bucket, out_prefix = job.transform_output["S3OutputPath"][5:].split("/", 1)
-        s3.put_object(Bucket=out_bucket, Key=f"{out_prefix}/{Path(key).name}.out", Body=out.encode())
+        for item in objects:
+            try:
+                out = self._run_inference(
+                    backend,
+                    job.model_name,
+                    _s3_get(s3, f"s3://{bucket}/{item['Key']}"),
+                    job.transform_input["ContentType"],
+                    job.transform_output.get("Accept", "text/csv"),
+                )
+            except Exception as exc:
+                job.failure_reason = str(exc)[-500:]
+                job.transform_job_status = "Failed"
+                return
+            s3.put_object(
+                Bucket=out_bucket, Key=f"{out_prefix}/{Path(item['Key']).name}.out", Body=out.encode()
+            )
         job.transform_job_status = "Completed"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 from emulators import wait_for
@@ -190,6 +191,33 @@ def test_a_failed_transform_raises_its_reason_and_the_retry_is_the_next_attempt(
     assert sum(len(chunk) for chunk in score(batch, version, key)) == 120  # the retry
     names = [r["transform_job_name"] for r in stand_in.requests_of("CreateTransformJob")]
     assert names[-2:] == [first, f"{first}-a2"]
+
+
+def test_a_week_over_the_payload_limit_is_cut_into_parts_and_scored_whole(
+    aws_env, aws, store, version
+) -> None:
+    """A week bigger than MaxPayloadInMB (1 MB here, 100 as shipped) is transformed in parts."""
+    from include.demo.spec import ID_COLUMN
+
+    stand_in = aws_env[1]
+    endpoint = SageMakerEndpoint(aws, store, _registry(aws, store), DEMO_SPEC)
+    batch = SageMakerBatchScorer(aws, store, endpoint, DEMO_SPEC)
+    batch.max_payload_mb = 1
+    frame = generate_week("2026-W06", 40_000, seed=6)
+    key = f"failures/big-{uuid.uuid4().hex[:6]}.parquet"
+    store.put_bytes(key, write_parquet_bytes(frame))
+    assert store.client.head_object(Bucket=store.bucket, Key=store.object_key(key))["ContentLength"] > 1024**2
+    scored = pd.concat(list(score(batch, version, key)), ignore_index=True)
+    # every row once, in the input's order, though the transform read several files
+    assert scored[ID_COLUMN].astype(str).tolist() == frame[ID_COLUMN].astype(str).tolist()
+    request = stand_in.requests_of("CreateTransformJob")[-1]
+    parts = store.list_keys(f"_sagemaker/transform-input/{batch.job_name(version, key)}/")
+    assert request["transform_input"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/part-")
+    assert len([p for p in parts if p.endswith(".parquet")]) >= 2
+    # a re-run finds the job and its parts: nothing is cut or submitted again
+    before = len(stand_in.requests_of("CreateTransformJob"))
+    assert sum(len(chunk) for chunk in score(batch, version, key)) == len(frame)
+    assert len(stand_in.requests_of("CreateTransformJob")) == before
 
 
 def test_a_transform_over_its_payload_limit_fails_when_the_input_is_not_split(aws_env) -> None:
