@@ -22,7 +22,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser bench serve airflow backfill dataset lint lock clean
+.PHONY: setup demo test test-fast azurite browser bench serve airflow backfill dataset lint lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -43,8 +43,17 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 demo: setup
 	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
 
+# Azurite (Blob Storage emulator of the Azure tests), pinned, from npm into a project folder
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+$(AZURITE):
+	mkdir -p .tools/azurite
+	cd .tools/azurite && npm install --no-audit --no-fund --silent azurite@3.37.0
+
+## azurite: the Blob Storage emulator of the Azure tests (.tools/azurite)
+azurite: $(AZURITE)
+
 ## test: the whole test suite
-test: $(STAMP) browser
+test: $(STAMP) browser azurite
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
@@ -90,4 +99,4 @@ lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
 
 clean:
-	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench
+	rm -rf .tools .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench
