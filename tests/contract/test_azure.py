@@ -1,7 +1,9 @@
 """The provider contract on the Azure provider, against its stand-ins.
 
 Azurite executes Blob Storage for real (conditional writes included). The Synapse stand-in
-(tests/synapse_standin.py) checks every statement strictly as T-SQL and runs it on DuckDB.
+(tests/synapse_standin.py) checks every statement strictly as T-SQL and runs it on DuckDB. The
+real MLClient talks to the Azure ML stand-in (tests/azureml_standin.py), which validates every
+request body against the service's published REST schema.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import uuid
 import pytest
 from conftest import AZURE_CONTAINER
 
-from contract.suites import StorageContract, WarehouseContract
+from contract.suites import RegistryContract, StorageContract, WarehouseContract
+from providers.azure.config import AzureSettings
+from providers.azure.registry import PRODUCTION_TAG, AzureMLModelRegistry
 from providers.azure.storage import BlobObjectStore
 from providers.azure.warehouse import SynapseWarehouse
+from providers.azure.workspace import Workspace
 
 
 class TestAzureStorage(StorageContract):
@@ -33,3 +38,77 @@ class TestAzureWarehouse(WarehouseContract):
     @pytest.fixture(scope="class")
     def warehouse(self, synapse) -> SynapseWarehouse:
         return SynapseWarehouse("synapse_test", "dbo", connect=synapse.connect)
+
+
+# --------------------------------------------------------------------------------------------
+# Azure ML
+
+
+def azure_settings(prefix: str, **changes) -> AzureSettings:
+    """Settings of the Azure provider on the stand-ins."""
+    return AzureSettings(
+        conn_id="wasb_test", container=AZURE_CONTAINER, prefix=prefix, ml_conn_id="azure_ml_test",
+        subscription_id="00000000-0000-0000-0000-000000000000", resource_group="mlops-rg",
+        workspace="mlops-ws", poll_seconds=1, warehouse_conn_id="synapse_test", **changes,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def azureml():
+    from azureml_standin import AzureMLStandIn
+
+    stand_in = AzureMLStandIn()
+    yield stand_in
+    assert stand_in.invalid == [], "requests that break the published REST schema"
+
+
+@pytest.fixture(scope="module")
+def azure(azure_env) -> AzureSettings:
+    return azure_settings(f"contract-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="module")
+def registry_store(azure) -> BlobObjectStore:
+    return BlobObjectStore(azure.conn_id, azure.container, azure.prefix)
+
+
+def workspace(azure: AzureSettings, azureml) -> Workspace:
+    from azureml_standin import StaticTokenCredential
+
+    return Workspace(azure, StaticTokenCredential(), transport=azureml.transport())
+
+
+@pytest.fixture(scope="module")
+def registry(azure, azureml, registry_store) -> AzureMLModelRegistry:
+    return AzureMLModelRegistry(workspace(azure, azureml), registry_store)
+
+
+@pytest.fixture(scope="module")
+def native_alias(azure, azureml):
+    def tagged(model: str, alias: str) -> str | None:
+        """The version Azure ML tags as production (the ledger's mirror), read afresh."""
+        assert alias == PRODUCTION_TAG, "only production is mirrored as a tag"
+        fresh = AzureMLModelRegistry(
+            workspace(azure, azureml), BlobObjectStore(azure.conn_id, azure.container, azure.prefix)
+        )
+        found = [v.version for v in fresh.list_versions(model) if v.tags.get(PRODUCTION_TAG) == "true"]
+        assert len(found) <= 1, f"more than one version tagged production: {found}"
+        return found[0] if found else None
+
+    return tagged
+
+
+@pytest.fixture(scope="module")
+def tamper(registry_store):
+    def flip_a_byte(version) -> None:
+        """Replace the registered model.joblib with a copy that has one byte flipped."""
+        key = registry_store.key_of_uri(version.artifact_uri)
+        data = bytearray(registry_store.get_bytes(key))
+        data[len(data) // 2] ^= 0xFF
+        registry_store.put_bytes(key, bytes(data))
+
+    return flip_a_byte
+
+
+class TestAzureRegistry(RegistryContract):
+    pass

@@ -183,3 +183,110 @@ def test_values_cannot_escape_their_literal(synapse):
     hostile = "x'); DROP TABLE dbo.t; --"
     warehouse.replace_rows(table, {"note": hostile}, pd.DataFrame({"note": [hostile, "é ü"]}))
     assert sorted(warehouse.read_rows(table)["note"]) == sorted([hostile, "é ü"])
+
+
+# --------------------------------------------------------------------------------------------
+# Azure ML: the credential, the stand-in's schema check, failures on cue
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "extra", "kind", "arguments"),
+    [
+        ("app", "secret", {"tenant_id": "t"}, "ClientSecretCredential",
+         {"tenant_id": "t", "client_id": "app", "client_secret": "secret"}),
+        (None, None, {"workload_identity_tenant_id": "t", "managed_identity_client_id": "c"},
+         "WorkloadIdentityCredential", {"tenant_id": "t", "client_id": "c"}),
+        (None, None, {"managed_identity_client_id": "c"}, "ManagedIdentityCredential", {"client_id": "c"}),
+        (None, None, {}, "ManagedIdentityCredential", {}),
+    ],
+)  # fmt: skip
+def test_the_credential_comes_from_the_connections_fields(login, password, extra, kind, arguments):
+    from providers.azure.credentials import credential_kind
+
+    assert credential_kind(login, password, extra) == (kind, arguments)
+
+
+def test_a_half_set_connection_says_what_to_set():
+    from providers.azure.credentials import credential_kind
+
+    with pytest.raises(ConfigError, match="tenant_id"):
+        credential_kind("app", "secret", {})
+    with pytest.raises(ConfigError, match="managed_identity_client_id"):
+        credential_kind(None, None, {"workload_identity_tenant_id": "t"})
+
+
+def test_the_credential_is_built_from_the_airflow_connection(monkeypatch):
+    import json
+
+    from azure.identity import ClientSecretCredential
+
+    from providers.azure.credentials import credential_from_connection
+
+    conn = {"conn_type": "azure", "login": "app", "password": "s3cret", "extra": {"tenant_id": "tenant"}}
+    monkeypatch.setenv("AIRFLOW_CONN_AZURE_ML_SPECIFICS", json.dumps(conn))
+    assert isinstance(credential_from_connection("azure_ml_specifics"), ClientSecretCredential)
+    with pytest.raises(ConfigError, match="no Airflow Connection 'azure_ml_nowhere'"):
+        credential_from_connection("azure_ml_nowhere")
+
+
+def _put(stand_in, body):
+    from azure.core.rest import HttpRequest
+
+    path = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+        "Microsoft.MachineLearningServices/workspaces/ws/models/m/versions/1"
+    )
+    request = HttpRequest(
+        "PUT", f"https://management.azure.com{path}?api-version=2025-12-01", json=body,
+        headers={"Authorization": "Bearer t"},
+    )  # fmt: skip
+    return stand_in.handle(request)
+
+
+def test_the_stand_in_refuses_bodies_that_break_the_published_schema():
+    from azureml_standin import AzureMLStandIn
+
+    stand_in = AzureMLStandIn()
+    assert _put(stand_in, {"properties": {"modelUri": "https://a/b", "tags": {"k": "v"}}}).status_code == 201
+    for bad, reason in (
+        ({}, "'properties' is a required property"),
+        ({"properties": {"modelUri": 5}}, "modelUri: 5 is not of type"),
+        ({"properties": {"modelUrl": "https://a/b"}}, "'modelUrl' was unexpected"),  # a misspelt key
+        ({"properties": {"tags": {"k": 1}}}, "tags/k: 1 is not of type"),
+        ({"properties": {"flavors": {"sklearn": {"data": {"v": 1}}}}}, "flavors/sklearn"),
+    ):
+        response = _put(stand_in, bad)
+        assert response.status_code == 400, bad
+        assert reason in response.json()["error"]["message"], response.json()
+    assert len(stand_in.invalid) == 5
+    # a registered version's URI is immutable, as on the service
+    assert _put(stand_in, {"properties": {"modelUri": "https://a/other"}}).status_code == 409
+
+
+def test_a_refused_registration_raises_the_services_reason_and_a_retry_registers_once(azure_env):
+    from azureml_standin import AzureMLStandIn, StaticTokenCredential
+
+    from contract.suites import store_model
+    from contract.test_azure import azure_settings
+    from providers.azure.registry import AzureMLModelRegistry
+    from providers.azure.storage import BlobObjectStore
+    from providers.azure.workspace import Workspace
+
+    stand_in = AzureMLStandIn()
+    azure = azure_settings(f"specifics-{uuid.uuid4().hex[:6]}")
+    storage = BlobObjectStore(azure.conn_id, azure.container, azure.prefix)
+    registry = AzureMLModelRegistry(
+        Workspace(azure, StaticTokenCredential(), transport=stand_in.transport()), storage
+    )
+    key = store_model(storage, "training/model.joblib", 1)
+    stand_in.fail_next(
+        "PUT", "/models/churn/versions/", 400, "QuotaExceeded", "model quota of the workspace reached"
+    )
+    with pytest.raises(Exception, match="model quota of the workspace reached"):
+        registry.register("churn", key, "churn-2026-W05-aaaa", {"roc_auc": 0.8}, {}, {})
+    version = registry.register("churn", key, "churn-2026-W05-aaaa", {"roc_auc": 0.8}, {}, {})
+    again = registry.register("churn", key, "churn-2026-W05-aaaa", {"roc_auc": 0.8}, {}, {})
+    assert version.version == again.version == "1" and version.metrics == {"roc_auc": 0.8}
+    puts = stand_in.requests_of("PUT", "/models/churn/versions/")
+    assert len(puts) == 2 and puts[-1][2]["properties"]["modelType"] == "custom_model"
+    assert stand_in.invalid == []

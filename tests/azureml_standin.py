@@ -1,0 +1,299 @@
+"""A stand-in for the Azure ML workspace REST API (the model registry part), for the real MLClient.
+
+No Azure ML emulator exists. ``MLClient`` (azure-ai-ml) is given :class:`StandInTransport`, an
+azure-core transport that answers its requests in this process (NOTES-emulators.md, Azure).
+Every request body is validated against the service's own published REST schema: the
+definitions of ``tests/azureml/mfe-2025-12-01-models.json``, copied from the
+azure-rest-api-specs repository (stable 2025-12-01), read with AutoRest's rules (``allOf``
+parents' properties belong to the child, ``additionalProperties: false`` then forbids any
+other key, ``x-nullable`` allows null). A body that breaks them gets the service's 400
+``UserError``; the request is kept in ``invalid`` so a test can fail on it.
+
+What the stand-in keeps: model containers and versions (a PUT of an existing version may
+change its tags, description, stage and archive flag, not its URI or type: 409 as the service
+answers), with ``createdtime`` ordering and paging. ``fail_next`` makes the next matching
+request fail with a given status and error code (throttling, a server error, quota).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import HttpResponse, HttpTransport
+
+SCHEMA_FILE = Path(__file__).parent / "azureml" / "mfe-2025-12-01-models.json"
+_WORKSPACE = (
+    r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
+)
+_MODEL = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)$", re.IGNORECASE)
+_VERSIONS = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)/versions$", re.IGNORECASE)
+_VERSION = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", re.IGNORECASE)
+_ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")  # the spec's name pattern
+
+
+class StaticTokenCredential:
+    """An offline credential (every azure.identity credential contacts Entra ID or IMDS)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("stand-in-token", int(time.time()) + 3600)
+
+
+# --------------------------------------------------------------------------------------------
+# the published schema, as AutoRest reads it
+
+
+def _json_schema(node: Any, definitions: dict[str, Any]) -> Any:
+    """A JSON Schema (draft 7) of one Swagger schema node: allOf flattened, x-nullable applied."""
+    if isinstance(node, list):
+        return [_json_schema(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        resolved = _json_schema(definitions[name], definitions)
+        return {"anyOf": [resolved, {"type": "null"}]} if node.get("x-nullable") else resolved
+    out: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for parent in node.get("allOf", []):  # a parent's properties are the child's (AutoRest)
+        flat = _json_schema(parent, definitions)
+        properties.update(flat.get("properties", {}))
+        required.extend(flat.get("required", []))
+    properties.update({k: _json_schema(v, definitions) for k, v in node.get("properties", {}).items()})
+    required.extend(node.get("required", []))
+    for key in ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "format"):
+        if key in node:
+            out[key] = node[key]
+    if properties:
+        out["properties"] = properties
+    if required:
+        out["required"] = sorted(set(required))
+    if "items" in node:
+        out["items"] = _json_schema(node["items"], definitions)
+    if "additionalProperties" in node:
+        extra = node["additionalProperties"]
+        out["additionalProperties"] = extra if isinstance(extra, bool) else _json_schema(extra, definitions)
+    if node.get("x-nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+class PublishedSchema:
+    """Validators of the published definitions, by name."""
+
+    def __init__(self, path: Path = SCHEMA_FILE) -> None:
+        self.definitions = json.loads(path.read_text())["definitions"]
+        self._validators: dict[str, Any] = {}
+
+    def errors(self, definition: str, body: Any) -> list[str]:
+        """Every way ``body`` breaks the definition (empty: valid)."""
+        import jsonschema
+
+        if definition not in self._validators:
+            schema = _json_schema(self.definitions[definition], self.definitions)
+            self._validators[definition] = jsonschema.Draft7Validator(schema)
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
+            for e in self._validators[definition].iter_errors(body)
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# the transport
+
+
+class _Response(HttpResponse):
+    def __init__(self, request: Any, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        from requests.structures import CaseInsensitiveDict
+
+        super().__init__(request, None)
+        self.status_code = status
+        self.reason = "OK" if status < 400 else "Error"
+        self.content_type = "application/json"
+        # case-insensitive: long-running-operation polling looks for Azure-AsyncOperation
+        self.headers = CaseInsensitiveDict({"content-type": "application/json", **(headers or {})})
+        self._body = b"" if body is None else json.dumps(body).encode()
+
+    def body(self) -> bytes:
+        return self._body
+
+    def text(self, encoding: str | None = None) -> str:
+        return self._body.decode()
+
+    # the newer generated clients read responses through azure.core.rest's interface
+    def json(self) -> Any:
+        return json.loads(self._body) if self._body else None
+
+    @property
+    def content(self) -> bytes:
+        return self._body
+
+    def read(self) -> bytes:
+        return self._body
+
+
+class AzureMLStandIn:
+    """The workspace's model registry in memory; ``transport()`` is what MLClient is given."""
+
+    def __init__(self) -> None:
+        self.schema = PublishedSchema()
+        self.models: dict[str, dict[str, dict[str, Any]]] = {}
+        self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
+        self.invalid: list[tuple[str, str, list[str]]] = []  # requests refused by the schema
+        self._failures: list[tuple[str, str, int, str, str]] = []
+        self._lock = threading.RLock()
+        self._clock = 0
+
+    def transport(self) -> StandInTransport:
+        return StandInTransport(self)
+
+    def fail_next(self, method: str, path_part: str, status: int, code: str, message: str) -> None:
+        """Make the next ``method`` request whose path contains ``path_part`` fail."""
+        with self._lock:
+            self._failures.append((method.upper(), path_part, status, code, message))
+
+    def requests_of(self, method: str, path_part: str = "") -> list[tuple[str, str, Any]]:
+        return [r for r in self.requests if r[0] == method.upper() and path_part in r[1]]
+
+    def handle(self, request: Any) -> _Response:
+        url = urlparse(request.url)
+        query = parse_qs(url.query)
+        raw = request.data if request.data is not None else request.content
+        body = json.loads(raw) if raw else None
+        method = request.method.upper()
+        with self._lock:
+            self.requests.append((method, url.path, copy.deepcopy(body)))
+            if not request.headers.get("Authorization", "").startswith("Bearer "):
+                return _error(request, 401, "AuthenticationFailed", "no bearer token")
+            if "api-version" not in query:
+                return _error(
+                    request, 400, "MissingApiVersionParameter", "the api-version query parameter is required"
+                )
+            for index, (f_method, part, status, code, message) in enumerate(self._failures):
+                if f_method == method and part in url.path:
+                    del self._failures[index]
+                    return _error(request, status, code, message)
+            return self._route(request, method, url.path, query, body)
+
+    def _route(
+        self, request: Any, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> _Response:
+        if match := _VERSION.match(path):
+            name, version = match["name"], match["version"]
+            if method == "PUT":
+                return self._put_version(request, path, name, version, body)
+            if method == "GET":
+                found = self.models.get(name, {}).get(version)
+                if found is None:
+                    return _error(
+                        request, 404, "UserError", f"Could not find asset with ID: {name}:{version}"
+                    )
+                return _Response(request, 200, found)
+        if (match := _VERSIONS.match(path)) and method == "GET":
+            versions = sorted(self.models.get(match["name"], {}).values(), key=lambda v: v["_order"])
+            if query.get("$orderBy", [""])[0].lower().endswith("desc"):
+                versions.reverse()
+            top = int(query.get("$top", ["0"])[0] or 0)
+            skip = int(query.get("$skip", ["0"])[0] or 0)
+            page = versions[skip : skip + (top or 2)]  # pages of two: the client must follow nextLink
+            result: dict[str, Any] = {"value": [_public(v) for v in page]}
+            if not top and skip + 2 < len(versions):
+                version = query["api-version"][0]
+                result["nextLink"] = (
+                    f"https://management.azure.com{path}?api-version={version}&$skip={skip + 2}"
+                )
+            return _Response(request, 200, result)
+        if (match := _MODEL.match(path)) and method == "GET":
+            versions = self.models.get(match["name"])
+            if not versions:
+                return _error(request, 404, "UserError", f"Could not find model container {match['name']}")
+            latest = max(versions.values(), key=lambda v: v["_order"])
+            container = {
+                "id": path,
+                "name": match["name"],
+                "type": "Microsoft.MachineLearningServices/workspaces/models",
+                "properties": {
+                    "isArchived": False,
+                    "latestVersion": latest["name"],
+                    "provisioningState": "Succeeded",
+                },
+            }
+            return _Response(request, 200, container)
+        return _error(request, 404, "NotFound", f"the stand-in does not serve {method} {path}")
+
+    def _put_version(self, request: Any, path: str, name: str, version: str, body: Any) -> _Response:
+        errors = self.schema.errors("ModelVersionResource", body)
+        if not _ASSET_NAME.match(name):
+            errors.append(f"model name {name!r} does not match {_ASSET_NAME.pattern}")
+        if errors:
+            self.invalid.append(("PUT", path, errors))
+            return _error(request, 400, "UserError", "; ".join(errors))
+        properties = body["properties"]
+        existing = self.models.get(name, {}).get(version)
+        if existing is not None:
+            old = existing["properties"]
+            for key in ("modelUri", "modelType"):
+                if properties.get(key) != old.get(key):
+                    return _error(request, 409, "UserError",
+                                  f"Model {name}:{version} exists and its {key} cannot change")  # fmt: skip
+            created = existing["systemData"]["createdAt"]
+            order = existing["_order"]
+            status = 200
+        else:
+            self._clock += 1
+            created, order, status = _now(), self._clock, 201
+        resource = {
+            "id": path,
+            "name": version,
+            "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
+            "systemData": {"createdAt": created, "createdBy": "stand-in", "lastModifiedAt": _now()},
+            "properties": {"flavors": {}, "tags": {}, "properties": {}, **properties,
+                           "provisioningState": "Succeeded"},
+            "_order": order,
+        }  # fmt: skip
+        self.models.setdefault(name, {})[version] = resource
+        return _Response(request, status, _public(resource))
+
+
+class StandInTransport(HttpTransport):
+    """An azure-core transport whose every request is answered by the stand-in."""
+
+    def __init__(self, stand_in: AzureMLStandIn) -> None:
+        self.stand_in = stand_in
+
+    def __enter__(self) -> StandInTransport:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def send(self, request: Any, **kwargs: Any) -> _Response:
+        return self.stand_in.handle(request)
+
+
+def _public(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if not k.startswith("_")}
+
+
+def _error(request: Any, status: int, code: str, message: str) -> _Response:
+    return _Response(request, status, {"error": {"code": code, "message": message}})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
