@@ -3,7 +3,7 @@
 No Azure ML emulator exists. ``MLClient`` (azure-ai-ml) is given :class:`StandInTransport`, an
 azure-core transport that answers its requests in this process (NOTES-emulators.md, Azure).
 Every request body is validated against the service's own published REST schema: the
-definitions of ``tests/azureml/mfe-2025-12-01-models.json``, copied from the
+definitions of ``tests/azureml/*.json``, copied from the
 azure-rest-api-specs repository (stable 2025-12-01), read with AutoRest's rules (``allOf``
 parents' properties belong to the child, ``additionalProperties: false`` then forbids any
 other key, ``x-nullable`` allows null). A body that breaks them gets the service's 400
@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlparse
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import HttpResponse, HttpTransport
 
-SCHEMA_FILE = Path(__file__).parent / "azureml" / "mfe-2025-12-01-models.json"
+SCHEMA_FOLDER = Path(__file__).parent / "azureml"
 _WORKSPACE = (
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
@@ -38,6 +38,7 @@ _WORKSPACE = (
 _MODEL = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)$", re.IGNORECASE)
 _VERSIONS = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)/versions$", re.IGNORECASE)
 _VERSION = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", re.IGNORECASE)
+_JOB = re.compile(_WORKSPACE + r"/jobs/(?P<name>[^/]+)$", re.IGNORECASE)
 _ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")  # the spec's name pattern
 
 
@@ -51,48 +52,29 @@ class StaticTokenCredential:
 # --------------------------------------------------------------------------------------------
 # the published schema, as AutoRest reads it
 
-
-def _json_schema(node: Any, definitions: dict[str, Any]) -> Any:
-    """A JSON Schema (draft 7) of one Swagger schema node: allOf flattened, x-nullable applied."""
-    if isinstance(node, list):
-        return [_json_schema(item, definitions) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        name = node["$ref"].rsplit("/", 1)[-1]
-        resolved = _json_schema(definitions[name], definitions)
-        return {"anyOf": [resolved, {"type": "null"}]} if node.get("x-nullable") else resolved
-    out: dict[str, Any] = {}
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for parent in node.get("allOf", []):  # a parent's properties are the child's (AutoRest)
-        flat = _json_schema(parent, definitions)
-        properties.update(flat.get("properties", {}))
-        required.extend(flat.get("required", []))
-    properties.update({k: _json_schema(v, definitions) for k, v in node.get("properties", {}).items()})
-    required.extend(node.get("required", []))
-    for key in ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "format"):
-        if key in node:
-            out[key] = node[key]
-    if properties:
-        out["properties"] = properties
-    if required:
-        out["required"] = sorted(set(required))
-    if "items" in node:
-        out["items"] = _json_schema(node["items"], definitions)
-    if "additionalProperties" in node:
-        extra = node["additionalProperties"]
-        out["additionalProperties"] = extra if isinstance(extra, bool) else _json_schema(extra, definitions)
-    if node.get("x-nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    return out
+SCHEMA_KEYWORDS = ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum", "format")
 
 
 class PublishedSchema:
-    """Validators of the published definitions, by name."""
+    """The vendored definitions (``tests/azureml/*.json``) as one JSON Schema (draft 7) each.
 
-    def __init__(self, path: Path = SCHEMA_FILE) -> None:
-        self.definitions = json.loads(path.read_text())["definitions"]
+    AutoRest's reading of Swagger, which plain JSON Schema lacks: an ``allOf`` parent's
+    properties belong to the child (so ``additionalProperties: false`` does not refuse them);
+    a ``$ref`` to a definition with a ``discriminator`` means "the subtype whose
+    ``x-ms-discriminator-value`` the body names" (an unknown value is refused); ``x-nullable``
+    allows null. A definition that is not vendored is refused if a body uses it.
+    """
+
+    def __init__(self, folder: Path = SCHEMA_FOLDER) -> None:
+        self.definitions: dict[str, Any] = {}
+        for path in sorted(folder.glob("*.json")):
+            self.definitions.update(json.loads(path.read_text())["definitions"])
+        converted: dict[str, Any] = {}
+        for name in self.definitions:
+            converted[name] = self._flat(name)
+            if "discriminator" in self.definitions[name]:
+                converted[f"{name}.subtypes"] = self._dispatch(name)
+        self.schema_definitions = converted
         self._validators: dict[str, Any] = {}
 
     def errors(self, definition: str, body: Any) -> list[str]:
@@ -100,12 +82,81 @@ class PublishedSchema:
         import jsonschema
 
         if definition not in self._validators:
-            schema = _json_schema(self.definitions[definition], self.definitions)
+            schema = {"definitions": self.schema_definitions, **self._ref(definition)}
             self._validators[definition] = jsonschema.Draft7Validator(schema)
         return [
             f"{'/'.join(map(str, e.absolute_path)) or '(body)'}: {e.message}"
             for e in self._validators[definition].iter_errors(body)
         ]
+
+    def _ref(self, name: str) -> dict[str, Any]:
+        if name not in self.definitions:
+            return {"not": {}, "description": f"{name} is not vendored: refused"}
+        suffix = ".subtypes" if "discriminator" in self.definitions[name] else ""
+        return {"$ref": f"#/definitions/{name}{suffix}"}
+
+    def _node(self, node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            ref = self._ref(node["$ref"].rsplit("/", 1)[-1])
+            return {"anyOf": [ref, {"type": "null"}]} if node.get("x-nullable") else ref
+        out: dict[str, Any] = {k: node[k] for k in SCHEMA_KEYWORDS if k in node}
+        if "properties" in node:
+            out["properties"] = {k: self._node(v) for k, v in node["properties"].items()}
+        if "items" in node:
+            out["items"] = self._node(node["items"])
+        if "additionalProperties" in node:
+            extra = node["additionalProperties"]
+            out["additionalProperties"] = extra if isinstance(extra, bool) else self._node(extra)
+        if node.get("x-nullable") and "type" in out:
+            out["type"] = [out["type"], "null"]
+        return out
+
+    def _flat(self, name: str) -> dict[str, Any]:
+        """One definition with its allOf parents' properties and requirements merged in."""
+        node = self.definitions[name]
+        out = self._node({k: v for k, v in node.items() if k not in ("allOf", "properties")})
+        properties: dict[str, Any] = {}
+        required: set[str] = set(node.get("required", []))
+        for parent in node.get("allOf", []):
+            parent_name = parent["$ref"].rsplit("/", 1)[-1]
+            if parent_name not in self.definitions:
+                return {"not": {}, "description": f"{name}: parent {parent_name} is not vendored"}
+            flat = self._flat(parent_name)
+            properties.update(flat.get("properties", {}))
+            required.update(flat.get("required", []))
+        properties.update({k: self._node(v) for k, v in node.get("properties", {}).items()})
+        discriminator_value = node.get("x-ms-discriminator-value")
+        if discriminator_value:
+            for parent in node.get("allOf", []):
+                parent_def = self.definitions[parent["$ref"].rsplit("/", 1)[-1]]
+                if "discriminator" in parent_def:
+                    properties[parent_def["discriminator"]] = {"const": discriminator_value}
+        if properties:
+            out["properties"] = properties
+        if required:
+            out["required"] = sorted(required)
+        return out
+
+    def _dispatch(self, base: str) -> dict[str, Any]:
+        """A discriminated base: the body's discriminator value picks the subtype to check."""
+        key = self.definitions[base]["discriminator"]
+        subtypes = {
+            node["x-ms-discriminator-value"]: name
+            for name, node in self.definitions.items()
+            if node.get("x-ms-discriminator-value")
+            and any(p.get("$ref", "").endswith(f"/{base}") for p in node.get("allOf", []))
+        }
+        return {
+            "type": "object",
+            "required": [key],
+            "properties": {key: {"enum": sorted(subtypes)}},
+            "allOf": [
+                {"if": {"properties": {key: {"const": value}}}, "then": {"$ref": f"#/definitions/{name}"}}
+                for value, name in sorted(subtypes.items())
+            ],
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,11 +194,21 @@ class _Response(HttpResponse):
 
 
 class AzureMLStandIn:
-    """The workspace's model registry in memory; ``transport()`` is what MLClient is given."""
+    """The workspace in memory (model registry, command jobs); ``transport()`` is what MLClient is given.
 
-    def __init__(self) -> None:
+    Args:
+        blob_connection_string: the storage account (Azurite) that jobs read inputs from and
+            write outputs to; jobs are refused without one.
+    """
+
+    def __init__(self, blob_connection_string: str | None = None) -> None:
         self.schema = PublishedSchema()
+        self.blob_connection_string = blob_connection_string
         self.models: dict[str, dict[str, dict[str, Any]]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.job_logs: dict[str, str] = {}  # the command's output, as the job's logs would hold it
+        self.fail_jobs: str | None = None  # jobs whose name starts with this fail (their script exits 1)
+        self.threads: list[threading.Thread] = []
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.invalid: list[tuple[str, str, list[str]]] = []  # requests refused by the schema
         self._failures: list[tuple[str, str, int, str, str]] = []
@@ -188,6 +249,14 @@ class AzureMLStandIn:
     def _route(
         self, request: Any, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> _Response:
+        if match := _JOB.match(path):
+            if method == "PUT":
+                return self._put_job(request, path, match["name"], body)
+            if method == "GET":
+                found = self.jobs.get(match["name"])
+                if found is None:
+                    return _error(request, 404, "UserError", f"Job {match['name']} not found")
+                return _Response(request, 200, _public(found))
         if match := _VERSION.match(path):
             name, version = match["name"], match["version"]
             if method == "PUT":
@@ -263,6 +332,50 @@ class AzureMLStandIn:
         }  # fmt: skip
         self.models.setdefault(name, {})[version] = resource
         return _Response(request, status, _public(resource))
+
+    # -- command jobs: NotStarted -> Running -> Completed | Failed, the command really run --
+
+    def _put_job(self, request: Any, path: str, name: str, body: Any) -> _Response:
+        errors = self.schema.errors("JobBaseResource", body)
+        if not _ASSET_NAME.match(name):
+            errors.append(f"job name {name!r} does not match {_ASSET_NAME.pattern}")
+        if errors:
+            self.invalid.append(("PUT", path, errors))
+            return _error(request, 400, "UserError", "; ".join(errors))
+        if name in self.jobs:  # a job's definition cannot change once submitted
+            return _error(request, 409, "UserError", f"Job {name} already exists and cannot be updated")
+        if self.blob_connection_string is None:
+            return _error(request, 400, "UserError", "the stand-in has no storage account for job data")
+        job = {
+            "id": path,
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+            "systemData": {"createdAt": _now(), "createdBy": "stand-in"},
+            "properties": {**body["properties"], "status": "NotStarted", "services": {}},
+        }
+        self.jobs[name] = job
+        fails = bool(self.fail_jobs and name.startswith(self.fail_jobs))  # decided on arrival
+        thread = threading.Thread(target=self._run_job, args=(name, fails), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        return _Response(request, 201, _public(job))
+
+    def _run_job(self, name: str, fails: bool) -> None:
+        from azureml_container import run_command_job
+
+        job = self.jobs[name]
+        job["properties"]["status"] = "Running"
+        try:
+            ok, logs = run_command_job(job["properties"], self.blob_connection_string, fails)
+        except Exception as exc:  # the stand-in's own failure: the job fails as the service reports it
+            ok, logs = False, f"stand-in error: {exc}"
+        self.job_logs[name] = logs
+        job["properties"]["status"] = "Completed" if ok else "Failed"
+
+    def join(self, timeout: float = 300) -> None:
+        """Wait for the running jobs to end."""
+        for thread in self.threads:
+            thread.join(timeout=timeout)
 
 
 class StandInTransport(HttpTransport):
