@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -152,38 +153,81 @@ class TrainingJobResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class TrainingJobs(Protocol):
-    """Runs the project's one training script (include/ml/train.py) on the provider's compute."""
+# --------------------------------------------------------------------------------------------
+# the job model: every long wait (training, batch scoring, endpoint rollout) is
+# submit -> status -> collect; Airflow's triggerer polls ``status`` (providers/jobs.py)
 
-    def run(self, spec: TrainingJobSpec) -> TrainingJobResult:
-        """Run the job to completion, or return the result of the finished job of that name."""
+
+class JobState(StrEnum):
+    """Where a long-running job is: the only words of a cloud's job states the stages see."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
-class TrainingSubmission:
-    """A training job that was started, or found (running or finished), by ``submit``."""
+class JobHandle:
+    """A submitted job, as the provider that submitted it can find it again.
 
-    job_name: str  # the job that holds the result (an attempt after a failed one gets a suffix)
-    finished: bool  # True: ``collect`` can be called now; False: wait on ``trigger``'s event
-    reused: bool  # True when the job existed before this call (a re-run of the week)
+    It travels through Airflow's triggerer and back into the resumed task, so everything in it
+    is JSON-safe: ``details`` holds the provider's own words (an ARN, an output prefix, an
+    endpoint name) that the stages never read.
+    """
+
+    kind: str  # "training" | "batch" | "rollout"
+    name: str  # the job's name in the service: stable per week and inputs
+    details: Mapping[str, Any] = field(default_factory=dict)
+    poll_seconds: float = 30  # how often the triggerer asks for the status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The handle as JSON-safe values (for a trigger's arguments and XComs)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "details": dict(self.details),
+            "poll_seconds": self.poll_seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobHandle:
+        """The handle that :meth:`to_dict` wrote."""
+        return cls(
+            kind=str(data["kind"]),
+            name=str(data["name"]),
+            details=dict(data.get("details") or {}),
+            poll_seconds=float(data.get("poll_seconds", 30)),
+        )
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state; ``reason`` is the service's own words when it failed."""
+
+    state: JobState
+    reason: str = ""
+
+    @property
+    def ended(self) -> bool:
+        """True once the job succeeded or failed."""
+        return self.state is not JobState.RUNNING
 
 
 @runtime_checkable
-class DeferrableTrainingJobs(TrainingJobs, Protocol):
-    """Training on a cloud service: submitted, waited on by Airflow's triggerer, then collected.
+class TrainingJobs(Protocol):
+    """Runs the project's one training script (include/ml/train.py) on the provider's compute.
 
-    The train task submits the job and defers on ``trigger`` so that no worker slot is held
-    while the job runs; a backend without these methods (local) is simply ``run``.
+    A cloud submits a job and returns at once; the task then waits in Airflow's triggerer. The
+    local provider trains in ``submit`` itself and returns a handle that has succeeded already.
     """
 
-    def submit(self, spec: TrainingJobSpec) -> TrainingSubmission:
-        """Start the job named ``spec.job_name``, or find it if it exists already."""
+    def submit(self, spec: TrainingJobSpec) -> JobHandle:
+        """Start the job named ``spec.job_name``, or find it (running or ended) on a re-run."""
 
-    def trigger(self, submission: TrainingSubmission) -> Any:
-        """Return an Airflow trigger whose event fires when the job has ended."""
+    def status(self, handle: JobHandle) -> JobStatus:
+        """Where the job is now (called from the triggerer: no side effects)."""
 
-    def collect(self, spec: TrainingJobSpec, submission: TrainingSubmission) -> TrainingJobResult:
+    def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
         """Bring the ended job's artifact and metrics into storage under ``spec.output_prefix``.
 
         Raises:
@@ -304,8 +348,22 @@ class OnlineEndpoint(Protocol):
     def current(self, model_name: str) -> Deployment | None:
         """Return what the endpoint serves now, or None if nothing is deployed."""
 
-    def deploy(self, version: ModelVersion) -> Deployment:
-        """Serve ``version`` (in place, no restart). Idempotent for the version already served."""
+    def start_rollout(self, version: ModelVersion) -> JobHandle:
+        """Start serving ``version`` beside what is served now; idempotent for the version served.
+
+        Raises:
+            ArtifactIntegrityError: the version's bytes do not match its sha256 (nothing changed).
+        """
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """Where the rollout is now (called from the triggerer: no side effects)."""
+
+    def finish_rollout(self, version: ModelVersion, handle: JobHandle) -> Deployment:
+        """Complete the ended rollout: the endpoint serves ``version`` (traffic moved to it).
+
+        Raises:
+            MLOpsError: the rollout failed; what was served before is still served.
+        """
 
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows to the endpoint; return its answer (``model_version``, ``predictions``)."""
@@ -315,11 +373,25 @@ class OnlineEndpoint(Protocol):
 class BatchScorer(Protocol):
     """Scores a week's rows with a model version."""
 
-    def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
-        """Yield prediction chunks for a Parquet input, in file order.
+    def submit(self, version: ModelVersion, input_key: str) -> JobHandle:
+        """Start scoring a Parquet input (or find the job of this version and input content).
+
+        Raises:
+            FileNotFoundError: there is no such input.
+            ArtifactIntegrityError: the version's bytes do not match its sha256.
+        """
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """Where the scoring job is now (called from the triggerer: no side effects)."""
+
+    def results(self, version: ModelVersion, handle: JobHandle) -> Iterator[pd.DataFrame]:
+        """Yield the ended job's prediction chunks, in the input's row order.
 
         Each chunk has the version's dataset spec's key column (as text) and its prediction
         columns (``DatasetSpec.prediction_columns``).
+
+        Raises:
+            MLOpsError: the job failed; the message carries the service's reason.
         """
 
 

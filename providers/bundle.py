@@ -31,6 +31,10 @@ CODE_FILES = (
     "include/ml/train.py",
 )
 SPEC_FILE = "dataset_spec.json"
+# What include/ml/train.py writes into its model folder, copied to a job's output prefix in
+# storage by every provider; the marker goes last, so a job killed half-way leaves none.
+OUTPUT_FILES = ("model.joblib", "metrics.json", "feature_names.json")
+SUCCESS_MARKER = "_SUCCESS"
 
 
 def feature_module_files(spec: DatasetSpec) -> dict[str, bytes]:

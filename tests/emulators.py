@@ -177,6 +177,7 @@ class SageMakerStandIn:
         self.moto = moto
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.fail_training: str | None = None  # a job name prefix whose training fails
+        self.rollout_seconds = 1.0  # how long an endpoint is Creating / Updating
         self.invocations = 0
         self.threads: list[Any] = []
         self._loaded: dict[str, tuple[Any, Any]] = {}
@@ -241,6 +242,14 @@ class SageMakerStandIn:
 
             return record
 
+        # An endpoint is Creating / Updating for a moment, as on SageMaker (moto alone reports
+        # InService at once): the deploy task's deferral is used.
+        def create_endpoint(backend: Any, **kwargs: Any) -> Any:
+            endpoint = recorder("CreateEndpoint", original_endpoint)(backend, **kwargs)
+            endpoint.endpoint_status = "Creating"
+            stand_in._start(stand_in._bring_in_service, endpoint)
+            return endpoint
+
         def update_endpoint(response: Any) -> Any:  # moto 5.2 lacks UpdateEndpoint
             from moto.core.responses import ActionResult
 
@@ -257,6 +266,8 @@ class SageMakerStandIn:
             from moto.core.utils import utcnow
 
             endpoint.last_modified_time = utcnow()
+            endpoint.endpoint_status = "Updating"
+            stand_in._start(stand_in._bring_in_service, endpoint)
             return ActionResult({"EndpointArn": endpoint.arn})
 
         def invoke_endpoint(response: Any) -> Any:
@@ -290,7 +301,7 @@ class SageMakerStandIn:
         self._patch(
             SageMakerModelBackend, "create_endpoint_config", recorder("CreateEndpointConfig", original_config)
         )
-        self._patch(SageMakerModelBackend, "create_endpoint", recorder("CreateEndpoint", original_endpoint))
+        self._patch(SageMakerModelBackend, "create_endpoint", create_endpoint)
         self._patch(SageMakerResponse, "update_endpoint", update_endpoint)
         self._patch(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint)
 
@@ -457,6 +468,10 @@ class SageMakerStandIn:
         frame = script.input_fn(body, "application/json")
         answer, _ = script.output_fn(script.predict_fn(frame, model), accept or "application/json")
         return answer
+
+    def _bring_in_service(self, endpoint: Any) -> None:
+        time.sleep(self.rollout_seconds)
+        endpoint.endpoint_status = "InService"
 
     def _transform(self, backend: Any, job: Any) -> None:
         s3 = self.moto.client("s3")

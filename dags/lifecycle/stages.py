@@ -81,31 +81,49 @@ def validate_stage() -> Any:
     return validate_data()
 
 
-class TrainModelOperator(BaseOperator):
-    """train_model as an operator, so that a cloud training job's wait can defer.
+class JobStageOperator(BaseOperator):
+    """A stage that waits for provider jobs (train, deploy, score), deferring while they run.
 
-    ``execute`` prepares the inputs and submits the job; when the provider's job is still
-    running it defers on the provider's trigger (no worker slot held while the cloud trains)
-    and ``execute_complete`` collects the result. A provider that trains in-process (local)
-    finishes inside ``execute``. Each key of the result is pushed as its own XCom, as a
-    TaskFlow task with a dict result does, so ``train_model["job_name"]`` works downstream.
+    ``execute`` runs the stage's start function (``include.stages.<module>.start_*``), which
+    submits a job. When the job has not ended, the task defers on the step's
+    :class:`providers.jobs.ProviderJobTrigger`: the triggerer polls the provider, no worker slot
+    is held while a cloud works, and ``resume`` continues with the step's function and the
+    trigger's event (a continuation may wait again: a failed rollout's roll back). The local
+    provider's jobs end inside ``submit``, so the task finishes without deferring.
+
+    Args:
+        start: the stage's start function, ``include.stages.<module>.<function>``.
+        push_keys: also push each key of the result as its own XCom, as a TaskFlow task with
+            ``multiple_outputs`` does (``train_model["job_name"]`` downstream).
     """
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        """Start (or find) the week's training job; defer while it runs."""
-        started = run_stage("include.stages.train.start_training")
-        if "trigger" in started:
-            self.defer(trigger=started["trigger"], method_name="execute_complete")
-        return self._push(context, started["result"])
+    def __init__(self, *, start: str, push_keys: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start = start
+        self.push_keys = push_keys
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
-        """Collect the ended job and record its lineage (all derived again from the week)."""
-        return self._push(context, run_stage("include.stages.train.finish_training", event=event))
+    def execute(self, context: Any) -> Any:
+        """Start the stage: submit its job; defer while the job runs."""
+        return self._continue(context, run_stage(self.start))
 
-    @staticmethod
-    def _push(context: Any, result: dict[str, Any]) -> dict[str, Any]:
-        for key, value in result.items():
-            context["ti"].xcom_push(key=key, value=value)
+    def resume(self, context: Any, event: dict[str, Any], **_: Any) -> Any:
+        """Continue the stage with the ended job's event (no second prepare or submit)."""
+        return self._continue(context, run_stage("include.stages.jobs.resume", event=event))
+
+    def _continue(self, context: Any, step: dict[str, Any]) -> Any:
+        if "wait" in step:
+            from providers.jobs import ProviderJobTrigger
+
+            trigger = ProviderJobTrigger(**step["wait"])
+            self.log.info(
+                "Waiting for %s job %s in the triggerer (no worker slot held)",
+                trigger.handle["kind"], trigger.handle["name"],
+            )  # fmt: skip
+            self.defer(trigger=trigger, method_name="resume")
+        result = step["result"]
+        if self.push_keys:
+            for key, value in result.items():
+                context["ti"].xcom_push(key=key, value=value)
         return result
 
 
@@ -155,7 +173,12 @@ class TriggerRetrainOperator(BaseOperator):
 
 def train_stage() -> Any:
     """train_model: train a challenger on the window of validated weeks (the wait defers)."""
-    return TrainModelOperator(task_id="train_model", execution_timeout=timedelta(hours=3)).output
+    return JobStageOperator(
+        task_id="train_model",
+        start="include.stages.train.start_training",
+        push_keys=True,
+        execution_timeout=timedelta(hours=3),
+    ).output
 
 
 def evaluate_stage(job_name: Any = None) -> Any:
@@ -201,22 +224,22 @@ def rollback_stage() -> Any:
 
 def deploy_stage() -> Any:
     """deploy_model: serve production on the endpoint; smoke test; roll back on failure."""
-
-    @task(task_id="deploy_model", outlets=[ONLINE_ENDPOINT], execution_timeout=timedelta(hours=1))
-    def deploy_model() -> dict[str, Any]:
-        return run_stage("include.stages.deploy.deploy_production")
-
-    return deploy_model()
+    return JobStageOperator(
+        task_id="deploy_model",
+        start="include.stages.deploy.start_deploy",
+        outlets=[ONLINE_ENDPOINT],
+        execution_timeout=timedelta(hours=1),
+    ).output
 
 
 def score_stage() -> Any:
     """batch_score: the week's predictions into the warehouse."""
-
-    @task(task_id="batch_score", outlets=[PREDICTIONS], execution_timeout=timedelta(hours=2))
-    def batch_score() -> dict[str, Any]:
-        return run_stage("include.stages.score.score_week")
-
-    return batch_score()
+    return JobStageOperator(
+        task_id="batch_score",
+        start="include.stages.score.start_scoring",
+        outlets=[PREDICTIONS],
+        execution_timeout=timedelta(hours=2),
+    ).output
 
 
 def monitor_stage() -> Any:

@@ -10,6 +10,8 @@ from include.errors import MLOpsError, ParamError
 from include.stages.context import StageContext
 from include.stages.datasets import read_validated, validated_weeks
 from include.stages.history import PRODUCTION
+from include.stages.jobs import Step, after, done, ended_job, run_inline
+from providers.base import JobState
 
 log = logging.getLogger(__name__)
 SMOKE_ROWS = 5
@@ -22,15 +24,23 @@ class SmokeTestFailedError(MLOpsError):
 def deploy_production(ctx: StageContext) -> dict[str, Any]:
     """Make the endpoint serve the production version and check that it does.
 
-    If the smoke test fails, the endpoint goes back to the version it served before and the
-    production alias is pointed back at it, so the registry never names a model nobody serves.
+    If the rollout or the smoke test fails, the endpoint goes back to the version it served
+    before and the production alias is pointed back at it, so the registry never names a model
+    nobody serves. The deploy_model task runs the same steps but defers while a cloud endpoint
+    rolls out (:func:`start_deploy`).
 
     Returns:
         ``version``, ``url`` and ``changed`` (False when it already served production).
 
     Raises:
-        SmokeTestFailedError: the new version failed its smoke test (and was rolled back).
+        SmokeTestFailedError: the new version failed its rollout or smoke test (and was rolled
+            back).
     """
+    return run_inline(ctx, start_deploy(ctx))
+
+
+def start_deploy(ctx: StageContext) -> Step:
+    """Check production and start its rollout; continue with :func:`finish_deploy`."""
     registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
     production = registry.get_alias(ctx.model_name, PRODUCTION)
     if production is None:
@@ -45,20 +55,32 @@ def deploy_production(ctx: StageContext) -> dict[str, Any]:
     if before is not None and before.version == production.version:
         _smoke_test(ctx, rows, production.version)
         log.info("Endpoint already serves %s v%s; smoke test passed", ctx.model_name, production.version)
-        return {"version": production.version, "url": before.url, "changed": False}
+        return done({"version": production.version, "url": before.url, "changed": False})
+    handle = endpoint.start_rollout(production)
+    log.info("Rolling out %s v%s on %s", ctx.model_name, production.version, handle.name)
+    return after(
+        ctx,
+        endpoint,
+        handle,
+        finish_deploy,
+        version=production.version,
+        before=before.version if before else None,
+    )
 
-    deployment = endpoint.deploy(production)
+
+def finish_deploy(ctx: StageContext, event: dict[str, Any], version: str, before: str | None) -> Step:
+    """Complete the ended rollout and smoke-test it; on failure, start rolling back to ``before``."""
+    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
+    handle, status = ended_job(event)
     try:
-        _smoke_test(ctx, rows, production.version)
+        if status.state is JobState.FAILED:
+            raise MLOpsError(f"the rollout failed: {status.reason or 'no reason given'}")
+        deployment = endpoint.finish_rollout(registry.get_version(ctx.model_name, version), handle)
+        _smoke_test(ctx, _smoke_rows(ctx), version)
     except Exception as exc:
-        _roll_back(ctx, before, production.version, exc)
-        raise SmokeTestFailedError(
-            f"deploying {ctx.model_name} v{production.version} failed its smoke test ({exc}); "
-            f"the endpoint and production were rolled back to "
-            f"{'v' + before.version if before else 'nothing'}"
-        ) from exc
-    log.info("Endpoint now serves %s v%s at %s", ctx.model_name, production.version, deployment.url)
-    return {"version": production.version, "url": deployment.url, "changed": True}
+        return _roll_back(ctx, before, version, exc)
+    log.info("Endpoint now serves %s v%s at %s", ctx.model_name, version, deployment.url)
+    return done({"version": version, "url": deployment.url, "changed": True})
 
 
 def _smoke_rows(ctx: StageContext) -> list[dict[str, Any]]:
@@ -93,18 +115,54 @@ def _smoke_test(ctx: StageContext, rows: list[dict[str, Any]], version: str) -> 
         raise SmokeTestFailedError(f"the endpoint returned invalid predictions: {predictions!r}")
 
 
-def _roll_back(ctx: StageContext, before: Any, failed_version: str, error: Exception) -> None:
-    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
+def _roll_back(ctx: StageContext, before: str | None, failed_version: str, error: Exception) -> Step:
+    """Start serving ``before`` again; continue with :func:`finish_roll_back`."""
     if before is None:
         log.error("Deploy of v%s failed and there is no earlier deployment to go back to", failed_version)
-        return
-    endpoint.deploy(registry.get_version(ctx.model_name, before.version))
+        raise SmokeTestFailedError(
+            f"deploying {ctx.model_name} v{failed_version} failed ({error}); there was no earlier "
+            "deployment to roll back to"
+        ) from error
+    endpoint = ctx.provider.endpoint
+    handle = endpoint.start_rollout(ctx.provider.registry.get_version(ctx.model_name, before))
+    log.error("Deploy of v%s failed (%s); rolling the endpoint back to v%s", failed_version, error, before)
+    return after(
+        ctx,
+        endpoint,
+        handle,
+        finish_roll_back,
+        before=before,
+        failed_version=failed_version,
+        error=str(error),
+    )
+
+
+def finish_roll_back(
+    ctx: StageContext, event: dict[str, Any], before: str, failed_version: str, error: str
+) -> Step:
+    """Point production back at ``before`` once the endpoint serves it again; fail the task.
+
+    Raises:
+        SmokeTestFailedError: always (the deploy failed); the message says where things are.
+    """
+    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
+    handle, status = ended_job(event)
+    if status.state is JobState.FAILED:
+        raise SmokeTestFailedError(
+            f"deploying {ctx.model_name} v{failed_version} failed ({error}) and rolling the endpoint back "
+            f"to v{before} failed too ({status.reason}): check the endpoint {handle.name}"
+        )
+    endpoint.finish_rollout(registry.get_version(ctx.model_name, before), handle)
     registry.set_alias(
         ctx.model_name,
         PRODUCTION,
-        before.version,
-        reason=f"deploy of v{failed_version} failed its smoke test: {str(error)[:200]}",
+        before,
+        reason=f"deploy of v{failed_version} failed its smoke test: {error[:200]}",
         actor=ctx.actor,
         expected_current=failed_version,
     )
-    log.error("Deploy of v%s failed; endpoint and production are back on v%s", failed_version, before.version)
+    log.error("Deploy of v%s failed; endpoint and production are back on v%s", failed_version, before)
+    raise SmokeTestFailedError(
+        f"deploying {ctx.model_name} v{failed_version} failed its smoke test ({error}); "
+        f"the endpoint and production were rolled back to v{before}"
+    )

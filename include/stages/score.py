@@ -8,15 +8,20 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import ParamError
+from include.errors import MLOpsError, ParamError
 from include.stages.context import StageContext
 from include.stages.evaluate import check_compatible, trained_spec
 from include.stages.history import PRODUCTION, newest_registered_as_of, production_as_of, trained_week
+from include.stages.jobs import Step, after, done, ended_job, run_inline
 from include.stages.keys import validated_key
 from include.stages.tables import ensure_tables
-from providers.base import ModelVersion
+from providers.base import JobState, ModelVersion
 
 log = logging.getLogger(__name__)
+
+
+class BatchScoringFailedError(MLOpsError):
+    """The provider's batch scoring job failed (retryable)."""
 
 
 def score_week(ctx: StageContext) -> dict[str, Any]:
@@ -26,23 +31,46 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
     one prediction per row. A past week is scored with the model of its time: a re-run after a
     later week promoted its own model keeps the version the week was scored with, and a first
     scoring (a backfill) uses the production version as of the week (see ``_scoring_version``).
+    The batch_score task runs the same steps but defers while a cloud job scores
+    (:func:`start_scoring`).
 
     Returns:
         ``n_rows`` and ``model_version``.
     """
+    return run_inline(ctx, start_scoring(ctx))
+
+
+def start_scoring(ctx: StageContext) -> Step:
+    """Choose the version for the week and submit its scoring job; continue with :func:`finish_scoring`."""
     production = ctx.provider.registry.get_alias(ctx.model_name, PRODUCTION)
     if production is None:
         raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
-    warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "predictions", spec=ctx.settings.dataset)
-    production = _scoring_version(ctx, production)
-    require_compatible(ctx, production)
-    chunks = ctx.provider.batch.score(production, validated_key(ctx.week))
-    n_rows = warehouse.replace_rows(
-        "predictions", {"week": ctx.week}, _tagged(ctx, chunks, production.version)
+    ensure_tables(ctx.provider.warehouse, "predictions", spec=ctx.settings.dataset)
+    version = _scoring_version(ctx, production)
+    require_compatible(ctx, version)
+    batch = ctx.provider.batch
+    handle = batch.submit(version, validated_key(ctx.week))
+    return after(ctx, batch, handle, finish_scoring, version=version.version)
+
+
+def finish_scoring(ctx: StageContext, event: dict[str, Any], version: str) -> Step:
+    """Write the ended job's predictions into the week's partition, in one transaction.
+
+    Raises:
+        BatchScoringFailedError: the scoring job failed; the task's retry submits it again.
+    """
+    handle, status = ended_job(event)
+    if status.state is JobState.FAILED:
+        raise BatchScoringFailedError(
+            f"batch scoring job {handle.name} failed: {status.reason or 'no reason given'}"
+        )
+    model = ctx.provider.registry.get_version(ctx.model_name, version)
+    chunks = ctx.provider.batch.results(model, handle)
+    n_rows = ctx.provider.warehouse.replace_rows(
+        "predictions", {"week": ctx.week}, _tagged(ctx, chunks, version)
     )
-    log.info("Week %s: %d rows scored with %s v%s", ctx.week, n_rows, ctx.model_name, production.version)
-    return {"n_rows": n_rows, "model_version": production.version}
+    log.info("Week %s: %d rows scored with %s v%s", ctx.week, n_rows, ctx.model_name, version)
+    return done({"n_rows": n_rows, "model_version": version})
 
 
 def _scoring_version(ctx: StageContext, production: ModelVersion) -> ModelVersion:

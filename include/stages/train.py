@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from include.errors import ConfigError
+from include.errors import ConfigError, MLOpsError
 from include.stages.context import StageContext
 from include.stages.datasets import holdout_mask, read_validated, training_window
+from include.stages.jobs import Step, after, done, ended_job, run_inline
 from include.stages.keys import training_prefix
 from include.stages.tables import ensure_tables
 
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
     from providers.base import TrainingJobResult, TrainingJobSpec
 
 log = logging.getLogger(__name__)
+
+
+class TrainingJobFailedError(MLOpsError):
+    """The provider's training job failed or was stopped (retryable: the retry is a new attempt)."""
 
 
 def code_version(ctx: StageContext) -> str:
@@ -49,70 +55,60 @@ def train_challenger(ctx: StageContext) -> dict[str, object]:
     """Build the training data, run the training job to completion and record its lineage.
 
     The job name is a hash of everything that determines the model (data versions of the
-    window, hyperparameters, code version), so a re-run finds the finished job. Callers that
-    can defer (the train_model task) use :func:`start_training` / :func:`finish_training`.
+    window, hyperparameters, code version), so a re-run finds the finished job. The train_model
+    task runs the same steps but defers while a cloud job runs (:func:`start_training`).
 
     Returns:
         The job name, the model's storage key and sha256, metrics and lineage.
     """
-    spec = prepare_training(ctx)
-    return record_training(ctx, spec, ctx.provider.training.run(spec))
+    return run_inline(ctx, start_training(ctx))
 
 
-def start_training(ctx: StageContext) -> dict[str, Any]:
-    """Prepare and start the week's training job.
+def start_training(ctx: StageContext) -> Step:
+    """Prepare the week's inputs and submit (or find) its training job.
 
     Returns:
-        ``{"result": <as train_challenger>}`` when the job is done (always, for a backend that
-        trains in-process), else ``{"trigger": <Airflow trigger>}``: the task defers on the
-        trigger and then calls :func:`finish_training` with its event.
+        The result (as :func:`train_challenger`) when the job has ended already, else a wait
+        that continues with :func:`finish_training`.
     """
-    from providers.base import DeferrableTrainingJobs
-
-    spec = prepare_training(ctx)
+    window = training_window(ctx)
+    spec = prepare_training(ctx, window)
     training = ctx.provider.training
-    if not isinstance(training, DeferrableTrainingJobs):
-        return {"result": record_training(ctx, spec, training.run(spec))}
-    submission = training.submit(spec)
-    if submission.finished:
-        return {"result": record_training(ctx, spec, training.collect(spec, submission))}
-    log.info("Training job %s submitted; waiting for it without holding a worker slot", submission.job_name)
-    return {"trigger": training.trigger(submission)}
+    handle = training.submit(spec)
+    return after(ctx, training, handle, finish_training, spec=asdict(spec), window=window)
 
 
-def finish_training(ctx: StageContext, event: dict[str, Any] | None = None) -> dict[str, object]:
-    """Collect the week's job after the deferred wait and record its lineage.
-
-    Everything is derived again from the week (the spec is deterministic and the inputs are
-    already written), so this needs nothing from before the deferral but the trigger's event.
+def finish_training(
+    ctx: StageContext, event: dict[str, Any], spec: dict[str, Any], window: dict[str, str]
+) -> Step:
+    """Collect the ended job and record its lineage (the spec and window travel from the start).
 
     Raises:
-        MLOpsError: the job failed, was stopped, or is somehow still running; the task's retry
-            submits the next attempt.
+        TrainingJobFailedError: the job failed or was stopped; the task's retry submits the next
+            attempt.
     """
-    from include.errors import MLOpsError
+    from providers.base import JobState, TrainingJobSpec
 
-    event = event or {}
-    status = event.get("status", "Completed")
-    if status != "Completed":
-        raise MLOpsError(
-            f"training job {event.get('job_name')} ended {status}: "
-            f"{event.get('failure_reason') or 'no reason given'}"
+    handle, status = ended_job(event)
+    if status.state is JobState.FAILED:
+        raise TrainingJobFailedError(
+            f"training job {handle.name} failed: {status.reason or 'no reason given'}; "
+            "the task's retry submits a new attempt"
         )
-    spec = prepare_training(ctx)
-    training = ctx.provider.training
-    submission = training.submit(spec)
-    if not submission.finished:
-        raise MLOpsError(f"training job {submission.job_name} is still running after its end was reported")
-    return record_training(ctx, spec, training.collect(spec, submission))
+    job = TrainingJobSpec(**spec)
+    return done(record_training(ctx, job, ctx.provider.training.collect(job, handle), window))
 
 
-def prepare_training(ctx: StageContext) -> TrainingJobSpec:
-    """Write the job's training and validation inputs (once per job name); return its spec."""
+def prepare_training(ctx: StageContext, window: dict[str, str]) -> TrainingJobSpec:
+    """Write the job's training and validation inputs (once per job name); return its spec.
+
+    Args:
+        ctx: the run's context.
+        window: the training window (week -> data version), from :func:`training_window`.
+    """
     from include.ml.sample_data import write_parquet_bytes
     from providers.base import TrainingJobSpec
 
-    window = training_window(ctx)
     training = ctx.settings.training
     spec = ctx.settings.dataset
     hyperparameters = model_hyperparameters(ctx)
@@ -144,9 +140,10 @@ def prepare_training(ctx: StageContext) -> TrainingJobSpec:
     )
 
 
-def record_training(ctx: StageContext, spec: TrainingJobSpec, result: TrainingJobResult) -> dict[str, object]:
+def record_training(
+    ctx: StageContext, spec: TrainingJobSpec, result: TrainingJobResult, window: dict[str, str]
+) -> dict[str, object]:
     """Record the finished job's lineage in ``training_runs``; return the task's summary."""
-    window = training_window(ctx)
     storage = ctx.provider.storage
     job_name, hyperparameters, hardware = spec.job_name, dict(spec.hyperparameters), dict(spec.hardware)
     code = code_version(ctx)

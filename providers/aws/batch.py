@@ -12,7 +12,6 @@ import hashlib
 import io
 import logging
 import tempfile
-import time
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -26,10 +25,11 @@ from providers.aws.endpoint import SageMakerEndpoint
 from providers.aws.hooks import error_code, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore
-from providers.base import ModelVersion
+from providers.base import JobHandle, JobState, JobStatus, ModelVersion
 
 log = logging.getLogger(__name__)
 RUNNING = ("InProgress", "Stopping")
+MAX_ATTEMPTS = 3
 
 
 class TransformFailedError(MLOpsError):
@@ -96,35 +96,60 @@ class SageMakerBatchScorer:
             ],  # fmt: skip
         }
 
-    def score(self, version: ModelVersion, input_key: str) -> Iterator[pd.DataFrame]:
-        """Run (or reuse) the transform job and yield its predictions in chunks."""
+    def submit(self, version: ModelVersion, input_key: str) -> JobHandle:
+        """Start the transform job of (version, input content), or find it from an earlier try.
+
+        A failed or stopped job keeps its name: the retry runs the next attempt's name.
+        """
         if not self.storage.exists(input_key):
             raise FileNotFoundError(f"no object {input_key!r} to score in {self.storage.uri(input_key)}")
         with tempfile.TemporaryDirectory(prefix="batch-check-") as tmp:
             self.endpoint.registry.fetch_artifact(version, tmp)  # refuse a tampered artifact first
         base = self.job_name(version, input_key)
-        # a failed job keeps its name: the retry runs the next attempt's name
-        for attempt in range(1, 4):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             job_name = base if attempt == 1 else sagemaker_name(base, f"a{attempt}")
             status = self._status(job_name)
             if status not in ("Failed", "Stopped"):
                 break
+        else:
+            raise TransformFailedError(
+                f"batch transform {base} failed {MAX_ATTEMPTS} times; see the failure reasons in the "
+                "SageMaker console and fix the cause"
+            )
         if status is None:
             model = self.endpoint.ensure_model(version)
             log.info("Starting batch transform %s with %s", job_name, model)
             self.client.create_transform_job(**self.request(version, input_key, job_name, model))
-            status = self._status(job_name) or "InProgress"
-        deadline = time.monotonic() + 24 * 3600
-        while status in RUNNING and time.monotonic() < deadline:
-            time.sleep(self.aws.poll_seconds)
-            status = self._status(job_name)
-        job = self.client.describe_transform_job(TransformJobName=job_name)
-        if status != "Completed":
-            raise TransformFailedError(
-                f"batch transform {job_name} ended {status}: {job.get('FailureReason', 'no reason given')}"
-            )
+        else:
+            log.info("Batch transform %s exists (%s): reusing it", job_name, status)
         output_key = f"_sagemaker/transform/{job_name}/{input_key.rsplit('/', 1)[-1]}.out"
-        body = self.storage.get_bytes(output_key)
+        return JobHandle(
+            kind="batch",
+            name=job_name,
+            details={"output_key": output_key},
+            poll_seconds=self.aws.poll_seconds,
+        )
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """DescribeTransformJob in the job model's words (its FailureReason if it failed)."""
+        job = self.client.describe_transform_job(TransformJobName=handle.name)
+        status = job["TransformJobStatus"]
+        if status in RUNNING:
+            return JobStatus(JobState.RUNNING, status)
+        if status == "Completed":
+            return JobStatus(JobState.SUCCEEDED)
+        return JobStatus(JobState.FAILED, f"{status}: {job.get('FailureReason') or 'no reason given'}")
+
+    def results(self, version: ModelVersion, handle: JobHandle) -> Iterator[pd.DataFrame]:
+        """Stream the completed job's CSV output back in chunks.
+
+        Raises:
+            TransformFailedError: the job did not complete.
+        """
+        status = self.status(handle)
+        if status.state is not JobState.SUCCEEDED:
+            raise TransformFailedError(f"batch transform {handle.name} ended {status.reason}")
+        body = self.storage.get_bytes(handle.details["output_key"])
         types = {
             name: "float64" if kind == "float" else "str"
             for name, kind in self.spec.prediction_columns().items()

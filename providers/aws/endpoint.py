@@ -26,7 +26,7 @@ from providers.aws.names import sagemaker_name
 from providers.aws.registry import SageMakerModelRegistry, group_name
 from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore
-from providers.base import Deployment, ModelVersion
+from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,13 @@ class SageMakerEndpoint:
             deployed_at=changed.isoformat() if hasattr(changed, "isoformat") else str(changed or ""),
         )
 
-    def deploy(self, version: ModelVersion) -> Deployment:
-        """Serve ``version``: create or update the endpoint in place; wait until it is InService."""
+    def start_rollout(self, version: ModelVersion) -> JobHandle:
+        """Create or update the endpoint with the version's config (no wait).
+
+        ``UpdateEndpoint`` is SageMaker's blue/green: the new fleet comes up beside the old one,
+        takes the traffic, and only then is the old one retired; if the new fleet fails, the
+        endpoint keeps serving the old config.
+        """
         with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
             self.registry.fetch_artifact(version, tmp)  # refuses a tampered artifact before deploying
         config = self._ensure_config(self.ensure_model(version))
@@ -166,23 +171,46 @@ class SageMakerEndpoint:
         if endpoint is None:
             log.info("Creating endpoint %s with %s", name, config)
             self.client.create_endpoint(EndpointName=name, EndpointConfigName=config)
-        elif endpoint["EndpointConfigName"] != config:
+        elif endpoint["EndpointConfigName"] != config or endpoint["EndpointStatus"] == "Failed":
             log.info("Updating endpoint %s: %s -> %s", name, endpoint["EndpointConfigName"], config)
             self.client.update_endpoint(EndpointName=name, EndpointConfigName=config)
-        self._wait_in_service(name)
+        return JobHandle(
+            kind="rollout",
+            name=name,
+            details={"model_name": version.model_name, "config": config},
+            poll_seconds=self.aws.poll_seconds,
+        )
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """DescribeEndpoint in the job model's words: ended once the rollout's config is InService.
+
+        A failed update leaves the endpoint InService on its old config with a FailureReason.
+        """
+        endpoint = self.client.describe_endpoint(EndpointName=handle.name)
+        status, config = endpoint["EndpointStatus"], endpoint["EndpointConfigName"]
+        reason = endpoint.get("FailureReason") or ""
+        if status in ("Creating", "Updating", "SystemUpdating"):
+            return JobStatus(JobState.RUNNING, status)
+        if status == "InService" and config == handle.details["config"]:
+            return JobStatus(JobState.SUCCEEDED)
+        return JobStatus(
+            JobState.FAILED,
+            f"endpoint {handle.name} is {status} on {config}, not on {handle.details['config']}: "
+            f"{reason or 'no reason given'}",
+        )
+
+    def finish_rollout(self, version: ModelVersion, handle: JobHandle) -> Deployment:
+        """What the endpoint serves after the rollout ended.
+
+        Raises:
+            EndpointUnavailableError: the rollout did not bring ``version`` InService.
+        """
+        status = self.status(handle)
+        if status.state is not JobState.SUCCEEDED:
+            raise EndpointUnavailableError(f"endpoint {handle.name} did not come InService: {status.reason}")
         deployment = self.current(version.model_name)
         assert deployment is not None
         return deployment
-
-    def _wait_in_service(self, name: str) -> None:
-        delay = max(1, min(self.aws.poll_seconds, 30))
-        try:
-            self.client.get_waiter("endpoint_in_service").wait(
-                EndpointName=name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, 3600 // delay)}
-            )
-        except Exception as exc:
-            status = (self.client.describe_endpoint(EndpointName=name) or {}).get("FailureReason", "")
-            raise EndpointUnavailableError(f"endpoint {name} did not come InService: {exc} {status}") from exc
 
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows as JSON; return ``{"model_version", "predictions"}``."""

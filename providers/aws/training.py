@@ -13,7 +13,6 @@ import json
 import logging
 import tarfile
 import tempfile
-import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.sourcedir import TRAIN_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore, split_s3_uri
-from providers.base import TrainingJobResult, TrainingJobSpec, TrainingSubmission
+from providers.base import JobHandle, JobState, JobStatus, TrainingJobResult, TrainingJobSpec
+from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
 
 log = logging.getLogger(__name__)
-OUTPUT_FILES = ("model.joblib", "metrics.json", "feature_names.json")
-SUCCESS_MARKER = "_SUCCESS"
 RUNNING = ("InProgress", "Stopping")
 ENDED_BADLY = ("Failed", "Stopped")
 MAX_ATTEMPTS = 3
@@ -58,18 +56,19 @@ class SageMakerTrainingJobs:
 
     # -- the contract ----------------------------------------------------------------------
 
-    def run(self, spec: TrainingJobSpec) -> TrainingJobResult:
-        """Submit the job, wait in this process, and collect it (for callers that cannot defer)."""
-        submission = self.submit(spec)
-        if not submission.finished:
-            self.wait(submission.job_name)
-        return self.collect(spec, submission)
+    def submit(self, spec: TrainingJobSpec) -> JobHandle:
+        """Start the week's job, or find it (running or completed) from an earlier try.
 
-    def submit(self, spec: TrainingJobSpec) -> TrainingSubmission:
-        """Start the week's job, or find it (running or completed) from an earlier try."""
-        if self.storage.exists(f"{spec.output_prefix}/{SUCCESS_MARKER}"):
-            marker = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/{SUCCESS_MARKER}"))
-            return TrainingSubmission(marker.get("job_name", spec.job_name), finished=True, reused=True)
+        A failed or stopped attempt keeps its name, so the next one is ``<name>-a2``.
+
+        Raises:
+            FileNotFoundError: the job's input is not in S3.
+            TrainingFailedError: every attempt failed.
+        """
+        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
+        if self.storage.exists(marker_key):
+            marker = json.loads(self.storage.get_bytes(marker_key))
+            return self._handle(marker.get("job_name", spec.job_name), reused=True)
         for key in (spec.train_data_key, spec.validation_data_key):
             if not self.storage.exists(key):
                 raise FileNotFoundError(
@@ -77,7 +76,7 @@ class SageMakerTrainingJobs:
                 )
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = attempt_name(spec.job_name, attempt)
-            status = self.status(name)
+            status = self._job_status(name)
             if status is None:
                 request = self.request(spec, name)
                 log.info(
@@ -88,48 +87,46 @@ class SageMakerTrainingJobs:
                     " (managed spot)" if request["EnableManagedSpotTraining"] else "",
                 )
                 self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
-                status = self.status(name) or "InProgress"
-                return TrainingSubmission(name, finished=status not in RUNNING, reused=False)
+                return self._handle(name, reused=False)
             if status in ENDED_BADLY:
                 log.warning("Training job %s ended %s: the next attempt gets a new name", name, status)
                 continue
             log.info("Training job %s exists (%s): reusing it", name, status)
-            return TrainingSubmission(name, finished=status not in RUNNING, reused=True)
+            return self._handle(name, reused=True)
         raise TrainingFailedError(
             f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the failure reasons of "
             f"{attempt_name(spec.job_name, 1)}, {attempt_name(spec.job_name, 2)} ... in the SageMaker "
             "console and fix the cause"
         )
 
-    def trigger(self, submission: TrainingSubmission) -> Any:
-        """The trigger that fires when the job ends (polls DescribeTrainingJob from the triggerer)."""
-        from providers.aws.triggers import SageMakerJobTrigger
+    def status(self, handle: JobHandle) -> JobStatus:
+        """DescribeTrainingJob's status in the job model's words (its FailureReason if it failed)."""
+        job = self.hook.describe_training_job(handle.name)
+        status = job["TrainingJobStatus"]
+        if status in RUNNING:
+            return JobStatus(JobState.RUNNING, f"{status} ({job.get('SecondaryStatus', '')})")
+        if status == "Completed":
+            return JobStatus(JobState.SUCCEEDED)
+        return JobStatus(JobState.FAILED, f"{status}: {job.get('FailureReason') or 'no reason given'}")
 
-        return SageMakerJobTrigger(
-            job_name=submission.job_name,
-            job_type="training",
-            aws_conn_id=self.aws.conn_id,
-            poll_seconds=self.aws.poll_seconds,
-        )
-
-    def collect(self, spec: TrainingJobSpec, submission: TrainingSubmission) -> TrainingJobResult:
+    def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
         """Unpack the job's model.tar.gz into ``spec.output_prefix`` (the marker last)."""
         marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
         if not self.storage.exists(marker_key):
-            job = self.hook.describe_training_job(submission.job_name)
+            job = self.hook.describe_training_job(handle.name)
             status = job["TrainingJobStatus"]
             if status != "Completed":
                 raise TrainingFailedError(
-                    f"SageMaker training job {submission.job_name} ended {status}: "
+                    f"SageMaker training job {handle.name} ended {status}: "
                     f"{job.get('FailureReason', 'no reason given')}; the task's retry starts a new attempt"
                 )
             artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
-            with tempfile.TemporaryDirectory(prefix=f"{submission.job_name}-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=f"{handle.name}-") as tmp:
                 folder = self._unpack(artifact, Path(tmp))
                 for name in OUTPUT_FILES:
                     self.storage.put_file(f"{spec.output_prefix}/{name}", folder / name)
             marker = {
-                "job_name": submission.job_name,
+                "job_name": handle.name,
                 "job_arn": job.get("TrainingJobArn"),
                 "artifact": artifact,
                 "billable_seconds": job.get("BillableTimeInSeconds"),
@@ -143,8 +140,13 @@ class SageMakerTrainingJobs:
             job_name=spec.job_name,
             model_key=f"{spec.output_prefix}/model.joblib",
             metrics=metrics,
-            reused=submission.reused,
+            reused=bool(handle.details.get("reused")),
             details={"backend": "sagemaker", **marker},
+        )
+
+    def _handle(self, name: str, reused: bool) -> JobHandle:
+        return JobHandle(
+            kind="training", name=name, details={"reused": reused}, poll_seconds=self.aws.poll_seconds
         )
 
     # -- SageMaker -------------------------------------------------------------------------
@@ -211,26 +213,14 @@ class SageMakerTrainingJobs:
             "InputMode": "File",
         }
 
-    def status(self, job_name: str) -> str | None:
-        """The job's status, or None if there is no job of that name."""
+    def _job_status(self, job_name: str) -> str | None:
+        """The job's SageMaker status, or None if there is no job of that name."""
         try:
             return self.hook.describe_training_job(job_name)["TrainingJobStatus"]
         except Exception as exc:
             if error_code(exc) in ("ValidationException", "ResourceNotFound"):
                 return None
             raise
-
-    def wait(self, job_name: str, timeout_seconds: float | None = None) -> str:
-        """Poll until the job ends (only for callers that cannot defer); return its status."""
-        timeout = timeout_seconds or self.aws.training.max_wait_seconds + 3600
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.status(job_name) or "InProgress"
-            if status not in RUNNING:
-                return status
-            if time.monotonic() > deadline:
-                raise TrainingFailedError(f"training job {job_name} still {status} after {timeout:.0f} s")
-            time.sleep(self.aws.poll_seconds)
 
     def _unpack(self, artifact_uri: str, folder: Path) -> Path:
         bucket, key = split_s3_uri(artifact_uri)

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
-from providers.base import Deployment, ModelRegistry, ModelVersion, ObjectStore
+from providers.base import (
+    Deployment,
+    JobHandle,
+    JobState,
+    JobStatus,
+    ModelRegistry,
+    ModelVersion,
+    ObjectStore,
+)
 from providers.local import atomic
 
 
@@ -50,11 +58,19 @@ class LocalHttpEndpoint:
             deployed_at=record["deployed_at"],
         )
 
-    def deploy(self, version: ModelVersion) -> Deployment:
-        """Point the endpoint at ``version`` (no-op if it already serves it)."""
+    def start_rollout(self, version: ModelVersion) -> JobHandle:
+        """Point the endpoint at ``version`` now (no-op if it already serves it).
+
+        The running server reads the record on its next request: there is nothing to wait for.
+        """
+        handle = JobHandle(
+            kind="rollout",
+            name=f"local-{version.model_name}",
+            details={"model_name": version.model_name, "version": version.version},
+        )
         existing = self.current(version.model_name)
         if existing is not None and existing.version == version.version:
-            return existing
+            return handle
         target_dir = self.models / version.model_name / version.version
         artifact = self.registry.fetch_artifact(version, target_dir)  # checks the sha256
         record = {
@@ -65,6 +81,27 @@ class LocalHttpEndpoint:
             "deployed_at": datetime.now(UTC).isoformat(),
         }
         atomic.write_bytes(self._record_path(version.model_name), json.dumps(record, indent=2).encode())
+        return handle
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """Succeeded when the deployment record names the rollout's version."""
+        served = self.current(handle.details["model_name"])
+        if served is not None and served.version == handle.details["version"]:
+            return JobStatus(JobState.SUCCEEDED)
+        found = f"v{served.version}" if served else "nothing"
+        return JobStatus(
+            JobState.FAILED, f"the deployment record names {found}, not v{handle.details['version']}"
+        )
+
+    def finish_rollout(self, version: ModelVersion, handle: JobHandle) -> Deployment:
+        """The deployment of ``version`` (the record was written by ``start_rollout``).
+
+        Raises:
+            EndpointUnavailableError: the record names another version (a concurrent deploy).
+        """
+        status = self.status(handle)
+        if status.state is not JobState.SUCCEEDED:
+            raise EndpointUnavailableError(status.reason)
         deployment = self.current(version.model_name)
         assert deployment is not None
         return deployment

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from include.config import PROJECT_ROOT
 from include.errors import DeterministicError, MLOpsError
-from providers.base import ObjectStore, TrainingJobResult, TrainingJobSpec
+from providers.base import JobHandle, JobState, JobStatus, ObjectStore, TrainingJobResult, TrainingJobSpec
+from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
 
 log = logging.getLogger(__name__)
 TRAIN_SCRIPT = PROJECT_ROOT / "include" / "ml" / "train.py"
-OUTPUT_FILES = ("model.joblib", "metrics.json", "feature_names.json")
-SUCCESS_MARKER = "_SUCCESS"
 
 
 class TrainingFailedError(MLOpsError):
@@ -42,12 +41,12 @@ class SubprocessTrainingJobs:
         self.storage = storage
         self.timeout_seconds = timeout_seconds
 
-    def run(self, spec: TrainingJobSpec) -> TrainingJobResult:
-        """Run the job, or return the finished job's result."""
+    def submit(self, spec: TrainingJobSpec) -> JobHandle:
+        """Run the job to its end in a child process (or find its output); return its handle."""
         marker = f"{spec.output_prefix}/{SUCCESS_MARKER}"
         if self.storage.exists(marker):
             log.info("Training job %s already finished: reusing its output", spec.job_name)
-            return self._result(spec, reused=True)
+            return self._handle(spec, reused=True)
         n_jobs = int(spec.hardware.get("n_jobs", 1))
         with tempfile.TemporaryDirectory(prefix=f"{spec.job_name}-") as tmp:
             work = Path(tmp)
@@ -71,7 +70,35 @@ class SubprocessTrainingJobs:
             for name in OUTPUT_FILES:
                 self.storage.put_file(f"{spec.output_prefix}/{name}", model_dir / name)
             self.storage.put_bytes(marker, json.dumps({"job_name": spec.job_name}).encode())
-        return self._result(spec, reused=False)
+        return self._handle(spec, reused=False)
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """Succeeded once the job's output has its marker (``submit`` runs the job to its end)."""
+        if self.storage.exists(f"{handle.details['output_prefix']}/{SUCCESS_MARKER}"):
+            return JobStatus(JobState.SUCCEEDED)
+        return JobStatus(
+            JobState.FAILED,
+            f"the job left no {SUCCESS_MARKER} marker under {handle.details['output_prefix']}",
+        )
+
+    def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
+        """The finished job's model and metrics (already in storage under ``spec.output_prefix``)."""
+        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
+        return TrainingJobResult(
+            job_name=spec.job_name,
+            model_key=f"{spec.output_prefix}/model.joblib",
+            metrics=metrics,
+            reused=bool(handle.details.get("reused")),
+            details={"backend": "subprocess", "script": "include/ml/train.py"},
+        )
+
+    @staticmethod
+    def _handle(spec: TrainingJobSpec, reused: bool) -> JobHandle:
+        return JobHandle(
+            kind="training",
+            name=spec.job_name,
+            details={"output_prefix": spec.output_prefix, "reused": reused},
+        )
 
     def _stream(self, command: list[str], env: dict[str, str], job_name: str) -> None:
         """Run the command, copying its output into the task log line by line."""
@@ -93,13 +120,3 @@ class SubprocessTrainingJobs:
             raise TrainingInputError(f"training job {job_name} refused its input: {errors[-1]}")
         if code != 0:
             raise TrainingFailedError(f"training job {job_name} exited with code {code}; see the lines above")
-
-    def _result(self, spec: TrainingJobSpec, reused: bool) -> TrainingJobResult:
-        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
-        return TrainingJobResult(
-            job_name=spec.job_name,
-            model_key=f"{spec.output_prefix}/model.joblib",
-            metrics=metrics,
-            reused=reused,
-            details={"backend": "subprocess", "script": "include/ml/train.py"},
-        )

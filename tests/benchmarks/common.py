@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from providers.jobs import deploy
+
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).resolve().parent / "children.py"
 MIB = 1024 * 1024
@@ -163,7 +165,7 @@ def register_production_model(config: Path, train_rows: int = 20_000, max_iter: 
         tags={"week": "2030-W01"},
     )
     provider.registry.set_alias(ctx.model_name, "production", version.version, "benchmark", "benchmark")
-    provider.endpoint.deploy(version)
+    deploy(provider.endpoint, version)
     return version
 
 

@@ -41,6 +41,7 @@ from providers.base import (
     TrainingJobSpec,
     Warehouse,
 )
+from providers.jobs import deploy, run_training, score
 from providers.ledger import AliasLedger
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
@@ -433,7 +434,7 @@ class TrainingContract:
     def finished(self, training, training_store):
         name = f"contract-{uuid.uuid4().hex[:8]}"
         spec = training_spec(name, *training_inputs(training_store, f"training/{name}"))
-        return spec, training.run(spec)
+        return spec, run_training(training, spec)
 
     def test_is_training_jobs(self, training):
         assert isinstance(training, TrainingJobs)
@@ -462,7 +463,7 @@ class TrainingContract:
     def test_a_second_run_reuses_the_finished_job(self, training, training_store, finished):
         spec, first = finished
         before = training_store.get_bytes(first.model_key)
-        again = training.run(spec)
+        again = run_training(training, spec)
         assert again.reused and again.metrics == first.metrics
         assert training_store.get_bytes(again.model_key) == before
 
@@ -471,7 +472,7 @@ class TrainingContract:
             f"contract-missing-{uuid.uuid4().hex[:6]}", "nowhere/train.parquet", "nowhere/v.parquet"
         )
         with pytest.raises(FileNotFoundError):
-            training.run(spec)
+            run_training(training, spec)
 
 
 # --------------------------------------------------------------------------------------------
@@ -794,14 +795,14 @@ class EndpointContract(_Models):
 
     def test_deploy_invoke_and_move_in_place(self, endpoint, registry, versions, tmp_path):
         rows = smoke_rows()
-        first = endpoint.deploy(versions[0])
+        first = deploy(endpoint, versions[0])
         assert first.version == "1" and endpoint.current(versions[0].model_name).version == "1"
         answer = endpoint.invoke(versions[0].model_name, rows)
         assert str(answer["model_version"]) == "1"
         assert answer["predictions"] == pytest.approx(
             expected_scores(registry, versions[0], rows, tmp_path / "1")
         )
-        second = endpoint.deploy(versions[1])
+        second = deploy(endpoint, versions[1])
         assert second.version == "2" and second.endpoint_name == first.endpoint_name
         answer = endpoint.invoke(versions[1].model_name, rows)
         assert str(answer["model_version"]) == "2"
@@ -809,20 +810,20 @@ class EndpointContract(_Models):
             expected_scores(registry, versions[1], rows, tmp_path / "2")
         )
         # back to the first (what a rollback does)
-        assert endpoint.deploy(versions[0]).version == "1"
+        assert deploy(endpoint, versions[0]).version == "1"
         assert str(endpoint.invoke(versions[0].model_name, rows)["model_version"]) == "1"
 
     def test_deploy_of_the_served_version_is_idempotent(self, endpoint, versions):
-        endpoint.deploy(versions[1])
-        again = endpoint.deploy(versions[1])
+        deploy(endpoint, versions[1])
+        again = deploy(endpoint, versions[1])
         assert again.version == "2" and endpoint.current(versions[1].model_name).version == "2"
 
     def test_a_tampered_version_is_not_deployed(self, endpoint, registry, artifacts, tamper, versions):
-        endpoint.deploy(versions[0])
+        deploy(endpoint, versions[0])
         bad = self.register(registry, versions[0].model_name, unique("bad"), artifacts)
         tamper(bad)
         with pytest.raises(ArtifactIntegrityError):
-            endpoint.deploy(bad)
+            deploy(endpoint, bad)
         assert endpoint.current(versions[0].model_name).version == "1"  # still the old one
 
 
@@ -848,7 +849,7 @@ class BatchContract(_Models):
 
         key, frame = scored_input
         version = self.register(registry, unique("batch"), "a", artifacts)
-        out = pd.concat(list(batch.score(version, key)), ignore_index=True)
+        out = pd.concat(list(score(batch, version, key)), ignore_index=True)
         assert list(out.columns) == ["customer_id", "churn_probability", "churn_class"]
         assert set(out["churn_class"]) <= {"0", "1"}
         assert sorted(out["customer_id"].astype(str)) == sorted(frame[ID_COLUMN].astype(str))
@@ -865,9 +866,9 @@ class BatchContract(_Models):
         version = self.register(registry, unique("batch"), "a", artifacts)
         tamper(version)
         with pytest.raises(ArtifactIntegrityError):
-            list(batch.score(version, scored_input[0]))
+            list(score(batch, version, scored_input[0]))
 
     def test_a_missing_input_raises(self, batch, registry, artifacts):
         version = self.register(registry, unique("batch"), "a", artifacts)
         with pytest.raises(FileNotFoundError):
-            list(batch.score(version, "validated/nowhere/data.parquet"))
+            list(score(batch, version, "validated/nowhere/data.parquet"))

@@ -16,16 +16,19 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from emulators import REGION, ROLE_ARN, wait_for
+from emulators import REGION, ROLE_ARN, aws_sections, wait_for
+from helpers import write_config
 
 from contract.suites import training_inputs, training_spec
-from contract.test_aws import aws_settings
+from contract.test_aws import BUCKET, aws_settings
+from include.config import load_settings
 from include.errors import ConfigError, ParamError
 from providers.aws.config import AwsSettings, TrainingProfile, sklearn_image
 from providers.aws.storage import S3ObjectStore
 from providers.aws.training import SageMakerTrainingJobs, TrainingFailedError
-from providers.aws.triggers import SageMakerJobTrigger
 from providers.aws.warehouse import RedshiftDataApiWarehouse, SqlWarehouse, sql_literal
+from providers.base import JobState
+from providers.jobs import ProviderJobTrigger, wait
 
 
 @pytest.fixture
@@ -70,13 +73,13 @@ def test_a_rerun_finds_the_job_instead_of_starting_another(jobs):
     training, storage, stand_in = jobs
     spec = _spec(storage)
     first = training.submit(spec)
-    assert (first.job_name, first.reused) == (spec.job_name, False)
+    assert (first.name, first.details["reused"]) == (spec.job_name, False)
     again = training.submit(spec)  # while it runs: found, not started twice
-    assert again.job_name == spec.job_name and again.reused
-    training.wait(spec.job_name, timeout_seconds=300)
+    assert again.name == spec.job_name and again.details["reused"]
+    assert wait(training, again, timeout_seconds=300).state is JobState.SUCCEEDED
     result = training.collect(spec, again)
     assert result.metrics["validation_roc_auc"] > 0.5
-    assert training.submit(spec).reused  # after collection: the output marker answers
+    assert training.submit(spec).details["reused"]  # after collection: the output marker answers
     names = [r["training_job_name"] for r in stand_in.requests_of("CreateTrainingJob")]
     assert names.count(spec.job_name) == 1
 
@@ -86,37 +89,39 @@ def test_a_failed_job_raises_with_its_reason_and_the_retry_is_a_new_attempt(jobs
     spec = _spec(storage)
     stand_in.fail_training = spec.job_name  # its attempts fail too (fast: bad input to train.py)
     try:
-        submission = training.submit(spec)
-        assert training.wait(submission.job_name, timeout_seconds=300) == "Failed"
+        handle = training.submit(spec)
+        status = wait(training, handle, timeout_seconds=300)
+        assert status.state is JobState.FAILED and "AlgorithmError" in status.reason
         with pytest.raises(TrainingFailedError, match="AlgorithmError"):
-            training.collect(spec, submission)
+            training.collect(spec, handle)
         retry = training.submit(spec)
-        assert retry.job_name == f"{spec.job_name}-a2" and not retry.reused
-        assert training.wait(retry.job_name, timeout_seconds=300) == "Failed"
+        assert retry.name == f"{spec.job_name}-a2" and not retry.details["reused"]
+        assert wait(training, retry, timeout_seconds=300).state is JobState.FAILED
     finally:
         stand_in.fail_training = None
 
 
-def test_the_trigger_reports_the_end_of_the_job_and_serializes(jobs):
+def test_the_trigger_reports_the_end_of_the_job_and_serializes(jobs, tmp_path):
+    """The one trigger of every provider, rebuilt from its serialized form as the triggerer does."""
     training, storage, stand_in = jobs
     spec = _spec(storage)
     stand_in.fail_training = spec.job_name  # a job that ends quickly; the event carries the reason
     try:
-        submission = training.submit(spec)
+        handle = training.submit(spec)
     finally:
         stand_in.fail_training = None
-    trigger = training.trigger(submission)
-    path, kwargs = trigger.serialize()
-    assert path == "providers.aws.triggers.SageMakerJobTrigger"
-    rebuilt = SageMakerJobTrigger(**kwargs)
+    settings = load_settings(write_config(tmp_path, **aws_sections(BUCKET)))
+    path, kwargs = ProviderJobTrigger.for_job(settings, handle).serialize()
+    assert path == "providers.jobs.ProviderJobTrigger"
+    rebuilt = ProviderJobTrigger(**json.loads(json.dumps(kwargs)))  # what the triggerer stores
 
     async def first_event():
         async for event in rebuilt.run():
             return event.payload
 
     payload = asyncio.run(asyncio.wait_for(first_event(), timeout=300))
-    assert payload["job_name"] == spec.job_name and payload["status"] == "Failed"
-    assert "AlgorithmError" in payload["failure_reason"]
+    assert payload["handle"]["name"] == spec.job_name and payload["state"] == "failed"
+    assert "AlgorithmError" in payload["reason"]
 
 
 def test_a_missing_input_is_refused_before_submitting(jobs):

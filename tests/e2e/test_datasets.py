@@ -47,6 +47,8 @@ from helpers import (
     write_config,
 )
 
+from providers.jobs import deploy
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 ROWS_PER_WEEK = 320
 NOISE = 0.02  # multiplicative noise on resampled numeric values (keeps their sign)
@@ -519,7 +521,7 @@ def test_a_model_is_refused_under_a_spec_that_adds_a_feature(tmp_path: Path) -> 
 
     # the endpoint serving the wide spec refuses the deployed model, naming the feature
     endpoint = ctx.provider.endpoint
-    endpoint.deploy(ctx.provider.registry.get_alias(ctx.model_name, "production"))
+    deploy(endpoint, ctx.provider.registry.get_alias(ctx.model_name, "production"))
     rows = request_records(read_validated(ctx, week).head(2), wide_ctx.settings.dataset)
     with TestClient(create_app(endpoint.deployments, spec=wide_ctx.settings.dataset)) as client:
         response = client.post(f"/models/{ctx.model_name}/predict", json={"rows": rows})

@@ -35,7 +35,7 @@ TRAIN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-lea
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
     """Run the pipeline for three weeks on the AWS provider; spy on the deferred waits."""
-    from providers.aws.triggers import SageMakerJobTrigger
+    from providers.jobs import ProviderJobTrigger
 
     server, stand_in, _ = aws_env
     # the connection the tasks resolve carries a secret of this run as its password (moto takes
@@ -68,14 +68,14 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
     os.environ["MLOPS_CONFIG"] = str(config)
     _clear_runs()
     deferred: list[str] = []
-    original_run = SageMakerJobTrigger.run
+    original_run = ProviderJobTrigger.run
 
     async def spy(self):  # records which job waits went through the trigger, then waits for real
-        deferred.append(self.job_name)
+        deferred.append((self.handle["kind"], self.handle["name"]))
         async for event in original_run(self):
             yield event
 
-    SageMakerJobTrigger.run = spy
+    ProviderJobTrigger.run = spy
     start = len(stand_in.requests)
     try:
         from include.config import load_settings
@@ -87,7 +87,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
         yield {"runs": runs, "ctx": ctx, "stand_in": stand_in, "start": start, "deferred": deferred,
                "server": server, "secret": secret, "output": output}  # fmt: skip
     finally:
-        SageMakerJobTrigger.run = original_run
+        ProviderJobTrigger.run = original_run
         os.environ.pop("MLOPS_CONFIG", None)
         os.environ[conn_var] = saved_conn
 
@@ -173,7 +173,8 @@ def test_training_jobs_were_submitted_as_configured_and_waited_on_by_the_trigger
     jobs = _requests(loop, "CreateTrainingJob")
     assert len(jobs) == len(WEEKS)
     names = [job["training_job_name"] for job in jobs]
-    assert loop["deferred"] == names  # every wait deferred: no worker slot held
+    # every wait deferred: no worker slot held while SageMaker trains
+    assert [name for kind, name in loop["deferred"] if kind == "training"] == names
     storage = loop["ctx"].provider.storage
     for week, job in zip(WEEKS, jobs, strict=True):
         assert job["training_job_name"].startswith(f"churn-{week.lower()}-")
@@ -236,6 +237,9 @@ def test_the_endpoint_serves_production_from_the_inference_profile(loop) -> None
     assert len(_requests(loop, "CreateEndpoint")) == 1  # by the first deploy, then updated in place
     moves = len(ctx.provider.registry.alias_history(ctx.model_name, "production"))
     assert len(_requests(loop, "UpdateEndpoint")) == moves - 1
+    # each rollout (the endpoint Creating / Updating) was waited on in the triggerer
+    rollouts = [name for kind, name in loop["deferred"] if kind == "rollout"]
+    assert rollouts == [ctx.provider.endpoint.endpoint_name(ctx.model_name)] * moves
 
 
 def test_batch_transform_predictions_in_the_warehouse(loop) -> None:
@@ -243,6 +247,10 @@ def test_batch_transform_predictions_in_the_warehouse(loop) -> None:
     warehouse = ctx.provider.warehouse
     transforms = _requests(loop, "CreateTransformJob")
     assert len(transforms) == len(WEEKS)
+    # each transform job was waited on in the triggerer, not in a worker slot
+    assert [name for kind, name in loop["deferred"] if kind == "batch"] == [
+        t["transform_job_name"] for t in transforms
+    ]
     for week in WEEKS:
         predictions = warehouse.read_rows("predictions", {"week": week})
         validated = warehouse.read_rows("validation_results", {"week": week})

@@ -23,6 +23,8 @@ import uuid
 
 import pytest
 
+from providers.jobs import deploy, run_training, score
+
 pytestmark = [pytest.mark.live_aws, pytest.mark.timeout(3600)]
 
 
@@ -55,9 +57,9 @@ def test_a_small_real_training_registration_and_batch_transform(provider, tmp_pa
 
     name = f"churn-live-{uuid.uuid4().hex[:8]}"
     spec = training_spec(name, *training_inputs(provider.storage, f"training/{name}", rows=400))
-    result = provider.training.run(spec)  # a real SageMaker job; waits in this process
+    result = run_training(provider.training, spec)  # a real SageMaker job; waits in this process
     assert 0.5 < result.metrics["validation_roc_auc"] <= 1.0
-    assert provider.training.run(spec).reused  # the same name finds the finished job
+    assert run_training(provider.training, spec).reused  # the same name finds the finished job
 
     registry = provider.registry
     version = registry.register("churn_live", result.model_key, registry_key=name, metrics=result.metrics,
@@ -70,13 +72,13 @@ def test_a_small_real_training_registration_and_batch_transform(provider, tmp_pa
 
     key = "validated/live/data.parquet"
     provider.storage.put_bytes(key, write_parquet_bytes(generate_week("2026-W10", 200, seed=10)))
-    scored = list(provider.batch.score(version, key))
+    scored = list(score(provider.batch, version, key))
     assert sum(len(chunk) for chunk in scored) == 200
 
     if os.environ.get("MLOPS_LIVE_AWS_ENDPOINT") == "1":
         endpoint = provider.endpoint
         try:
-            endpoint.deploy(version)
+            deploy(endpoint, version)
             answer = endpoint.invoke("churn_live", smoke_rows(3))
             assert str(answer["model_version"]) == version.version and len(answer["predictions"]) == 3
         finally:

@@ -26,6 +26,7 @@ from include.demo.spec import CATEGORIES, DEMO_SPEC, ID_COLUMN, NUMERIC_RANGES, 
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week
 from include.serving.app import MAX_ROWS_PER_REQUEST, create_app, request_model
+from providers.jobs import deploy, score
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint
 from providers.local.registry import MlflowModelRegistry
@@ -84,7 +85,7 @@ def endpoint(root, registry, server) -> LocalHttpEndpoint:
 
 @pytest.fixture(scope="module")
 def deployed(endpoint, version):
-    return endpoint.deploy(version)
+    return deploy(endpoint, version)
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +360,7 @@ def test_tampered_registry_artifact_is_refused_by_deploy_and_batch(root, registr
     before = record.read_bytes()
 
     with pytest.raises(ArtifactIntegrityError, match="sha256"):
-        endpoint.deploy(tampered)
+        deploy(endpoint, tampered)
     assert record.read_bytes() == before  # still the old deployment
     assert endpoint.current(MODEL).version == deployed.version
 
@@ -367,9 +368,9 @@ def test_tampered_registry_artifact_is_refused_by_deploy_and_batch(root, registr
     registry.storage.put_bytes("scoring/input.parquet", frame.to_parquet())
     scorer = ChunkedBatchScorer(registry.storage, registry)
     with pytest.raises(ArtifactIntegrityError, match="sha256"):
-        next(iter(scorer.score(tampered, "scoring/input.parquet")))
+        next(iter(score(scorer, tampered, "scoring/input.parquet")))
     # the untampered version still scores
-    chunks = list(scorer.score(deployed_version(registry, deployed), "scoring/input.parquet"))
+    chunks = list(score(scorer, deployed_version(registry, deployed), "scoring/input.parquet"))
     assert sum(len(c) for c in chunks) == 50
 
 
@@ -381,7 +382,7 @@ def test_server_refuses_an_artifact_tampered_after_deploy(root, registry, endpoi
     # version A is loaded by the server; deploy B, then tamper B's copy in the endpoint folder
     assert endpoint.invoke(MODEL, rows[:2])["model_version"] == deployed.version
     b = _register(root, registry, "b", seed=2)
-    endpoint.deploy(b)
+    deploy(endpoint, b)
     artifact = Path(json.loads(endpoint._record_path(MODEL).read_text())["artifact_path"])
     _tamper(artifact)
 
@@ -394,7 +395,7 @@ def test_server_refuses_an_artifact_tampered_after_deploy(root, registry, endpoi
 
     # a redeploy of the good version serves again, without a restart
     pid = server.process.pid
-    endpoint.deploy(deployed_version(registry, deployed))
+    deploy(endpoint, deployed_version(registry, deployed))
     answer = _post(server, {"rows": rows[:2]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_version"] == deployed.version

@@ -343,6 +343,7 @@ def test_ingest_killed_while_writing_a_data_version(
 
 def test_training_process_killed_mid_job(main: Root, tmp_path: Path) -> None:
     from providers.base import TrainingJobSpec
+    from providers.jobs import run_training
     from providers.local.storage import LocalObjectStore
     from providers.local.training import SubprocessTrainingJobs, TrainingFailedError
 
@@ -377,7 +378,7 @@ def test_training_process_killed_mid_job(main: Root, tmp_path: Path) -> None:
         hardware=json.loads(run["hardware"].iloc[0]),
         dataset_spec=DEMO_SPEC.to_json(),
     )
-    expected = SubprocessTrainingJobs(clean).run(spec)
+    expected = run_training(SubprocessTrainingJobs(clean), spec)
     assert not expected.reused
 
     def model_metrics(metrics: dict[str, Any]) -> dict[str, Any]:  # wall-clock time aside
@@ -403,15 +404,15 @@ def _fail_after_first_chunk(monkeypatch: pytest.MonkeyPatch, action: Any) -> Non
     """Make the batch scorer run ``action(first_chunk)`` after yielding its first chunk."""
     from providers.local.batch import ChunkedBatchScorer
 
-    original = ChunkedBatchScorer.score
+    original = ChunkedBatchScorer.results
 
-    def score(self: Any, version: Any, input_key: str) -> Any:
-        for chunk in original(self, version, input_key):
+    def results(self: Any, version: Any, handle: Any) -> Any:
+        for chunk in original(self, version, handle):
             yield chunk.iloc[: len(chunk) // 2]
             action()
             yield chunk.iloc[len(chunk) // 2 :]
 
-    monkeypatch.setattr(ChunkedBatchScorer, "score", score)
+    monkeypatch.setattr(ChunkedBatchScorer, "results", results)
 
 
 def test_batch_scoring_interrupted_keeps_the_old_partition(

@@ -11,6 +11,7 @@ from include.demo.spec import ID_COLUMN, PREDICTION_COLUMN
 from include.errors import ArtifactIntegrityError
 from include.ml.sample_data import generate_week, write_parquet_bytes
 from providers.base import BatchScorer, ModelVersion
+from providers.jobs import score
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
@@ -45,7 +46,7 @@ def test_is_a_batch_scorer(setup):
 
 def test_scores_every_row_once_in_chunks(setup, version):
     registry, model, frame = setup
-    chunks = list(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000).score(version, INPUT_KEY))
+    chunks = list(score(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000), version, INPUT_KEY))
     assert [len(chunk) for chunk in chunks] == [1000, 1000, 500]
     for chunk in chunks:
         assert list(chunk.columns) == [ID_COLUMN, PREDICTION_COLUMN, "churn_class"]
@@ -60,7 +61,7 @@ def test_scores_every_row_once_in_chunks(setup, version):
 
 def test_default_chunk_size_gives_one_chunk(setup, version):
     registry, model, frame = setup
-    chunks = list(ChunkedBatchScorer(registry.storage, registry).score(version, INPUT_KEY))
+    chunks = list(score(ChunkedBatchScorer(registry.storage, registry), version, INPUT_KEY))
     assert len(chunks) == 1 and len(chunks[0]) == 2500
 
 
@@ -70,16 +71,18 @@ def test_a_tampered_artifact_is_refused_before_scoring(setup):
     artifact = Path(unquote(urlparse(other.artifact_uri).path)) / "model.joblib"
     artifact.write_bytes(artifact.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ArtifactIntegrityError):
-        next(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000).score(other, INPUT_KEY))
+        next(score(ChunkedBatchScorer(registry.storage, registry, chunk_rows=1000), other, INPUT_KEY))
 
 
 def test_a_missing_input_raises(setup, version):
     registry, _, _ = setup
     with pytest.raises(FileNotFoundError):
         list(
-            ChunkedBatchScorer(registry.storage, registry).score(
-                version, "validated/week=2026-W01/data.parquet"
+            score(
+                ChunkedBatchScorer(registry.storage, registry),
+                version,
+                "validated/week=2026-W01/data.parquet",
             )
         )
     with pytest.raises(ValueError):
-        list(ChunkedBatchScorer(registry.storage, registry).score(version, "../outside.parquet"))
+        list(score(ChunkedBatchScorer(registry.storage, registry), version, "../outside.parquet"))

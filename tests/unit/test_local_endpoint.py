@@ -14,6 +14,7 @@ from include.demo.spec import ID_COLUMN, RAW_FEATURES
 from include.ml.sample_data import generate_week
 from include.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST
 from providers.base import Deployment, ModelVersion, OnlineEndpoint
+from providers.jobs import deploy
 from providers.local.endpoint import EndpointUnavailableError, LocalHttpEndpoint
 from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
@@ -75,7 +76,7 @@ def rows() -> list[dict]:
 @pytest.fixture
 def deployed(endpoint, versions) -> Deployment:
     """Version A is deployed."""
-    return endpoint.deploy(versions["a"])
+    return deploy(endpoint, versions["a"])
 
 
 def _expected(model, rows) -> list[float]:
@@ -93,7 +94,7 @@ def test_deploy_and_hot_reload(endpoint, server, versions, models, rows):
     a, b = versions["a"], versions["b"]
     assert a.sha256 != b.sha256
 
-    deployment = endpoint.deploy(a)
+    deployment = deploy(endpoint, a)
     assert deployment.version == a.version and deployment.model_name == MODEL
     assert deployment.url == f"{server.url}/models/{MODEL}/predict"
     assert endpoint.current(MODEL) == deployment
@@ -104,10 +105,10 @@ def test_deploy_and_hot_reload(endpoint, server, versions, models, rows):
     assert all(0 <= p <= 1 for p in answer["predictions"])
 
     # deploying the version already served changes nothing
-    assert endpoint.deploy(a) == deployment
+    assert deploy(endpoint, a) == deployment
 
     pid = server.process.pid
-    deployment_b = endpoint.deploy(b)
+    deployment_b = deploy(endpoint, b)
     assert deployment_b.version == b.version
     answer = endpoint.invoke(MODEL, rows)
     assert answer["model_version"] == b.version  # picked up on the next request, no restart
@@ -119,7 +120,7 @@ def test_deploy_and_hot_reload(endpoint, server, versions, models, rows):
     assert info["version"] == b.version and info["sha256"] == b.sha256
 
     # and back (a rollback)
-    endpoint.deploy(a)
+    deploy(endpoint, a)
     assert endpoint.invoke(MODEL, rows)["model_version"] == a.version
 
 
@@ -243,8 +244,8 @@ def test_a_stale_temp_file_of_a_killed_deploy_is_removed(endpoint, deployed, ver
     os.utime(orphan, (old, old))
     fresh = endpoint.deployments / f".{MODEL}.json.live.tmp"  # a write in progress: kept
     fresh.write_text("{")
-    endpoint.deploy(versions["b"])
-    endpoint.deploy(versions["a"])
+    deploy(endpoint, versions["b"])
+    deploy(endpoint, versions["a"])
     assert not orphan.exists() and fresh.exists()
     fresh.unlink()
     assert endpoint.current(MODEL).version == deployed.version

@@ -10,6 +10,7 @@ from include.errors import DeterministicError
 from include.ml.sample_data import generate_week, write_parquet_bytes
 from include.ml.scoring import file_sha256, load_model
 from providers.base import TrainingJobResult, TrainingJobs, TrainingJobSpec
+from providers.jobs import run_training
 from providers.local.storage import LocalObjectStore
 from providers.local.training import (
     SUCCESS_MARKER,
@@ -64,7 +65,7 @@ def finished(storage) -> tuple[TrainingJobResult, float, list[str]]:
     logger.setLevel(logging.INFO)
     try:
         started = time.monotonic()
-        result = SubprocessTrainingJobs(storage).run(_spec("train-2026-W06-abc"))
+        result = run_training(SubprocessTrainingJobs(storage), _spec("train-2026-W06-abc"))
         seconds = time.monotonic() - started
     finally:
         logger.removeHandler(handler)
@@ -102,7 +103,7 @@ def test_a_second_run_reuses_the_finished_job(storage, finished):
     first, first_seconds, _ = finished
     model_sha = file_sha256(storage.path(first.model_key))
     started = time.monotonic()
-    again = SubprocessTrainingJobs(storage).run(_spec("train-2026-W06-abc"))
+    again = run_training(SubprocessTrainingJobs(storage), _spec("train-2026-W06-abc"))
     seconds = time.monotonic() - started
     assert again.reused is True
     assert again.metrics == first.metrics
@@ -127,7 +128,7 @@ def test_a_failing_training_script_raises_and_leaves_no_marker(storage, caplog):
     spec = _spec("train-broken", train_key="datasets/broken/train.parquet")
     with caplog.at_level(logging.INFO, logger="providers.local.training"):
         with pytest.raises(TrainingInputError, match="train-broken") as info:
-            SubprocessTrainingJobs(storage).run(spec)
+            run_training(SubprocessTrainingJobs(storage), spec)
     # bad input fails the same way on every try: deterministic (the task does not retry), and
     # the script's own reason is the message (a crash or a kill stays retryable)
     assert "refused its input: the data has no label column 'churned'" in str(info.value)
@@ -141,5 +142,5 @@ def test_a_failing_training_script_raises_and_leaves_no_marker(storage, caplog):
 def test_a_missing_input_raises_before_starting(storage):
     spec = _spec("train-missing-input", train_key="datasets/nothing/train.parquet")
     with pytest.raises(FileNotFoundError):
-        SubprocessTrainingJobs(storage).run(spec)
+        run_training(SubprocessTrainingJobs(storage), spec)
     assert storage.list_keys("models/train-missing-input/") == []
