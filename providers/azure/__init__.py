@@ -1,4 +1,4 @@
-"""The Azure provider: Blob Storage, Azure ML (model registry), Synapse.
+"""The Azure provider: Blob Storage, Azure ML (command jobs, model registry), Synapse.
 
 Storage goes through the Airflow microsoft-azure provider's WasbHook (``[azure] conn_id``), the
 warehouse through the microsoft-mssql provider's MsSqlHook (``[azure] warehouse_conn_id``), and
@@ -6,12 +6,15 @@ Azure ML, which has no Airflow hook, through azure-ai-ml's MLClient with a crede
 the Connection ``[azure] ml_conn_id`` (providers/azure/credentials.py). Cloud SDKs are imported
 inside methods only, so loading this package is cheap.
 
-Training, the online endpoint and batch scoring are not written yet (providers/azure/pending.py
-says so when a task reaches them).
+Training and batch scoring are Azure ML command jobs running the code bundle
+(providers/azure/bundle.py). The online endpoint is not written yet (providers/azure/pending.py
+says so when a task reaches it).
 
 Layout in the container, under ``[azure] prefix``:
 
     <storage keys>                                   the same keys as the local provider
+    _azureml/code/<hash>/bundle.tar.gz               the code bundle jobs unpack and run
+    _azureml/batch/<job>/predictions.csv             a scoring job's output
     _azureml/registry/<model>/<registry_key>/...     registered artifacts (and registration claims)
     _azureml/registry/<model>/versions/<n>.json      version-number claims
     _registry/aliases/<model>/<alias>.json           the alias ledger (providers/ledger.py)
@@ -36,22 +39,26 @@ def build_provider(settings: Settings) -> Provider:
     Raises:
         ConfigError: a setting is invalid; the message names the key.
     """
+    from providers.azure.batch import AzureMLBatchScorer
     from providers.azure.config import AzureSettings
-    from providers.azure.pending import PendingBatch, PendingEndpoint, PendingTraining
+    from providers.azure.pending import PendingEndpoint
     from providers.azure.registry import AzureMLModelRegistry
     from providers.azure.storage import BlobObjectStore
+    from providers.azure.training import AzureMLTrainingJobs
     from providers.azure.warehouse import SynapseWarehouse
     from providers.azure.workspace import Workspace
 
     azure = AzureSettings.from_settings(settings)
     storage = BlobObjectStore(azure.conn_id, azure.container, azure.prefix)
+    workspace = Workspace(azure)  # one MLClient for the registry and the jobs
+    registry = AzureMLModelRegistry(workspace, storage)
     return Provider(
         name="azure",
         storage=storage,
-        training=PendingTraining(),
-        registry=AzureMLModelRegistry(Workspace(azure), storage),
+        training=AzureMLTrainingJobs(azure, workspace, storage),
+        registry=registry,
         endpoint=PendingEndpoint(),
-        batch=PendingBatch(),
+        batch=AzureMLBatchScorer(azure, workspace, storage, registry, settings.dataset),
         warehouse=SynapseWarehouse(azure.warehouse_conn_id, azure.warehouse_schema),
         details={"container": azure.container, "prefix": azure.prefix, "workspace": azure.workspace},
     )

@@ -25,7 +25,7 @@ from providers.azure.bundle import SCORING_SCRIPT, upload_bundle
 from providers.azure.config import AzureSettings
 from providers.azure.registry import AzureMLModelRegistry
 from providers.azure.storage import BlobObjectStore
-from providers.azure.training import ENDED_BADLY, SUCCEEDED, job_name
+from providers.azure.training import ENDED_BADLY, existing_status, job_name, job_status
 from providers.azure.workspace import Workspace
 from providers.base import JobHandle, JobState, JobStatus, ModelVersion
 
@@ -87,7 +87,7 @@ class AzureMLBatchScorer:
         base = self.base_name(version, input_key)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = job_name(base, attempt)
-            status = self._job_status(name)
+            status = existing_status(self.jobs, name)
             if status is None:
                 log.info(
                     "Starting Azure ML scoring job %s (%s v%s)", name, version.model_name, version.version
@@ -125,7 +125,9 @@ class AzureMLBatchScorer:
                 "data": Input(type="uri_file", path=self.storage.uri(input_key)),
             },
             outputs={
-                "predictions": Output(type="uri_folder", path=self.storage.uri(f"_azureml/batch/{name}/"))
+                "predictions": Output(
+                    type="uri_folder", path=self.storage.uri(f"_azureml/batch/{name}") + "/"
+                )
             },
             environment=self.azure.environment,
             environment_variables={"MODEL_SHA256": version.sha256, "MODEL_VERSION": version.version},
@@ -137,12 +139,7 @@ class AzureMLBatchScorer:
 
     def status(self, handle: JobHandle) -> JobStatus:
         """The job's Azure ML status in the job model's words."""
-        job = self.jobs.get(handle.name)
-        if job.status in SUCCEEDED:
-            return JobStatus(JobState.SUCCEEDED)
-        if job.status in ENDED_BADLY:
-            return JobStatus(JobState.FAILED, f"{job.status}; its logs: {getattr(job, 'studio_url', None)}")
-        return JobStatus(JobState.RUNNING, str(job.status))
+        return job_status(self.jobs, handle.name)
 
     def results(self, version: ModelVersion, handle: JobHandle) -> Iterator[pd.DataFrame]:
         """Stream the completed job's predictions back in chunks.
@@ -163,11 +160,3 @@ class AzureMLBatchScorer:
             io.BytesIO(body), chunksize=self.chunk_rows, dtype=text, keep_default_na=False
         ):
             yield chunk.reset_index(drop=True).astype(types)
-
-    def _job_status(self, name: str) -> str | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return str(self.jobs.get(name).status)
-        except ResourceNotFoundError:
-            return None

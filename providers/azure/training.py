@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shlex
 from typing import Any
 
 from include.errors import MLOpsError
@@ -41,6 +40,11 @@ COMMAND = (
     "python -m include.ml.train --train ${{inputs.train}} --validation ${{inputs.validation}} "
     "--model-dir ${{outputs.model}}"
 )
+
+
+def status_of(job: Any) -> str:
+    """The job's status word as the service spells it (``Completed``; the SDK's enum prints otherwise)."""
+    return str(getattr(job.status, "value", job.status))
 
 
 class TrainingFailedError(MLOpsError):
@@ -85,7 +89,7 @@ class AzureMLTrainingJobs:
                 )
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = job_name(spec.job_name, attempt)
-            status = self._job_status(name)
+            status = existing_status(self.jobs, name)
             if status is None:
                 job = self.command_job(spec, name)
                 log.info("Starting Azure ML command job %s on %s (%s x%d%s)", name, job.compute,
@@ -106,22 +110,16 @@ class AzureMLTrainingJobs:
 
     def status(self, handle: JobHandle) -> JobStatus:
         """The job's Azure ML status in the job model's words."""
-        job = self.jobs.get(handle.name)
-        if job.status in SUCCEEDED:
-            return JobStatus(JobState.SUCCEEDED)
-        if job.status in ENDED_BADLY:
-            return JobStatus(JobState.FAILED, _failure(job))
-        return JobStatus(JobState.RUNNING, str(job.status))
+        return job_status(self.jobs, handle.name)
 
     def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
         """Copy the job's model folder into ``spec.output_prefix`` (the marker last)."""
         marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
         if not self.storage.exists(marker_key):
             job = self.jobs.get(handle.name)
-            if job.status not in SUCCEEDED:
+            if status_of(job) not in SUCCEEDED:
                 raise TrainingFailedError(
-                    f"Azure ML job {handle.name} ended {job.status}: {_failure(job)}; the task's retry "
-                    "starts a new attempt"
+                    f"Azure ML job {handle.name} ended {failure(job)}; the task's retry starts a new attempt"
                 )
             folder = f"{spec.output_prefix}/{OUTPUT_FOLDER}"
             missing = [name for name in OUTPUT_FILES if not self.storage.exists(f"{folder}/{name}")]
@@ -173,7 +171,7 @@ class AzureMLTrainingJobs:
             },
             outputs={
                 "model": Output(
-                    type="uri_folder", path=self.storage.uri(f"{spec.output_prefix}/{OUTPUT_FOLDER}/")
+                    type="uri_folder", path=self.storage.uri(f"{spec.output_prefix}/{OUTPUT_FOLDER}") + "/"
                 )
             },
             environment=self.azure.environment,
@@ -190,24 +188,33 @@ class AzureMLTrainingJobs:
             job.queue_settings = QueueSettings(job_tier="spot")
         return job
 
-    def _job_status(self, name: str) -> str | None:
-        """The job's Azure ML status, or None if there is no job of that name."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return str(self.jobs.get(name).status)
-        except ResourceNotFoundError:
-            return None
-
     def _handle(self, name: str, reused: bool) -> JobHandle:
         return JobHandle(
             kind="training", name=name, details={"reused": reused}, poll_seconds=self.azure.poll_seconds
         )
 
 
-def _failure(job: Any) -> str:
+def existing_status(jobs: Any, name: str) -> str | None:
+    """The Azure ML status of the job ``name``, or None if there is no job of that name."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return status_of(jobs.get(name))
+    except ResourceNotFoundError:
+        return None
+
+
+def job_status(jobs: Any, name: str) -> JobStatus:
+    """The Azure ML status of the job ``name`` in the job model's words."""
+    job = jobs.get(name)
+    if status_of(job) in SUCCEEDED:
+        return JobStatus(JobState.SUCCEEDED)
+    if status_of(job) in ENDED_BADLY:
+        return JobStatus(JobState.FAILED, failure(job))
+    return JobStatus(JobState.RUNNING, status_of(job))
+
+
+def failure(job: Any) -> str:
     """What the job resource says about its end (the logs themselves are in Azure ML studio)."""
     where = getattr(job, "studio_url", None) or "Azure ML studio"
-    return f"{job.status}; its logs: {where}" + (
-        f" ({shlex.quote(job.name)})" if getattr(job, "name", None) else ""
-    )
+    return f"{status_of(job)}; its logs: {where}"

@@ -8,15 +8,25 @@ request body against the service's published REST schema.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from conftest import AZURE_CONTAINER
 
-from contract.suites import RegistryContract, StorageContract, WarehouseContract
+from contract.suites import (
+    BatchContract,
+    RegistryContract,
+    StorageContract,
+    TrainingContract,
+    WarehouseContract,
+)
+from include.demo.spec import DEMO_SPEC
+from providers.azure.batch import AzureMLBatchScorer
 from providers.azure.config import AzureSettings
 from providers.azure.registry import PRODUCTION_TAG, AzureMLModelRegistry
 from providers.azure.storage import BlobObjectStore
+from providers.azure.training import AzureMLTrainingJobs
 from providers.azure.warehouse import SynapseWarehouse
 from providers.azure.workspace import Workspace
 
@@ -54,11 +64,12 @@ def azure_settings(prefix: str, **changes) -> AzureSettings:
 
 
 @pytest.fixture(scope="module")
-def azureml():
+def azureml(azure_env):
     from azureml_standin import AzureMLStandIn
 
-    stand_in = AzureMLStandIn()
+    stand_in = AzureMLStandIn(azure_env.connection_string)
     yield stand_in
+    stand_in.join()
     assert stand_in.invalid == [], "requests that break the published REST schema"
 
 
@@ -112,3 +123,51 @@ def tamper(registry_store):
 
 class TestAzureRegistry(RegistryContract):
     pass
+
+
+class TestAzureTraining(TrainingContract):
+    @pytest.fixture(scope="class")
+    def training_store(self, registry_store):
+        return registry_store
+
+    @pytest.fixture(scope="class")
+    def training(self, azure, azureml, training_store) -> AzureMLTrainingJobs:
+        return AzureMLTrainingJobs(azure, workspace(azure, azureml), training_store)
+
+
+class TestAzureBatch(BatchContract):
+    @pytest.fixture(scope="class")
+    def batch(self, azure, azureml, registry_store, registry) -> AzureMLBatchScorer:
+        return AzureMLBatchScorer(
+            azure, workspace(azure, azureml), registry_store, registry, DEMO_SPEC, chunk_rows=256
+        )
+
+
+def test_a_failed_job_keeps_its_name_and_the_retry_is_attempt_two(azure, azureml, registry_store):
+    from contract.suites import training_inputs, training_spec
+    from include.errors import MLOpsError
+    from providers.base import JobState
+    from providers.jobs import wait
+
+    training = AzureMLTrainingJobs(azure, workspace(azure, azureml), registry_store)
+    name = f"contract-fail-{uuid.uuid4().hex[:6]}"
+    spec = training_spec(name, *training_inputs(registry_store, f"training/{name}", weeks=1, rows=300))
+    azureml.fail_jobs = name  # the job's script exits 1 (a hyperparameter the estimator refuses)
+    try:
+        first = training.submit(spec)
+        assert first.name == name and wait(training, first).state is JobState.FAILED
+    finally:
+        azureml.fail_jobs = None
+    with pytest.raises(MLOpsError, match=rf"{name} ended Failed"):
+        training.collect(spec, first)
+    second = training.submit(spec)
+    assert second.name == f"{name}-a2" and not second.details["reused"]
+    assert wait(training, second).state is JobState.SUCCEEDED
+    assert training.collect(spec, second).details["job_name"] == f"{name}-a2"
+    (_, _, body), *_ = azureml.requests_of("PUT", f"/jobs/{name}-a2")
+    job = body["properties"]
+    assert job["jobType"] == "Command" and job["computeId"].endswith("/computes/cpu-cluster")
+    assert (
+        job["environmentVariables"]["SM_HPS"]
+        == '{"learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 15}'
+    )
