@@ -167,7 +167,4 @@ def test_a_failed_job_keeps_its_name_and_the_retry_is_attempt_two(azure, azureml
     (_, _, body), *_ = azureml.requests_of("PUT", f"/jobs/{name}-a2")
     job = body["properties"]
     assert job["jobType"] == "Command" and job["computeId"].endswith("/computes/cpu-cluster")
-    assert (
-        job["environmentVariables"]["SM_HPS"]
-        == '{"learning_rate": 0.1, "max_iter": 20, "max_leaf_nodes": 15}'
-    )
+    assert json.loads(job["environmentVariables"]["SM_HPS"]) == spec.hyperparameters
