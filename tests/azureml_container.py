@@ -10,12 +10,14 @@ own bundle. A ``uri_folder`` output's files are uploaded to the output's blob fo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -96,3 +98,87 @@ def run_command_job(
                         f"{prefix.rstrip('/')}/{relative}", path.read_bytes(), overwrite=True
                     )
         return True, logs
+
+
+# the inference server's part: init() once, then run() per request (one JSON line in, one out)
+_WORKER = """
+import json, sys, traceback
+import azureml_score
+try:
+    azureml_score.init()
+except Exception as exc:
+    print(json.dumps({"ready": False, "error": f"init() failed: {exc}"}), flush=True)
+    sys.exit(1)
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    try:
+        print(json.dumps({"answer": azureml_score.run(line)}), flush=True)
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+"""
+
+
+class ScoringWorker:
+    """A deployment's scoring process: the code folder and the model downloaded, ``init()`` run.
+
+    Like the managed inference server, it imports the deployment's ``scoring_script`` from its
+    code folder (only that folder importable), with ``AZUREML_MODEL_DIR`` holding the registered
+    model and the deployment's environment variables set.
+    """
+
+    def __init__(self, code_uri: str, model_uri: str, environment: dict[str, str], connection_string: str):
+        from azure.storage.blob import BlobServiceClient
+
+        service = BlobServiceClient.from_connection_string(connection_string)
+        self._tmp = tempfile.TemporaryDirectory(prefix="azureml-deployment-")
+        work = Path(self._tmp.name)
+        container, prefix = _blob(service, code_uri)
+        code = work / "code"
+        for blob in container.list_blobs(name_starts_with=prefix.rstrip("/") + "/"):
+            target = code / blob.name[len(prefix.rstrip("/")) + 1 :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(container.download_blob(blob.name).readall())
+        container, name = _blob(service, model_uri)
+        model_dir = work / "model"
+        model_dir.mkdir()
+        (model_dir / Path(name).name).write_bytes(container.download_blob(name).readall())
+        (work / "worker.py").write_text(_WORKER)
+        (work / "bin").mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SM_", "PYTHONPATH"))}
+        env.update(environment)
+        env.update({"AZUREML_MODEL_DIR": str(model_dir), "OMP_NUM_THREADS": "1"})
+        python = _python_shim(work / "bin") / "python"
+        self.process = subprocess.Popen(
+            [str(python), str(work / "worker.py")], cwd=code, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.lock = threading.Lock()
+
+    def ready(self) -> tuple[bool, str]:
+        """Wait for ``init()``: (loaded, the reason when not)."""
+        line = self.process.stdout.readline()
+        if not line:
+            return False, f"the scoring process exited: {self.process.stderr.read()[-2000:]}"
+        status = json.loads(line)
+        return bool(status.get("ready")), status.get("error", "")
+
+    def score(self, body: str) -> tuple[int, Any]:
+        """One request: (HTTP status, the answer or the error) as the inference server answers."""
+        with self.lock:
+            self.process.stdin.write(body.replace("\n", " ") + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        if not line:
+            return 502, "the scoring process died"
+        result = json.loads(line)
+        return (200, result["answer"]) if "answer" in result else (500, result["error"])
+
+    def stop(self) -> None:
+        """Stop the process (SIGKILL after a grace period) and remove its files."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._tmp.cleanup()

@@ -39,6 +39,19 @@ _MODEL = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)$", re.IGNORECASE)
 _VERSIONS = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)/versions$", re.IGNORECASE)
 _VERSION = re.compile(_WORKSPACE + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", re.IGNORECASE)
 _JOB = re.compile(_WORKSPACE + r"/jobs/(?P<name>[^/]+)$", re.IGNORECASE)
+_WORKSPACE_ONLY = re.compile(_WORKSPACE + r"$", re.IGNORECASE)
+_CODE = re.compile(_WORKSPACE + r"/codes/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$", re.IGNORECASE)
+_ENDPOINT = re.compile(_WORKSPACE + r"/onlineEndpoints/(?P<endpoint>[^/]+)$", re.IGNORECASE)
+_KEYS = re.compile(_WORKSPACE + r"/onlineEndpoints/(?P<endpoint>[^/]+)/listKeys$", re.IGNORECASE)
+_DEPLOYMENTS = re.compile(_WORKSPACE + r"/onlineEndpoints/(?P<endpoint>[^/]+)/deployments$", re.IGNORECASE)
+_DEPLOYMENT = re.compile(
+    _WORKSPACE + r"/onlineEndpoints/(?P<endpoint>[^/]+)/deployments/(?P<name>[^/]+)$", re.IGNORECASE
+)
+_OPERATION = re.compile(r"/locations/(?P<location>[^/]+)/mfeOperationsStatus/(?P<id>[^/]+)$", re.IGNORECASE)
+_SCORING_HOST = re.compile(r"^(?P<endpoint>[^.]+)\.(?P<location>[^.]+)\.inference\.ml\.azure\.com$")
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")  # the service's rule: 3-32
+_DEPLOYMENT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,31}$")
+LOCATION = "westeurope"
 _ASSET_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9\-_]{0,254}$")  # the spec's name pattern
 
 
@@ -192,6 +205,12 @@ class _Response(HttpResponse):
     def read(self) -> bytes:
         return self._body
 
+    def iter_bytes(self, **kwargs: Any) -> Any:
+        yield self._body
+
+    def iter_raw(self, **kwargs: Any) -> Any:
+        yield self._body
+
 
 class AzureMLStandIn:
     """The workspace in memory (model registry, command jobs); ``transport()`` is what MLClient is given.
@@ -212,6 +231,13 @@ class AzureMLStandIn:
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, body)
         self.invalid: list[tuple[str, str, list[str]]] = []  # requests refused by the schema
         self._failures: list[tuple[str, str, int, str, str]] = []
+        self.codes: dict[tuple[str, str], dict[str, Any]] = {}
+        self.endpoints: dict[str, dict[str, Any]] = {}
+        self.deployments: dict[str, dict[str, dict[str, Any]]] = {}  # endpoint -> name -> resource
+        self.workers: dict[tuple[str, str], Any] = {}  # (endpoint, deployment) -> ScoringWorker
+        self.operations: dict[str, tuple[str, str]] = {}  # async operation id -> (endpoint, deployment)
+        self.fail_deployments: str | None = None  # deployments whose name starts with this never succeed
+        self.provision_seconds = 1.0  # a deployment stays Creating at least this long
         self._lock = threading.RLock()
         self._clock = 0
 
@@ -232,6 +258,8 @@ class AzureMLStandIn:
         raw = request.data if request.data is not None else request.content
         body = json.loads(raw) if raw else None
         method = request.method.upper()
+        if match := _SCORING_HOST.match(url.hostname or ""):
+            return self._score(request, match["endpoint"], raw)
         with self._lock:
             self.requests.append((method, url.path, copy.deepcopy(body)))
             if not request.headers.get("Authorization", "").startswith("Bearer "):
@@ -249,6 +277,8 @@ class AzureMLStandIn:
     def _route(
         self, request: Any, method: str, path: str, query: dict[str, list[str]], body: Any
     ) -> _Response:
+        if (response := self._route_online(request, method, path, body)) is not None:
+            return response
         if match := _JOB.match(path):
             if method == "PUT":
                 return self._put_job(request, path, match["name"], body)
@@ -313,8 +343,12 @@ class AzureMLStandIn:
             old = existing["properties"]
             for key in ("modelUri", "modelType"):
                 if properties.get(key) != old.get(key):
-                    return _error(request, 409, "UserError",
-                                  f"Model {name}:{version} exists and its {key} cannot change")  # fmt: skip
+                    return _error(
+                        request,
+                        409,
+                        "UserError",
+                        f"Model {name}:{version} exists and its {key} cannot change",
+                    )
             created = existing["systemData"]["createdAt"]
             order = existing["_order"]
             status = 200
@@ -326,10 +360,15 @@ class AzureMLStandIn:
             "name": version,
             "type": "Microsoft.MachineLearningServices/workspaces/models/versions",
             "systemData": {"createdAt": created, "createdBy": "stand-in", "lastModifiedAt": _now()},
-            "properties": {"flavors": {}, "tags": {}, "properties": {}, **properties,
-                           "provisioningState": "Succeeded"},
+            "properties": {
+                "flavors": {},
+                "tags": {},
+                "properties": {},
+                **properties,
+                "provisioningState": "Succeeded",
+            },
             "_order": order,
-        }  # fmt: skip
+        }
         self.models.setdefault(name, {})[version] = resource
         return _Response(request, status, _public(resource))
 
@@ -377,6 +416,255 @@ class AzureMLStandIn:
         for thread in self.threads:
             thread.join(timeout=timeout)
 
+    # -- managed online endpoints and deployments (blue/green), code assets -----------------
+
+    def _route_online(self, request: Any, method: str, path: str, body: Any) -> _Response | None:
+        if (match := _WORKSPACE_ONLY.match(path)) and method == "GET":
+            workspace = {
+                "id": path,
+                "name": match["ws"],
+                "location": LOCATION,
+                "type": "Microsoft.MachineLearningServices/workspaces",
+                "properties": {},
+            }
+            return _Response(request, 200, workspace)
+        if match := _CODE.match(path):
+            key = (match["name"], match["version"])
+            if method == "PUT":
+                return self._put_code(request, path, key, body)
+            if method == "GET":
+                if key not in self.codes:
+                    return _error(
+                        request, 404, "UserError", f"Could not find asset with ID: {key[0]}:{key[1]}"
+                    )
+                return _Response(request, 200, self.codes[key])
+        if match := _ENDPOINT.match(path):
+            name = match["endpoint"]
+            if method == "PUT":
+                return self._put_endpoint(request, path, name, body)
+            if method == "GET":
+                if name not in self.endpoints:
+                    return _error(request, 404, "UserError", f"Endpoint {name} not found")
+                return _Response(request, 200, self.endpoints[name])
+        if (match := _KEYS.match(path)) and method == "POST":
+            if match["endpoint"] not in self.endpoints:
+                return _error(request, 404, "UserError", f"Endpoint {match['endpoint']} not found")
+            return _Response(request, 200, {"primaryKey": _key(match["endpoint"]), "secondaryKey": "second"})
+        if (match := _DEPLOYMENTS.match(path)) and method == "GET":
+            found = self.deployments.get(match["endpoint"], {})
+            return _Response(request, 200, {"value": [found[n] for n in sorted(found)]})
+        if match := _DEPLOYMENT.match(path):
+            endpoint, name = match["endpoint"], match["name"]
+            if method == "PUT":
+                return self._put_deployment(request, path, endpoint, name, body)
+            found = self.deployments.get(endpoint, {}).get(name)
+            if found is None:
+                return _error(
+                    request, 404, "UserError", f"Deployment {name} of endpoint {endpoint} not found"
+                )
+            if method == "GET":
+                return _Response(request, 200, found)
+            if method == "DELETE":
+                return self._delete_deployment(request, endpoint, name)
+        if (match := _OPERATION.match(path)) and method == "GET":
+            endpoint, name = self.operations[match["id"]]
+            state = self.deployments.get(endpoint, {}).get(name, {}).get("properties", {})
+            status = state.get("provisioningState", "Succeeded")
+            return _Response(request, 200, {"status": "InProgress" if status == "Creating" else status})
+        return None
+
+    def _refused(
+        self, request: Any, path: str, definition: str, body: Any, extra: list[str]
+    ) -> _Response | None:
+        errors = self.schema.errors(definition, body) + extra
+        if not errors:
+            return None
+        self.invalid.append(("PUT", path, errors))
+        return _error(request, 400, "UserError", "; ".join(errors))
+
+    def _put_code(self, request: Any, path: str, key: tuple[str, str], body: Any) -> _Response:
+        bad = (
+            []
+            if _ASSET_NAME.match(key[0])
+            else [f"code name {key[0]!r} does not match {_ASSET_NAME.pattern}"]
+        )
+        if refused := self._refused(request, path, "CodeVersionResource", body, bad):
+            return refused
+        if key in self.codes:
+            if self.codes[key]["properties"].get("codeUri") != body["properties"].get("codeUri"):
+                return _error(
+                    request, 409, "UserError", f"Code {key[0]}:{key[1]} exists with another codeUri"
+                )
+            return _Response(request, 200, self.codes[key])
+        self.codes[key] = {
+            "id": path,
+            "name": key[1],
+            "type": "Microsoft.MachineLearningServices/workspaces/codes/versions",
+            "systemData": _system_data(_now()),
+            "properties": {**body["properties"], "provisioningState": "Succeeded"},
+        }
+        return _Response(request, 201, self.codes[key])
+
+    def _put_endpoint(self, request: Any, path: str, name: str, body: Any) -> _Response:
+        bad = (
+            []
+            if _ENDPOINT_NAME.match(name)
+            else [f"endpoint name {name!r} does not match {_ENDPOINT_NAME.pattern}"]
+        )
+        if refused := self._refused(request, path, "OnlineEndpointTrackedResource", body, bad):
+            return refused
+        traffic = {k: int(v) for k, v in (body["properties"].get("traffic") or {}).items()}
+        for deployment, share in traffic.items():
+            found = self.deployments.get(name, {}).get(deployment)
+            if found is None or (share and found["properties"]["provisioningState"] != "Succeeded"):
+                return _error(
+                    request,
+                    400,
+                    "BadArgument",
+                    f"Traffic cannot go to deployment {deployment}: it does not exist or is not Succeeded",
+                )
+        if sum(traffic.values()) not in (0, 100):
+            return _error(
+                request, 400, "BadArgument", f"Traffic must add up to 0 or 100, not {sum(traffic.values())}"
+            )
+        existing = self.endpoints.get(name)
+        resource = {
+            "id": path,
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
+            "location": body["location"],
+            "tags": body.get("tags") or {},
+            "kind": body.get("kind"),
+            "identity": {"type": "SystemAssigned", "principalId": "p", "tenantId": "t"},
+            "systemData": _system_data(existing["systemData"]["createdAt"] if existing else _now()),
+            "properties": {
+                **body["properties"],
+                "traffic": traffic,
+                "provisioningState": "Succeeded",
+                "scoringUri": f"https://{name}.{LOCATION}.inference.ml.azure.com/score",
+            },
+        }
+        self.endpoints[name] = resource
+        return _Response(request, 200 if existing else 201, resource)
+
+    def _put_deployment(self, request: Any, path: str, endpoint: str, name: str, body: Any) -> _Response:
+        bad = (
+            []
+            if _DEPLOYMENT_NAME.match(name)
+            else [f"deployment name {name!r} does not match {_DEPLOYMENT_NAME.pattern}"]
+        )
+        if refused := self._refused(request, path, "OnlineDeploymentTrackedResource", body, bad):
+            return refused
+        if endpoint not in self.endpoints:
+            return _error(request, 404, "UserError", f"Endpoint {endpoint} not found")
+        if name in self.deployments.get(endpoint, {}):
+            return _error(
+                request, 409, "UserError", f"Deployment {name} exists: its model and code cannot change"
+            )
+        resource = {
+            "id": path,
+            "name": name,
+            "location": body["location"],
+            "tags": body.get("tags") or {},
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+            "sku": body.get("sku"),
+            "systemData": _system_data(_now()),
+            "properties": {
+                "scaleSettings": {"scaleType": "Default"},
+                **body["properties"],
+                "provisioningState": "Creating",
+            },
+        }
+        self.deployments.setdefault(endpoint, {})[name] = resource
+        operation = f"{endpoint}-{name}-{len(self.operations)}"
+        self.operations[operation] = (endpoint, name)
+        fails = bool(self.fail_deployments and name.startswith(self.fail_deployments))
+        thread = threading.Thread(target=self._provision, args=(endpoint, name, fails), daemon=True)
+        self.threads.append(thread)
+        thread.start()
+        sub = path.split("/")[2]
+        status_url = (
+            f"https://management.azure.com/subscriptions/{sub}/providers/Microsoft.MachineLearningServices"
+            f"/locations/{LOCATION}/mfeOperationsStatus/{operation}?api-version=2025-12-01"
+        )
+        return _Response(request, 201, resource, {"Azure-AsyncOperation": status_url})
+
+    def _provision(self, endpoint: str, name: str, fails: bool) -> None:
+        """Creating -> Succeeded once the scoring process has run init(); Failed on cue or if init() fails."""
+        from azureml_container import ScoringWorker
+
+        started = time.monotonic()
+        properties = self.deployments[endpoint][name]["properties"]
+        state, reason = "Succeeded", ""
+        if fails:
+            state, reason = "Failed", "ResourceNotReady: the container crashed on start (on cue)"
+        else:
+            try:
+                code = self._code_uri(properties["codeConfiguration"]["codeId"])
+                model = self._model_uri(properties["model"])
+                worker = ScoringWorker(
+                    code, model, properties.get("environmentVariables") or {}, self.blob_connection_string
+                )
+                ok, why = worker.ready()
+                if ok:
+                    self.workers[(endpoint, name)] = worker
+                else:
+                    worker.stop()
+                    state, reason = "Failed", why
+            except (
+                Exception
+            ) as exc:  # the stand-in's own failure: the deployment fails as the service reports it
+                state, reason = "Failed", f"stand-in error: {exc}"
+        time.sleep(max(0.0, self.provision_seconds - (time.monotonic() - started)))
+        with self._lock:
+            self.job_logs[f"{endpoint}/{name}"] = reason
+            properties["provisioningState"] = state
+
+    def _code_uri(self, code_id: str) -> str:
+        match = _CODE.match(code_id)
+        return self.codes[(match["name"], match["version"])]["properties"]["codeUri"]
+
+    def _model_uri(self, model_id: str) -> str:
+        match = _VERSION.match(model_id)
+        return self.models[match["name"]][match["version"]]["properties"]["modelUri"]
+
+    def _delete_deployment(self, request: Any, endpoint: str, name: str) -> _Response:
+        if int((self.endpoints[endpoint]["properties"].get("traffic") or {}).get(name, 0)):
+            return _error(request, 400, "BadArgument", f"Deployment {name} takes traffic: move it away first")
+        del self.deployments[endpoint][name]
+        worker = self.workers.pop((endpoint, name), None)
+        if worker is not None:
+            worker.stop()
+        return _Response(request, 200, None)
+
+    def _score(self, request: Any, endpoint_name: str, raw: Any) -> _Response:
+        """The endpoint's scoring URI: the key checked, the request routed by traffic (or by header)."""
+        with self._lock:
+            endpoint = self.endpoints.get(endpoint_name)
+            if endpoint is None:
+                return _error(request, 404, "NotFound", f"no endpoint {endpoint_name}")
+            if request.headers.get("Authorization") != f"Bearer {_key(endpoint_name)}":
+                return _error(request, 401, "Unauthorized", "the endpoint's key is required")
+            traffic = endpoint["properties"].get("traffic") or {}
+            name = request.headers.get("azureml-model-deployment") or max(
+                traffic, key=lambda n: traffic[n], default=None
+            )
+            if not name or (not request.headers.get("azureml-model-deployment") and not traffic[name]):
+                return _error(request, 424, "NoTraffic", "no deployment takes this endpoint's traffic")
+            worker = self.workers.get((endpoint_name, name))
+        if worker is None:
+            return _error(request, 424, "DeploymentNotReady", f"deployment {name} is not running")
+        status, answer = worker.score(raw.decode() if isinstance(raw, bytes) else raw)
+        response = _Response(request, status, answer if status == 200 else {"message": answer})
+        response.headers["azureml-model-deployment"] = name
+        return response
+
+    def close(self) -> None:
+        """Stop every deployment's scoring process."""
+        for worker in list(self.workers.values()):
+            worker.stop()
+        self.workers.clear()
+
 
 class StandInTransport(HttpTransport):
     """An azure-core transport whose every request is answered by the stand-in."""
@@ -406,6 +694,19 @@ def _public(resource: dict[str, Any]) -> dict[str, Any]:
 
 def _error(request: Any, status: int, code: str, message: str) -> _Response:
     return _Response(request, status, {"error": {"code": code, "message": message}})
+
+
+def _system_data(created: str) -> dict[str, str]:
+    return {
+        "createdAt": created,
+        "createdBy": "stand-in",
+        "lastModifiedAt": _now(),
+        "lastModifiedBy": "stand-in",
+    }
+
+
+def _key(endpoint: str) -> str:
+    return f"key-of-{endpoint}"
 
 
 def _now() -> str:

@@ -1,4 +1,4 @@
-"""The Azure provider: Blob Storage, Azure ML (command jobs, model registry), Synapse.
+"""The Azure provider: Blob Storage, Azure ML (command jobs, model registry, online endpoint), Synapse.
 
 Storage goes through the Airflow microsoft-azure provider's WasbHook (``[azure] conn_id``), the
 warehouse through the microsoft-mssql provider's MsSqlHook (``[azure] warehouse_conn_id``), and
@@ -7,13 +7,14 @@ the Connection ``[azure] ml_conn_id`` (providers/azure/credentials.py). Cloud SD
 inside methods only, so loading this package is cheap.
 
 Training and batch scoring are Azure ML command jobs running the code bundle
-(providers/azure/bundle.py). The online endpoint is not written yet (providers/azure/pending.py
-says so when a task reaches it).
+(providers/azure/bundle.py); the online endpoint is a managed online endpoint with blue/green
+deployments (providers/azure/endpoint.py).
 
 Layout in the container, under ``[azure] prefix``:
 
     <storage keys>                                   the same keys as the local provider
     _azureml/code/<hash>/bundle.tar.gz               the code bundle jobs unpack and run
+    _azureml/code/<hash>/files/...                   the same files: an online deployment's code
     _azureml/batch/<job>/predictions.csv             a scoring job's output
     _azureml/registry/<model>/<registry_key>/...     registered artifacts (and registration claims)
     _azureml/registry/<model>/versions/<n>.json      version-number claims
@@ -41,7 +42,7 @@ def build_provider(settings: Settings) -> Provider:
     """
     from providers.azure.batch import AzureMLBatchScorer
     from providers.azure.config import AzureSettings
-    from providers.azure.pending import PendingEndpoint
+    from providers.azure.endpoint import AzureMLOnlineEndpoint
     from providers.azure.registry import AzureMLModelRegistry
     from providers.azure.storage import BlobObjectStore
     from providers.azure.training import AzureMLTrainingJobs
@@ -57,7 +58,7 @@ def build_provider(settings: Settings) -> Provider:
         storage=storage,
         training=AzureMLTrainingJobs(azure, workspace, storage),
         registry=registry,
-        endpoint=PendingEndpoint(),
+        endpoint=AzureMLOnlineEndpoint(azure, workspace, storage, registry, settings.dataset),
         batch=AzureMLBatchScorer(azure, workspace, storage, registry, settings.dataset),
         warehouse=SynapseWarehouse(azure.warehouse_conn_id, azure.warehouse_schema),
         details={"container": azure.container, "prefix": azure.prefix, "workspace": azure.workspace},

@@ -22,7 +22,7 @@ SCORING_SCRIPT = "azureml_score.py"
 def bundle_bytes(dataset_spec: str) -> tuple[str, bytes]:
     """The bundle's files as a gzipped tar, and the first 16 hex characters of its sha256."""
     files = bundle_files(spec_from_json(dataset_spec) if dataset_spec else None)
-    files[SCORING_SCRIPT] = (PROJECT_ROOT / "providers" / "azure" / SCORING_SCRIPT).read_bytes()
+    files[SCORING_SCRIPT] = _scoring_script()
     data = build_archive(files)
     return hashlib.sha256(data).hexdigest()[:16], data
 
@@ -34,3 +34,23 @@ def upload_bundle(storage: ObjectStore, dataset_spec: str) -> str:
     if not storage.exists(key):
         storage.put_bytes(key, data)
     return storage.uri(key)
+
+
+def upload_bundle_folder(storage: ObjectStore, dataset_spec: str) -> tuple[str, str]:
+    """Upload the bundle's files one by one (an online deployment's code is a folder).
+
+    Returns:
+        The content's digest and the folder's URL (ending in ``/``).
+    """
+    digest, _ = bundle_bytes(dataset_spec)
+    folder = f"_azureml/code/{digest}/files"
+    if not storage.exists(f"{folder}/{SCORING_SCRIPT}"):  # the scoring script last: it marks the folder whole
+        files = bundle_files(spec_from_json(dataset_spec) if dataset_spec else None)
+        for name, data in sorted(files.items()):
+            storage.put_bytes(f"{folder}/{name}", data)
+        storage.put_bytes(f"{folder}/{SCORING_SCRIPT}", _scoring_script())
+    return digest, storage.uri(folder) + "/"
+
+
+def _scoring_script() -> bytes:
+    return (PROJECT_ROOT / "providers" / "azure" / SCORING_SCRIPT).read_bytes()

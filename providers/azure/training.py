@@ -24,7 +24,7 @@ from include.errors import MLOpsError
 from providers.azure.bundle import upload_bundle
 from providers.azure.config import AzureSettings
 from providers.azure.storage import BlobObjectStore
-from providers.azure.workspace import Workspace
+from providers.azure.workspace import Workspace, word
 from providers.base import JobHandle, JobState, JobStatus, TrainingJobResult, TrainingJobSpec
 from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
 
@@ -43,8 +43,8 @@ COMMAND = (
 
 
 def status_of(job: Any) -> str:
-    """The job's status word as the service spells it (``Completed``; the SDK's enum prints otherwise)."""
-    return str(getattr(job.status, "value", job.status))
+    """The job's status as the service spells it (``Completed``)."""
+    return word(job.status)
 
 
 class TrainingFailedError(MLOpsError):

@@ -32,3 +32,8 @@ class Workspace:
         subscription, resource_group, workspace = self.azure.require_workspace()
         credential = self._credential or credential_from_connection(self.azure.ml_conn_id)
         return MLClient(credential, subscription, resource_group, workspace, **self.client_options)
+
+
+def word(value: Any) -> str:
+    """A state as the service spells it (``Completed``, ``Succeeded``): the SDK's enums print otherwise."""
+    return str(getattr(value, "value", value))

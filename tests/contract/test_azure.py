@@ -16,6 +16,7 @@ from conftest import AZURE_CONTAINER
 
 from contract.suites import (
     BatchContract,
+    EndpointContract,
     RegistryContract,
     StorageContract,
     TrainingContract,
@@ -24,6 +25,7 @@ from contract.suites import (
 from include.demo.spec import DEMO_SPEC
 from providers.azure.batch import AzureMLBatchScorer
 from providers.azure.config import AzureSettings
+from providers.azure.endpoint import AzureMLOnlineEndpoint
 from providers.azure.registry import PRODUCTION_TAG, AzureMLModelRegistry
 from providers.azure.storage import BlobObjectStore
 from providers.azure.training import AzureMLTrainingJobs
@@ -68,8 +70,11 @@ def azureml(azure_env):
     from azureml_standin import AzureMLStandIn
 
     stand_in = AzureMLStandIn(azure_env.connection_string)
-    yield stand_in
-    stand_in.join()
+    try:
+        yield stand_in
+    finally:
+        stand_in.close()
+        stand_in.join()
     assert stand_in.invalid == [], "requests that break the published REST schema"
 
 
@@ -141,6 +146,15 @@ class TestAzureBatch(BatchContract):
         return AzureMLBatchScorer(
             azure, workspace(azure, azureml), registry_store, registry, DEMO_SPEC, chunk_rows=256
         )
+
+
+@pytest.fixture(scope="module")
+def endpoint(azure, azureml, registry_store, registry) -> AzureMLOnlineEndpoint:
+    return AzureMLOnlineEndpoint(azure, workspace(azure, azureml), registry_store, registry, DEMO_SPEC)
+
+
+class TestAzureEndpoint(EndpointContract):
+    pass
 
 
 def test_a_failed_job_keeps_its_name_and_the_retry_is_attempt_two(azure, azureml, registry_store):
