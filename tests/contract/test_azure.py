@@ -21,6 +21,7 @@ from contract.suites import (
     StorageContract,
     TrainingContract,
     WarehouseContract,
+    smoke_rows,
 )
 from include.demo.spec import DEMO_SPEC
 from providers.azure.batch import AzureMLBatchScorer
@@ -154,7 +155,41 @@ def endpoint(azure, azureml, registry_store, registry) -> AzureMLOnlineEndpoint:
 
 
 class TestAzureEndpoint(EndpointContract):
-    pass
+    def test_blue_green_and_a_failed_deployment_keeps_the_traffic(
+        self, endpoint, azureml, registry, artifacts
+    ):
+        from contract.suites import unique
+        from providers.azure.endpoint import EndpointUnavailableError, deployment_name
+        from providers.base import JobState
+        from providers.jobs import deploy, wait
+
+        model = unique("bg")
+        first, second, broken = (
+            self.register(registry, model, key, artifacts, seed=seed)
+            for key, seed in (("a", 1), ("b", 2), ("c", 1))
+        )
+        name = endpoint.endpoint_name(model)
+        blue, green = deployment_name(first), deployment_name(second)
+        deploy(endpoint, first)
+        handle = endpoint.start_rollout(second)  # green beside blue, no traffic yet
+        assert azureml.endpoints[name]["properties"]["traffic"] == {blue: 100}
+        assert sorted(azureml.deployments[name]) == sorted([blue, green])
+        assert wait(endpoint, handle).state is JobState.SUCCEEDED
+        assert endpoint.finish_rollout(second, handle).version == "2"
+        assert azureml.endpoints[name]["properties"]["traffic"] == {green: 100}
+        assert list(azureml.deployments[name]) == [green]  # blue removed only afterwards
+        azureml.fail_deployments = deployment_name(broken)
+        try:
+            handle = endpoint.start_rollout(broken)
+            status = wait(endpoint, handle)
+        finally:
+            azureml.fail_deployments = None
+        assert status.state is JobState.FAILED and "Failed" in status.reason
+        with pytest.raises(EndpointUnavailableError, match="Failed"):
+            endpoint.finish_rollout(broken, handle)
+        assert azureml.endpoints[name]["properties"]["traffic"] == {green: 100}
+        assert list(azureml.deployments[name]) == [green]
+        assert str(endpoint.invoke(model, smoke_rows())["model_version"]) == "2"
 
 
 def test_a_failed_job_keeps_its_name_and_the_retry_is_attempt_two(azure, azureml, registry_store):
