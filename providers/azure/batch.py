@@ -4,7 +4,7 @@ The job reads the week's Parquet file and the version's registered ``model.jobli
 URLs: inputs Azure ML downloads), checks the model's sha256, and writes ``predictions.csv``
 (the spec's key column and prediction columns, in the input's order) to its output folder,
 ``_azureml/batch/<job>/``; the scorer streams that back in chunks, and the batch stage writes
-them to the warehouse. The job name derives from the version and the input's ETag, so a re-run
+them to the warehouse. The job name derives from the version and the input's content, so a re-run
 reuses the finished job; a failed job's retry is ``<name>-a2``.
 """
 
@@ -68,8 +68,9 @@ class AzureMLBatchScorer:
 
     def base_name(self, version: ModelVersion, input_key: str) -> str:
         """The scoring job of (version, input content)."""
-        etag = self.storage.get_with_version(input_key)[1]
-        digest = hashlib.sha256(f"{input_key}:{etag}".encode()).hexdigest()[:10]
+        # the content, not the ETag: a re-run rewrites the same bytes under a new ETag
+        content = hashlib.sha256(self.storage.get_bytes(input_key)).hexdigest()
+        digest = hashlib.sha256(f"{input_key}:{content}".encode()).hexdigest()[:10]
         return job_name(f"score-{version.model_name}-v{version.version}-{digest}")
 
     def submit(self, version: ModelVersion, input_key: str) -> JobHandle:
