@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from contract.suites import smoke_rows
 from helpers import clear_runs, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -134,3 +135,22 @@ def test_rerun_reuses_the_jobs_and_duplicates_nothing(loop) -> None:
     after = (len(registry.list_versions(ctx.model_name)), len(warehouse.read_rows("predictions")),
              len(_puts(loop, "/jobs/")))  # fmt: skip
     assert after == before, [path.rsplit("/", 1)[-1] for path, _ in _puts(loop, "/jobs/")]
+
+
+def test_drift_retrain_then_rollback(loop) -> None:
+    ctx = loop["ctx"]
+    run = run_dag("retrain_pipeline", conf={"week": DRIFT_WEEK, "reason": "drift"})
+    assert run_state(run) == "success", task_states(run)
+    runs = ctx.provider.warehouse.read_rows("training_runs", {"week": DRIFT_WEEK})
+    assert list(runs.loc[runs["reason"] == "drift", "train_weeks"]) == [f'["{DRIFT_WEEK}"]']
+    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
+    history = registry.alias_history(ctx.model_name, "production")
+    current, previous = history[-1].version, history[-1].previous_version
+    assert previous is not None and current != previous
+    run = run_dag("rollback_model", conf={"week": DRIFT_WEEK})
+    assert run_state(run) == "success", task_states(run)
+    assert registry.get_alias(ctx.model_name, "production").version == previous
+    tagged = [v.version for v in registry.list_versions(ctx.model_name) if v.tags.get("production") == "true"]
+    assert tagged == [previous]  # the Azure ML tag moved with the ledger
+    assert endpoint.current(ctx.model_name).version == previous
+    assert str(endpoint.invoke(ctx.model_name, smoke_rows())["model_version"]) == previous
