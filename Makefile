@@ -25,8 +25,8 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast bqemulator browser redis bench serve serve-stop airflow airflow-demo training-pool \
-	backfill cluster-up cluster-down dataset lint typecheck lock clean
+.PHONY: setup demo test test-fast azurite bqemulator browser redis bench serve serve-stop airflow airflow-demo \
+	training-pool backfill cluster-up cluster-down dataset lint typecheck lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -56,8 +56,17 @@ $(BQ_STAMP): requirements-bqemulator.txt $(STAMP)
 ## bqemulator: the BigQuery emulator's virtualenv (.venv-bqemulator) for the GCP tests
 bqemulator: $(BQ_STAMP)
 
+# Azurite (Blob Storage emulator of the Azure tests), pinned, from npm into a project folder
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+$(AZURITE):
+	mkdir -p .tools/azurite
+	cd .tools/azurite && npm install --no-audit --no-fund --silent azurite@3.37.0
+
+## azurite: the Blob Storage emulator of the Azure tests (.tools/azurite)
+azurite: $(AZURITE)
+
 ## test: the whole test suite
-test: $(STAMP) $(BQ_STAMP) browser redis
+test: $(STAMP) $(BQ_STAMP) browser redis azurite
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
@@ -136,4 +145,4 @@ lock:
 	$(BIN)/uv pip compile requirements-bqemulator.in --python-version 3.11 --quiet -o requirements-bqemulator.txt
 
 clean:
-	rm -rf $(BQ_VENV) .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench .cluster
+	rm -rf $(BQ_VENV) .tools .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench .cluster

@@ -81,7 +81,11 @@ CATALOGUE: tuple[ProviderEntry, ...] = (
         name="azure",
         module="providers.azure",
         label="azure: Blob Storage, Azure ML, Synapse",
-        install_hint="pip install apache-airflow-providers-microsoft-azure azure-ai-ml",
+        install_hint=(
+            "pip install apache-airflow-providers-microsoft-azure apache-airflow-providers-microsoft-mssql "
+            "azure-ai-ml"
+        ),
+        settings_class="providers.azure.config:AzureSettings",
     ),
 )
 

@@ -201,3 +201,40 @@ def gcp_env(gcs_server, bigquery_server, vertex_standin):
 
         GCSHook(gcp_conn_id="gcp_test").create_bucket(bucket_name=GCP_BUCKET, project_id=GCP_PROJECT)
         yield gcs, bigquery, vertex
+
+
+# --------------------------------------------------------------------------------------------
+# Azure stand-ins (started only by the tests that ask for them)
+
+AZURE_CONTAINER = "mlops-test"
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """Azurite's Blob service on 127.0.0.1 (a free port), with the tests' container."""
+    from emulators import Azurite
+
+    server = Azurite()
+    try:
+        from azure.storage.blob import BlobServiceClient
+
+        BlobServiceClient.from_connection_string(server.connection_string).create_container(AZURE_CONTAINER)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_env(azurite):
+    """The Airflow connection ``wasb_test`` (Azurite); yields the emulator."""
+    variables = azurite.connection_env("wasb_test")
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield azurite
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

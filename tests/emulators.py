@@ -749,3 +749,77 @@ def gcp_sections(bucket: str, prefix: str, vertex_url: str) -> dict[str, dict[st
             "poll_seconds": 1,
         },
     }  # fmt: skip
+
+
+# Azure: Azurite (Blob Storage)
+
+AZURITE_VERSION = "3.37.0"  # the Makefile's `azurite` target installs this version
+AZURITE_BIN = ROOT / ".tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's well-known development account (published in its README; not a secret)
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+class Azurite:
+    """Azurite's Blob service on 127.0.0.1:<free port>, in memory, stopped by pid."""
+
+    def __init__(self) -> None:
+        if not AZURITE_BIN.exists():
+            raise RuntimeError(f"Azurite is not installed at {AZURITE_BIN}: run `make azurite`")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+        # --skipApiVersionCheck: azure-storage-blob sends a newer API version than Azurite knows;
+        # --disableTelemetry: without it Azurite ignores SIGTERM
+        self.process = subprocess.Popen(
+            [
+                str(AZURITE_BIN),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        import socket
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"Azurite did not start: {self.process.stderr.read()[-2000:]!r}"
+                    ) from None
+                time.sleep(0.1)
+
+    @property
+    def connection_string(self) -> str:
+        """The development connection string of the emulator."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.url};"
+        )
+
+    def connection_env(self, conn_id: str) -> dict[str, str]:
+        """The ``AIRFLOW_CONN_<ID>`` variable of a ``wasb`` connection to the emulator."""
+        conn = {"conn_type": "wasb", "extra": {"connection_string": self.connection_string}}
+        return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace period."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)

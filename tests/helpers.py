@@ -271,3 +271,12 @@ def fit_model(frame, params: dict | None = None, n_jobs: int = 1):
 def predict_proba(model, frame):
     """The positive class's probability of each raw row (a binary TrainedModel)."""
     return model.predict_raw_rows(frame)[:, 1]
+
+
+def clear_runs(*dag_ids: str) -> None:
+    """Delete the DAG runs of ``dag_ids`` from the test metadata DB (a module's runs start afresh)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(DagRun).filter(DagRun.dag_id.in_(dag_ids)).delete()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.errors import ConfigError
 from providers.aws.names import is_valid, sagemaker_name
+from providers.sections import build_section as _build
 
 if TYPE_CHECKING:
     from include.config import Settings
@@ -180,21 +181,3 @@ def sklearn_image(version: str, region: str, scope: str) -> str:
         )
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"{account}.dkr.ecr.{region}.{domain}/{entry['repository']}:{version}-cpu-py3"
-
-
-def _build(cls: type[Any], values: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> Any:
-    """Build a dataclass from a TOML table, rejecting unknown keys and wrong types."""
-    fields = {name: f for name, f in cls.__dataclass_fields__.items() if name not in skip}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where}; known keys: {sorted(fields)}")
-    defaults = cls()
-    for key, value in values.items():
-        expected = type(getattr(defaults, key))
-        if (
-            expected is bool
-            and not isinstance(value, bool)
-            or (expected is not bool and (not isinstance(value, expected) or isinstance(value, bool)))
-        ):
-            raise ConfigError(f"{where} {key} = {value!r} should be of type {expected.__name__}")
-    return cls(**values)

@@ -30,6 +30,7 @@ from providers.aws.registry import SageMakerModelRegistry, group_name
 from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore
 from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion
+from providers.payload import rows_json
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ class SageMakerEndpoint:
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=name, ContentType="application/json", Accept="application/json",
-                Body=_rows_json(rows),
+                Body=rows_json(rows),
             )  # fmt: skip
         except Exception as exc:
             raise EndpointUnavailableError(f"endpoint {name} did not answer: {exc}") from exc
@@ -252,11 +253,3 @@ class SageMakerEndpoint:
             return json.loads(body)
         except ValueError:
             raise EndpointUnavailableError(f"endpoint {name} answered non-JSON: {body[:200]!r}") from None
-
-
-def _rows_json(rows: list[dict[str, Any]]) -> bytes:
-    """``{"rows": [...]}`` with numpy numbers as numbers and timestamps as ISO strings."""
-    import pandas as pd
-
-    records = pd.DataFrame.from_records(rows).to_json(orient="records", date_format="iso")
-    return b'{"rows": ' + records.encode() + b"}"

@@ -22,13 +22,15 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from include.errors import MLOpsError
 from providers.aws.config import AwsSettings
-from providers.base import LOGICAL_TYPES, check_identifier
+from providers.base import check_identifier
 from providers.queries import parse_query
+from providers.sql import check_schema as _check_schema
+from providers.sql import db_value as _python
+from providers.sql import frames as _chunks
 
 SQL_TYPES = {
     "string": "VARCHAR(65535)",
@@ -49,30 +51,6 @@ def build_warehouse(aws: AwsSettings) -> Any:
     if aws.warehouse == "redshift_data_api":
         return RedshiftDataApiWarehouse(aws)
     return SqlWarehouse(aws.warehouse_conn_id, aws.warehouse, aws.warehouse_schema)
-
-
-def _check_schema(schema: Mapping[str, str]) -> None:
-    for column, logical in schema.items():
-        check_identifier(column)
-        if logical not in LOGICAL_TYPES:
-            raise ValueError(f"column {column!r}: type {logical!r} is not one of {LOGICAL_TYPES}")
-
-
-def _python(value: Any) -> Any:
-    """A DB-API parameter from a pandas/numpy cell (NaN/NaT/NA -> NULL)."""
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, float | np.floating) and math.isnan(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    return value
-
-
-def _chunks(rows: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    yield from [rows] if isinstance(rows, pd.DataFrame) else rows
 
 
 class SqlWarehouse:
