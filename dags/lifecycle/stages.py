@@ -243,7 +243,10 @@ def score_stage() -> Any:
 
 
 def monitor_stage() -> Any:
-    """monitor_drift: drift statistics and report; trigger one retrain of the week on drift."""
+    """monitor_drift: drift statistics and report; trigger one retrain of the week on drift.
+
+    The week's serving health is recorded by the same task; a breach fails ``serving_alert``.
+    """
 
     @task(task_id="monitor_drift", outlets=[DRIFT_REPORTS], execution_timeout=timedelta(minutes=30))
     def monitor_drift() -> dict[str, Any]:
@@ -253,7 +256,20 @@ def monitor_stage() -> Any:
     def drift_needs_retrain(verdict: dict[str, Any]) -> bool:
         return bool(verdict["should_trigger_retrain"])
 
+    @task(task_id="serving_alert", execution_timeout=timedelta(minutes=5))
+    def serving_alert(verdict: dict[str, Any]) -> None:
+        # operations are not drift: an unhealthy week fails this leaf task without retries (the
+        # run shows it, on_failure_callback notifiers fire) and never reaches the retrain branch
+        if verdict.get("serving_healthy") is False:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"serving of week {verdict['week']} was unhealthy: {'; '.join(verdict['serving_breaches'])} "
+                "(table ops_summary; thresholds in astro.toml [monitoring]); no retrain was triggered for it"
+            )
+
     verdict = monitor_drift()
+    serving_alert(verdict)
     trigger = TriggerRetrainOperator(
         task_id="trigger_retrain", week="{{ ti.xcom_pull(task_ids='monitor_drift')['week'] }}"
     )
