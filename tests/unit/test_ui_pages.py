@@ -101,3 +101,25 @@ def test_run_summary_says_what_changed_this_week(seeded) -> None:
     assert note_text("x" * 2000).endswith("…") and len(note_text("x" * 2000)) <= NOTE_LIMIT
     html = summary_page("retrain_pipeline", "manual__1", text)
     assert "<li>" in html and '<a href="/mlops/drift/report/2026-W13" target="_top">report</a>' in html
+
+
+# last in this module: it adds serving traffic to the seeded provider
+def test_drift_page_shows_each_weeks_serving_beside_its_drift(client, seeded) -> None:
+    from datetime import timedelta
+
+    from include.serving.metrics import HourlyRecord
+    from include.stages.operations import watch_serving, week_window
+
+    ctx = seeded[1]
+    assert 'id="serving-none"' in client.get("/drift").text  # the seeding served nothing
+    record = HourlyRecord(ctx.provider.endpoint.metrics)
+    start, _ = week_window("2026-W12")
+    for i in range(200):
+        record.add(ctx.model_name, "5xx" if i < 20 else "2xx", 0.02, start + timedelta(hours=i % 100))
+    record.flush()
+    watch_serving(type(ctx)(settings=ctx.settings, week="2026-W12", actor="ui-test"))
+    page = client.get("/drift").text
+    assert page.count('class="chart line"') == 5  # the three drift charts and latency, error rate
+    assert "Endpoint latency (ms)" in page and "Error rate (% of requests)" in page
+    assert re.search(r'id="serving-unhealthy">Serving unhealthy in 2026-W12 ', page)
+    assert client.get("/api/drift").json()["ops"]["2026-W12"]["errors_5xx"] == 20
