@@ -202,7 +202,11 @@ class ModelCache:
 
 
 def create_app(
-    deployments: Path, threads: int = 1, spec: DatasetSpec | None = None, metrics: Path | None = None
+    deployments: Path,
+    threads: int = 1,
+    spec: DatasetSpec | None = None,
+    metrics: Path | None = None,
+    measure: bool = True,
 ) -> FastAPI:
     """Build the endpoint app for a deployments folder.
 
@@ -210,6 +214,8 @@ def create_app(
         deployments: the folder of ``<model>.json`` deployment records.
         metrics: the folder of the hourly serving record; default: ``metrics`` beside
             ``deployments``.
+        measure: False serves without any metrics, log line or record (the benchmark's
+            baseline for their overhead).
         threads: OpenMP threads per model call. One: the batches are small, and spinning
             OpenMP threads fight the server's own work for the cores.
         spec: the dataset spec of the requests; default: the settings' (astro.toml or
@@ -221,15 +227,15 @@ def create_app(
         spec = load_settings().dataset
     deployments = Path(deployments)
     measured = ServingMetrics(
-        metrics if metrics is not None else deployments.parent / "metrics",
+        None if not measure else metrics if metrics is not None else deployments.parent / "metrics",
         known=lambda name: (deployments / f"{name}.json").is_file(),
     )
     app = FastAPI(title="MLOps online endpoint", version="1.0", on_shutdown=[measured.close])
     app.state.metrics = measured
     PredictRequest = request_model(spec)  # noqa: N806 - a class, named as one
     app.add_middleware(BodySizeLimit)
-    # outermost: a 413 of BodySizeLimit is counted too
-    app.add_middleware(lambda inner: measured.middleware(inner))
+    if measure:  # outermost: a 413 of BodySizeLimit is counted too
+        app.add_middleware(lambda inner: measured.middleware(inner))
     cache = ModelCache(deployments)
 
     @app.exception_handler(RequestValidationError)
@@ -245,6 +251,8 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
+        if not measure:
+            raise HTTPException(404, "this endpoint runs without metrics (--no-metrics)")
         body, content_type = measured.exposition()
         return Response(body, media_type=content_type)
 
@@ -257,7 +265,8 @@ def create_app(
         # in the batcher's worker thread: the version is read once per batch, so every row of
         # a batch is scored (and reported) by the same version, even across a deploy
         served = cache.get(model_name)
-        measured.served(model_name, str(served.record.get("version")))
+        if measure:
+            measured.served(model_name, str(served.record.get("version")))
         differences = incompatibilities(served.model.spec, spec)
         if differences:
             raise HTTPException(
@@ -267,7 +276,8 @@ def create_app(
             )
         started = time.perf_counter()
         raw = served.model.predict_records(rows)
-        measured.batch(model_name, len(rows))  # a model call that answered: its rows
+        if measure:
+            measured.batch(model_name, len(rows))  # a model call that answered: its rows
         log.debug("scored %d rows in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
         return served, raw
 
@@ -313,12 +323,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--metrics", type=Path, default=None, help="hourly serving record (default: <deployments>/../metrics)"
     )
+    parser.add_argument("--no-metrics", action="store_true", help="serve unmeasured (a baseline)")
     args = parser.parse_args(argv)
     args.deployments.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from include.config import load_settings
 
-    app = create_app(args.deployments, args.threads, load_settings(args.config).dataset, args.metrics)
+    app = create_app(
+        args.deployments, args.threads, load_settings(args.config).dataset, args.metrics, not args.no_metrics
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
