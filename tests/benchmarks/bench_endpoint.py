@@ -92,11 +92,16 @@ def run(
         try:
             server.wait_ready(timeout=300)
             bare.wait_ready(timeout=300)
-            for _ in range(repeat):  # interleaved, so a burst of outside load hits every figure alike
+            for i in range(repeat):  # interleaved, so a burst of outside load hits every figure alike
                 for rate in rates:
                     bounded[rate].append(run_child("load", url, str(clients), str(seconds), str(rate)).output)
-                closed.append(run_child("load", url, str(clients), str(seconds), "0").output)
-                bare_closed.append(run_child("load", bare_url, str(clients), str(seconds), "0").output)
+                # the server without metrics goes first every other time: neither gains from its place
+                first, second = (url, bare_url) if i % 2 == 0 else (bare_url, url)
+                runs = {}
+                for target in (first, second):
+                    runs[target] = run_child("load", target, str(clients), str(seconds), "0").output
+                closed.append(runs[url])
+                bare_closed.append(runs[bare_url])
                 highest = str(rates[-1])
                 bare_top.append(run_child("load", bare_url, str(clients), str(seconds), highest).output)
                 top.append(bounded[rates[-1]][-1])
