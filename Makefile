@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the BigQuery emulator of the GCP tests lives in its own virtualenv: its pins clash with Airflow's
+BQ_VENV := .venv-bqemulator
+BQ_STAMP := $(BQ_VENV)/.installed
 
 # airflow standalone starts its parts as `airflow ...`: the virtualenv's bin comes first
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -22,7 +25,8 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_ENABLE_TELEMETRY := false
 
-.PHONY: setup demo test test-fast browser bench serve airflow backfill dataset lint lock clean
+.PHONY: setup demo test test-fast bqemulator browser redis bench serve serve-stop airflow airflow-demo training-pool \
+	backfill cluster-up cluster-down dataset lint typecheck lock clean
 
 ## setup: a virtualenv with the pinned requirements, and Airflow's metadata database
 setup: $(STAMP) $(AIRFLOW_HOME)/airflow.db
@@ -38,13 +42,22 @@ $(STAMP): requirements.txt
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	$(MAKE) --no-print-directory training-pool
 
 ## demo: the retraining pipeline for 6 weeks on the local provider, drift from week 5
 demo: setup
 	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
 
+$(BQ_STAMP): requirements-bqemulator.txt $(STAMP)
+	$(PYTHON) -m venv $(BQ_VENV)
+	$(BIN)/uv pip install --python $(BQ_VENV)/bin/python --quiet -r requirements-bqemulator.txt
+	touch $(BQ_STAMP)
+
+## bqemulator: the BigQuery emulator's virtualenv (.venv-bqemulator) for the GCP tests
+bqemulator: $(BQ_STAMP)
+
 ## test: the whole test suite
-test: $(STAMP) browser
+test: $(STAMP) $(BQ_STAMP) browser redis
 	$(BIN)/python -m pytest -q
 
 ## test-fast: the edit-test loop: unit, DAG and local contract tests (a few minutes; CI runs make test)
@@ -55,17 +68,44 @@ test-fast: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
+## redis: Debian's Redis for the distributed profile (make cluster-up) and its test, if missing
+redis:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y --no-install-recommends redis-server)
+
 ## bench: the benchmarks (table + .bench/results.json); options: make bench ARGS="--quick" (see --help)
 bench: setup
 	$(BIN)/python tests/benchmarks/run.py $(ARGS)
 
-## serve: the local online endpoint on 127.0.0.1:8765 (serves what deploy_model deployed)
+## serve: the local online endpoint on 127.0.0.1:8765 in the foreground (serves what deploy_model deployed)
 serve: setup
+	@# a server a deploy started in the background holds the port: stop it first
+	$(BIN)/python -m providers.local.server_process stop
 	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
 
+## serve-stop: stop the endpoint server a deploy started in the background (pid in .mlops/endpoint/server.pid)
+serve-stop: setup
+	$(BIN)/python -m providers.local.server_process stop
+
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
-airflow: setup
+airflow: setup training-pool
 	$(BIN)/airflow standalone
+
+## training-pool: the pool of astro.toml's [airflow] that caps concurrent training jobs
+training-pool: $(STAMP)
+	$(BIN)/airflow pools set $$($(BIN)/python -m include.routing pool) "training jobs" > /dev/null
+
+## cluster-up: the production-like profile: PostgreSQL, Redis, CeleryExecutor, 2 workers (README, "Scale out")
+cluster-up: $(STAMP) redis
+	$(BIN)/python scripts/cluster.py up
+
+## cluster-down: stop everything cluster-up started (by pid)
+cluster-down:
+	$(BIN)/python scripts/cluster.py down
+
+## airflow-demo: `make airflow` with the demo's settings (after `make demo`): its runs on the Models and Drift pages
+airflow-demo: setup training-pool
+	@test -f .mlops-demo/astro.toml || { echo "no demo yet: run make demo first" >&2; exit 2; }
+	MLOPS_CONFIG=$(CURDIR)/.mlops-demo/astro.toml $(BIN)/airflow standalone
 
 ## backfill: backfill the pipeline, e.g. make backfill FROM=2026-01-05 TO=2026-01-27 (needs `make airflow`)
 backfill: setup
@@ -82,12 +122,18 @@ dataset: setup
 # `--flag "value"` when VAR is given on make's command line (TIME, NAME... may be set in the environment)
 option = $(if $(filter command line,$(origin $(1))),$(2) "$($(1))")
 
-lint: setup
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+## lint: ruff's rules, its Airflow rules (AIR, a preview rule set) and the formatting
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff check --preview --select AIR . && $(BIN)/ruff format --check .
+
+## typecheck: mypy on dags/, include/, providers/ and plugins/ (configured in pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 ## lock: regenerate requirements.txt from requirements.in
 lock:
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt
+	$(BIN)/uv pip compile requirements-bqemulator.in --python-version 3.11 --quiet -o requirements-bqemulator.txt
 
 clean:
-	rm -rf .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench
+	rm -rf $(BQ_VENV) .mlops .mlops-demo .airflow test-artifacts tests/artifacts .bench .cluster

@@ -4,14 +4,22 @@
 Scores every validated row of the week with the `production` model and replaces the week's
 partition of the `predictions` table (the row key, the dataset spec's prediction columns, the
 model version) in one transaction: a re-run leaves exactly one prediction per row.
+
+A past week is scored with the model of its time: the version it was first scored with, or the
+production version as of the week. Tick `rescore_with_production` to re-score it deliberately
+with today's production model.
 """
 
 from airflow.sdk import dag
-from lifecycle.params import stage_dag_args
+from lifecycle.params import rescore_param, stage_dag_args
 from lifecycle.stages import score_stage
 
 
-@dag(**stage_dag_args("stage", "serving"), doc_md=__doc__)
+@dag(
+    schedule=None,
+    **stage_dag_args("stage", "serving", rescore_with_production=rescore_param()),
+    doc_md=__doc__,
+)
 def batch_score():
     score_stage()
 

@@ -14,7 +14,7 @@ from lifecycle.params import stage_dag_args
 from lifecycle.stages import deploy_stage
 
 
-@dag(**stage_dag_args("stage", "serving"), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "serving"), doc_md=__doc__)
 def deploy_model():
     deploy_stage()
 

@@ -14,6 +14,7 @@ from lifecycle.stages import evaluate_stage
 
 
 @dag(
+    schedule=None,
     **stage_dag_args("stage", "model", gate_margin=gate_margin_param(), job_name=job_name_param()),
     doc_md=__doc__,
 )

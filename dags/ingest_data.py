@@ -21,7 +21,7 @@ from lifecycle.params import source_param, stage_dag_args
 from lifecycle.stages import ingest_stage
 
 
-@dag(**stage_dag_args("stage", "data", source_uri=source_param()), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "data", source_uri=source_param()), doc_md=__doc__)
 def ingest_data():
     ingest_stage()
 

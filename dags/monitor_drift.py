@@ -20,7 +20,7 @@ from lifecycle.params import drift_params, stage_dag_args
 from lifecycle.stages import monitor_stage
 
 
-@dag(**stage_dag_args("stage", "monitoring", **drift_params()), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "monitoring", **drift_params()), doc_md=__doc__)
 def monitor_drift():
     monitor_stage()
 

@@ -11,7 +11,7 @@ from lifecycle.params import job_name_param, stage_dag_args
 from lifecycle.stages import register_stage
 
 
-@dag(**stage_dag_args("stage", "model", job_name=job_name_param()), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "model", job_name=job_name_param()), doc_md=__doc__)
 def register_model():
     register_stage()
 

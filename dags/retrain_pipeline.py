@@ -2,7 +2,7 @@
 ### retrain_pipeline
 
 The weekly loop, one DAG run per week (Mondays 06:00 UTC; it processes the ISO week that just
-ended):
+ended). Unpausing it starts nothing by itself: the first scheduled run is the next Monday.
 
     ingest_data -> validate_data -> train_model -> evaluate_model -> register_model
       -> deploy_model -> batch_score -> monitor_drift -> run_summary
@@ -22,9 +22,9 @@ Backfill past weeks from the CLI (the DAG must be unpaused, with a scheduler run
 (four runs, Mondays 2026-01-05..01-26 at 06:00, processing 2026-W01..W04).
 """
 
-from datetime import datetime
+from datetime import timedelta
 
-from airflow.sdk import dag
+from airflow.sdk import CronTriggerTimetable, dag
 from lifecycle.params import (
     DEFAULT_ARGS,
     common_params,
@@ -48,8 +48,10 @@ from lifecycle.stages import (
 
 
 @dag(
-    schedule="0 6 * * 1",
-    start_date=datetime(2026, 1, 5),
+    # No start_date, run_immediately=False: unpausing (the trigger form's "Unpause on trigger"
+    # included) arms the schedule for the next Monday instead of starting a run for the last one,
+    # which would run before a triggered run (max_active_runs=1) and process the same week.
+    schedule=CronTriggerTimetable("0 6 * * 1", timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,  # each week builds on the model and data of the weeks before it
     default_args=DEFAULT_ARGS,
@@ -71,8 +73,9 @@ def retrain_pipeline():
     evaluated = evaluate_stage(job_name=trained["job_name"])
     registered = register_stage(job_name=trained["job_name"])
     evaluated >> registered
-    deployed = deploy_stage()
-    scored = score_stage()
+    # the version register left in production travels on: deploy and score use that one
+    deployed = deploy_stage(production_version=registered["production_version"])
+    scored = score_stage(production_version=deployed["version"])
     registered >> deployed >> scored >> monitor_stage() >> summary_stage()
 
 

@@ -12,9 +12,10 @@ from lifecycle.params import stage_dag_args, version_param
 from lifecycle.stages import deploy_stage, rollback_stage
 
 
-@dag(**stage_dag_args("operations", "model", version=version_param()), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("operations", "model", version=version_param()), doc_md=__doc__)
 def rollback_model():
-    rollback_stage() >> deploy_stage()
+    rolled_back = rollback_stage()
+    rolled_back >> deploy_stage(production_version=rolled_back["production_version"])
 
 
 rollback_model()

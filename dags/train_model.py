@@ -15,7 +15,7 @@ from lifecycle.params import stage_dag_args, window_weeks_param
 from lifecycle.stages import train_stage
 
 
-@dag(**stage_dag_args("stage", "model", window_weeks=window_weeks_param()), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "model", window_weeks=window_weeks_param()), doc_md=__doc__)
 def train_model():
     train_stage()
 

@@ -10,8 +10,9 @@ Runs the Great Expectations suite on the week's current data version.
   rows, an unreadable file, a column that leaks the label) quarantine the whole batch and fail
   the run without retries, so nothing is trained on it.
 
-Each run writes a Markdown report (`reports/validation/week=<week>/report.md`) naming every
-failed expectation, and a row in `validation_results`. Run `ingest_data` for the week first.
+Each run writes a Markdown report (`reports/validation/week=<week>/version=<data version>/report.md`)
+naming every failed expectation, and a row in `validation_results` (the week's current data
+version). Run `ingest_data` for the week first.
 """
 
 from airflow.sdk import dag
@@ -19,7 +20,7 @@ from lifecycle.params import stage_dag_args
 from lifecycle.stages import validate_stage
 
 
-@dag(**stage_dag_args("stage", "data"), doc_md=__doc__)
+@dag(schedule=None, **stage_dag_args("stage", "data"), doc_md=__doc__)
 def validate_data():
     validate_stage()
 

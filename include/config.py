@@ -17,6 +17,7 @@ from typing import Any
 
 from include.errors import ConfigError, ParamError
 from include.ml.dataset import TASK_METRICS, DatasetSpec, DatasetSpecError, parse_spec
+from include.routing import parse_routing
 from providers.catalogue import PROVIDER_NAMES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -207,10 +208,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         "drift": DriftSettings,
         "monitoring": MonitoringSettings,
     }
-    known_tables = {"project", "hardware", "dataset", "model", *sections, *PROVIDER_NAMES}
+    # [airflow]: the tasks' queues and pool, read when DAG files are parsed (include/routing.py)
+    known_tables = {"project", "hardware", "dataset", "model", "airflow", *sections, *PROVIDER_NAMES}
     unknown = sorted(set(raw) - known_tables)
     if unknown:
         raise ConfigError(f"{config_path}: unknown section(s) {unknown}; known: {sorted(known_tables)}")
+    parse_routing(raw.get("airflow", {}), config_path)
     kwargs: dict[str, Any] = {}
     for key, cls in sections.items():
         kwargs[key] = _section(cls, raw.get(key, {}), f"[{key}]", config_path)
@@ -264,10 +267,7 @@ def _dataset(raw: Any, config_path: Path) -> DatasetSpec:
                 f"{sorted(set(raw) - {'spec'})}: "
                 "keep one of the two"
             )
-        # relative to the settings file, else to the project (the shipped demo spec)
-        candidates = [Path(raw["spec"])] if Path(raw["spec"]).is_absolute() else [
-            config_path.parent / raw["spec"], PROJECT_ROOT / raw["spec"]]  # fmt: skip
-        path = next((p for p in candidates if p.is_file()), candidates[0])
+        path = _spec_path(raw["spec"], config_path)
         try:
             return load_dataset_spec(path)
         except ConfigError as exc:
@@ -276,6 +276,27 @@ def _dataset(raw: Any, config_path: Path) -> DatasetSpec:
         return parse_spec(raw, f"{config_path}: [dataset]")
     except DatasetSpecError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _spec_path(named: str, config_path: Path) -> Path:
+    """The spec file ``[dataset] spec`` names.
+
+    Relative to the settings file, else to the project (the shipped demo spec).
+    """
+    candidates = [Path(named)] if Path(named).is_absolute() else [
+        config_path.parent / named, PROJECT_ROOT / named]  # fmt: skip
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+def dataset_spec_location(settings: Settings) -> str:
+    """Where the settings' dataset spec is written, for a message: its file, or ``[dataset] in ...``."""
+    try:
+        raw = tomllib.loads(settings.config_path.read_text(encoding="utf-8")).get("dataset") or {}
+    except (OSError, tomllib.TOMLDecodeError):
+        raw = {}
+    if isinstance(raw, dict) and raw.get("spec"):
+        return str(_spec_path(raw["spec"], settings.config_path))
+    return f"[dataset] in {settings.config_path}"
 
 
 def _model(raw: Any, config_path: Path) -> ModelSettings:

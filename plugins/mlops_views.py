@@ -11,12 +11,13 @@ from airflow.plugins_manager import AirflowPlugin
 
 from include.ui import run_note
 from include.ui.app import create_app
+from include.ui.param_errors import ReadableParamErrors
 
 URL_PREFIX = "/mlops"
 
 
 class MLOpsViewsPlugin(AirflowPlugin):
-    """Models and Drift pages (nav), a run-summary tab (dag_run), and the run-note listener."""
+    """Models and Drift pages, a run-summary tab, the run-note listener, readable Param refusals."""
 
     name = "mlops_views"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "MLOps models and drift"}]
@@ -29,4 +30,6 @@ class MLOpsViewsPlugin(AirflowPlugin):
         {"name": "Run summary", "href": "mlops/runs/{DAG_ID}/{RUN_ID}", "url_route": "mlops-run-summary",
          "destination": "dag_run"},
     ]  # fmt: skip
+    # a malformed week (or other Param) refused at trigger time in one sentence, not a schema dump
+    fastapi_root_middlewares = [{"middleware": ReadableParamErrors, "name": "Readable Param errors"}]
     listeners = [run_note]

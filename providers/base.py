@@ -265,6 +265,7 @@ class AliasChange:
     reason: str
     actor: str
     changed_at: str
+    code: str = ""  # why, for programs (the UI): e.g. include.stages.history.ProductionMove; "" before codes
 
 
 @runtime_checkable
@@ -302,6 +303,7 @@ class ModelRegistry(Protocol):
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Point an alias at a version and append the change to its history, atomically.
 
@@ -314,6 +316,7 @@ class ModelRegistry(Protocol):
             expected_current: move only if the alias points at this version now (None: points
                 nowhere); the default moves it whatever it points at. This compare-and-set keeps
                 concurrent or stale runs from undoing a newer move.
+            code: why, as a code programs read (the prose ``reason`` is for people).
 
         Returns:
             The change, or None (nothing recorded) when the alias already points at ``version``

@@ -75,6 +75,7 @@ CATALOGUE: tuple[ProviderEntry, ...] = (
         module="providers.gcp",
         label="gcp: GCS, Vertex AI, BigQuery",
         install_hint="pip install apache-airflow-providers-google google-cloud-aiplatform",
+        settings_class="providers.gcp.config:GcpSettings",
     ),
     ProviderEntry(
         name="azure",

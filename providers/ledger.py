@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from include.errors import MLOpsError
 from providers.base import ANY_VERSION, AliasChange, ObjectStore, PreconditionFailedError, check_key
@@ -102,6 +103,7 @@ class AliasLedger:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Point the alias at ``version`` and append the change, in one compare-and-set.
 
@@ -130,7 +132,7 @@ class AliasLedger:
             now = datetime.now(UTC).isoformat()
             if state.history and state.history[-1].changed_at > now:  # another host's clock ahead
                 now = state.history[-1].changed_at
-            change = AliasChange(model_name, alias, version, state.current, reason, actor, now)
+            change = AliasChange(model_name, alias, version, state.current, reason, actor, now, str(code))
             document = {
                 "format": FORMAT,
                 "model_name": model_name,
@@ -169,3 +171,42 @@ class AliasLedger:
             f"alias {alias!r} of model {model_name!r} kept moving while its registry marker was "
             "written; run the task again"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# registrations: one version per registry key, also under racing registrations
+
+
+def claim_registration(store: ObjectStore, key: str, registry_key: str) -> bool:
+    """Create the claim object of a registration unless it exists; True if this call created it.
+
+    Of racing registrations of one ``registry_key``, exactly one creates the claim (a create-only
+    conditional write) and makes the version; the others wait for it (:func:`wait_for_registration`).
+    """
+    claim = {"registry_key": registry_key, "at": datetime.now(UTC).isoformat()}
+    try:
+        store.put_if_match(key, json.dumps(claim).encode(), None)
+        return True
+    except PreconditionFailedError:
+        return False
+
+
+def wait_for_registration(
+    find: Callable[[], Any], model_name: str, registry_key: str, claim_uri: str, timeout: float = 120
+) -> Any:
+    """Wait for the version that another registration claimed (``find()`` returns it or None).
+
+    Raises:
+        RegistryConflictError: no version appeared in ``timeout`` seconds (a killed registration:
+            the message says which claim to delete).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find()
+        if found is not None:
+            return found
+        time.sleep(1)
+    raise RegistryConflictError(
+        f"registration {registry_key} of {model_name} was claimed but no version appeared in "
+        f"{timeout:.0f} s; if that registration was killed, delete its claim {claim_uri} and retry"
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -38,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         help="covariate: feature distributions shift; concept: the label's relation to them changes",
     )
     parser.add_argument("--rows", type=int, default=5000, help="rows per week")
-    parser.add_argument(
-        "--state", type=Path, default=ROOT / ".mlops-demo", help="where the demo keeps its data"
-    )
+    from include.demo import DEMO_STATE
+
+    parser.add_argument("--state", type=Path, default=DEMO_STATE, help="where the demo keeps its data")
     parser.add_argument(
         "--config",
         type=Path,
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"Config {config}: {args.weeks} weeks from {weeks[0]}, {args.rows} rows each, "
               f"{args.drift_kind} drift from {drift_week or 'never'}. Airflow logs: {log_file}")  # fmt: skip
-    endpoint = _start_endpoint(config)
+    endpoint, started_here = _start_endpoint(config)
     started = time.monotonic()
     failures = 0
     try:
@@ -90,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 _mark_done(run_id)
     finally:
-        endpoint.terminate()
-        endpoint.wait(timeout=10)
+        if started_here:
+            endpoint.stop()
 
     from include.config import load_settings
     from include.stages.context import StageContext
@@ -101,11 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(loop_summary(ctx, weeks))
     print(f"\n{len(weeks)} weeks in {time.monotonic() - started:.0f} s; {failures} failed run(s).")
+    if not args.config:
+        print("See its models and drift in the Airflow UI: `make airflow-demo` (Airflow with the demo's "
+              "settings), then Plugins -> Models / Drift on http://127.0.0.1:8080")  # fmt: skip
     return 1 if failures else 0
 
 
 def _write_config(state: Path, rows: int, covariate_week: str, concept_week: str) -> Path:
-    """Write the demo's settings: astro.toml with its own folder, row count and drift knobs."""
+    """Write the demo's settings: astro.toml with its own folder, port, row count and drift knobs."""
+    from include.demo import DEMO_ENDPOINT_PORT
+
     state.mkdir(parents=True, exist_ok=True)
     text = (ROOT / "astro.toml").read_text()
     lines = []
@@ -123,46 +127,31 @@ def _write_config(state: Path, rows: int, covariate_week: str, concept_week: str
             line = f'concept_drift_from_week = "{concept_week}"'
         elif section == "[local]" and key == "root":
             line = f'root = "{state / "mlops"}"'
+        elif section == "[local]" and key == "endpoint_port":
+            line = f"endpoint_port = {DEMO_ENDPOINT_PORT}"
         lines.append(line)
     config = state / "astro.toml"
     config.write_text("\n".join(lines) + "\n")
     return config
 
 
-def _start_endpoint(config: Path) -> subprocess.Popen:
-    """Start the local endpoint server and wait until it answers."""
-    import httpx
+def _start_endpoint(config: Path):
+    """Start the local endpoint server of the demo's settings (or reuse a running one).
 
+    Returns:
+        The server and whether this call started it (then the demo stops it at the end).
+    """
     from include.config import load_settings
-    from providers.local import local_root
+    from providers.local.server_process import EndpointStartError, from_settings
 
-    settings = load_settings(config)
-    section = settings.provider_sections["local"]
-    host, port = section.get("endpoint_host", "127.0.0.1"), int(section.get("endpoint_port", 8765))
-    deployments = local_root(settings) / "endpoint" / "deployments"
-    deployments.mkdir(parents=True, exist_ok=True)
-    log = open(deployments.parent / "server.log", "ab")  # noqa: SIM115 - the server's lifetime
-    process = subprocess.Popen(
-        [sys.executable, "-m", "include.serving.app", "--deployments", str(deployments),
-         "--host", host, "--port", str(port), "--config", str(config)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{host}:{port}/health", timeout=1).status_code == 200:
-                print(f"Local endpoint up at http://{host}:{port} (log: {log.name})")
-                return process
-        except httpx.TransportError:
-            time.sleep(0.3)
-        if process.poll() is not None:
-            raise SystemExit(
-                f"the endpoint server exited with code {process.returncode} (port {port} in use?)"
-            )
-    process.kill()
-    raise SystemExit(f"the endpoint server did not answer on {host}:{port} within 60 s")
+    server = from_settings(load_settings(config))
+    running = server.pid()
+    try:
+        pid = server.start()
+    except EndpointStartError as exc:
+        raise SystemExit(str(exc)) from None
+    print(f"Local endpoint up at {server.url} (log: {server.log_file})")
+    return server, pid is not None and pid != running
 
 
 def _run(dag_factory, week: str, logical_date: datetime | None, conf: dict, label: str | None = None) -> int:

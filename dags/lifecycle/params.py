@@ -2,7 +2,8 @@
 
 Every Param is optional: empty means "take the value from astro.toml" (or, for the week, the
 last complete week before the run's date); each description names the astro.toml key and its
-shipped default. astro.toml itself is read when a task runs, never while this file is parsed.
+shipped default. astro.toml itself is read when a task runs, never while this file is parsed,
+but for its [airflow] section (the tasks' queues and pool: include/routing.py).
 The JSON schema rejects bad values at trigger time, before any task runs, and the form shows
 why next to the field.
 """
@@ -14,6 +15,8 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include.routing import task_routing
+from include.ui.param_errors import JOB_NAME_PATTERN, VERSION_PATTERN, WEEK_PATTERN
 from providers.catalogue import CATALOGUE
 
 PROVIDERS = [entry.name for entry in CATALOGUE]
@@ -30,6 +33,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=5),
     "execution_timeout": timedelta(minutes=30),
+    # astro.toml's [airflow] default_queue (train_model has its own queue and pool: stages.py)
+    "queue": task_routing().default_queue,
 }
 
 
@@ -45,7 +50,7 @@ def week_param() -> Param:
         "Week",
         "ISO week to process, as YYYY-Www (e.g. 2026-W05: year, 'W', two-digit week). "
         "Empty: the last complete week before the run's logical date.",
-        pattern=r"^\d{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$",
+        pattern=WEEK_PATTERN,
     )
 
 
@@ -148,7 +153,19 @@ def job_name_param() -> Param:
         "Training job",
         "The challenger's training job name (lowercase letters, digits and '-', as train_model "
         "logged it). Empty: the week's latest training run.",
-        pattern=r"^[a-z0-9-]{1,63}$",
+        pattern=JOB_NAME_PATTERN,
+    )
+
+
+def rescore_param() -> Param:
+    """A deliberate re-score of a past week with today's production model (batch_score)."""
+    return Param(
+        False,
+        type="boolean",
+        title="Re-score with today's production",
+        description="Off: a past week keeps the model of its time (the version it was first scored "
+        "with, or the production version as of the week). On: replace the week's predictions with "
+        "today's production model's, e.g. after a fix you want applied to history.",
     )
 
 
@@ -159,14 +176,17 @@ def version_param() -> Param:
         "Version",
         "Model version number to point production at (e.g. 3; see the Models page). "
         "Empty: the version production pointed at before its last move.",
-        pattern=r"^[0-9]{1,9}$",
+        pattern=VERSION_PATTERN,
     )
 
 
 def stage_dag_args(*tags: str, **params: Param) -> dict[str, Any]:
-    """The ``@dag`` arguments of a stage DAG: triggered by hand, the common Params plus ``params``."""
+    """The ``@dag`` arguments of a stage DAG: the common Params plus ``params``.
+
+    The DAG file passes ``schedule`` itself (stage DAGs are triggered by hand: ``None``), so that
+    it is written where Airflow's readers and linters look for it.
+    """
     return {
-        "schedule": None,
         "start_date": datetime(2026, 1, 1),
         "catchup": False,
         "default_args": DEFAULT_ARGS,

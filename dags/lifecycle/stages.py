@@ -12,6 +12,8 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, get_current_context, task
 
+from include.routing import task_routing
+
 RAW_DATA = Asset("mlops_raw_data")
 VALIDATED_DATA = Asset("mlops_validated_data")
 MODEL_REGISTRY = Asset("mlops_model_registry")
@@ -63,7 +65,12 @@ def _reason(run_type: Any) -> str:
 def ingest_stage() -> Any:
     """ingest_data: store the week's raw data and record its version."""
 
-    @task(task_id="ingest_data", outlets=[RAW_DATA], execution_timeout=timedelta(minutes=20))
+    @task(
+        task_id="ingest_data",
+        multiple_outputs=True,
+        outlets=[RAW_DATA],
+        execution_timeout=timedelta(minutes=20),
+    )
     def ingest_data() -> dict[str, str]:
         source = get_current_context()["params"].get("source_uri")
         return run_stage("include.stages.ingest.ingest_week", source=source)
@@ -74,7 +81,12 @@ def ingest_stage() -> Any:
 def validate_stage() -> Any:
     """validate_data: expectations; quarantine; a rejected batch stops the loop."""
 
-    @task(task_id="validate_data", outlets=[VALIDATED_DATA], execution_timeout=timedelta(minutes=20))
+    @task(
+        task_id="validate_data",
+        multiple_outputs=True,
+        outlets=[VALIDATED_DATA],
+        execution_timeout=timedelta(minutes=20),
+    )
     def validate_data() -> dict[str, Any]:
         return run_stage("include.stages.validate.validate_week_data")
 
@@ -95,16 +107,34 @@ class JobStageOperator(BaseOperator):
         start: the stage's start function, ``include.stages.<module>.<function>``.
         push_keys: also push each key of the result as its own XCom, as a TaskFlow task with
             ``multiple_outputs`` does (``train_model["job_name"]`` downstream).
+        params_as_kwargs: Params passed to the start function as keyword arguments of the
+            same name, converted by the given type (a Param the DAG lacks reads as None).
+        start_kwargs: more keyword arguments of the start function; templated, so an upstream
+            task's XCom (``registered["production_version"]``) is resolved when the task runs.
     """
 
-    def __init__(self, *, start: str, push_keys: bool = False, **kwargs: Any) -> None:
+    template_fields = ("start_kwargs",)
+
+    def __init__(
+        self,
+        *,
+        start: str,
+        push_keys: bool = False,
+        params_as_kwargs: dict[str, type] | None = None,
+        start_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.start = start
         self.push_keys = push_keys
+        self.params_as_kwargs = params_as_kwargs or {}
+        self.start_kwargs = start_kwargs or {}
 
     def execute(self, context: Any) -> Any:
         """Start the stage: submit its job; defer while the job runs."""
-        return self._continue(context, run_stage(self.start))
+        params = context["params"]
+        from_params = {name: kind(params.get(name)) for name, kind in self.params_as_kwargs.items()}
+        return self._continue(context, run_stage(self.start, **from_params, **self.start_kwargs))
 
     def resume(self, context: Any, event: dict[str, Any], **_: Any) -> Any:
         """Continue the stage with the ended job's event (no second prepare or submit)."""
@@ -172,11 +202,17 @@ class TriggerRetrainOperator(BaseOperator):
 
 
 def train_stage() -> Any:
-    """train_model: train a challenger on the window of validated weeks (the wait defers)."""
+    """train_model: train a challenger on the window of validated weeks (the wait defers).
+
+    It runs on the training queue and through the training pool of astro.toml's [airflow].
+    """
+    routing = task_routing()
     return JobStageOperator(
         task_id="train_model",
         start="include.stages.train.start_training",
         push_keys=True,
+        queue=routing.training_queue,
+        pool=routing.training_pool,
         execution_timeout=timedelta(hours=3),
     ).output
 
@@ -188,7 +224,7 @@ def evaluate_stage(job_name: Any = None) -> Any:
         job_name: the challenger (an XCom of train_model); None reads the job_name Param.
     """
 
-    @task(task_id="evaluate_model", execution_timeout=timedelta(minutes=30))
+    @task(task_id="evaluate_model", multiple_outputs=True, execution_timeout=timedelta(minutes=30))
     def evaluate_model(job_name: str | None) -> dict[str, Any]:
         job_name = job_name or get_current_context()["params"].get("job_name")
         return run_stage("include.stages.evaluate.evaluate_challenger", job_name=job_name)
@@ -203,7 +239,12 @@ def register_stage(job_name: Any = None) -> Any:
         job_name: the challenger (an XCom of train_model); None reads the job_name Param.
     """
 
-    @task(task_id="register_model", outlets=[MODEL_REGISTRY], execution_timeout=timedelta(minutes=30))
+    @task(
+        task_id="register_model",
+        multiple_outputs=True,
+        outlets=[MODEL_REGISTRY],
+        execution_timeout=timedelta(minutes=30),
+    )
     def register_model(job_name: str | None) -> dict[str, Any]:
         job_name = job_name or get_current_context()["params"].get("job_name")
         return run_stage("include.stages.register.register_challenger", job_name=job_name)
@@ -214,7 +255,12 @@ def register_stage(job_name: Any = None) -> Any:
 def rollback_stage() -> Any:
     """rollback_model: point production back at an earlier version."""
 
-    @task(task_id="rollback_production", outlets=[MODEL_REGISTRY], execution_timeout=timedelta(minutes=10))
+    @task(
+        task_id="rollback_production",
+        multiple_outputs=True,
+        outlets=[MODEL_REGISTRY],
+        execution_timeout=timedelta(minutes=10),
+    )
     def rollback_production() -> dict[str, Any]:
         version = get_current_context()["params"].get("version")
         return run_stage("include.stages.register.rollback_production", to_version=version)
@@ -222,21 +268,35 @@ def rollback_stage() -> Any:
     return rollback_production()
 
 
-def deploy_stage() -> Any:
-    """deploy_model: serve production on the endpoint; smoke test; roll back on failure."""
+def deploy_stage(production_version: Any = None) -> Any:
+    """deploy_model: serve production on the endpoint; smoke test; roll back on failure.
+
+    Args:
+        production_version: the version the run's register (or rollback) step left in
+            production (an XCom); None: whatever production is.
+    """
     return JobStageOperator(
         task_id="deploy_model",
         start="include.stages.deploy.start_deploy",
+        start_kwargs={"production_version": production_version} if production_version is not None else None,
+        push_keys=True,
         outlets=[ONLINE_ENDPOINT],
         execution_timeout=timedelta(hours=1),
     ).output
 
 
-def score_stage() -> Any:
-    """batch_score: the week's predictions into the warehouse."""
+def score_stage(production_version: Any = None) -> Any:
+    """batch_score: the week's predictions into the warehouse.
+
+    Args:
+        production_version: the version the run deployed (an XCom); None: whatever production is.
+    """
+    # only batch_score's own DAG has the Param; the pipeline keeps the model of the week's time
     return JobStageOperator(
         task_id="batch_score",
         start="include.stages.score.start_scoring",
+        params_as_kwargs={"rescore_with_production": bool},
+        start_kwargs={"production_version": production_version} if production_version is not None else None,
         outlets=[PREDICTIONS],
         execution_timeout=timedelta(hours=2),
     ).output
@@ -248,7 +308,12 @@ def monitor_stage() -> Any:
     The week's serving health is recorded by the same task; a breach fails ``serving_alert``.
     """
 
-    @task(task_id="monitor_drift", outlets=[DRIFT_REPORTS], execution_timeout=timedelta(minutes=30))
+    @task(
+        task_id="monitor_drift",
+        multiple_outputs=True,
+        outlets=[DRIFT_REPORTS],
+        execution_timeout=timedelta(minutes=30),
+    )
     def monitor_drift() -> dict[str, Any]:
         return run_stage("include.stages.monitor.monitor_week")
 
@@ -268,7 +333,7 @@ def monitor_stage() -> Any:
                 "(table ops_summary; thresholds in astro.toml [monitoring]); no retrain was triggered for it"
             )
 
-    verdict = monitor_drift()
+    verdict: Any = monitor_drift()  # an XComArg: the short circuit reads it when it runs
     serving_alert(verdict)
     trigger = TriggerRetrainOperator(
         task_id="trigger_retrain", week="{{ ti.xcom_pull(task_ids='monitor_drift')['week'] }}"

@@ -355,7 +355,7 @@ def parse_spec(raw: Mapping[str, Any], where: str = "[dataset]") -> DatasetSpec:
     name = text("name") or "dataset"
 
     names = [f.name for f in features]
-    roles = {
+    roles: dict[str, list[str | None]] = {
         "label": [label],
         "id_column": [id_column],
         "event_time_column": [time_column],

@@ -266,7 +266,7 @@ def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
     return np.hstack(blocks) if blocks else None
 
 
-def _plain_one_hot(transformer: Any, one_hot: type) -> bool:
+def _plain_one_hot(transformer: Any, one_hot: type[Any]) -> bool:
     """A dense one-hot encoder without dropped, infrequent or missing-value categories."""
     return (
         isinstance(transformer, one_hot)

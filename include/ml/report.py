@@ -80,7 +80,7 @@ def _psi_chart(feature_table: pd.DataFrame, threshold: float) -> str:
     scale_max = max(min(max(psis), threshold * 5), threshold * 1.5, 1e-9)
     height = row_height * len(psis) + 30
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + bar_width + 90}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + bar_width + 140}" height="{height}" '
         f'role="img" aria-label="PSI per feature">'
     ]
     for i, (name, psi, raw, drifted) in enumerate(
@@ -89,12 +89,23 @@ def _psi_chart(feature_table: pd.DataFrame, threshold: float) -> str:
         y = 10 + i * row_height
         width = bar_width * min(psi, scale_max) / scale_max
         colour = "#d92d20" if bool(drifted) else "#2e90fa"
+        clipped = psi > scale_max
         parts.append(
             f'<text x="{label_width - 8}" y="{y + 14}" font-size="12" text-anchor="end">{_e(name)}</text>'
             f'<rect x="{label_width}" y="{y + 3}" width="{width:.1f}" height="{row_height - 8}" '
             f'fill="{colour}">'
             f"<title>{_e(name)}: PSI {_number(raw)}</title></rect>"
-            f'<text x="{label_width + width + 4:.1f}" y="{y + 14}" font-size="11">{_number(raw, 3)}</text>'
+        )
+        if clipped:  # a broken end: this bar goes on past the axis
+            end = label_width + width
+            parts.append(
+                f'<path class="clipped" d="M{end - 10:.1f},{y + 1} l6,{row_height - 4} m4,-{row_height - 4} '
+                f'l6,{row_height - 4}" stroke="white" stroke-width="3"/>'
+            )
+        weight, note = (' font-weight="bold"', " (clipped)") if clipped else ("", "")
+        parts.append(
+            f'<text x="{label_width + width + 4:.1f}" y="{y + 14}" font-size="11"{weight}>'
+            f"{_number(raw, 3)}{note}</text>"
         )
     x = label_width + bar_width * threshold / scale_max
     parts.append(
@@ -103,12 +114,20 @@ def _psi_chart(feature_table: pd.DataFrame, threshold: float) -> str:
         f'text-anchor="middle">threshold {_number(threshold, 2)}</text>'
     )
     parts.append("</svg>")
+    if max(psis) > scale_max:
+        parts.append(
+            f"<p class='meta'>The axis ends at PSI {_number(scale_max, 2)} (5x the threshold) so that one "
+            "large value does not flatten the others: longer bars are cut (a white break at their end, "
+            '"clipped" after the value), their label shows the real PSI.</p>'
+        )
     return "".join(parts)
 
 
 def _feature_table_html(feature_table: pd.DataFrame) -> str:
     header = (
-        "<tr><th class='name'>feature</th><th class='name'>kind</th><th>PSI</th><th>statistic</th>"
+        "<tr><th class='name'>feature</th><th class='name'>kind</th><th>PSI</th>"
+        "<th title='Kolmogorov-Smirnov for numeric features, chi-square for categorical ones'>"
+        "test statistic</th>"
         "<th>p-value</th><th>reference mean</th><th>current mean</th><th>status</th></tr>"
     )
     body = []
@@ -117,11 +136,19 @@ def _feature_table_html(feature_table: pd.DataFrame) -> str:
         body.append(
             f"<tr class='{'drifted' if drifted else 'stable'}'>"
             f"<td class='name'>{_e(row.feature)}</td><td class='name'>{_e(row.kind)}</td>"
-            f"<td>{_number(row.psi)}</td><td>{_number(row.statistic)}</td><td>{_number(row.p_value)}</td>"
+            f"<td>{_number(row.psi)}</td><td>{_statistic(row.kind, row.statistic)}</td>"
+            f"<td>{_number(row.p_value)}</td>"
             f"<td>{_number(row.reference_mean)}</td><td>{_number(row.current_mean)}</td>"
             f"<td>{_badge(drifted)}</td></tr>"
         )
     return f"<table>{header}{''.join(body)}</table>"
+
+
+def _statistic(kind: str, value: Any) -> str:
+    """The test statistic with its test's name: KS for numeric features, chi-square otherwise."""
+    if _is_missing(value):
+        return _number(value)
+    return f"{'KS' if kind == 'numeric' else '&chi;&sup2;'} {_number(value)}"
 
 
 def _definition_list(items: list[tuple[str, str]]) -> str:
@@ -174,7 +201,7 @@ def render_drift_report(
         drifted_features = (
             [str(f) for f in table.loc[table["drifted"].astype(bool), "feature"]] if len(table) else []
         )
-    threshold = summary.get("psi_threshold")
+    threshold: Any = summary.get("psi_threshold")  # a number, or None: the chart's default
     if _is_missing(threshold):
         threshold = psi_threshold
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from include.errors import ArtifactIntegrityError
 from include.ml.dataset import DatasetSpec, incompatibilities
-from include.ml.scoring import load_model
+from include.ml.scoring.artifacts import load_model
 from include.serving.batching import MicroBatcher
 from include.serving.metrics import ServingMetrics
 
@@ -245,9 +245,12 @@ def create_app(
         errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
         return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
+    served_folder = str(Path(deployments).resolve())
+
     @app.get("/health")
     def health() -> dict[str, str]:
-        return {"status": "ok"}
+        # the folder: a deploy tells its own server from another data folder's on the same port
+        return {"status": "ok", "deployments": served_folder}
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger("include.serving")
 
 #: the most rows one model call takes (a single request of more rows still goes alone)
@@ -68,11 +70,12 @@ class MicroBatcher:
         self.batches = 0
         self.requests = 0
 
-    async def predict(self, model_name: str, rows: list[dict[str, Any]]) -> tuple[Any, list[float]]:
+    async def predict(self, model_name: str, rows: list[dict[str, Any]]) -> tuple[Any, np.ndarray]:
         """Score ``rows`` with ``model_name``'s served model, batched with concurrent requests.
 
         Returns:
-            What ``score`` returned for the batch, and this request's probabilities, in order.
+            What ``score`` returned for the batch, and this request's rows of its predictions
+            (``TrainedModel.predict_records``), in order.
         """
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(model_name, rows, future))

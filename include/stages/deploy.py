@@ -9,7 +9,7 @@ from typing import Any
 from include.errors import MLOpsError, ParamError
 from include.stages.context import StageContext
 from include.stages.datasets import read_validated, validated_weeks
-from include.stages.history import PRODUCTION
+from include.stages.history import PRODUCTION, ProductionMove, current_production
 from include.stages.jobs import Step, after, done, ended_job, run_inline
 from providers.base import JobState
 
@@ -39,14 +39,16 @@ def deploy_production(ctx: StageContext) -> dict[str, Any]:
     return run_inline(ctx, start_deploy(ctx))
 
 
-def start_deploy(ctx: StageContext) -> Step:
-    """Check production and start its rollout; continue with :func:`finish_deploy`."""
-    registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
-    production = registry.get_alias(ctx.model_name, PRODUCTION)
-    if production is None:
-        raise ParamError(
-            f"model {ctx.model_name} has no production version to deploy: run the pipeline first"
-        )
+def start_deploy(ctx: StageContext, production_version: str | None = None) -> Step:
+    """Check production and start its rollout; continue with :func:`finish_deploy`.
+
+    Args:
+        ctx: the run's context.
+        production_version: the version this run's register step left in production (None
+            outside the pipeline: whatever production is).
+    """
+    endpoint = ctx.provider.endpoint
+    production = current_production(ctx, production_version)
     from include.stages.score import require_compatible
 
     require_compatible(ctx, production)
@@ -160,6 +162,7 @@ def finish_roll_back(
         reason=f"deploy of v{failed_version} failed its smoke test: {error[:200]}",
         actor=ctx.actor,
         expected_current=failed_version,
+        code=ProductionMove.DEPLOY_ROLLBACK,
     )
     log.error("Deploy of v%s failed; endpoint and production are back on v%s", failed_version, before)
     raise SmokeTestFailedError(

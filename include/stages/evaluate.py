@@ -71,9 +71,10 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
     but does not move production: the decision says why.
 
     Returns:
-        The evaluation record (``passed``, ``decision``, scores, champion version).
+        The evaluation record (``passed``: the gate's verdict; ``promote``: whether production
+        moves; ``decision``, scores, champion version).
     """
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     run = training_run(ctx, job_name)
     job_name = run["job_name"]
@@ -109,7 +110,9 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         )
     if champion is None:
         passed, decision = True, "promote: there is no production model yet"
-    elif champion_score is None and champion.registry_key != job_name:
+    elif champion.registry_key == job_name:
+        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
+    elif champion_score is None:
         passed, decision = (
             True,
             (
@@ -117,8 +120,6 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
                 f"(challenger {metric} {challenger_score:.4f})"
             ),
         )
-    elif champion.registry_key == job_name:
-        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
     else:
         better = (
             challenger_score > champion_score + margin
@@ -131,12 +132,13 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
             f"{verb}: challenger {metric} {challenger_score:.4f} vs champion v{champion.version} "
             f"{champion_score:.4f} (margin {margin})"
         )
+    promote = passed
     newer = newer_production(ctx)
     if passed and newer is not None and newer.registry_key != job_name:
         # a first evaluation, or a re-run of one that kept production (a re-run of a week that
         # was promoted in its time keeps its decision: register's compare-and-set guards it)
-        if previous.empty or not bool(previous.iloc[-1]["passed"]):
-            passed = False
+        if previous.empty or not promotes(previous.iloc[-1].to_dict()):
+            promote = False  # the gate passed; production stays on the newer model
             of_its_time = f"v{champion.version}" if champion is not None else "none"
             decision = (
                 f"keep: production v{newer.version} was trained on {trained_week(newer)}, newer than "
@@ -152,12 +154,24 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
         "champion_score": float(champion_score) if champion_score is not None else None,
         "margin": float(margin),
         "passed": passed,
+        "promote": promote,
         "decision": decision,
         "n_holdout": len(holdout),
     }
     warehouse.replace_rows("evaluations", {"week": ctx.week, "job_name": job_name}, pd.DataFrame([record]))
     log.info("Gate for %s, week %s: %s", job_name, ctx.week, decision)
     return record
+
+
+def promotes(evaluation: dict[str, Any]) -> bool:
+    """Whether an evaluation moves production.
+
+    ``passed`` is the gate's verdict against the champion of the week's time; ``promote`` is
+    False too when a backfilled winner stays out of production because today's was trained on
+    newer data. Rows written before ``promote`` existed have it empty: then ``passed`` decided.
+    """
+    value = evaluation.get("promote")
+    return bool(evaluation["passed"]) if value is None or pd.isna(value) else bool(value)
 
 
 def _holdout(ctx: StageContext) -> pd.DataFrame:

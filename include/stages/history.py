@@ -9,12 +9,49 @@ measured on the version that was serving when W's rows arrived.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 
+from include.errors import DeterministicError, ParamError
 from include.stages.context import StageContext
 from providers.base import ModelVersion
 
 log = logging.getLogger(__name__)
 PRODUCTION = "production"  # the alias the gate moves and every stage serves from
+
+
+class ProductionMove(StrEnum):
+    """Why production moved: the code recorded with each move (``AliasChange.code``)."""
+
+    PROMOTED = "promoted"  # the gate passed on a scheduled or manual retrain
+    DRIFT_PROMOTED = "drift_promoted"  # the gate passed on a retrain that drift triggered
+    MANUAL_ROLLBACK = "manual_rollback"  # rollback_model
+    DEPLOY_ROLLBACK = "deploy_rollback"  # the new version failed its smoke test: back automatically
+
+
+class ProductionMovedError(DeterministicError):
+    """Production moved while a run went on, between its register step and a later step."""
+
+
+def current_production(ctx: StageContext, expected: str | None = None) -> ModelVersion:
+    """The production version, which must be ``expected`` when the run's register step set it.
+
+    The version register_model decided travels to deploy_model and batch_score in the same run
+    (an XCom), so a rollback or another run moving the alias meanwhile is noticed, not followed.
+
+    Raises:
+        ParamError: the model has no production version yet.
+        ProductionMovedError: production is no longer ``expected``.
+    """
+    production = ctx.provider.registry.get_alias(ctx.model_name, PRODUCTION)
+    if production is None:
+        raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
+    if expected is not None and str(expected) != production.version:
+        raise ProductionMovedError(
+            f"production of {ctx.model_name} is v{production.version}, but this run's register step "
+            f"left it at v{expected}: another run or a rollback moved it meanwhile. Re-run the week "
+            f"to serve and score v{production.version}, or roll back with rollback_model"
+        )
+    return production
 
 
 def trained_week(version: ModelVersion) -> str:

@@ -18,9 +18,9 @@ def quarantine_prefix(week: str, data_version: str) -> str:
     return f"quarantine/week={week}/version={data_version}"
 
 
-def validation_report_key(week: str) -> str:
-    """The validation report of a week."""
-    return f"reports/validation/week={week}/report.md"
+def validation_report_key(week: str, data_version: str) -> str:
+    """The validation report of one data version of a week (two sources of a week: two reports)."""
+    return f"reports/validation/week={week}/version={data_version}/report.md"
 
 
 def training_prefix(job_name: str) -> str:

@@ -171,7 +171,7 @@ def _loader(ctx: StageContext) -> Any:
     import tempfile
     from pathlib import Path
 
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     loaded: dict[str, Any] = {}
 

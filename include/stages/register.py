@@ -9,7 +9,7 @@ from typing import Any
 from include.errors import ArtifactIntegrityError, ParamError
 from include.stages.context import StageContext
 from include.stages.evaluate import training_run
-from include.stages.history import PRODUCTION
+from include.stages.history import PRODUCTION, ProductionMove
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,9 @@ def register_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
             f"{run['model_sha256']}: the training output changed after training; re-run train_model"
         )
     change = None
-    if evaluation["passed"]:
+    from include.stages.evaluate import promotes
+
+    if promotes(evaluation):
         reason = f"{ctx.reason} retrain, week {ctx.week}: {evaluation['decision']}"
         change = registry.set_alias(
             ctx.model_name,
@@ -73,6 +75,7 @@ def register_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
             reason=reason,
             actor=ctx.actor,
             expected_current=evaluation["champion_version"] or None,
+            code=ProductionMove.DRIFT_PROMOTED if ctx.reason == "drift" else ProductionMove.PROMOTED,
         )
     production = registry.get_alias(ctx.model_name, PRODUCTION)
     log.info(
@@ -110,6 +113,7 @@ def rollback_production(ctx: StageContext, to_version: str | None = None) -> dic
         to_version,
         reason=f"manual rollback from v{current.version if current else 'none'}",
         actor=ctx.actor,
+        code=ProductionMove.MANUAL_ROLLBACK,
     )
     log.info("Production of %s: v%s -> v%s", ctx.model_name, current.version if current else None, to_version)
     return {"production_version": to_version, "changed": change is not None}

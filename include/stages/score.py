@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import MLOpsError, ParamError
+from include.errors import MLOpsError
 from include.stages.context import StageContext
 from include.stages.evaluate import check_compatible, trained_spec
-from include.stages.history import PRODUCTION, newest_registered_as_of, production_as_of, trained_week
+from include.stages.history import current_production, newest_registered_as_of, production_as_of, trained_week
 from include.stages.jobs import Step, after, done, ended_job, run_inline
 from include.stages.keys import validated_key
 from include.stages.tables import ensure_tables
@@ -24,7 +24,9 @@ class BatchScoringFailedError(MLOpsError):
     """The provider's batch scoring job failed (retryable)."""
 
 
-def score_week(ctx: StageContext) -> dict[str, Any]:
+def score_week(
+    ctx: StageContext, rescore_with_production: bool = False, production_version: str | None = None
+) -> dict[str, Any]:
     """Replace the week's predictions partition with the production model's scores.
 
     The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
@@ -34,19 +36,35 @@ def score_week(ctx: StageContext) -> dict[str, Any]:
     The batch_score task runs the same steps but defers while a cloud job scores
     (:func:`start_scoring`).
 
+    Args:
+        ctx: the run's context.
+        rescore_with_production: score with today's production whatever week it was trained
+            for (batch_score's Param of the same name: a deliberate re-score of history).
+        production_version: the version this run deployed (None outside the pipeline).
+
     Returns:
         ``n_rows`` and ``model_version``.
     """
-    return run_inline(ctx, start_scoring(ctx))
+    return run_inline(ctx, start_scoring(ctx, rescore_with_production, production_version))
 
 
-def start_scoring(ctx: StageContext) -> Step:
-    """Choose the version for the week and submit its scoring job; continue with :func:`finish_scoring`."""
-    production = ctx.provider.registry.get_alias(ctx.model_name, PRODUCTION)
-    if production is None:
-        raise ParamError(f"model {ctx.model_name} has no production version: run the pipeline first")
+def start_scoring(
+    ctx: StageContext, rescore_with_production: bool = False, production_version: str | None = None
+) -> Step:
+    """Choose the version for the week and submit its scoring job; continue with :func:`finish_scoring`.
+
+    Args:
+        ctx: the run's context.
+        rescore_with_production: as :func:`score_week`.
+        production_version: as :func:`score_week`.
+    """
+    production = current_production(ctx, production_version)
     ensure_tables(ctx.provider.warehouse, "predictions", spec=ctx.settings.dataset)
-    version = _scoring_version(ctx, production)
+    if rescore_with_production:
+        log.info("Week %s: re-scoring with today's production v%s, as asked", ctx.week, production.version)
+        version = production
+    else:
+        version = _scoring_version(ctx, production)
     require_compatible(ctx, version)
     batch = ctx.provider.batch
     handle = batch.submit(version, validated_key(ctx.week))

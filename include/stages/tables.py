@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from include.ml.dataset import DatasetSpec
 from providers.base import Warehouse
+from providers.migrations import migrate_tables
 
 TABLES: dict[str, dict[str, str]] = {
     # one row per week: the week's current data version (raw objects are kept per version)
@@ -58,7 +59,8 @@ TABLES: dict[str, dict[str, str]] = {
         "champion_version": "string",
         "champion_score": "float",
         "margin": "float",
-        "passed": "bool",
+        "passed": "bool",  # the gate's verdict against the champion of the week's time
+        "promote": "bool",  # production moves (not when a newer production stays: a backfill)
         "decision": "string",
         "n_holdout": "int",
     },
@@ -137,9 +139,10 @@ def table_schema(name: str, spec: DatasetSpec) -> dict[str, str]:
 
 
 def ensure_tables(warehouse: Warehouse, *names: str, spec: DatasetSpec) -> None:
-    """Create the named tables (all of them if none is named) if they do not exist.
+    """Migrate the named tables (all of them if none is named) to their schema, once.
 
-    A table that exists gets the columns it lacks (e.g. a new dataset's prediction columns).
+    A table is created, or given the columns it lacks (e.g. a new dataset's prediction
+    columns), only when the warehouse's record of its schema version differs; otherwise this is
+    one read of that record (see :mod:`providers.migrations`).
     """
-    for name in names or tuple(TABLES):
-        warehouse.ensure_table(name, table_schema(name, spec))
+    migrate_tables(warehouse, {name: table_schema(name, spec) for name in names or tuple(TABLES)})

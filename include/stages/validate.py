@@ -14,6 +14,7 @@ from include.stages.keys import quarantine_prefix, validated_key, validation_rep
 from include.stages.tables import ensure_tables
 
 log = logging.getLogger(__name__)
+COLUMNS = "expect_table_columns_to_match_set"
 
 
 def validate_week_data(ctx: StageContext) -> dict[str, object]:
@@ -30,22 +31,16 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         DataValidationError: the batch was rejected; the message names the failed expectations.
     """
     from include.ml.sample_data import write_parquet_bytes
-    from include.ml.validation import (
-        UNREADABLE,
-        BatchUnreadable,
-        add_row_keys,
-        parse_raw,
-        render_unreadable_report,
-        render_validation_report,
-        validate_week,
-    )
+    from include.ml.validation.reading import BatchUnreadable, add_row_keys, parse_raw
+    from include.ml.validation.report import UNREADABLE, render_unreadable_report, render_validation_report
+    from include.ml.validation.week import validate_week
 
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
     spec = ctx.settings.dataset
     version = current_data_version(ctx)
     raw_key, data_version = version["raw_key"], version["data_version"]
     quarantine = quarantine_prefix(ctx.week, data_version)
-    report_key = validation_report_key(ctx.week)
+    report_key = validation_report_key(ctx.week, data_version)
     raw = storage.get_bytes(raw_key)
     source = f"{version['source']}, stored as {storage.uri(raw_key)}"
     extension = raw_key.rsplit(".", 1)[-1]
@@ -152,12 +147,30 @@ def _reject(
         f"week {ctx.week} (data version {row['data_version']}) was rejected and quarantined whole at "
         f"{storage.uri(quarantine)}. Failed: {details[:2000]}. "
         f"Report: {storage.uri(str(row['report_key']))}. "
-        f"{_advice(names)}, then re-run ingest_data and validate_data for {ctx.week}."
+        f"{_advice(ctx, names)}."
     )
 
 
-def _advice(failed: list[str]) -> str:
-    """What to fix: the data, or the dataset spec when the columns themselves differ from it."""
-    if "expect_table_columns_to_match_set" in failed:
-        return "Fix the source data, or the dataset spec ([dataset] in astro.toml) if the columns are right"
-    return "Fix the source data"
+def _advice(ctx: StageContext, failed: list[str]) -> str:
+    """What to fix: the data, or the dataset spec when the columns themselves differ from it.
+
+    A batch whose only failure is its column set passed every other check: the data may well be
+    right and the spec's expected columns wrong, so that is said first, with where the spec is.
+    Only validate_data needs to run again then: it reads the stored data with the new spec.
+    """
+    from include.config import dataset_spec_location
+
+    again = f"re-run ingest_data and validate_data for {ctx.week}"
+    if COLUMNS not in failed:
+        return f"Fix the source data, then {again}"
+    where = dataset_spec_location(ctx.settings)
+    spec_fix = (
+        f"fix the expected columns in the dataset spec ({where}: label, id_column, event_time_column, "
+        f"the features and ignore), then re-run validate_data for {ctx.week}"
+    )
+    if failed == [COLUMNS]:
+        return (
+            f"Every other check passed; only the columns differ from the dataset spec. If the data is "
+            f"right, {spec_fix}; if not, fix the source data, then {again}"
+        )
+    return f"Fix the source data, then {again}; or, if its columns are right, {spec_fix}"

@@ -17,7 +17,9 @@ DuckDB, MLflow and the provider load when a page is first asked for.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -96,7 +98,7 @@ def create_app(require_auth: bool = True) -> FastAPI:
             view = models_view(backend, settings.model_name)
         except Exception as exc:  # shown on the page: a wrong provider must not be a blank 500
             return error_page("Models", "models", provider or "configured", _message(exc))
-        return models_page(view, backend.name, settings.gate_metric)
+        return models_page(view, backend.name, settings.gate_metric, _source(settings))
 
     @app.get("/drift", response_class=HTMLResponse, summary="The Drift page")
     def drift(provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> str:
@@ -116,14 +118,15 @@ def create_app(require_auth: bool = True) -> FastAPI:
             "max_p99_ms": settings.monitoring.max_p99_ms,
             "max_error_rate": settings.monitoring.max_error_rate,
         }
-        return drift_page(view, backend.name, thresholds)
+        return drift_page(view, backend.name, thresholds, _source(settings))
 
     @app.get("/drift/report/{week}", response_class=HTMLResponse, summary="A week's drift report, framed")
     def drift_report_page(week: str, provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> str:
         from include.ui.pages import report_frame
 
         week = _week(week)
-        _, backend = _context(provider)
+        with _unavailable(provider):
+            _, backend = _context(provider)
         weeks = sorted(backend.warehouse.read_rows("drift_summary", columns=["week"])["week"])
         return report_frame(week, weeks, backend.name)
 
@@ -132,7 +135,8 @@ def create_app(require_auth: bool = True) -> FastAPI:
         from include.stages.keys import drift_report_key
 
         week = _week(week)
-        _, backend = _context(provider)
+        with _unavailable(provider):
+            _, backend = _context(provider)
         try:
             html = backend.storage.get_bytes(drift_report_key(week))
         except FileNotFoundError:
@@ -159,18 +163,31 @@ def create_app(require_auth: bool = True) -> FastAPI:
         from include.ui.data import models_view
         from include.ui.pages import to_json
 
-        settings, backend = _context(provider)
-        return Response(to_json(models_view(backend, settings.model_name)), media_type="application/json")
+        with _unavailable(provider):
+            settings, backend = _context(provider)
+            view = models_view(backend, settings.model_name)
+        return Response(to_json(view), media_type="application/json")
 
     @app.get("/api/drift", summary="The Drift page's data as JSON")
     def drift_json(provider: str | None = Query(None, pattern=PROVIDER_PATTERN)) -> Response:
         from include.ui.data import drift_view
         from include.ui.pages import to_json
 
-        _, backend = _context(provider)
-        return Response(to_json(drift_view(backend)), media_type="application/json")
+        with _unavailable(provider):
+            _, backend = _context(provider)
+            view = drift_view(backend)
+        return Response(to_json(view), media_type="application/json")
 
     return app
+
+
+def _source(settings: Any) -> dict[str, str | None]:
+    """The settings file the pages read, and the demo's when it exists and is another file."""
+    from include import demo
+
+    config = settings.config_path.resolve()
+    other = demo.DEMO_CONFIG.is_file() and demo.DEMO_CONFIG.resolve() != config
+    return {"config": str(config), "demo_config": str(demo.DEMO_CONFIG) if other else None}
 
 
 def _week(value: str) -> str:
@@ -185,6 +202,23 @@ def _week(value: str) -> str:
         return parse_week(value)
     except ParamError as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+@contextlib.contextmanager
+def _unavailable(provider: str | None) -> Iterator[None]:
+    """Answer 503 with what to fix when the settings or the provider cannot be read.
+
+    A bare 500 said nothing; the HTML pages show the same message on the page.
+    """
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise HTTPException(
+            503,
+            f"cannot read the {provider or 'configured'} provider: {_message(exc)}",
+        ) from None
 
 
 def _message(exc: Exception) -> str:

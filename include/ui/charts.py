@@ -128,16 +128,13 @@ def line_chart(
     left, right, top, bottom = 56, 210, 28, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for vs in series.values() for v in vs if v is not None] + list(thresholds.values())
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    non_negative = low >= 0
-    low = min(low, 0.0) if non_negative and high <= 1.5 and low < 0.3 else low
-    if high - low < 1e-9:
-        high = low + 1.0
-    pad = (high - low) * 0.08
-    low, high = (max(0.0, low - pad) if non_negative else low - pad), high + pad
+    low, high = _y_range(values)
+    # weeks sit where they fall in time: a backfill of W01-W02 beside W47-W48 keeps its gap
+    position = _week_positions(weeks)
+    slots = (position[-1] + 1) if weeks else 1
 
     def x_of(i: int) -> float:
-        return left + (plot_w * (i + 0.5) / max(len(weeks), 1))
+        return left + (plot_w * (position[i] + 0.5) / slots)
 
     def y_of(v: float) -> float:
         return top + plot_h * (1 - (v - low) / (high - low))
@@ -151,7 +148,7 @@ def line_chart(
     ]
     for i, week in enumerate(weeks):
         if week in marked_weeks:
-            band = plot_w / max(len(weeks), 1)
+            band = plot_w / slots
             parts.append(
                 f'<rect x="{x_of(i) - band / 2}" y="{top}" width="{band}" height="{plot_h}" '
                 f'fill="#b2182b" fill-opacity="0.10"><title>{escape(week)}: retrain triggered</title></rect>'
@@ -161,9 +158,10 @@ def line_chart(
         y = y_of(v)
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y}" y2="{y}" stroke="#e5e5e5"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{v:.3g}</text>')
-    step = max(1, len(weeks) // 8)
-    for i, week in enumerate(weeks):
-        if i % step == 0 or i == len(weeks) - 1:
+    last_label = -1e9
+    for i, week in enumerate(weeks):  # a label where it does not overlap the one before
+        if x_of(i) - last_label >= 62:
+            last_label = x_of(i)
             parts.append(
                 f'<text x="{x_of(i)}" y="{top + plot_h + 16}" text-anchor="middle">{escape(week)}</text>'
             )
@@ -183,16 +181,17 @@ def line_chart(
     for n, (name, vs) in enumerate(series.items()):
         colour = PALETTE[n % len(PALETTE)]
         segment: list[str] = []
-        for i, v in enumerate(vs):
-            if v is None:
+        for i, point in enumerate(vs):
+            if point is None or (i and position[i] - position[i - 1] > 1):  # no line across a gap
                 if len(segment) > 1:
                     parts.append(_polyline(segment, colour))
                 segment = []
+            if point is None:
                 continue
-            segment.append(f"{x_of(i):.1f},{y_of(v):.1f}")
+            segment.append(f"{x_of(i):.1f},{y_of(point):.1f}")
             parts.append(
-                f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3" fill="{colour}">'
-                f"<title>{escape(name)}, {escape(weeks[i])}: {v:.4f}</title></circle>"
+                f'<circle cx="{x_of(i):.1f}" cy="{y_of(point):.1f}" r="3" fill="{colour}">'
+                f"<title>{escape(name)}, {escape(weeks[i])}: {point:.4f}</title></circle>"
             )
         if len(segment) > 1:
             parts.append(_polyline(segment, colour))
@@ -204,6 +203,35 @@ def line_chart(
         parts.append(f'<text x="{left + plot_w + 32}" y="{ly + 4}">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _week_positions(weeks: Sequence[str]) -> list[int]:
+    """Each week's distance in weeks from the first (ISO weeks, oldest first)."""
+    from include.weeks import week_start
+
+    if not weeks:
+        return []
+    first = week_start(weeks[0])
+    return [(week_start(week) - first).days // 7 for week in weeks]
+
+
+def _y_range(values: Sequence[float]) -> tuple[float, float]:
+    """The y axis: the values with a margin, from 0 for small shares and PSIs.
+
+    It never zooms in closer than a fifth of the values' size, so a metric moving between 0.83
+    and 0.84 draws as the near-flat line it is, not as a cliff.
+    """
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    non_negative = low >= 0
+    low = min(low, 0.0) if non_negative and high <= 1.5 and low < 0.3 else low
+    least = max(0.2 * max(abs(low), abs(high)), 1e-9)
+    if high - low < least:
+        middle = (high + low) / 2
+        low, high = middle - least / 2, middle + least / 2
+    if high - low < 1e-9:
+        high = low + 1.0
+    pad = (high - low) * 0.08
+    return (max(0.0, low - pad) if non_negative else low - pad), high + pad
 
 
 def _polyline(points: list[str], colour: str) -> str:

@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from include.stages.history import PRODUCTION
+from include.stages.history import PRODUCTION, ProductionMove
 from include.stages.keys import drift_report_key
 from include.stages.tables import TABLES
 from include.ui.costs import training_cost
-from providers.base import Provider
+from providers.base import Deployment, Provider
 
 
 def read_table(provider: Provider, table: str) -> pd.DataFrame:
@@ -52,18 +52,18 @@ def _json(text: Any, default: Any) -> Any:
         return default
 
 
-def change_kind(reason: str) -> str:
-    """Classify an alias move by its recorded reason: gate, drift retrain, rollback, failed deploy."""
-    text = (reason or "").lower()
-    if text.startswith("manual rollback"):
-        return "manual rollback"
-    if "smoke test" in text:
-        return "failed deploy: automatic rollback"
-    if text.startswith("drift retrain"):
-        return "drift retrain: gate passed"
-    if " retrain, week " in text:
-        return "gate passed"
-    return "other"
+# What the history table calls each move (by its recorded code; the prose reason is shown beside)
+MOVE_KINDS: dict[str, str] = {
+    ProductionMove.PROMOTED: "gate passed",
+    ProductionMove.DRIFT_PROMOTED: "drift retrain: gate passed",
+    ProductionMove.MANUAL_ROLLBACK: "manual rollback",
+    ProductionMove.DEPLOY_ROLLBACK: "failed deploy: automatic rollback",
+}
+
+
+def change_kind(code: str) -> str:
+    """Name an alias move by its recorded code ("other": a move recorded without one)."""
+    return MOVE_KINDS.get(code, "other")
 
 
 def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
@@ -83,6 +83,7 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
     by_job: dict[str, list[dict[str, Any]]] = {}
     for evaluation in evaluations:
         by_job.setdefault(evaluation["job_name"], []).append(evaluation)
+    deployment: Deployment | dict[str, str] | None
     try:
         deployment = provider.endpoint.current(model_name)
     except Exception as exc:  # the page still shows the registry when the endpoint is unreachable
@@ -142,7 +143,8 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
                 "version": c.version,
                 "previous_version": c.previous_version,
                 "reason": c.reason,
-                "kind": change_kind(c.reason),
+                "code": c.code,
+                "kind": change_kind(c.code),
                 "actor": c.actor,
                 "changed_at": c.changed_at,
             }
@@ -155,10 +157,13 @@ def models_view(provider: Provider, model_name: str) -> dict[str, Any]:
 
 
 def _gate(evaluation: dict[str, Any], version_of_job: dict[str, str]) -> dict[str, Any]:
+    from include.stages.evaluate import promotes
+
     return {
         **evaluation,
         "challenger_version": version_of_job.get(evaluation["job_name"]),
         "passed": bool(evaluation.get("passed")),
+        "promote": promotes(evaluation),
     }
 
 

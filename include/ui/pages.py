@@ -7,10 +7,12 @@ Every value that comes from data is escaped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from include.stages.history import ProductionMove
 from include.ui.charts import heat_map, line_chart
 from providers.catalogue import CATALOGUE
 
@@ -35,6 +37,7 @@ tr.prod{background:#f0fff4}
 .info{background:#bee3f8;color:#2a4365}.muted{color:#718096}.warn{background:#feebc8;color:#7b341e}
 .small{font-size:11px;white-space:nowrap}
 .wide{overflow-x:auto}
+.runid{white-space:nowrap}
 code{font-size:12px;background:#f7fafc;padding:0 3px;border-radius:3px}
 .cards{display:flex;gap:12px;flex-wrap:wrap;margin:8px 0}
 .card{border:1px solid #e2e8f0;border-radius:6px;padding:8px 12px;min-width:150px}
@@ -80,6 +83,27 @@ def error_page(title: str, active: str, provider: str, message: str) -> str:
     return layout(title, active, body, provider)
 
 
+def source_note(source: dict[str, str | None] | None, empty: bool) -> str:
+    """Which settings file the pages read; on an empty page, how to see the demo's data.
+
+    ``source``: ``config`` (the settings file read) and ``demo_config`` (the demo's settings
+    when ``make demo`` wrote them and they are not the ones read).
+    """
+    if not source:
+        return ""
+    note = f'<p class="muted" id="settings-note">Settings: <code>{escape(source["config"] or "")}</code>'
+    demo_config = source.get("demo_config")
+    if empty:
+        note += " (<code>MLOPS_CONFIG</code>, or astro.toml): nothing has run with them yet."
+        if demo_config:
+            note += (
+                f" <b>Looking for <code>make demo</code>'s runs?</b> It wrote them with its own settings "
+                f"(<code>{escape(demo_config)}</code>): stop Airflow (Ctrl-C) and start it "
+                "with <code>make airflow-demo</code> to see them here."
+            )
+    return note + "</p>"
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return '<span class="muted">n/a</span>'
@@ -100,6 +124,33 @@ def _badge(text: str, kind: str) -> str:
     return f'<span class="badge {kind}">{escape(text)}</span>'
 
 
+_RUN_ID = re.compile(r"^(\w+__\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(\+00:00)?(.*)$")
+
+
+def _run_id(value: str) -> str:
+    """A run id on one line, without its microseconds and UTC offset (in full on hover).
+
+    ``manual__2026-11-30T08:55:40.956246+00:00`` wrapped over three lines and pushed the cost
+    column out of Airflow's frame; it shows as ``manual__2026-11-30T08:55:40``.
+    """
+    match = _RUN_ID.match(value or "")
+    short = match[1] + match[4] if match else (value or "")
+    return f'<span class="runid" title="{escape(value or "")}">{escape(short)}</span>'
+
+
+def _gate_badge(gate: dict[str, Any]) -> str:
+    """Passed (and promoted), passed but kept out of production (a backfill), or rejected."""
+    if not gate["passed"]:
+        return _badge("rejected", "bad")
+    return _badge("passed", "ok") if gate.get("promote", True) else _badge("passed, kept", "warn")
+
+
+def _decision_badge(gate: dict[str, Any]) -> str:
+    if not gate["passed"]:
+        return _badge("reject", "bad")
+    return _badge("promote", "ok") if gate.get("promote", True) else _badge("keep", "warn")
+
+
 def _when(iso: str) -> str:
     return escape((iso or "")[:19].replace("T", " ")) + (" UTC" if iso else "")
 
@@ -108,8 +159,10 @@ def _when(iso: str) -> str:
 # Models
 
 
-def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
-    """Render the Models page."""
+def models_page(
+    view: dict[str, Any], provider: str, gate_metric: str, source: dict[str, str | None] | None = None
+) -> str:
+    """Render the Models page (``source``: see :func:`source_note`)."""
     versions = view["versions"]
     production = view["production"]
     deployment = view["deployment"]
@@ -149,6 +202,9 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
     body.append(_history_table(view["history"]))
     body.append("<h2>Gate decisions</h2>")
     body.append(_gate_table(view["evaluations"]))
+    empty = not versions and not view["evaluations"]
+    # on an empty page the note is what the reader needs first: under the cards; else at the end
+    body.insert(1 if empty else len(body), source_note(source, empty=empty))
     subtitle = (
         f"Model <code>{escape(view['model_name'])}</code> on the <b>{escape(provider)}</b> provider: "
         "every registered version, its lineage and cost, which one serves production, and why."
@@ -158,42 +214,41 @@ def models_page(view: dict[str, Any], provider: str, gate_metric: str) -> str:
 
 def _versions_table(versions: Sequence[dict[str, Any]], gate_metric: str) -> str:
     head = (
+        # what decides first (metrics, gate, cost), the details after: in Airflow's frame the
+        # table scrolls sideways, and the cost column used to be the one cut off
         f"<tr><th>version</th><th>trained for</th><th>why / by</th><th>validation {escape(gate_metric)}</th>"
-        f"<th>holdout {escape(gate_metric)}</th><th>other validation metrics</th><th>rows</th>"
-        "<th>training window (data versions)</th><th>hardware</th><th>cost estimate</th><th>gate</th></tr>"
+        f"<th>holdout {escape(gate_metric)}</th><th>gate</th><th>cost estimate</th>"
+        "<th>other validation metrics</th><th>rows</th><th>training window<br>(data versions)</th>"
+        "<th>hardware</th></tr>"
     )
     rows = []
     for v in versions:
         m = v["metrics"]
         status = _badge("production", "ok") if v["is_production"] else _badge("registered", "info")
-        data = "<br>".join(
-            f"{escape(w)} <code>{escape(str(v['data_versions'].get(w, '?')))}</code>"
+        data = "<br>".join(  # 8 hex digits tell versions apart; all 16 on hover
+            f'{escape(w)} <code title="{escape(str(v["data_versions"].get(w, "?")))}">'
+            f"{escape(str(v['data_versions'].get(w, '?'))[:8])}</code>"
             for w in v["train_weeks"]
         )
         hardware = ", ".join(f"{escape(k)}={escape(str(val))}" for k, val in sorted(v["hardware"].items()))
         cost = v["cost"]
         cost_text = _usd(cost["usd"])
-        gate = (
-            "<br>".join(
-                _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in v["gate"]
-            )
-            or '<span class="muted">not evaluated</span>'
-        )
+        gate = "<br>".join(_gate_badge(g) for g in v["gate"]) or '<span class="muted">not evaluated</span>'
         rows.append(
             f'<tr class="{"prod" if v["is_production"] else ""}" id="version-{escape(v["version"])}">'
             f"<td><b>v{escape(v['version'])}</b> {status}<br>"
             f'<span class="muted small">{_when(v["created_at"])}</span></td>'
             f"<td>{escape(v['week'])}</td>"
-            f'<td>{escape(v["reason"])}<br><span class="muted">{escape(v["trained_by"])}</span></td>'
+            f'<td>{escape(v["reason"])}<br><span class="muted">{_run_id(v["trained_by"])}</span></td>'
             f'<td class="num">{_fmt(m.get(f"validation_{gate_metric}"))}</td>'
             f'<td class="num">{_fmt(m.get(f"holdout_{gate_metric}"))}</td>'
+            f"<td>{gate}</td>"
+            f'<td class="num" title="{escape(cost["basis"])}">{cost_text}'
+            f'<br><span class="muted small">{escape(_short_basis(cost["basis"]))}</span></td>'
             f'<td class="small">{_other_metrics(m, gate_metric)}</td>'
             f'<td class="num">{_fmt(m.get("n_train"), 0)} train<br>{_fmt(m.get("n_validation"), 0)} val</td>'
             f'<td class="small" title="code {escape(v["code_version"])}">{data or "-"}</td>'
-            f"<td>{hardware or '-'}</td>"
-            f'<td class="num" title="{escape(cost["basis"])}">{cost_text}'
-            f'<br><span class="muted small">{escape(_short_basis(cost["basis"]))}</span></td>'
-            f"<td>{gate}</td></tr>"
+            f"<td>{hardware or '-'}</td></tr>"
         )
     return f'<div class="wide"><table id="versions">{head}{"".join(rows)}</table></div>'
 
@@ -215,9 +270,7 @@ def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) 
     for c in challengers:
         m, cost = c["metrics"], c["cost"]
         gate = (
-            "<br>".join(
-                _badge("passed", "ok") if g["passed"] else _badge("rejected", "bad") for g in c["gate"]
-            )
+            "<br>".join(_gate_badge(g) for g in c["gate"])
             or '<span class="muted">not evaluated: trigger evaluate_model, then register_model</span>'
         )
         rows.append(
@@ -238,12 +291,16 @@ def _challengers_table(challengers: Sequence[dict[str, Any]], gate_metric: str) 
 def _history_table(history: Sequence[dict[str, Any]]) -> str:
     if not history:
         return '<p class="muted">Production has never been set.</p>'
-    kinds = {"gate passed": "ok", "drift retrain: gate passed": "warn", "manual rollback": "info"}
+    kinds = {
+        ProductionMove.PROMOTED: "ok",
+        ProductionMove.DRIFT_PROMOTED: "warn",
+        ProductionMove.MANUAL_ROLLBACK: "info",
+    }
     rows = "".join(
         f"<tr><td>{_when(h['changed_at'])}</td>"
         f"<td>v{escape(h['previous_version'] or '-')} &rarr; <b>v{escape(h['version'])}</b></td>"
-        f"<td>{_badge(h['kind'], kinds.get(h['kind'], 'bad'))}</td>"
-        f"<td><code>{escape(h['actor'])}</code></td><td>{escape(h['reason'])}</td></tr>"
+        f"<td>{_badge(h['kind'], kinds.get(h['code'], 'bad'))}</td>"
+        f"<td><code>{_run_id(h['actor'])}</code></td><td>{escape(h['reason'])}</td></tr>"
         for h in history
     )
     return (
@@ -266,7 +323,7 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
             delta = e["challenger_score"] - e["champion_score"]
         rows.append(
             f"<tr><td>{escape(e['week'])}</td>"
-            f"<td>{_badge('promote' if e['passed'] else 'reject', 'ok' if e['passed'] else 'bad')}</td>"
+            f"<td>{_decision_badge(e)}</td>"
             f"<td>{escape(e['metric'])}</td>"
             f'<td class="num">{challenger}: {_fmt(e.get("challenger_score"))}</td>'
             f'<td class="num">{champion}: {_fmt(e.get("champion_score"))}</td>'
@@ -287,15 +344,20 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
 # Drift
 
 
-def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]) -> str:
-    """Render the Drift page."""
+def drift_page(
+    view: dict[str, Any],
+    provider: str,
+    thresholds: dict[str, float],
+    source: dict[str, str | None] | None = None,
+) -> str:
+    """Render the Drift page (``source``: see :func:`source_note`)."""
     weeks, summaries = view["weeks"], view["summaries"]
     if not weeks:
-        body = (
+        empty = (
             '<p class="muted">No week has been monitored yet: <code>monitor_drift</code> (the last stage '
             "of <code>retrain_pipeline</code>) writes one row per week.</p>"
-        )
-        return layout("Drift", "drift", body, provider)
+        ) + source_note(source, empty=True)
+        return layout("Drift", "drift", empty, provider)
     retrain_weeks = [s["week"] for s in summaries if s.get("drift_detected")]
     psi_threshold = thresholds["feature_psi_threshold"]
     metric = str(next((s["metric"] for s in reversed(summaries) if s.get("metric")), "metric"))
@@ -349,6 +411,7 @@ def drift_page(view: dict[str, Any], provider: str, thresholds: dict[str, float]
         _serving_charts(weeks, view.get("ops") or {}, thresholds, retrain_weeks),
         "<h2>Weeks</h2>",
         _weeks_table(summaries, provider, metric),
+        source_note(source, empty=False),
     ]
     subtitle = (
         f"Data, prediction and concept drift of every monitored week on the <b>{escape(provider)}</b> "

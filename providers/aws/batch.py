@@ -14,6 +14,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -104,7 +105,7 @@ class SageMakerBatchScorer:
         if not self.storage.exists(input_key):
             raise FileNotFoundError(f"no object {input_key!r} to score in {self.storage.uri(input_key)}")
         with tempfile.TemporaryDirectory(prefix="batch-check-") as tmp:
-            self.endpoint.registry.fetch_artifact(version, tmp)  # refuse a tampered artifact first
+            self.endpoint.registry.fetch_artifact(version, Path(tmp))  # refuse a tampered artifact first
         base = self.job_name(version, input_key)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             job_name = base if attempt == 1 else sagemaker_name(base, f"a{attempt}")

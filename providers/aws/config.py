@@ -182,7 +182,7 @@ def sklearn_image(version: str, region: str, scope: str) -> str:
     return f"{account}.dkr.ecr.{region}.{domain}/{entry['repository']}:{version}-cpu-py3"
 
 
-def _build(cls: type, values: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> Any:
+def _build(cls: type[Any], values: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> Any:
     """Build a dataclass from a TOML table, rejecting unknown keys and wrong types."""
     fields = {name: f for name, f in cls.__dataclass_fields__.items() if name not in skip}
     unknown = sorted(set(values) - set(fields))

@@ -16,8 +16,10 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
@@ -134,8 +136,11 @@ class SageMakerEndpoint:
     # -- the contract ----------------------------------------------------------------------
 
     def _describe(self, model_name: str) -> dict[str, Any] | None:
+        return self._describe_name(self.endpoint_name(model_name))
+
+    def _describe_name(self, name: str) -> dict[str, Any] | None:
         try:
-            return self.client.describe_endpoint(EndpointName=self.endpoint_name(model_name))
+            return self.client.describe_endpoint(EndpointName=name)
         except Exception as exc:
             if error_code(exc) in ("ValidationException", "ResourceNotFound"):
                 return None
@@ -155,7 +160,7 @@ class SageMakerEndpoint:
             model_name=model_name,
             version=str(environment.get("MODEL_VERSION", "")),
             url=endpoint["EndpointArn"],
-            deployed_at=changed.isoformat() if hasattr(changed, "isoformat") else str(changed or ""),
+            deployed_at=changed.isoformat() if isinstance(changed, datetime) else str(changed or ""),
         )
 
     def start_rollout(self, version: ModelVersion) -> JobHandle:
@@ -166,14 +171,23 @@ class SageMakerEndpoint:
         endpoint keeps serving the old config.
         """
         with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
-            self.registry.fetch_artifact(version, tmp)  # refuses a tampered artifact before deploying
+            self.registry.fetch_artifact(version, Path(tmp))  # refuses a tampered artifact before deploying
         config = self._ensure_config(self.ensure_model(version))
         name = self.endpoint_name(version.model_name)
         endpoint = self._describe(version.model_name)
+        if endpoint is not None and endpoint["EndpointStatus"] == "Failed":
+            # SageMaker accepts only DeleteEndpoint on a failed endpoint: delete, then create
+            log.warning(
+                "Endpoint %s is Failed (%s): deleting it to create it again",
+                name, endpoint.get("FailureReason") or "no reason given",
+            )  # fmt: skip
+            self.client.delete_endpoint(EndpointName=name)
+            self._wait_deleted(name)
+            endpoint = None
         if endpoint is None:
             log.info("Creating endpoint %s with %s", name, config)
             self.client.create_endpoint(EndpointName=name, EndpointConfigName=config)
-        elif endpoint["EndpointConfigName"] != config or endpoint["EndpointStatus"] == "Failed":
+        elif endpoint["EndpointConfigName"] != config:
             log.info("Updating endpoint %s: %s -> %s", name, endpoint["EndpointConfigName"], config)
             self.client.update_endpoint(EndpointName=name, EndpointConfigName=config)
         return JobHandle(
@@ -182,6 +196,16 @@ class SageMakerEndpoint:
             details={"model_name": version.model_name, "config": config},
             poll_seconds=self.aws.poll_seconds,
         )
+
+    def _wait_deleted(self, name: str, timeout_seconds: float = 1800) -> None:
+        """Poll until a deleted endpoint is gone (only on the rare path of a Failed endpoint)."""
+        deadline = time.monotonic() + timeout_seconds
+        while self._describe_name(name) is not None:
+            if time.monotonic() > deadline:
+                raise EndpointUnavailableError(
+                    f"endpoint {name} was still being deleted after {timeout_seconds:.0f} s"
+                )
+            time.sleep(self.aws.poll_seconds)
 
     def status(self, handle: JobHandle) -> JobStatus:
         """DescribeEndpoint in the job model's words: ended once the rollout's config is InService.

@@ -22,9 +22,7 @@ import json
 import logging
 import tarfile
 import tempfile
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,8 +32,8 @@ from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore, split_s3_uri
-from providers.base import ANY_VERSION, AliasChange, ModelVersion, PreconditionFailedError
-from providers.ledger import AliasLedger, AliasState, RegistryConflictError
+from providers.base import ANY_VERSION, AliasChange, ModelVersion
+from providers.ledger import AliasLedger, AliasState, claim_registration, wait_for_registration
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -49,6 +47,9 @@ def group_name(model_name: str) -> str:
 
 class SageMakerModelRegistry:
     """Model versions in SageMaker Model Registry; aliases and their history in S3."""
+
+    # how long a registration waits for the package of another that claimed the same key
+    claim_wait_seconds: float = 120
 
     def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
         self.aws = aws
@@ -83,8 +84,11 @@ class SageMakerModelRegistry:
         if existing is not None:
             return existing
         base = f"_sagemaker/registry/{group_name(model_name)}/{registry_key}"
-        if not self._claim(f"{base}/claim.json", registry_key):
-            return self._wait_for(model_name, registry_key)
+        if not claim_registration(self.storage, f"{base}/claim.json", registry_key):
+            return wait_for_registration(
+                lambda: self._find(model_name, registry_key), model_name, registry_key,
+                self.storage.uri(f"{base}/claim.json"), timeout=self.claim_wait_seconds,
+            )  # fmt: skip
         data = self.storage.get_bytes(model_key)
         sha256 = hashlib.sha256(data).hexdigest()
         record = {
@@ -204,30 +208,6 @@ class SageMakerModelRegistry:
                 return version
         return None
 
-    def _claim(self, key: str, registry_key: str) -> bool:
-        """Create the claim object unless it exists; True if this call created it."""
-        try:
-            self.storage.put_if_match(
-                key, json.dumps({"registry_key": registry_key, "at": _now()}).encode(), None
-            )
-            return True
-        except PreconditionFailedError:
-            return False
-
-    def _wait_for(self, model_name: str, registry_key: str, timeout: float = 120) -> ModelVersion:
-        """Another call claimed the key: wait for its package (or take over a stale claim)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self._find(model_name, registry_key)
-            if found is not None:
-                return found
-            time.sleep(1)
-        raise RegistryConflictError(
-            f"registration {registry_key} of {model_name} was claimed but no model package appeared in "
-            f"{timeout:.0f} s; if that registration was killed, delete its claim.json under "
-            f"{self.storage.uri('_sagemaker/registry')} and retry"
-        )
-
     def _ensure_group(self, model_name: str) -> None:
         try:
             self.client.create_model_package_group(
@@ -253,6 +233,7 @@ class SageMakerModelRegistry:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set); then mirror production's approvals.
 
@@ -261,7 +242,7 @@ class SageMakerModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         if alias == "production" and (
             change is not None or self.ledger.current(model_name, alias) == version
         ):
@@ -325,7 +306,3 @@ def _tar_gz(files: Mapping[str, bytes]) -> bytes:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

@@ -360,7 +360,9 @@ class RedshiftDataApiWarehouse:
         described = self.run([sql], parameters)
         if not described.get("HasResultSet"):
             return pd.DataFrame()
-        records, header, token = [], [], None
+        records: list[list[Any]] = []
+        header: list[str] = []
+        token = None
         while True:
             page = client.get_statement_result(Id=described["Id"], **({"NextToken": token} if token else {}))
             header = header or [c["name"] for c in page["ColumnMetadata"]]

@@ -5,7 +5,8 @@ Everything lives under ``[local] root`` of astro.toml (``.mlops/`` by default):
     storage/      objects (raw, validated, quarantine, models, reports) and the alias ledger
                   (_registry/aliases/<model>/<alias>.json, providers/ledger.py)
     mlflow/       MLflow tracking + registry (SQLite)
-    endpoint/     what the local endpoint serves
+    endpoint/     what the local endpoint serves; server.pid and server.log of the server a
+                  deploy started (providers/local/server_process.py)
     warehouse.duckdb
 """
 
@@ -31,6 +32,7 @@ def build_provider(settings: Settings) -> Provider:
     from providers.local.batch import ChunkedBatchScorer
     from providers.local.endpoint import LocalHttpEndpoint
     from providers.local.registry import MlflowModelRegistry
+    from providers.local.server_process import from_settings
     from providers.local.storage import LocalObjectStore
     from providers.local.training import SubprocessTrainingJobs
     from providers.local.warehouse import DuckDBWarehouse
@@ -39,12 +41,15 @@ def build_provider(settings: Settings) -> Provider:
     root = local_root(settings)
     storage = LocalObjectStore(root / "storage")
     registry = MlflowModelRegistry(root / "mlflow", storage)
+    server = from_settings(settings)
     endpoint = LocalHttpEndpoint(
-        root / "endpoint",
+        server.folder,
         registry,
         storage,
-        host=str(section.get("endpoint_host", "127.0.0.1")),
-        port=int(section.get("endpoint_port", 8765)),
+        host=server.host,
+        port=server.port,
+        # off: a call that finds nothing answering fails (the server is yours to run)
+        server=server if section.get("start_endpoint", True) else None,
     )
     return Provider(
         name="local",

@@ -37,7 +37,8 @@ class ChunkedBatchScorer:
 
     def results(self, version: ModelVersion, handle: JobHandle) -> Iterator[pd.DataFrame]:
         """Yield key + prediction-column chunks for every row of the input (see BatchScorer)."""
-        from include.ml.scoring import load_model, score_parquet
+        from include.ml.scoring.artifacts import load_model
+        from include.ml.scoring.prediction import score_parquet
 
         with tempfile.TemporaryDirectory(prefix="batch-score-") as tmp:
             artifact = self.registry.fetch_artifact(version, Path(tmp))

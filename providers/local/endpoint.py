@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.errors import MLOpsError
 from providers.base import (
@@ -27,6 +27,9 @@ from providers.base import (
 )
 from providers.local import atomic
 
+if TYPE_CHECKING:
+    from providers.local.server_process import EndpointProcess
+
 
 class EndpointUnavailableError(MLOpsError):
     """The endpoint did not answer (it may be starting, or not running)."""
@@ -36,8 +39,16 @@ class LocalHttpEndpoint:
     """Deploys to, and calls, the local endpoint server (``make serve``)."""
 
     def __init__(
-        self, root: Path, registry: ModelRegistry, storage: ObjectStore, host: str, port: int
+        self,
+        root: Path,
+        registry: ModelRegistry,
+        storage: ObjectStore,
+        host: str,
+        port: int,
+        server: EndpointProcess | None = None,
     ) -> None:
+        """``server``: started when a call finds nothing answering (None: never started)."""
+        self.server = server
         self.root = Path(root).resolve()
         self.deployments = self.root / "deployments"
         self.models = self.root / "models"
@@ -117,7 +128,13 @@ class LocalHttpEndpoint:
 
         url = f"{self.url}/models/{model_name}/predict"
         try:
-            response = httpx.post(url, json={"rows": rows}, timeout=30)
+            try:
+                response = httpx.post(url, json={"rows": rows}, timeout=30)
+            except httpx.ConnectError:
+                if self.server is None:
+                    raise
+                self.server.start()  # nothing answered: start the server (or reuse a starting one)
+                response = httpx.post(url, json={"rows": rows}, timeout=30)
         except httpx.TransportError as exc:
             raise EndpointUnavailableError(
                 f"the local endpoint at {self.url} did not answer ({exc.__class__.__name__}): "

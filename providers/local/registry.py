@@ -16,11 +16,14 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.errors import ArtifactIntegrityError
 from providers.base import ANY_VERSION, AliasChange, ModelVersion, ObjectStore
 from providers.ledger import AliasLedger, AliasState
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 ARTIFACT_FILE = "model.joblib"
 
@@ -35,7 +38,7 @@ class MlflowModelRegistry:
         self.tracking_uri = f"sqlite:///{self.root / 'mlflow.db'}"
         self.artifact_root = (self.root / "artifacts").as_uri()
         self.ledger = AliasLedger(storage)
-        self._client = None
+        self._client: MlflowClient | None = None
 
     # -- MLflow plumbing -------------------------------------------------------------------
 
@@ -91,7 +94,7 @@ class MlflowModelRegistry:
         """
         from mlflow.exceptions import MlflowException
 
-        from include.ml.scoring import file_sha256
+        from include.ml.scoring.artifacts import file_sha256
 
         for existing in self.list_versions(model_name):
             if existing.registry_key == registry_key:
@@ -156,6 +159,7 @@ class MlflowModelRegistry:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set), then mirror it as an MLflow alias.
 
@@ -164,7 +168,7 @@ class MlflowModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # fail before touching anything if it does not exist
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         if change is not None or self.ledger.current(model_name, alias) == version:
             self.ledger.mirror(model_name, alias, lambda state: self._mirror_alias(model_name, alias, state))
         return change
@@ -196,7 +200,7 @@ class MlflowModelRegistry:
         """Copy the version's model.joblib into ``directory``, refusing it if its sha256 differs."""
         from mlflow.artifacts import download_artifacts
 
-        from include.ml.scoring import file_sha256
+        from include.ml.scoring.artifacts import file_sha256
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

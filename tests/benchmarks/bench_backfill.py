@@ -1,10 +1,11 @@
 """5. Backfill through the real scheduler: N weeks against N times one week.
 
 Both sides start the same way (``tests/airflow_services.py``, as the backfill test does): a fresh
-Airflow home and local provider, api-server, dag-processor and scheduler (LocalExecutor) on
-127.0.0.1, the endpoint server, then ``airflow backfill create --max-active-runs 1``. The time is
-from ``backfill create`` until the backfill is complete. The baseline is a one-week backfill of
-the first week, started the same way; the figure is N-week time / (N x one-week time).
+Airflow home, PostgreSQL metadata database and local provider, api-server, dag-processor and
+scheduler (LocalExecutor) on 127.0.0.1, the endpoint server, then ``airflow backfill create
+--max-active-runs 1``. The time is from ``backfill create`` until the backfill is complete. The
+baseline is a one-week backfill of the first week, started the same way; the figure is
+N-week time / (N x one-week time).
 
 The runs cannot go in parallel: ``retrain_pipeline`` has ``max_active_runs=1`` because each
 week trains on the weeks before it and is compared with the model they promoted.
@@ -25,6 +26,7 @@ TIMEOUT_PER_WEEK = 600
 def backfill_weeks(folder: Path, weeks: list[str], rows: int, max_iter: int) -> dict:
     """Backfill ``weeks`` through a freshly started scheduler; return wall time and run durations."""
     from airflow_services import Airflow, airflow_env, backfill, utc
+    from emulators import PostgresCluster
     from helpers import EndpointServer, free_port, scheduled_logical_date
 
     home = folder / "airflow"
@@ -36,10 +38,12 @@ def backfill_weeks(folder: Path, weeks: list[str], rows: int, max_iter: int) -> 
         data={"rows_per_week": rows},
         model={"params": {"max_iter": max_iter}},
     )
-    airflow = Airflow(home, airflow_env(home, api_port, config), api_port)
+    # not under the benchmark's temporary folder alone: the cluster runs as the postgres user
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="bench-pg-")), max_connections=300)
+    airflow = Airflow(home, airflow_env(home, api_port, config), api_port, cluster.create_database("airflow"))
     server = None
     try:
-        airflow.cli("db", "migrate", timeout=600)
+        airflow.migrate()
         server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", endpoint_port)
         server.wait_ready(timeout=300)
         airflow.start_components()
@@ -62,6 +66,7 @@ def backfill_weeks(folder: Path, weeks: list[str], rows: int, max_iter: int) -> 
         airflow.stop()
         if server is not None:
             server.stop()
+        cluster.stop()
 
 
 def run(n_weeks: int = 12, rows: int = 5_000, max_iter: int = 200) -> list[Figure]:

@@ -72,7 +72,7 @@ def run(
     """Serve a deployed model; load it at each rate and in a closed loop; compare with in-process."""
     from helpers import EndpointServer, free_port
 
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as tmp:
         folder = Path(tmp)

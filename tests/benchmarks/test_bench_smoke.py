@@ -1,8 +1,9 @@
 """Each benchmark at a tiny size, so the benchmarks cannot rot: they run and give sane numbers.
 
 These check that every benchmark still runs end to end and measures something plausible (positive,
-finite times; the baselines measured; the drift decisions right). They do not check the targets:
-at these sizes start-up costs dominate, and the machine is shared. ``make bench`` measures those.
+finite times and memories; each ratio the value over its baseline; the baselines measured; the
+drift decisions right). They do not check the targets: at these sizes start-up costs dominate,
+and the machine is shared. ``make bench`` measures those.
 The backfill benchmark is left out: it starts a scheduler twice (minutes), and the shared code it
 drives is the one tests/e2e/test_backfill_scheduler.py runs.
 """
@@ -18,13 +19,28 @@ from benchmarks.run import table
 pytestmark = pytest.mark.timeout(300)
 
 
+MEASURED_UNITS = {"s", "ms", "MiB"}  # a time or a memory: zero means nothing was measured
+
+
 def _sane(figures, benchmark: str, count: int) -> None:
+    """Each figure measured something and says it consistently (the targets are not checked).
+
+    Rates (req/s) are checked by their own tests: a highest rate within the target may be 0.
+    """
     assert len(figures) == count, figures
     for figure in figures:
         assert figure.benchmark == benchmark
-        assert math.isfinite(figure.value) and figure.value >= 0, figure
+        assert math.isfinite(figure.value), figure
+        if figure.unit in MEASURED_UNITS:
+            assert figure.value > 0, figure
+        elif figure.unit == "bool":
+            assert figure.value in (0.0, 1.0), figure
         if figure.baseline is not None:
             assert math.isfinite(figure.baseline) and figure.baseline > 0, figure
+            if figure.ratio is not None:
+                assert figure.ratio == pytest.approx(figure.value / figure.baseline), figure
+        if figure.passed is not None:  # a verdict only where a target says what was judged
+            assert figure.passed in (True, False) and figure.target, figure
     assert benchmark in table(figures)
 
 

@@ -29,9 +29,11 @@ import pandas as pd
 import pytest
 
 from include.demo.spec import DEMO_SPEC
-from include.errors import ArtifactIntegrityError, ParamError
+from include.errors import ArtifactIntegrityError, MLOpsError, ParamError
 from providers.base import (
     BatchScorer,
+    JobHandle,
+    JobState,
     ModelRegistry,
     ModelVersion,
     ObjectStore,
@@ -41,8 +43,9 @@ from providers.base import (
     TrainingJobSpec,
     Warehouse,
 )
-from providers.jobs import deploy, run_training, score
+from providers.jobs import deploy, run_training, score, wait
 from providers.ledger import AliasLedger
+from providers.migrations import migrate_tables, recorded_versions, schema_hash
 
 METRICS = {"validation_roc_auc": 0.81, "validation_log_loss": 0.42, "n_train": 1000.0}
 
@@ -262,6 +265,18 @@ class WarehouseContract:
         with pytest.raises(ValueError):
             warehouse.ensure_table(unique("t"), {"a; drop table x": "int"})
 
+    def test_migrate_tables_once_per_schema_version(self, warehouse):
+        first, second = unique("m"), unique("m")
+        schemas = {first: SCHEMA, second: {"week": "string"}}
+        assert sorted(migrate_tables(warehouse, schemas)) == sorted(schemas)
+        assert migrate_tables(warehouse, schemas) == []  # recorded: nothing to do
+        assert recorded_versions(warehouse)[first] == schema_hash(SCHEMA)
+        changed = {**schemas, second: {"week": "string", "extra": "float"}}
+        assert migrate_tables(warehouse, changed) == [second]
+        warehouse.replace_rows(second, {"week": "w"}, pd.DataFrame({"week": ["w"], "extra": [1.5]}))
+        assert warehouse.read_rows(second)["extra"].tolist() == [1.5]
+        assert recorded_versions(warehouse)[second] == schema_hash(changed[second])
+
     def test_replace_rows_replaces_only_the_partition(self, warehouse, table):
         warehouse.replace_rows(table, {"week": "2026-W01"}, _rows("2026-W01", 3))
         warehouse.replace_rows(table, {"week": "2026-W02"}, _rows("2026-W02", 2))
@@ -431,7 +446,8 @@ class TrainingContract:
     """TrainingJobs: runs include/ml/train.py; outputs under output_prefix; a re-run reuses."""
 
     @pytest.fixture(scope="class")
-    def finished(self, training, training_store):
+    @classmethod
+    def finished(cls, training, training_store):
         name = f"contract-{uuid.uuid4().hex[:8]}"
         spec = training_spec(name, *training_inputs(training_store, f"training/{name}"))
         return spec, run_training(training, spec)
@@ -474,6 +490,40 @@ class TrainingContract:
         with pytest.raises(FileNotFoundError):
             run_training(training, spec)
 
+    # -- the job model: what travels through the triggerer is enough to finish
+
+    def test_a_handle_through_json_is_enough_to_collect(self, training, finished):
+        spec, first = finished
+        handle = training.submit(spec)  # the finished job is found, not started again
+        assert handle.kind == "training"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert travelled == handle
+        assert training.status(travelled).state is JobState.SUCCEEDED
+        again = training.collect(spec, travelled)
+        assert (again.model_key, again.metrics) == (first.model_key, first.metrics)
+
+    def test_a_failed_job_reports_the_reason_the_script_gave(self, training, training_store):
+        """Training rows without the label: the script refuses them, and the reason reaches the task."""
+        from include.ml.sample_data import generate_week, write_parquet_bytes
+
+        name = f"contract-nolabel-{uuid.uuid4().hex[:6]}"
+        rows = generate_week("2026-W03", 200, seed=3).drop(columns=[DEMO_SPEC.label])
+        keys = (f"training/{name}/input/train.parquet", f"training/{name}/input/validation.parquet")
+        for key in keys:
+            training_store.put_bytes(key, write_parquet_bytes(rows))
+        spec = training_spec(name, *keys)
+        reason = f"no label column '{DEMO_SPEC.label}'"
+        try:
+            handle = training.submit(spec)  # a backend that trains in submit raises here
+        except MLOpsError as exc:
+            assert reason in str(exc)
+        else:
+            status = wait(training, handle, timeout_seconds=300)
+            assert status.state is JobState.FAILED and reason in status.reason, status
+            with pytest.raises(MLOpsError):
+                training.collect(spec, handle)
+        assert not training_store.exists(f"{spec.output_prefix}/_SUCCESS")
+
 
 # --------------------------------------------------------------------------------------------
 # registry
@@ -496,7 +546,8 @@ def store_model(store, key: str, seed: int) -> str:
 
 class _Models:
     @pytest.fixture(scope="class")
-    def artifacts(self, registry_store) -> dict[int, str]:
+    @classmethod
+    def artifacts(cls, registry_store) -> dict[int, str]:
         return {
             seed: store_model(registry_store, f"contract-models/seed={seed}/model.joblib", seed)
             for seed in (1, 2)
@@ -771,7 +822,7 @@ def expected_scores(registry, version: ModelVersion, rows: list[dict], folder: P
     """What the version predicts for the rows, computed here from its verified artifact."""
     from helpers import predict_proba
 
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     model = load_model(registry.fetch_artifact(version, folder), version.sha256)
     return predict_proba(model, pd.DataFrame(rows)).tolist()
@@ -781,10 +832,11 @@ class EndpointContract(_Models):
     """OnlineEndpoint: serves one version, moves in place, is idempotent, answers predictions."""
 
     @pytest.fixture(scope="class")
-    def versions(self, registry, artifacts) -> list[ModelVersion]:
+    @classmethod
+    def versions(cls, registry, artifacts) -> list[ModelVersion]:
         model = unique("ep")
         return [
-            self.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
+            cls.register(registry, model, key, artifacts, seed=seed) for key, seed in (("a", 1), ("b", 2))
         ]
 
     def test_is_an_online_endpoint(self, endpoint):
@@ -826,12 +878,22 @@ class EndpointContract(_Models):
             deploy(endpoint, bad)
         assert endpoint.current(versions[0].model_name).version == "1"  # still the old one
 
+    def test_a_rollout_handle_through_json_is_enough_to_finish(self, endpoint, versions):
+        deploy(endpoint, versions[0])
+        handle = endpoint.start_rollout(versions[1])
+        assert handle.kind == "rollout"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert wait(endpoint, travelled, timeout_seconds=300).state is JobState.SUCCEEDED
+        assert endpoint.finish_rollout(versions[1], travelled).version == "2"
+        assert endpoint.current(versions[1].model_name).version == "2"
+
 
 class BatchContract(_Models):
     """BatchScorer: every input row scored exactly once, with the version's own predictions."""
 
     @pytest.fixture(scope="class")
-    def scored_input(self, registry_store) -> tuple[str, pd.DataFrame]:
+    @classmethod
+    def scored_input(cls, registry_store) -> tuple[str, pd.DataFrame]:
         from include.ml.sample_data import generate_week, write_parquet_bytes
 
         frame = generate_week("2026-W08", 700, seed=8)
@@ -859,6 +921,19 @@ class BatchContract(_Models):
         )
         got = dict(zip(out["customer_id"].astype(str), out["churn_probability"], strict=True))
         assert got == pytest.approx(expected)
+
+    def test_a_job_handle_through_json_is_enough_for_the_results(
+        self, batch, registry, artifacts, scored_input
+    ):
+        key, frame = scored_input
+        version = self.register(registry, unique("batch"), "a", artifacts)
+        handle = batch.submit(version, key)
+        assert handle.kind == "batch"
+        travelled = JobHandle.from_dict(json.loads(json.dumps(handle.to_dict())))
+        assert wait(batch, travelled, timeout_seconds=300).state is JobState.SUCCEEDED
+        assert sum(len(chunk) for chunk in batch.results(version, travelled)) == len(frame)
+        # the same version and input find the same job (a re-run reuses it)
+        assert batch.submit(version, key).name == handle.name
 
     def test_a_tampered_artifact_is_refused_before_scoring(
         self, batch, registry, artifacts, tamper, scored_input

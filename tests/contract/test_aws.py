@@ -103,17 +103,20 @@ class TestAwsStorage(StorageContract):
 
 class TestAwsWarehouse(WarehouseContract):
     @pytest.fixture(scope="class")
-    def warehouse(self, aws_env) -> SqlWarehouse:
+    @classmethod
+    def warehouse(cls, aws_env) -> SqlWarehouse:
         return SqlWarehouse("warehouse_test", "postgres", "public")
 
 
 class TestAwsTraining(TrainingContract):
     @pytest.fixture(scope="class")
-    def training_store(self, registry_store):
+    @classmethod
+    def training_store(cls, registry_store):
         return registry_store
 
     @pytest.fixture(scope="class")
-    def training(self, aws, training_store) -> SageMakerTrainingJobs:
+    @classmethod
+    def training(cls, aws, training_store) -> SageMakerTrainingJobs:
         return SageMakerTrainingJobs(aws, training_store)
 
 
@@ -132,7 +135,8 @@ class TestAwsEndpoint(EndpointContract):
 
 class TestAwsBatch(BatchContract):
     @pytest.fixture(scope="class")
-    def batch(self, aws, registry_store, endpoint) -> SageMakerBatchScorer:
+    @classmethod
+    def batch(cls, aws, registry_store, endpoint) -> SageMakerBatchScorer:
         return SageMakerBatchScorer(aws, registry_store, endpoint, DEMO_SPEC, chunk_rows=256)
 
 

@@ -78,17 +78,20 @@ class TestLocalStorage(StorageContract):
 
 class TestLocalWarehouse(WarehouseContract):
     @pytest.fixture(scope="class")
-    def warehouse(self, root) -> DuckDBWarehouse:
+    @classmethod
+    def warehouse(cls, root) -> DuckDBWarehouse:
         return DuckDBWarehouse(root / "warehouse.duckdb")
 
 
 class TestLocalTraining(TrainingContract):
     @pytest.fixture(scope="class")
-    def training_store(self, registry_store):
+    @classmethod
+    def training_store(cls, registry_store):
         return registry_store
 
     @pytest.fixture(scope="class")
-    def training(self, training_store) -> SubprocessTrainingJobs:
+    @classmethod
+    def training(cls, training_store) -> SubprocessTrainingJobs:
         return SubprocessTrainingJobs(training_store)
 
 
@@ -98,7 +101,8 @@ class TestLocalRegistry(RegistryContract):
 
 class TestLocalEndpoint(EndpointContract):
     @pytest.fixture(scope="class")
-    def endpoint(self, root, registry, registry_store):
+    @classmethod
+    def endpoint(cls, root, registry, registry_store):
         port = free_port()
         server = EndpointServer(root / "endpoint" / "deployments", port).wait_ready()
         try:
@@ -109,7 +113,8 @@ class TestLocalEndpoint(EndpointContract):
 
 class TestLocalBatch(BatchContract):
     @pytest.fixture(scope="class")
-    def batch(self, registry, registry_store) -> ChunkedBatchScorer:
+    @classmethod
+    def batch(cls, registry, registry_store) -> ChunkedBatchScorer:
         return ChunkedBatchScorer(registry_store, registry, chunk_rows=256)
 
 

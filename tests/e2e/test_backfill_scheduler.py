@@ -1,11 +1,13 @@
 """A four-week backfill of retrain_pipeline through the real scheduler.
 
 The session fixture ``scheduler_backfill`` (tests/airflow_services.py) gives Airflow a home of
-its own (a fresh SQLite metadata database, LocalExecutor), starts ``airflow api-server``,
-``airflow dag-processor`` and ``airflow scheduler`` on 127.0.0.1, unpauses the DAG and runs
-``airflow backfill create`` for four consecutive Mondays. Every backfill run must succeed, and
-the warehouse must hold exactly one data version per backfilled week. (The reliability module
-beside this one then repeats the backfill and kills task processes on the same components.)
+its own (a fresh metadata database in the tests' PostgreSQL cluster, LocalExecutor), starts
+``airflow api-server``, ``airflow dag-processor`` and ``airflow scheduler`` on 127.0.0.1, unpauses
+the DAG and runs ``airflow backfill create`` for four consecutive Mondays while the scheduler
+runs. Every backfill run must succeed, the warehouse must hold exactly one data version per
+backfilled week, and each run's note must be its summary (set by the plugin's listener in the
+scheduler). (The reliability module beside this one then repeats the backfill and kills task
+processes on the same components.)
 
 The scheduler does not create scheduled runs here (``[scheduler] use_job_schedule = False``):
 unpausing a ``catchup=False`` DAG would otherwise start a run for the latest Monday, which runs
@@ -45,6 +47,38 @@ def test_every_backfill_run_succeeds(backfill) -> None:
         r["run_id"]: f"{(utc(r['end_date']) - utc(r['start_date'])).total_seconds():.0f} s" for r in runs
     }
     print(f"\nbackfill run durations: {durations}")
+
+
+def test_the_backfill_was_created_while_the_scheduler_ran(backfill) -> None:
+    scheduler = backfill["airflow"].processes["scheduler"]
+    # the scheduler started before `backfill create` is the one that ran the backfill, alive
+    assert scheduler.pid == backfill["scheduler_pid"]
+    assert scheduler.poll() is None
+
+
+def test_each_run_note_is_its_summary(backfill) -> None:
+    """The plugin's listener (include/ui/run_note.py) set each run's note when it succeeded."""
+    airflow = backfill["airflow"]
+    notes = {
+        row["run_id"]: row["content"]
+        for row in airflow.query(
+            "SELECT dag_run.run_id, dag_run_note.content FROM dag_run LEFT JOIN dag_run_note "
+            "ON dag_run_note.dag_run_id = dag_run.id WHERE dag_run.run_type = 'backfill'"
+        )
+    }
+    summaries = {
+        run_id: airflow.query(
+            "SELECT value FROM xcom WHERE run_id = %s AND task_id = 'run_summary' AND key = 'return_value'",
+            run_id,
+        )
+        for run_id in notes
+    }
+    assert len(notes) == len(BACKFILL_WEEKS)
+    for week, run in zip(BACKFILL_WEEKS, backfill["backfill_runs"], strict=True):
+        note = notes[run["run_id"]]
+        assert note and note.startswith(f"**{week}**: backfill run"), (run["run_id"], note)
+        [row] = summaries[run["run_id"]]
+        assert row["value"] == note  # the summary XCom (JSON, decoded by psycopg), whole: it fits a note
 
 
 def test_one_data_version_per_backfilled_week(backfill) -> None:

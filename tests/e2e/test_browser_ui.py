@@ -55,7 +55,7 @@ UI_TIMEOUT = 60_000  # milliseconds for any page or element
 
 
 @pytest.fixture(scope="module")
-def airflow_ui(tmp_path_factory: pytest.TempPathFactory):
+def airflow_ui(tmp_path_factory: pytest.TempPathFactory, postgres_cluster):
     """Seeded settings and Airflow's components up; yields the base URL and handles."""
     folder = tmp_path_factory.mktemp("browser")
     home = folder / "airflow"
@@ -82,11 +82,11 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory):
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         }
     )
-    airflow = Airflow(home, env, api_port)
+    airflow = Airflow(home, env, api_port, postgres_cluster.create_database("airflow_browser"))
     server = None
     try:
         server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", endpoint_port).wait_ready()
-        airflow.cli("db", "migrate", timeout=600)
+        airflow.migrate()
         airflow.start("api-server", "--host", "127.0.0.1", "--port", str(api_port))
         airflow.start("dag-processor")
         airflow.start("scheduler", "--skip-serve-logs")
@@ -239,7 +239,7 @@ def test_pipeline_summary_becomes_the_run_note(airflow_ui, browser) -> None:
         timings["retrain_pipeline run"] = time.monotonic() - started
         note = airflow.query(
             "SELECT content FROM dag_run_note JOIN dag_run ON dag_run.id = dag_run_note.dag_run_id "
-            "WHERE dag_run.run_id = ?",
+            "WHERE dag_run.run_id = %s",
             run["run_id"],
         )
         # set by the plugin's listener in the scheduler when the run succeeded

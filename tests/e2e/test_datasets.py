@@ -533,7 +533,7 @@ def test_multiclass_weeks_missing_a_class_and_with_a_class_never_seen_in_trainin
     """A week without cultivar 2 trains a two-class model; the next week, with cultivar 2, is
     scored and monitored by it (no crash; the unseen class shows as concept drift), and the
     challenger that knows all three classes wins the gate."""
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
 
     case = CASES["wine"]
     first, second = case.weeks[:2]

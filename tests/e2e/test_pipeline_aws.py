@@ -77,6 +77,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
 
     ProviderJobTrigger.run = spy
     start = len(stand_in.requests)
+    checked = dict(server.rules.checked)
     try:
         from include.config import load_settings
         from include.stages.context import StageContext
@@ -85,7 +86,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
         runs = {week: _run_dag(output, "retrain_pipeline", week) for week in WEEKS}
         ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
         yield {"runs": runs, "ctx": ctx, "stand_in": stand_in, "start": start, "deferred": deferred,
-               "server": server, "secret": secret, "output": output}  # fmt: skip
+               "server": server, "secret": secret, "output": output, "checked": checked}  # fmt: skip
     finally:
         ProviderJobTrigger.run = original_run
         os.environ.pop("MLOPS_CONFIG", None)
@@ -205,6 +206,21 @@ def test_training_jobs_were_submitted_as_configured_and_waited_on_by_the_trigger
         ]
         assert job["output_data_config"]["S3OutputPath"] == storage.uri(f"{prefix}/output/sagemaker")
         assert storage.exists(f"{prefix}/output/model.joblib")  # brought back from model.tar.gz
+
+
+def test_every_request_of_the_provider_was_held_to_the_service_models(loop) -> None:
+    """Every request the runs sent passed the services' own models (tests/service_rules.py; a
+    refused one fails the test that sent it): the check saw each kind of call the loop makes."""
+    rules = loop["server"].rules
+    sent = {op: n - loop["checked"].get(op, 0) for op, n in rules.checked.items()}
+    for operation in (
+        "sagemaker.CreateTrainingJob", "sagemaker.DescribeTrainingJob", "sagemaker.CreateModelPackage",
+        "sagemaker.CreateModel", "sagemaker.CreateEndpointConfig", "sagemaker.CreateEndpoint",
+        "sagemaker.CreateTransformJob", "s3.PutObject", "s3.GetObject", "s3.ListObjectsV2",
+    ):  # fmt: skip
+        assert sent.get(operation, 0) > 0, (operation, sorted(sent))
+    assert rules.refused == []
+    assert rules.unmatched == []  # every request was one of its service's operations, so checked
 
 
 def test_registry_approval_is_the_production_gate(loop) -> None:

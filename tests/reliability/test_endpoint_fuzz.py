@@ -327,7 +327,7 @@ def test_wrong_content_type_and_method(server, deployed, rows):
 
 def test_server_still_serves_after_the_fuzz(server, endpoint, deployed, rows):
     assert server.process.poll() is None
-    assert httpx.get(f"{server.url}/health", timeout=TIMEOUT).json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/health", timeout=TIMEOUT).json()["status"] == "ok"
     answer = endpoint.invoke(MODEL, rows[:5])
     assert answer["model_version"] == deployed.version and len(answer["predictions"]) == 5
     print("\nstatuses seen:")

@@ -600,6 +600,7 @@ def test_endpoint_down_during_deploy_rolls_back(main: Root) -> None:
     # the endpoint is down: the task's calls get "connection refused", as from a stopped server
     down = main.ctx("2026-W02")
     down.provider.endpoint.url = f"http://127.0.0.1:{free_port()}"
+    down.provider.endpoint.server = None  # and stays down: no server started for the call
     with pytest.raises(SmokeTestFailedError):
         deploy_production(down)
     assert registry.get_alias(ctx.model_name, "production").version == v1

@@ -70,6 +70,7 @@ def test_a_repeated_backfill_with_reprocess_completed_changes_nothing(scheduler_
     backfill(airflow, session["logical_dates"], "--reprocess-behavior", "completed")
     seconds = time.monotonic() - started
 
+    assert airflow.processes["scheduler"].pid == session["scheduler_pid"]  # it ran through the create
     again = {r["run_id"]: r for r in airflow.runs() if r["run_type"] == "backfill"}
     assert set(again) == set(first)  # the same runs, re-run (no second run for a week)
     assert {r["state"] for r in again.values()} == {"success"}, f"{again}\n{airflow.diagnostics()}"

@@ -6,7 +6,7 @@ from include.demo import spec as schema
 from include.demo.spec import DEMO_SPEC
 from include.ml.dataset import parse_spec
 from include.ml.features import build_features as build_with_spec
-from include.ml.features import record_features, request_records
+from include.ml.features import columnar, record_features, request_records
 from include.ml.sample_data import generate_week
 
 DERIVED = (
@@ -140,7 +140,35 @@ def test_record_features_equal_the_frame_path_without_a_feature_function():
     np.testing.assert_array_equal(arrays["x"], whole["x"].to_numpy())
     np.testing.assert_array_equal(arrays["flag"], whole["flag"].to_numpy())
     assert list(arrays["colour"]) == list(whole["colour"])
-    assert record_features(records, DEMO_SPEC) is None  # a feature function needs a frame
+    frame_function = parse_spec({**DEMO_SPEC.to_dict(), "feature_function": f"{__name__}:_frame_function"})
+    demo_records = request_records(generate_week("2026-W10", 3, seed=3), DEMO_SPEC)
+    assert record_features(demo_records, frame_function) is None  # it needs a frame
+
+
+def test_a_columnar_feature_function_gives_the_endpoint_what_it_gives_training():
+    # the demo's function takes typed arrays: the record path runs it without pandas, and must
+    # give the frame path's columns exactly (missing values and a zero divisor included)
+    frame = generate_week("2026-W10", 200, seed=5)
+    frame.loc[frame.index[:4], "contract_type"] = None
+    frame.loc[frame.index[4:8], "tenure_months"] = np.nan
+    frame.loc[frame.index[8:12], "num_products"] = 0
+    whole = build_features(frame)
+    arrays = record_features(request_records(frame, DEMO_SPEC), DEMO_SPEC)
+    assert arrays is not None and list(arrays) == list(whole.columns) == list(MODEL_FEATURES)
+    for column in NUMERIC_MODEL_FEATURES:
+        np.testing.assert_array_equal(arrays[column], whole[column].to_numpy(), err_msg=column)
+    for column in CATEGORICAL_MODEL_FEATURES:
+        assert [None if pd.isna(v) else v for v in whole[column]] == list(arrays[column]), column
+    assert np.isnan(arrays["is_month_to_month"][:4]).all()
+
+
+def test_a_columnar_feature_function_of_the_wrong_length_is_named():
+    spec = parse_spec({**DEMO_SPEC.to_dict(), "feature_function": f"{__name__}:_short_columns"})
+    records = request_records(generate_week("2026-W10", 3, seed=3), spec)
+    with pytest.raises(ValueError, match=r"_short_columns must return one value per input row \(3\)"):
+        build_with_spec(generate_week("2026-W10", 3, seed=3), spec)
+    with pytest.raises(ValueError, match="_short_columns must return one value per input row"):
+        record_features(records, spec)
 
 
 def test_a_feature_function_that_returns_the_wrong_shape_is_named():
@@ -151,3 +179,12 @@ def test_a_feature_function_that_returns_the_wrong_shape_is_named():
 
 def _bad_function(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.head(1)
+
+
+def _frame_function(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"double_age": frame["age"] * 2}, index=frame.index)
+
+
+@columnar
+def _short_columns(columns):
+    return {"first_age": columns["age"][:1]}

@@ -50,6 +50,17 @@ def test_the_document_layout(store):
     assert ledger.current("churn", "staging") is None and ledger.history("churn", "staging") == []
 
 
+def test_the_reason_code_is_kept_and_a_change_recorded_before_codes_still_reads(store):
+    ledger = AliasLedger(store)
+    ledger.move("churn", "production", "1", "drift retrain, week W05: passed", "run-1", code="drift_promoted")
+    key = f"{LEDGER_PREFIX}/churn/production.json"
+    document = json.loads(store.get_bytes(key))
+    assert document["history"][0]["code"] == "drift_promoted"
+    del document["history"][0]["code"]  # as a ledger written before reason codes holds it
+    store.put_bytes(key, json.dumps(document).encode())
+    assert ledger.history("churn", "production")[0].code == ""
+
+
 def test_a_writer_that_loses_a_race_reads_again_and_appends_after_the_winner(store):
     racing = Interleaving(store)
     ledger, other = AliasLedger(racing), AliasLedger(store)

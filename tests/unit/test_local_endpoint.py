@@ -20,6 +20,7 @@ from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore
 
 MODEL = "churn"
+ROOT_CONFIG = Path(__file__).resolve().parents[2] / "astro.toml"
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +283,87 @@ def test_invoke_when_the_server_is_down(root, versions, rows):
     message = str(info.value)
     assert "make serve" in message
     assert down.url in message
+
+
+# --------------------------------------------------------------------------------------------
+# the server a call starts when nothing answers (providers/local/server_process.py)
+
+
+@pytest.fixture
+def auto_server(tmp_path):
+    """An endpoint process of a folder of its own on a free port; stopped by pid afterwards."""
+    from providers.local.server_process import EndpointProcess
+
+    process = EndpointProcess(tmp_path / "endpoint", "127.0.0.1", free_port(), ROOT_CONFIG)
+    try:
+        yield process
+    finally:
+        pid = process.pid()
+        process.stop(grace=5)
+        assert pid is None or not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_invoke_starts_the_server_when_nothing_answers(root, versions, rows, auto_server):
+    registry = MlflowModelRegistry(root / "mlflow", LocalObjectStore(root / "storage"))
+    endpoint = LocalHttpEndpoint(
+        auto_server.folder, registry, registry.storage, "127.0.0.1", auto_server.port, server=auto_server
+    )
+    deploy(endpoint, versions["a"])
+    assert auto_server.pid() is None and not auto_server.answers()
+
+    answer = endpoint.invoke(MODEL, rows[:3])
+
+    assert str(answer["model_version"]) == versions["a"].version
+    pid = auto_server.pid()
+    assert pid is not None and _running(pid)
+    assert auto_server.pid_file.read_text().strip() == str(pid)
+    assert auto_server.log_file.is_file()
+    # its own session: a signal to the starting task's process group does not reach it
+    assert os.getsid(pid) == pid
+    # reused, not started twice
+    assert auto_server.start() == pid
+    assert endpoint.invoke(MODEL, rows[:1])["model_version"] == answer["model_version"]
+    assert auto_server.pid() == pid
+    # another data folder's settings on the same port: refused, never served the wrong models
+    from providers.local.server_process import EndpointProcess, EndpointStartError
+
+    other = EndpointProcess(auto_server.folder.parent / "other", "127.0.0.1", auto_server.port, ROOT_CONFIG)
+    with pytest.raises(EndpointStartError, match="another data folder"):
+        other.start()
+
+    assert auto_server.stop(grace=5) == pid
+    assert not _running(pid) and not auto_server.pid_file.exists()
+    # stopped by the documented command: the next call starts it again
+    assert str(endpoint.invoke(MODEL, rows[:1])["model_version"]) == versions["a"].version
+    assert auto_server.pid() not in (None, pid)
+
+
+def test_a_stale_pid_file_is_not_trusted(auto_server):
+    auto_server.folder.mkdir(parents=True)
+    auto_server.pid_file.write_text(f"{os.getpid()}\n")  # alive, but not a server of this folder
+    assert auto_server.pid() is None
+    assert auto_server.stop() is None  # and never signalled
+    assert not auto_server.pid_file.exists()
+
+
+def test_a_server_that_cannot_start_says_why(auto_server):
+    from providers.local.server_process import EndpointStartError
+
+    with socket.socket() as taken:  # the port is taken by something that never answers HTTP
+        taken.bind(("127.0.0.1", auto_server.port))
+        taken.listen()
+        with pytest.raises(EndpointStartError) as info:
+            auto_server.start(timeout=60)
+    message = str(info.value)
+    assert f"port {auto_server.port} taken?" in message
+    assert "endpoint_port" in message
+    assert "address already in use" in message.lower()  # the end of the server's own log
+    assert auto_server.pid() is None and not auto_server.pid_file.exists()

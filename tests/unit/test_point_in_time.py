@@ -61,7 +61,7 @@ def _scored_with(ctx, week: str) -> set[str]:
 
 
 def test_concept_drift_is_measured_on_the_model_that_served_the_week(tmp_path: Path) -> None:
-    from include.ml.scoring import load_model
+    from include.ml.scoring.artifacts import load_model
     from include.stages.datasets import holdout_mask, read_validated
 
     weeks = ["2026-W01", "2026-W02", "2026-W03"]
@@ -102,7 +102,8 @@ def test_a_backfill_judges_past_weeks_with_the_models_of_their_time(tmp_path: Pa
         evaluation = _evaluation(ctx, week)
         # no production model existed as of these weeks: nothing of their time to compare with
         assert evaluation["champion_version"] == ""
-        assert not evaluation["passed"]
+        # the gate passed (nothing of its time to beat), but production stays on the newer model
+        assert evaluation["passed"] and not evaluation["promote"]
         assert evaluation["decision"].startswith(
             f"keep: production v{production.version} was trained on 2026-W11, newer than this week {week}"
         ), evaluation["decision"]
@@ -128,7 +129,7 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
     ctx, results = _run_week(config, "2026-W02", "backfill")
     evaluation = _evaluation(ctx, "2026-W02")
     assert evaluation["champion_version"] == of_its_time.version  # not today's production
-    assert not evaluation["passed"]
+    assert not evaluation["promote"]
     # the gate against v1 decides on its own merits: a challenger that loses is rejected; one that
     # wins is kept out of production, which holds a model trained on newer data
     decision = evaluation["decision"]
@@ -140,6 +141,7 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
         )
     ), decision
     assert f"vs champion v{of_its_time.version} " in decision
+    assert evaluation["passed"] == decision.startswith("keep: ")  # a win kept out is still a win
     assert registry.get_alias(ctx.model_name, "production").version == production.version
     assert _scored_with(ctx, "2026-W02") == {of_its_time.version}  # the version that served W02
     assert results["monitor.monitor_week"]["concept_model_version"] == of_its_time.version
@@ -148,3 +150,18 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
     again, _ = _run_week(config, "2026-W02", "backfill")
     assert _evaluation(again, "2026-W02") == evaluation
     assert _scored_with(again, "2026-W02") == {of_its_time.version}
+
+    # a deliberate re-score with today's model (batch_score's Param), which a re-run then keeps
+    from include.stages.score import score_week
+
+    assert score_week(again, rescore_with_production=True)["model_version"] == production.version
+    assert _scored_with(again, "2026-W02") == {production.version}
+    assert score_week(again)["model_version"] == production.version
+
+
+def test_an_evaluation_written_before_promote_existed_promotes_when_it_passed() -> None:
+    from include.stages.evaluate import promotes
+
+    assert promotes({"passed": True, "promote": None}) and promotes({"passed": True, "promote": float("nan")})
+    assert not promotes({"passed": False, "promote": None})
+    assert not promotes({"passed": True, "promote": False})

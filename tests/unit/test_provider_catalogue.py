@@ -14,7 +14,14 @@ from providers.catalogue import CATALOGUE, PROVIDER_NAMES, PROVIDERS, get_provid
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("provider_catalogue")
-    return load_settings(write_config(folder, local={"endpoint_port": 9999}, aws={"region": "eu-west-1"}))
+    return load_settings(
+        write_config(
+            folder,
+            local={"endpoint_port": 9999},
+            aws={"region": "eu-west-1"},
+            gcp={"project": "my-project-1"},
+        )
+    )
 
 
 def test_local_provider_satisfies_the_contract(settings):
@@ -76,6 +83,13 @@ def test_aws_provider_builds_without_touching_the_cloud(settings):
     assert provider.details["region"] == "eu-west-1"
 
 
+def test_gcp_provider_builds_without_touching_the_cloud(settings):
+    provider = get_provider(settings.with_overrides(provider="gcp"))
+    assert provider.name == "gcp"
+    assert provider.details == {"bucket": "my-mlops-bucket", "prefix": "mlops", "project": "my-project-1",
+                                "region": "europe-west1"}  # fmt: skip
+
+
 def test_every_implemented_provider_builds_from_the_catalogue(settings):
     built = []
     for entry in CATALOGUE:
@@ -91,7 +105,7 @@ def test_every_implemented_provider_builds_from_the_catalogue(settings):
                                 ("batch", base.BatchScorer), ("warehouse", base.Warehouse)):  # fmt: skip
             assert isinstance(getattr(provider, part), interface), (entry.name, part)
         built.append(entry.name)
-    assert {"local", "aws"} <= set(built)
+    assert {"local", "aws", "gcp"} <= set(built)
 
 
 def test_catalogue_entries_are_complete():

@@ -67,3 +67,19 @@ def test_hostile_values_are_escaped():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img" not in page and "categorical<b>" not in page
     assert "W&quot;&lt;x&gt;" in page
+
+
+def test_clipped_bars_and_the_tests_behind_the_statistics_are_named():
+    table = _table(covariate_drift=True)
+    table.loc[table["feature"] == "monthly_charges", "psi"] = 3.0  # far past the 5x-threshold axis
+    page = render_drift_report("2026-W11", ["2026-W10"], table, dataset_drift(table, 0.2))
+    assert page.count('class="clipped"') == int((table["psi"] > 1.0).sum()) >= 1
+    assert "3.000 (clipped)" in page
+    assert "The axis ends at PSI 1.00 (5x the threshold)" in page
+    assert "test statistic</th>" in page
+    numeric = table[table["kind"] == "numeric"].iloc[0]
+    categorical = table[table["kind"] == "categorical"].iloc[0]
+    assert re.search(rf"{numeric['feature']}</td>.*?<td>KS \d", page)
+    assert re.search(rf"{categorical['feature']}</td>.*?<td>&chi;&sup2; \d", page)
+    clean = _table(covariate_drift=False)
+    assert "clipped" not in render_drift_report("2026-W11", ["2026-W10"], clean, dataset_drift(clean, 0.2))

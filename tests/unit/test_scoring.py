@@ -13,13 +13,9 @@ from include.demo import spec as schema
 from include.errors import ArtifactIntegrityError
 from include.ml.modeling import task_metrics
 from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.scoring import (
-    file_sha256,
-    iter_parquet_chunks,
-    load_model,
-    read_ahead,
-    score_parquet,
-)
+from include.ml.scoring.artifacts import file_sha256, load_model
+from include.ml.scoring.chunking import iter_parquet_chunks, read_ahead
+from include.ml.scoring.prediction import score_parquet
 
 
 def predict_proba_records(model, records):
@@ -150,6 +146,7 @@ def test_predict_proba_equals_the_sklearn_pipeline(model):
     raw.loc[:9, "region"] = "atlantis"  # never seen in training
     raw.loc[10:19, "plan_tier"] = None
     raw.loc[20:29, "monthly_charges"] = np.nan
+    raw.loc[30:39, "contract_type"] = None  # a feature the feature function reads
     expected = model.pipeline.predict_proba(build_features(raw, model.spec))[:, 1]
     np.testing.assert_array_equal(predict_proba(model, raw), expected)
     for i in (0, 15, 25, 100):  # one row at a time

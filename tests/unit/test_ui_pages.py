@@ -43,6 +43,8 @@ def test_models_page_lists_every_version_and_production(client, seeded) -> None:
         assert f'id="version-{version.version}"' in page.text
     assert f'id="production-version">v{production.version}<' in page.text
     assert "gate passed" in page.text  # the alias history says why production moved
+    history = client.get("/api/models").json()["history"]
+    assert history[-1]["code"] == "promoted" and history[-1]["kind"] == "gate passed"  # read from the code
     assert "2026-W13" in page.text
 
 
@@ -77,10 +79,12 @@ def test_drift_report_is_served_from_storage(client) -> None:
 
 
 def test_a_provider_not_written_yet_is_a_readable_error(client) -> None:
-    page = client.get("/models?provider=gcp")
+    page = client.get("/models?provider=azure")
     assert page.status_code == 200
-    assert "Cannot read the gcp provider" in page.text and "not implemented" in page.text
+    assert "Cannot read the azure provider" in page.text and "not implemented" in page.text
     assert client.get("/models?provider=nope").status_code == 422
+    answer = client.get("/api/models?provider=azure")  # the JSON twin: a 503 saying the same
+    assert answer.status_code == 503 and "not implemented" in answer.json()["detail"]
 
 
 def test_run_summary_says_what_changed_this_week(seeded) -> None:
@@ -101,6 +105,70 @@ def test_run_summary_says_what_changed_this_week(seeded) -> None:
     assert note_text("x" * 2000).endswith("…") and len(note_text("x" * 2000)) <= NOTE_LIMIT
     html = summary_page("retrain_pipeline", "manual__1", text)
     assert "<li>" in html and '<a href="/mlops/drift/report/2026-W13" target="_top">report</a>' in html
+
+
+def test_empty_pages_say_which_settings_they_read_and_how_to_see_the_demo(tmp_path, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from include import demo
+    from include.ui.app import create_app
+
+    config = write_config(tmp_path / "fresh", local={"endpoint_port": free_port()})
+    demo_config = tmp_path / "demo" / "astro.toml"  # as `make demo` leaves it
+    demo_config.parent.mkdir()
+    demo_config.write_text(config.read_text())
+    monkeypatch.setattr(demo, "DEMO_CONFIG", demo_config)
+    monkeypatch.setenv("MLOPS_CONFIG", str(config))
+    client = TestClient(create_app(require_auth=False))
+    for page in ("/models", "/drift"):
+        text = client.get(page).text
+        assert f"Settings: <code>{config.resolve()}</code>" in text
+        assert "nothing has run with them yet" in text
+        assert "<code>make airflow-demo</code>" in text and str(demo_config) in text
+
+    monkeypatch.setenv("MLOPS_CONFIG", str(demo_config))  # Airflow started with the demo's settings
+    text = client.get("/models").text
+    assert f"Settings: <code>{demo_config.resolve()}</code>" in text
+    assert "make airflow-demo" not in text
+
+
+def test_the_json_twins_say_what_to_fix_when_the_settings_are_invalid(tmp_path, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from include.ui.app import create_app
+
+    config = write_config(tmp_path, local={"endpoint_port": free_port()})
+    config.write_text(config.read_text().replace("[project]\n", '[project]\nmodel_nmae = "churn"\n'))
+    monkeypatch.setenv("MLOPS_CONFIG", str(config))
+    client = TestClient(create_app(require_auth=False), raise_server_exceptions=False)
+    for path in ("/api/models", "/api/drift"):
+        answer = client.get(path)
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("cannot read the configured provider: ConfigError: ")
+        assert str(config) in detail and "model_nmae" in detail
+    page = client.get("/models")  # the HTML page says the same on the page
+    assert page.status_code == 200 and "model_nmae" in page.text
+    report = client.get("/drift/report/2026-W05")
+    assert report.status_code == 503 and "model_nmae" in report.text
+
+
+def test_run_ids_show_on_one_line_with_the_full_id_on_hover() -> None:
+    from include.ui.pages import _run_id
+
+    full = "drift_retrain__2026-W40"
+    assert _run_id(full) == f'<span class="runid" title="{full}">{full}</span>'
+    full = "manual__2026-11-30T08:54:07.503627+00:00_2LRL6eZL"
+    assert _run_id(full) == f'<span class="runid" title="{full}">manual__2026-11-30T08:54:07_2LRL6eZL</span>'
+
+
+def test_a_backfilled_winner_kept_out_of_production_is_not_shown_as_rejected() -> None:
+    from include.ui.pages import _decision_badge, _gate_badge
+
+    kept = {"passed": True, "promote": False}
+    assert ">passed, kept<" in _gate_badge(kept) and ">keep<" in _decision_badge(kept)
+    assert ">passed<" in _gate_badge({"passed": True, "promote": True})
+    assert ">rejected<" in _gate_badge({"passed": False, "promote": False})
 
 
 # last in this module: it adds serving traffic to the seeded provider

@@ -19,14 +19,10 @@ from include.demo.spec import (
     RAW_COLUMNS,
     TIME_COLUMN,
 )
-from include.ml.validation import (
-    BatchUnreadable,
-    ValidationOutcome,
-    parse_raw,
-    render_unreadable_report,
-    render_validation_report,
-    validate_week,
-)
+from include.ml.validation.outcome import ValidationOutcome
+from include.ml.validation.reading import BatchUnreadable, parse_raw
+from include.ml.validation.report import render_unreadable_report, render_validation_report
+from include.ml.validation.week import validate_week
 from include.weeks import week_start
 
 WEEK = "2026-W05"
@@ -435,3 +431,73 @@ def test_great_expectations_import_noise_stays_out_of_the_log() -> None:
     )
     assert "passed True" in result.stdout, result.stderr[-2000:]
     assert "because it is a closure" not in result.stdout + result.stderr
+
+
+def test_a_batch_rejected_only_for_its_columns_says_to_fix_the_expected_columns(tmp_path) -> None:
+    """The data is fine and the spec expects a column it never had: the advice leads with the spec."""
+    from helpers import ROOT, run_stages, write_config
+
+    from include.errors import DataValidationError
+
+    spec = tmp_path / "my_dataset.toml"
+    demo = (ROOT / "include/demo/churn_dataset.toml").read_text()
+    spec.write_text(
+        demo.replace("[dataset.features]\n", '[dataset.features]\nloyalty_points = { kind = "numeric" }\n')
+    )
+    config = write_config(tmp_path / "settings", dataset={"spec": str(spec)}, data={"rows_per_week": 300})
+    ctx, _ = run_stages(config, "2026-W05", ("ingest.ingest_week",))
+    with pytest.raises(DataValidationError) as info:
+        run_stages(config, "2026-W05", ("validate.validate_week_data",))
+    message = str(info.value)
+    assert "missing columns: loyalty_points" in message
+    assert "Every other check passed; only the columns differ from the dataset spec" in message
+    assert f"If the data is right, fix the expected columns in the dataset spec ({spec}:" in message
+    assert "then re-run validate_data for 2026-W05" in message
+    from include.stages.keys import validation_report_key
+
+    row = ctx.provider.warehouse.read_rows("validation_results", {"week": "2026-W05"}).iloc[0]
+    assert row["report_key"] == validation_report_key("2026-W05", row["data_version"])
+    report = ctx.provider.storage.get_bytes(row["report_key"]).decode()
+    assert "If the data is right, fix the expected columns in the dataset spec instead" in report
+
+
+def test_a_batch_with_bad_data_is_told_to_fix_the_data(tmp_path) -> None:
+    from helpers import write_config
+
+    from include.config import load_settings
+    from include.stages.context import StageContext
+    from include.stages.validate import _advice
+
+    config = write_config(tmp_path)  # the demo's spec, named by [dataset] spec
+    ctx = StageContext(settings=load_settings(config), week="2026-W05", actor="test")
+    advice = _advice(ctx, ["expect_table_row_count_to_be_between"])
+    assert advice.startswith("Fix the source data, then re-run ingest_data and validate_data")
+    both = _advice(ctx, ["expect_table_columns_to_match_set", "expect_column_values_to_be_unique"])
+    assert both.startswith("Fix the source data")
+    assert "or, if its columns are right, fix the expected columns in the dataset spec" in both
+    assert "include/demo/churn_dataset.toml" in both
+
+
+def test_two_sources_of_a_week_keep_their_own_rejection_reports(tmp_path) -> None:
+    from helpers import run_stages, write_config
+
+    from include.errors import DataValidationError
+    from include.ml.sample_data import generate_week
+    from include.stages.ingest import ingest_week
+    from include.stages.validate import validate_week_data
+
+    config = write_config(tmp_path / "settings", data={"rows_per_week": 300})
+    frame = generate_week("2026-W05", 300, seed=5)
+    reports = {}
+    for dropped in ("age", "tenure_months"):  # two sources, each missing another column
+        path = tmp_path / f"without_{dropped}.csv"
+        frame.drop(columns=[dropped]).to_csv(path, index=False)
+        ctx, _ = run_stages(config, "2026-W05", ())
+        ingest_week(ctx, source=str(path))
+        with pytest.raises(DataValidationError):
+            validate_week_data(ctx)
+        row = ctx.provider.warehouse.read_rows("validation_results", {"week": "2026-W05"}).iloc[0]
+        reports[dropped] = row["report_key"]
+    assert reports["age"] != reports["tenure_months"]
+    for dropped, key in reports.items():  # the first source's report was not overwritten
+        assert f"missing columns: {dropped}" in ctx.provider.storage.get_bytes(key).decode()
