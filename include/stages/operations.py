@@ -56,13 +56,15 @@ def watch_serving(ctx: StageContext) -> dict[str, Any]:
         week's figures.
     """
     start, end = week_window(ctx.week)
-    reporter = getattr(ctx.provider.endpoint, "serving_report", None)
-    if reporter is None:
+    from providers.base import ServingReports
+
+    endpoint = ctx.provider.endpoint
+    if not isinstance(endpoint, ServingReports):
         note = f"the {ctx.provider.name} endpoint does not report its serving yet"
         log.warning("Week %s: %s: no ops row", ctx.week, note)
         return {"serving_healthy": None, "serving_breaches": [note]}
     try:
-        report = reporter(ctx.model_name, start, end)
+        report = endpoint.serving_report(ctx.model_name, start, end)
     except Exception as exc:  # noqa: BLE001 - operations must not stop the drift verdict
         log.error("Week %s: the serving report could not be read: %s", ctx.week, exc, exc_info=True)
         return {"serving_healthy": None, "serving_breaches": [f"serving report unreadable: {exc}"]}

@@ -963,11 +963,18 @@ class ServingReportContract:
     A backend supplies ``serving_traffic``: a class fixture that makes its platform record
     ``TRAFFIC`` for a fresh model the way it really would (local: requests to a running server,
     which is then stopped; AWS: the datapoints SageMaker puts into CloudWatch) and returns
-    ``(endpoint, model_name, start, end)``, the window holding that traffic. GCP and Azure
-    subclass this suite when their providers land (Cloud Monitoring's
-    ``aiplatform.googleapis.com/prediction/online/*`` and Azure Monitor's online-endpoint
-    metrics).
+    ``(endpoint, model_name, start, end)``, the window holding that traffic.
+
+    TODO(GCP, Azure): subclass this suite in tests/contract/test_gcp.py and test_azure.py once
+    their endpoints implement ``serving_report`` (Cloud Monitoring's
+    ``aiplatform.googleapis.com/prediction/online/*`` metrics; Azure Monitor's managed online
+    endpoint metrics), then fold ``ServingReports`` into ``OnlineEndpoint``.
     """
+
+    def test_is_a_serving_reporter(self, serving_traffic):
+        from providers.base import ServingReports
+
+        assert isinstance(serving_traffic[0], ServingReports)
 
     def test_counts_requests_and_errors_apart(self, serving_traffic):
         endpoint, model, start, end = serving_traffic
