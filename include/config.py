@@ -81,6 +81,15 @@ class DriftSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """Thresholds of serving health (operations, not drift: a breach alerts, never retrains)."""
+
+    max_error_rate: float = 0.01  # share of a week's requests answered 5xx (the endpoint's fault)
+    max_client_error_rate: float = 0.10  # share answered 4xx (callers sending what the model cannot read)
+    max_p99_ms: float = 500.0  # the week's 99th percentile latency
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a task needs to know about the project, for one run."""
 
@@ -93,6 +102,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     # Per-provider sections ([local], [aws], ...) and hardware profiles, kept as plain dicts:
     # each provider checks its own section when it is loaded.
     provider_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -196,6 +206,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         "training": TrainingSettings,
         "gate": GateSettings,
         "drift": DriftSettings,
+        "monitoring": MonitoringSettings,
     }
     # [airflow]: the tasks' queues and pool, read when DAG files are parsed (include/routing.py)
     known_tables = {"project", "hardware", "dataset", "model", "airflow", *sections, *PROVIDER_NAMES}
@@ -353,6 +364,9 @@ def _check(s: Settings) -> None:
         (s.drift.drifted_share_threshold, 0.001, 1.0, "[drift] drifted_share_threshold"),
         (s.drift.prediction_psi_threshold, 0.001, 10.0, "[drift] prediction_psi_threshold"),
         (s.drift.concept_metric_drop, 0.0, 1e9, "[drift] concept_metric_drop"),
+        (s.monitoring.max_error_rate, 0.0, 1.0, "[monitoring] max_error_rate"),
+        (s.monitoring.max_client_error_rate, 0.0, 1.0, "[monitoring] max_client_error_rate"),
+        (s.monitoring.max_p99_ms, 0.001, 3_600_000, "[monitoring] max_p99_ms"),
     ]
     for value, low, high, name in checks:
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -344,6 +345,42 @@ class Deployment:
     deployed_at: str
 
 
+@dataclass(frozen=True)
+class ServingReport:
+    """How an endpoint served a model during ``[start, end)``: traffic, errors, latency, cost.
+
+    ``requests`` counts every answered prediction request, errors included. Latency quantiles
+    are in milliseconds (None without traffic); the local endpoint's are exact to within one
+    bucket of its histogram, a cloud's are its monitoring service's own. ``cost_usd`` is an
+    estimate (instance hours x list price, ``include/prices.py``; None when no price is known);
+    ``cost_basis`` says how it was computed and ``source`` where the figures came from.
+    """
+
+    model_name: str
+    start: datetime
+    end: datetime
+    requests: int
+    errors_4xx: int
+    errors_5xx: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    instance_hours: float
+    cost_usd: float | None
+    cost_basis: str
+    source: str
+
+    @property
+    def error_rate_4xx(self) -> float:
+        """Share of requests answered 4xx (the caller's fault: bad rows, unknown model)."""
+        return self.errors_4xx / self.requests if self.requests else 0.0
+
+    @property
+    def error_rate_5xx(self) -> float:
+        """Share of requests answered 5xx (the endpoint's fault)."""
+        return self.errors_5xx / self.requests if self.requests else 0.0
+
+
 @runtime_checkable
 class OnlineEndpoint(Protocol):
     """A real-time endpoint serving one model version."""
@@ -370,6 +407,25 @@ class OnlineEndpoint(Protocol):
 
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows to the endpoint; return its answer (``model_version``, ``predictions``)."""
+
+
+@runtime_checkable
+class ServingReports(Protocol):
+    """The endpoint's operations: how it served a model over a window (monitor_drift's ops row).
+
+    Part of the endpoint contract: the local and AWS endpoints implement it. It is a protocol of
+    its own until every backend's endpoint does (GCP's landed without it; Azure's is under way):
+    folded into :class:`OnlineEndpoint`, it would make ``isinstance(endpoint, OnlineEndpoint)``
+    false for them. ``monitor_drift`` records "not reported" for an endpoint without it.
+    """
+
+    def serving_report(self, model_name: str, start: datetime, end: datetime) -> ServingReport:
+        """How the endpoint served ``model_name`` in ``[start, end)`` (UTC, whole hours).
+
+        Read from the endpoint's own record (local) or the cloud's monitoring (CloudWatch, ...):
+        no request is sent to the endpoint. A model never served in the window gets a report
+        of zero requests.
+        """
 
 
 @runtime_checkable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,11 +117,14 @@ def free_port() -> int:
 class EndpointServer:
     """The local endpoint server in a child process on 127.0.0.1, stopped by ``stop()``."""
 
-    def __init__(self, deployments: Path, port: int, config: Path | None = None) -> None:
-        """Start the server; ``config`` is the settings file whose dataset spec it serves."""
+    def __init__(
+        self, deployments: Path, port: int, config: Path | None = None, options: Sequence[str] = ()
+    ) -> None:
+        """Start the server; ``config`` is the settings file whose dataset spec it serves;
+        ``options`` more command-line options (``--no-metrics``)."""
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        extra = ["--config", str(config)] if config is not None else []
+        extra = [*(["--config", str(config)] if config is not None else []), *options]
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -303,7 +303,10 @@ def score_stage(production_version: Any = None) -> Any:
 
 
 def monitor_stage() -> Any:
-    """monitor_drift: drift statistics and report; trigger one retrain of the week on drift."""
+    """monitor_drift: drift statistics and report; trigger one retrain of the week on drift.
+
+    The week's serving health is recorded by the same task; a breach fails ``serving_alert``.
+    """
 
     @task(
         task_id="monitor_drift",
@@ -318,7 +321,20 @@ def monitor_stage() -> Any:
     def drift_needs_retrain(verdict: dict[str, Any]) -> bool:
         return bool(verdict["should_trigger_retrain"])
 
+    @task(task_id="serving_alert", execution_timeout=timedelta(minutes=5))
+    def serving_alert(verdict: dict[str, Any]) -> None:
+        # operations are not drift: an unhealthy week fails this leaf task without retries (the
+        # run shows it, on_failure_callback notifiers fire) and never reaches the retrain branch
+        if verdict.get("serving_healthy") is False:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"serving of week {verdict['week']} was unhealthy: {'; '.join(verdict['serving_breaches'])} "
+                "(table ops_summary; thresholds in astro.toml [monitoring]); no retrain was triggered for it"
+            )
+
     verdict: Any = monitor_drift()  # an XComArg: the short circuit reads it when it runs
+    serving_alert(verdict)
     trigger = TriggerRetrainOperator(
         task_id="trigger_retrain", week="{{ ti.xcom_pull(task_ids='monitor_drift')['week'] }}"
     )

@@ -7,6 +7,11 @@ atomically by a deploy). Each request checks the file's modification time and lo
 version when it changed, so a deploy takes effect without a restart. Every artifact's sha256 is
 checked against the deployment record before it is unpickled.
 
+It measures itself (include/serving/metrics.py): Prometheus metrics at ``/metrics``, one log
+line per prediction request (model, status, time; never the payload), and an hourly record in
+the metrics folder (``--metrics``, default ``<deployments>/../metrics``) that the week's serving
+report reads.
+
 Run it with ``python -m include.serving.app --deployments DIR --port 8765`` (``make serve``). A
 deployed model trained under a dataset spec that differs from the app's in what the model reads
 is refused (409) with the differences named.
@@ -25,13 +30,14 @@ from typing import Any, Literal
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from include.errors import ArtifactIntegrityError
 from include.ml.dataset import DatasetSpec, incompatibilities
 from include.ml.scoring.artifacts import load_model
 from include.serving.batching import MicroBatcher
+from include.serving.metrics import ServingMetrics
 
 log = logging.getLogger("include.serving")
 MAX_ROWS_PER_REQUEST = 1000
@@ -195,11 +201,21 @@ class ModelCache:
         return served
 
 
-def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = None) -> FastAPI:
+def create_app(
+    deployments: Path,
+    threads: int = 1,
+    spec: DatasetSpec | None = None,
+    metrics: Path | None = None,
+    measure: bool = True,
+) -> FastAPI:
     """Build the endpoint app for a deployments folder.
 
     Args:
         deployments: the folder of ``<model>.json`` deployment records.
+        metrics: the folder of the hourly serving record; default: ``metrics`` beside
+            ``deployments``.
+        measure: False serves without any metrics, log line or record (the benchmark's
+            baseline for their overhead).
         threads: OpenMP threads per model call. One: the batches are small, and spinning
             OpenMP threads fight the server's own work for the cores.
         spec: the dataset spec of the requests; default: the settings' (astro.toml or
@@ -209,9 +225,17 @@ def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = N
         from include.config import load_settings
 
         spec = load_settings().dataset
-    app = FastAPI(title="MLOps online endpoint", version="1.0")
+    deployments = Path(deployments)
+    measured = ServingMetrics(
+        None if not measure else metrics if metrics is not None else deployments.parent / "metrics",
+        known=lambda name: (deployments / f"{name}.json").is_file(),
+    )
+    app = FastAPI(title="MLOps online endpoint", version="1.0", on_shutdown=[measured.close])
+    app.state.metrics = measured
     PredictRequest = request_model(spec)  # noqa: N806 - a class, named as one
     app.add_middleware(BodySizeLimit)
+    if measure:  # outermost: a 413 of BodySizeLimit is counted too
+        app.add_middleware(lambda inner: measured.middleware(inner))
     cache = ModelCache(deployments)
 
     @app.exception_handler(RequestValidationError)
@@ -228,6 +252,13 @@ def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = N
         # the folder: a deploy tells its own server from another data folder's on the same port
         return {"status": "ok", "deployments": served_folder}
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        if not measure:
+            raise HTTPException(404, "this endpoint runs without metrics (--no-metrics)")
+        body, content_type = measured.exposition()
+        return Response(body, media_type=content_type)
+
     @app.get("/models/{model_name}")
     def deployment(model_name: str) -> dict[str, Any]:
         record = cache.get(model_name).record
@@ -237,6 +268,8 @@ def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = N
         # in the batcher's worker thread: the version is read once per batch, so every row of
         # a batch is scored (and reported) by the same version, even across a deploy
         served = cache.get(model_name)
+        if measure:
+            measured.served(model_name, str(served.record.get("version")))
         differences = incompatibilities(served.model.spec, spec)
         if differences:
             raise HTTPException(
@@ -246,6 +279,8 @@ def create_app(deployments: Path, threads: int = 1, spec: DatasetSpec | None = N
             )
         started = time.perf_counter()
         raw = served.model.predict_records(rows)
+        if measure:
+            measured.batch(model_name, len(rows))  # a model call that answered: its rows
         log.debug("scored %d rows in %.1f ms", len(rows), (time.perf_counter() - started) * 1000)
         return served, raw
 
@@ -288,12 +323,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads per prediction")
     parser.add_argument("--config", type=Path, default=None, help="settings file (default: astro.toml)")
+    parser.add_argument(
+        "--metrics", type=Path, default=None, help="hourly serving record (default: <deployments>/../metrics)"
+    )
+    parser.add_argument("--no-metrics", action="store_true", help="serve unmeasured (a baseline)")
     args = parser.parse_args(argv)
     args.deployments.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from include.config import load_settings
 
-    app = create_app(args.deployments, args.threads, load_settings(args.config).dataset)
+    app = create_app(
+        args.deployments, args.threads, load_settings(args.config).dataset, args.metrics, not args.no_metrics
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

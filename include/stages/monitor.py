@@ -1,4 +1,7 @@
-"""monitor_drift: data, prediction and concept drift of a week; an HTML report; the verdict."""
+"""monitor_drift: data, prediction and concept drift of a week; an HTML report; the verdict.
+
+The same run records how the endpoint served the week (include/stages/operations.py).
+"""
 
 from __future__ import annotations
 
@@ -139,7 +142,11 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         summary["concept_model_version"] or "-", _fmt(summary["live_metric"]),
         _fmt(summary["reference_metric"]), storage.uri(report_key),
     )  # fmt: skip
+    from include.stages.operations import watch_serving
+
+    serving = watch_serving(ctx)  # operations beside drift: never part of the retrain decision
     return {
+        **serving,
         "week": ctx.week,
         "drift_detected": summary["drift_detected"],
         "should_trigger_retrain": bool(trigger),

@@ -10,6 +10,7 @@ import pandas as pd
 from include.stages.context import StageContext
 from include.stages.history import PRODUCTION
 from include.stages.keys import drift_report_key
+from include.stages.operations import ops_text
 from include.stages.tables import ensure_tables
 
 
@@ -107,6 +108,7 @@ def run_summary(ctx: StageContext) -> str:
     training = warehouse.read_rows("training_runs", week)
     evaluations = warehouse.read_rows("evaluations", week)
     drift = _first(warehouse.read_rows("drift_summary", week))
+    ops = _first(warehouse.read_rows("ops_summary", week))
     scored = warehouse.read_rows("predictions", week, columns=["model_version"])
 
     lines = [f"**{ctx.week}**: {ctx.reason} run"]
@@ -139,6 +141,8 @@ def run_summary(ctx: StageContext) -> str:
         if drift.get("drift_detected") and ctx.reason != "drift":
             text += ": retrain triggered"
         lines.append(f"- Drift: {text} ([report](/mlops/drift/report/{ctx.week}))")
+    if ops:
+        lines.append(f"- Serving: {ops_text(ops)}")
     return "\n".join(lines)
 
 

@@ -99,6 +99,27 @@ TABLES: dict[str, dict[str, str]] = {
         "concept_model_version": "string",  # the model concept drift was measured on
         "report_key": "string",
     },
+    # one row per week: how the endpoint served the production model (operations, not drift)
+    "ops_summary": {
+        "week": "string",
+        "model_name": "string",
+        "window_start": "timestamp",
+        "window_end": "timestamp",
+        "requests": "int",
+        "errors_4xx": "int",
+        "errors_5xx": "int",
+        "error_rate_4xx": "float",
+        "error_rate_5xx": "float",
+        "latency_p50_ms": "float",
+        "latency_p95_ms": "float",
+        "latency_p99_ms": "float",
+        "instance_hours": "float",
+        "cost_usd": "float",
+        "cost_basis": "string",
+        "source": "string",
+        "healthy": "bool",
+        "breaches": "string",  # JSON list of what was out of bounds
+    },
 }
 
 

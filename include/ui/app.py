@@ -115,6 +115,8 @@ def create_app(require_auth: bool = True) -> FastAPI:
             "feature_psi_threshold": d.feature_psi_threshold,
             "drifted_share_threshold": d.drifted_share_threshold,
             "prediction_psi_threshold": d.prediction_psi_threshold,
+            "max_p99_ms": settings.monitoring.max_p99_ms,
+            "max_error_rate": settings.monitoring.max_error_rate,
         }
         return drift_page(view, backend.name, thresholds, _source(settings))
 

@@ -1,9 +1,9 @@
 """A rough cost estimate of a training job: its compute time times the machine's list price.
 
-The prices are on-demand list prices in USD per instance-hour (us-east-1 / us-central1 /
-East US, 2026) of the machine types astro.toml names; a hardware profile can carry its own
-``hourly_usd``. The estimate covers the fit itself, not the job's start-up, storage or
-network, so treat it as an order of magnitude. Local training runs on this machine: no charge.
+The prices are the list prices of include/prices.py (on-demand, USD per instance-hour, with
+their sources); a hardware profile can carry its own ``hourly_usd``. The estimate covers the
+fit itself, not the job's start-up, storage or network, so treat it as an order of magnitude.
+Local training runs on this machine: no charge.
 """
 
 from __future__ import annotations
@@ -11,21 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-HOURLY_USD: dict[str, float] = {
-    # SageMaker training instances
-    "ml.m5.large": 0.115,
-    "ml.m5.xlarge": 0.23,
-    "ml.m5.2xlarge": 0.461,
-    "ml.c5.xlarge": 0.204,
-    # Vertex AI custom training machines
-    "n1-standard-2": 0.109,
-    "n1-standard-4": 0.219,
-    "n1-standard-8": 0.438,
-    # Azure ML compute
-    "Standard_DS2_v2": 0.146,
-    "Standard_DS3_v2": 0.293,
-    "Standard_DS4_v2": 0.585,
-}
+from include.prices import HOURLY_USD
 
 
 def machine_type(hardware: Mapping[str, Any]) -> str | None:

@@ -173,7 +173,8 @@ def drift_view(provider: Provider) -> dict[str, Any]:
     Returns:
         ``weeks`` (oldest first), ``features``, ``psi`` ({feature: {week: psi}}), ``drifted``
         ({feature: [weeks]}), ``summaries`` (one per week, with ``retrain_jobs`` and
-        ``has_report``) and ``kinds`` ({feature: numeric|categorical}).
+        ``has_report``), ``kinds`` ({feature: numeric|categorical}) and ``ops`` ({week: the
+        week's serving row of ``ops_summary``}).
     """
     metrics = read_table(provider, "drift_metrics")
     summary = records(read_table(provider, "drift_summary").sort_values("week"))
@@ -200,4 +201,5 @@ def drift_view(provider: Provider) -> dict[str, Any]:
         "drifted": drifted,
         "kinds": kinds,
         "summaries": summary,
+        "ops": {row["week"]: row for row in records(read_table(provider, "ops_summary"))},
     }

@@ -408,6 +408,7 @@ def drift_page(
             marked_weeks=retrain_weeks,
         ),
         "</div>",
+        _serving_charts(weeks, view.get("ops") or {}, thresholds, retrain_weeks),
         "<h2>Weeks</h2>",
         _weeks_table(summaries, provider, metric),
         source_note(source, empty=False),
@@ -417,6 +418,46 @@ def drift_page(
         "provider. Red bands and &#9650; mark the weeks whose drift triggered a retrain."
     )
     return layout("Drift", "drift", "".join(body), provider, subtitle)
+
+
+def _serving_charts(
+    weeks: Sequence[str], ops: dict[str, dict[str, Any]], thresholds: dict[str, float], marked: Sequence[str]
+) -> str:
+    """Latency and error rate of each monitored week's serving (ops_summary), beside its drift."""
+    if not any((ops.get(w) or {}).get("requests") for w in weeks):
+        return (
+            '<h2>Serving</h2><p class="muted" id="serving-none">No prediction request was recorded in '
+            "these weeks (ops_summary): nothing to chart.</p>"
+        )
+    unhealthy = [w for w in weeks if w in ops and ops[w].get("healthy") is False]
+    note = (
+        f'<p id="serving-unhealthy">Serving unhealthy in {", ".join(escape(w) for w in unhealthy)} '
+        "(an alert, not a retrain).</p>"
+        if unhealthy
+        else ""
+    )
+
+    def series(key: str, scale: float = 1.0) -> list[float | None]:
+        values = [(ops.get(w) or {}).get(key) for w in weeks]
+        return [None if v is None else float(v) * scale for v in values]
+
+    return "".join([
+        "<h2>Serving: latency and errors by week</h2>",
+        note,
+        '<div class="charts" id="serving">',
+        line_chart(
+            weeks, {"p50": series("latency_p50_ms"), "p95": series("latency_p95_ms"),
+                    "p99": series("latency_p99_ms")},
+            title="Endpoint latency (ms)", y_label="ms",
+            thresholds={"p99 limit": thresholds.get("max_p99_ms", 500.0)}, marked_weeks=marked,
+        ),
+        line_chart(
+            weeks, {"5xx": series("error_rate_5xx", 100), "4xx": series("error_rate_4xx", 100)},
+            title="Error rate (% of requests)", y_label="%",
+            thresholds={"5xx limit": 100 * thresholds.get("max_error_rate", 0.01)}, marked_weeks=marked,
+        ),
+        "</div>",
+    ])  # fmt: skip
 
 
 def _top_features(view: dict[str, Any], n: int) -> list[str]:

@@ -6,7 +6,8 @@ inference script and the registered ``model.tar.gz``) and an endpoint config wit
 reuses them. Moving to a new version is ``UpdateEndpoint`` with the new config: SageMaker
 brings up the new fleet, shifts traffic and only then retires the old one (blue/green), so
 the endpoint keeps answering. The deploy stage smoke-tests it and, on failure, deploys the
-previous version the same way.
+previous version the same way. How it served is read from the metrics SageMaker publishes to
+CloudWatch (``serving_report``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import logging
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,12 @@ from typing import Any
 from include.errors import MLOpsError
 from include.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
-from providers.aws.hooks import error_code, region_of, runtime_client, sagemaker_hook
+from providers.aws.hooks import cloudwatch_client, error_code, region_of, runtime_client, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.registry import SageMakerModelRegistry, group_name
 from providers.aws.sourcedir import INFERENCE_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore
-from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion
+from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion, ServingReport
 from providers.payload import rows_json
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class SageMakerEndpoint:
             EndpointConfigName=name,
             ProductionVariants=[
                 {
-                    "VariantName": "AllTraffic",
+                    "VariantName": VARIANT,
                     "ModelName": model,
                     "InstanceType": self.aws.inference.instance_type,
                     "InitialInstanceCount": self.aws.inference.instance_count,
@@ -238,6 +239,13 @@ class SageMakerEndpoint:
         assert deployment is not None
         return deployment
 
+    def serving_report(self, model_name: str, start: datetime, end: datetime) -> ServingReport:
+        """How the model's endpoint served in ``[start, end)``, from CloudWatch (no request to it)."""
+        return serving_report(
+            cloudwatch_client(self.aws.conn_id), self._describe(model_name), self.endpoint_name(model_name),
+            model_name, start, end, self.aws.inference.instance_type,
+        )  # fmt: skip
+
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows as JSON; return ``{"model_version", "predictions"}``."""
         name = self.endpoint_name(model_name)
@@ -253,3 +261,66 @@ class SageMakerEndpoint:
             return json.loads(body)
         except ValueError:
             raise EndpointUnavailableError(f"endpoint {name} answered non-JSON: {body[:200]!r}") from None
+
+
+#: the SageMaker endpoint metrics (namespace AWS/SageMaker) a serving report sums, by report field
+_SUMS = {"requests": "Invocations", "errors_4xx": "Invocation4XXErrors", "errors_5xx": "Invocation5XXErrors"}
+_LATENCY = "ModelLatency"  # microseconds, from the container's receipt of a request to its answer
+VARIANT = "AllTraffic"
+
+
+def serving_report(
+    cloudwatch: Any, endpoint: dict[str, Any] | None, name: str, model_name: str,
+    start: datetime, end: datetime,
+    instance_type: str, hourly_usd: float | None = None,
+) -> ServingReport:  # fmt: skip
+    """A window's serving report from CloudWatch's SageMaker endpoint metrics (one GetMetricData).
+
+    One period spans the whole window, so CloudWatch itself sums the counts and computes the
+    latency percentiles over every request of the window (percentiles of per-minute figures
+    could not be combined). Instance hours: the variant's current instance count times the
+    part of the window the endpoint existed in.
+    """
+    from include.prices import serving_cost
+
+    seconds = max(60, int((end - start).total_seconds()) // 60 * 60)  # a multiple of 60
+    dimensions = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": VARIANT}]
+
+    def query(qid: str, metric: str, stat: str) -> dict[str, Any]:
+        return {
+            "Id": qid,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/SageMaker", "MetricName": metric, "Dimensions": dimensions},
+                "Period": seconds,
+                "Stat": stat,
+            },
+        }
+
+    queries = [query(key, metric, "Sum") for key, metric in _SUMS.items()]
+    queries += [query(f"p{q}", _LATENCY, f"p{q}") for q in (50, 95, 99)]
+    values: dict[str, list[float]] = {}
+    paginator = cloudwatch.get_paginator("get_metric_data")
+    for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+        for result in page["MetricDataResults"]:
+            values.setdefault(result["Id"], []).extend(v for v in result.get("Values", []) if v is not None)
+    counts = {key: int(round(sum(values.get(key, [])))) for key in _SUMS}
+
+    def latency_ms(qid: str) -> float | None:
+        found = values.get(qid)
+        return max(found) / 1000 if found else None  # one period: one value (microseconds)
+
+    hours = 0.0
+    if endpoint is not None:
+        created = endpoint.get("CreationTime") or start
+        instances = sum(
+            int(v.get("CurrentInstanceCount", 0) or 0) for v in endpoint.get("ProductionVariants", [])
+        )
+        overlap = (min(end, datetime.now(UTC)) - max(start, created)).total_seconds()
+        hours = instances * max(0.0, overlap) / 3600
+    cost, basis = serving_cost(instance_type, hours, hourly_usd)
+    return ServingReport(
+        model_name=model_name, start=start, end=end, **counts,
+        latency_p50_ms=latency_ms("p50"), latency_p95_ms=latency_ms("p95"), latency_p99_ms=latency_ms("p99"),
+        instance_hours=hours, cost_usd=cost, cost_basis=basis,
+        source=f"CloudWatch AWS/SageMaker metrics of endpoint {name}, variant {VARIANT}",
+    )  # fmt: skip

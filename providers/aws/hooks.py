@@ -20,6 +20,13 @@ def runtime_client(conn_id: str) -> Any:
     return AwsBaseHook(aws_conn_id=conn_id, client_type="sagemaker-runtime").conn
 
 
+def cloudwatch_client(conn_id: str) -> Any:
+    """A CloudWatch client (metric data) with the connection's credentials."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    return AwsBaseHook(aws_conn_id=conn_id, client_type="cloudwatch").conn
+
+
 @functools.lru_cache(maxsize=32)
 def region_of(conn_id: str, configured: str = "") -> str:
     """The region: ``[aws] region`` if set, else the connection's, else boto's own configuration.

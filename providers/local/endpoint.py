@@ -1,7 +1,10 @@
 """The online endpoint on the local provider: the FastAPI app of include/serving on 127.0.0.1.
 
 A deploy copies the verified artifact into the endpoint's folder and rewrites the model's
-deployment record atomically; the running server picks it up on its next request.
+deployment record atomically; the running server picks it up on its next request. The server's
+hourly serving record (``<root>/metrics``, include/serving/metrics.py) is what
+``serving_report`` reads: unlike a scrape of ``/metrics``, it survives restarts and covers any
+window of whole hours.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from providers.base import (
     ModelRegistry,
     ModelVersion,
     ObjectStore,
+    ServingReport,
 )
 from providers.local import atomic
 
@@ -48,6 +52,7 @@ class LocalHttpEndpoint:
         self.root = Path(root).resolve()
         self.deployments = self.root / "deployments"
         self.models = self.root / "models"
+        self.metrics = self.root / "metrics"  # the server's default (--metrics)
         self.registry = registry
         self.storage = storage
         self.url = f"http://{host}:{port}"
@@ -140,3 +145,38 @@ class LocalHttpEndpoint:
                 f"the local endpoint answered {response.status_code} to {url}: {response.text[:500]}"
             )
         return response.json()
+
+    def serving_report(self, model_name: str, start: datetime, end: datetime) -> ServingReport:
+        """Sum the server's hourly record over the hours that start in ``[start, end)``.
+
+        Local serving runs on this machine: its instance hours are the servers' up-time in the
+        window, at no cloud charge.
+        """
+        from include.serving.metrics import histogram_quantile, read_hours
+
+        requests = {"2xx": 0, "4xx": 0, "5xx": 0}
+        buckets: list[int] = []
+        bounds: list[float] = []
+        uptime = 0.0
+        for hour in read_hours(self.metrics, start, end):
+            uptime += float(hour.get("uptime_seconds", 0.0))
+            counts = hour["models"].get(model_name)
+            if counts is None:
+                continue
+            for kind, n in counts["requests"].items():
+                requests[kind] = requests.get(kind, 0) + int(n)
+            bounds = hour["latency_buckets_s"]
+            buckets = [a + b for a, b in zip(buckets or [0] * len(counts["latency_buckets"]),
+                                             counts["latency_buckets"], strict=True)]  # fmt: skip
+
+        def quantile_ms(q: float) -> float | None:
+            value = histogram_quantile(bounds, buckets, q) if buckets else None
+            return None if value is None else value * 1000
+
+        return ServingReport(
+            model_name=model_name, start=start, end=end, requests=sum(requests.values()),
+            errors_4xx=requests["4xx"], errors_5xx=requests["5xx"], latency_p50_ms=quantile_ms(0.5),
+            latency_p95_ms=quantile_ms(0.95), latency_p99_ms=quantile_ms(0.99),
+            instance_hours=uptime / 3600, cost_usd=0.0, cost_basis="local machine: no cloud charge",
+            source=f"the endpoint's hourly record in {self.metrics}",
+        )  # fmt: skip

@@ -11,6 +11,10 @@ for a fixed duration:
 - closed loop: each client sends as soon as its previous answer arrives, which measures the
   server's saturated throughput (and the latency of a 50-deep queue: 50 / throughput).
 
+The cost of the endpoint's own metrics (include/serving/metrics.py) is measured in the same run:
+a second server with ``--no-metrics`` takes the same closed-loop load and the highest bounded
+rate, interleaved with the measured server's runs, and the figures compare the two.
+
 The baseline is the model called in-process on the same single rows, one at a time, the way
 the endpoint calls it (``predict_proba_records``, one thread), for the same duration; the
 throughput figure is endpoint RPS / in-process RPS (above 1: the endpoint batches concurrent
@@ -80,18 +84,32 @@ def run(
         model = load_model(record["artifact_path"], record["sha256"])
         url = f"http://127.0.0.1:{port}/models/{version.model_name}/predict"
         server = EndpointServer(deployments, port)
+        bare_port = free_port()
+        bare = EndpointServer(deployments, bare_port, options=["--no-metrics"])
+        bare_url = url.replace(f":{port}/", f":{bare_port}/")
         bounded: dict[float, list[dict]] = {rate: [] for rate in rates}
-        closed, local = [], []
+        closed, local, bare_closed, bare_top, top = [], [], [], [], []
         try:
             server.wait_ready(timeout=300)
-            for _ in range(repeat):  # interleaved, so a burst of outside load hits every figure alike
+            bare.wait_ready(timeout=300)
+            for i in range(repeat):  # interleaved, so a burst of outside load hits every figure alike
                 for rate in rates:
                     bounded[rate].append(run_child("load", url, str(clients), str(seconds), str(rate)).output)
-                closed.append(run_child("load", url, str(clients), str(seconds), "0").output)
+                # the server without metrics goes first every other time: neither gains from its place
+                first, second = (url, bare_url) if i % 2 == 0 else (bare_url, url)
+                runs = {}
+                for target in (first, second):
+                    runs[target] = run_child("load", target, str(clients), str(seconds), "0").output
+                closed.append(runs[url])
+                bare_closed.append(runs[bare_url])
+                highest = str(rates[-1])
+                bare_top.append(run_child("load", bare_url, str(clients), str(seconds), highest).output)
+                top.append(bounded[rates[-1]][-1])
                 local.append(in_process_rps(model, seconds))
         finally:
             server.stop()
-    for result in [r for runs in bounded.values() for r in runs] + closed:
+            bare.stop()
+    for result in [r for runs in bounded.values() for r in runs] + closed + bare_closed + bare_top:
         # A rare reset is a keep-alive connection the server closed as the client reused it;
         # more than 1% of requests failing means the endpoint is broken, not the measurement.
         if not result["latencies"] or result["n_errors"] > 0.01 * len(result["latencies"]):
@@ -156,4 +174,30 @@ def run(
             },
         )  # fmt: skip
     )
+    figures.extend(_metrics_overhead(clients, rates[-1], closed, bare_closed, top, bare_top))
     return figures
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _metrics_overhead(
+    clients: int, rate: float, closed: list[dict], bare_closed: list[dict],
+    top: list[dict], bare_top: list[dict],
+) -> list[Figure]:  # fmt: skip
+    """Throughput and p99 of the measured server against the same server with ``--no-metrics``."""
+    rps = _median([len(r["latencies"]) / r["elapsed"] for r in closed])
+    bare_rps = _median([len(r["latencies"]) / r["elapsed"] for r in bare_closed])
+    p99 = _median([_latency_ms(r["latencies"])["p99"] for r in top])
+    bare_p99 = _median([_latency_ms(r["latencies"])["p99"] for r in bare_top])
+    return [
+        Figure(
+            "endpoint", f"throughput with metrics, {clients} clients, closed loop", rps, "req/s",
+            "the same server with --no-metrics", bare_rps, ratio(rps, bare_rps), "", None,
+        ),
+        Figure(
+            "endpoint", f"p99 with metrics, {clients} clients offering {rate:g} req/s", p99, "ms",
+            "the same server with --no-metrics", bare_p99, ratio(p99, bare_p99), "", None,
+        ),
+    ]  # fmt: skip

@@ -947,3 +947,68 @@ class BatchContract(_Models):
         version = self.register(registry, unique("batch"), "a", artifacts)
         with pytest.raises(FileNotFoundError):
             list(score(batch, version, "validated/nowhere/data.parquet"))
+
+
+# --------------------------------------------------------------------------------------------
+# serving report (operations)
+
+#: the traffic every backend's ``serving_traffic`` fixture makes its platform record: answered
+#: predictions, requests the caller got wrong, requests the endpoint failed
+TRAFFIC = {"ok": 20, "4xx": 3, "5xx": 2}
+
+
+class ServingReportContract:
+    """OnlineEndpoint.serving_report: a window's requests, 4xx and 5xx apart, latency and cost.
+
+    A backend supplies ``serving_traffic``: a class fixture that makes its platform record
+    ``TRAFFIC`` for a fresh model the way it really would (local: requests to a running server,
+    which is then stopped; AWS: the datapoints SageMaker puts into CloudWatch) and returns
+    ``(endpoint, model_name, start, end)``, the window holding that traffic.
+
+    TODO(GCP, Azure): subclass this suite in tests/contract/test_gcp.py and test_azure.py once
+    their endpoints implement ``serving_report`` (Cloud Monitoring's
+    ``aiplatform.googleapis.com/prediction/online/*`` metrics; Azure Monitor's managed online
+    endpoint metrics), then fold ``ServingReports`` into ``OnlineEndpoint``.
+    """
+
+    def test_is_a_serving_reporter(self, serving_traffic):
+        from providers.base import ServingReports
+
+        assert isinstance(serving_traffic[0], ServingReports)
+
+    def test_counts_requests_and_errors_apart(self, serving_traffic):
+        endpoint, model, start, end = serving_traffic
+        report = endpoint.serving_report(model, start, end)
+        total = sum(TRAFFIC.values())
+        assert (report.model_name, report.start, report.end) == (model, start, end)
+        assert (report.requests, report.errors_4xx, report.errors_5xx) == (
+            total,
+            TRAFFIC["4xx"],
+            TRAFFIC["5xx"],
+        )
+        assert report.error_rate_4xx == pytest.approx(TRAFFIC["4xx"] / total)
+        assert report.error_rate_5xx == pytest.approx(TRAFFIC["5xx"] / total)
+
+    def test_latency_quantiles_are_ordered_and_plausible(self, serving_traffic):
+        endpoint, model, start, end = serving_traffic
+        report = endpoint.serving_report(model, start, end)
+        assert 0 < report.latency_p50_ms <= report.latency_p95_ms <= report.latency_p99_ms < 60_000
+
+    def test_estimates_the_cost_and_says_how(self, serving_traffic):
+        endpoint, model, start, end = serving_traffic
+        report = endpoint.serving_report(model, start, end)
+        assert report.cost_usd is not None and report.cost_usd >= 0 and report.instance_hours >= 0
+        assert report.cost_basis and report.source
+
+    def test_a_window_without_the_traffic_reports_none(self, serving_traffic):
+        from datetime import timedelta
+
+        endpoint, model, _, end = serving_traffic
+        report = endpoint.serving_report(model, end, end + timedelta(days=7))
+        assert (report.requests, report.errors_4xx, report.errors_5xx) == (0, 0, 0)
+        assert report.latency_p99_ms is None and report.error_rate_5xx == 0.0
+
+    def test_a_model_never_served_reports_none(self, serving_traffic):
+        endpoint, _, start, end = serving_traffic
+        report = endpoint.serving_report(unique("never"), start, end)
+        assert report.requests == 0 and report.latency_p50_ms is None

@@ -15,9 +15,11 @@ import pytest
 from emulators import REGION, ROLE_ARN
 
 from contract.suites import (
+    TRAFFIC,
     BatchContract,
     EndpointContract,
     RegistryContract,
+    ServingReportContract,
     StorageContract,
     TrainingContract,
     WarehouseContract,
@@ -136,3 +138,64 @@ class TestAwsBatch(BatchContract):
     @classmethod
     def batch(cls, aws, registry_store, endpoint) -> SageMakerBatchScorer:
         return SageMakerBatchScorer(aws, registry_store, endpoint, DEMO_SPEC, chunk_rows=256)
+
+
+#: the model latencies (ms) the serving test puts: 1..25, so p50 = 13, p95 = 24, p99 = 25
+LATENCIES_MS = list(range(1, sum(TRAFFIC.values()) + 1))
+
+
+class TestAwsServing(ServingReportContract):
+    @pytest.fixture(scope="class")
+    def serving_traffic(self, aws, aws_env, endpoint):
+        """Put the datapoints SageMaker publishes for an endpoint into moto's CloudWatch.
+
+        Per minute and variant: Invocations, Invocation4XXErrors, Invocation5XXErrors (Count) and
+        ModelLatency (Microseconds), dimensions EndpointName and VariantName, namespace
+        AWS/SageMaker. moto stores them and answers GetMetricData from them; its missing
+        percentiles come from tests/cloudwatch_percentiles.py.
+        """
+        from datetime import UTC, datetime, timedelta
+
+        from cloudwatch_percentiles import installed
+
+        from include.serving.metrics import hour_of
+
+        moto, _, _ = aws_env
+        model = f"served-{uuid.uuid4().hex[:6]}"
+        name = endpoint.endpoint_name(model)
+        dimensions = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": "AllTraffic"}]
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        minutes = [now - timedelta(minutes=m) for m in (3, 2, 1)]
+
+        def datum(metric: str, when: datetime, value: float, unit: str = "Count") -> dict:
+            return {
+                "MetricName": metric,
+                "Dimensions": dimensions,
+                "Timestamp": when,
+                "Value": value,
+                "Unit": unit,
+            }
+
+        total = sum(TRAFFIC.values())
+        data = [
+            datum("Invocations", minutes[0], total - 10), datum("Invocations", minutes[1], 10),
+            datum("Invocation4XXErrors", minutes[0], TRAFFIC["4xx"]),
+            datum("Invocation4XXErrors", minutes[1], 0),
+            datum("Invocation5XXErrors", minutes[2], TRAFFIC["5xx"]),
+        ]  # fmt: skip
+        latency = {"MetricName": "ModelLatency", "Dimensions": dimensions, "Timestamp": minutes[1],
+                   "Values": [ms * 1000.0 for ms in LATENCIES_MS], "Unit": "Microseconds"}  # fmt: skip
+        # an endpoint of another model in the same minutes must not be counted
+        elsewhere = [{"Name": "EndpointName", "Value": f"{name}-other"}, dimensions[1]]
+        other = [{**datum("Invocations", minutes[1], 999), "Dimensions": elsewhere}]
+        moto.client("cloudwatch").put_metric_data(
+            Namespace="AWS/SageMaker", MetricData=[*data, latency, *other]
+        )
+        with installed():
+            yield endpoint, model, hour_of(now) - timedelta(hours=1), hour_of(now) + timedelta(hours=1)
+
+    def test_latency_quantiles_are_cloudwatchs_own(self, serving_traffic):
+        endpoint, model, start, end = serving_traffic
+        report = endpoint.serving_report(model, start, end)
+        assert (report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms) == (13, 24, 25)
+        assert report.instance_hours == 0 and report.cost_usd == 0  # no endpoint of the model exists

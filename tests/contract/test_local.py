@@ -9,12 +9,17 @@ import pytest
 from helpers import EndpointServer, free_port, seed_mlflow_db
 
 from contract.suites import (
+    TRAFFIC,
     BatchContract,
     EndpointContract,
     RegistryContract,
+    ServingReportContract,
     StorageContract,
     TrainingContract,
     WarehouseContract,
+    smoke_rows,
+    store_model,
+    unique,
 )
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint
@@ -111,3 +116,44 @@ class TestLocalBatch(BatchContract):
     @classmethod
     def batch(cls, registry, registry_store) -> ChunkedBatchScorer:
         return ChunkedBatchScorer(registry_store, registry, chunk_rows=256)
+
+
+class TestLocalServing(ServingReportContract):
+    @pytest.fixture(scope="class")
+    def serving_traffic(self, root, registry, registry_store):
+        """Real requests to a server of its own: answered, invalid (422), and refused (503).
+
+        The 503s are the endpoint's own: the deployment record is made to name the wrong
+        sha256, so the server refuses to load the artifact. Stopping the server flushes its
+        hourly record (a SIGTERM runs the app's shutdown).
+        """
+        import json
+        from datetime import UTC, datetime, timedelta
+
+        import httpx
+
+        from include.serving.metrics import hour_of
+        from providers.jobs import deploy
+
+        model = unique("served")
+        version = registry.register(
+            model, store_model(registry_store, f"serving/{model}/model.joblib", 1), model, {}, {}, {}
+        )
+        folder = root / f"serving-{model}"
+        port = free_port()
+        endpoint = LocalHttpEndpoint(folder, registry, registry_store, host="127.0.0.1", port=port)
+        start = hour_of(datetime.now(UTC))
+        server = EndpointServer(folder / "deployments", port).wait_ready()
+        try:
+            deploy(endpoint, version)
+            url, rows = f"{endpoint.url}/models/{model}/predict", smoke_rows(2)
+            with httpx.Client(timeout=30) as client:
+                answers = [client.post(url, json={"rows": rows}).status_code for _ in range(TRAFFIC["ok"])]
+                answers += [client.post(url, json={"rows": []}).status_code for _ in range(TRAFFIC["4xx"])]
+                record = folder / "deployments" / f"{model}.json"
+                record.write_text(json.dumps({**json.loads(record.read_text()), "sha256": "0" * 64}))
+                answers += [client.post(url, json={"rows": rows}).status_code for _ in range(TRAFFIC["5xx"])]
+        finally:
+            server.stop()
+        assert answers == [200] * TRAFFIC["ok"] + [422] * TRAFFIC["4xx"] + [503] * TRAFFIC["5xx"]
+        return endpoint, model, start, hour_of(datetime.now(UTC)) + timedelta(hours=1)

@@ -169,3 +169,25 @@ def test_a_backfilled_winner_kept_out_of_production_is_not_shown_as_rejected() -
     assert ">passed, kept<" in _gate_badge(kept) and ">keep<" in _decision_badge(kept)
     assert ">passed<" in _gate_badge({"passed": True, "promote": True})
     assert ">rejected<" in _gate_badge({"passed": False, "promote": False})
+
+
+# last in this module: it adds serving traffic to the seeded provider
+def test_drift_page_shows_each_weeks_serving_beside_its_drift(client, seeded) -> None:
+    from datetime import timedelta
+
+    from include.serving.metrics import HourlyRecord
+    from include.stages.operations import watch_serving, week_window
+
+    ctx = seeded[1]
+    assert 'id="serving-none"' in client.get("/drift").text  # the seeding served nothing
+    record = HourlyRecord(ctx.provider.endpoint.metrics)
+    start, _ = week_window("2026-W12")
+    for i in range(200):
+        record.add(ctx.model_name, "5xx" if i < 20 else "2xx", 0.02, start + timedelta(hours=i % 100))
+    record.flush()
+    watch_serving(type(ctx)(settings=ctx.settings, week="2026-W12", actor="ui-test"))
+    page = client.get("/drift").text
+    assert page.count('class="chart line"') == 5  # the three drift charts and latency, error rate
+    assert "Endpoint latency (ms)" in page and "Error rate (% of requests)" in page
+    assert re.search(r'id="serving-unhealthy">Serving unhealthy in 2026-W12 ', page)
+    assert client.get("/api/drift").json()["ops"]["2026-W12"]["errors_5xx"] == 20

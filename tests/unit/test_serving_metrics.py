@@ -1,0 +1,173 @@
+"""The endpoint measures itself: /metrics counts a bounded load exactly, the hourly record agrees.
+
+The app runs in this process (FastAPI's TestClient) with a real model; one model call is made
+slow on cue, to land in the latency histogram's tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import joblib
+import pytest
+from fastapi.testclient import TestClient
+from helpers import fit_model
+
+from include.demo.spec import DEMO_SPEC, ID_COLUMN, RAW_FEATURES
+from include.ml.modeling import TrainedModel
+from include.ml.sample_data import generate_week
+from include.serving.app import create_app
+from include.serving.metrics import LATENCY_BUCKETS_S, histogram_quantile, hour_of, read_hours
+
+MODEL = "churn"
+SLOW_ID = "slow-one"
+SLOW_SECONDS = 0.3
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A deployments folder serving one small model as version 7."""
+    root = tmp_path_factory.mktemp("metrics")
+    model = fit_model(generate_week("2026-W05", 600, seed=1), {"max_iter": 5})
+    artifact = root / "model.joblib"
+    joblib.dump(model, artifact)
+    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    record = {"model_name": MODEL, "version": "7", "artifact_path": str(artifact), "sha256": sha256,
+              "deployed_at": "2026-01-01"}  # fmt: skip
+    (root / "deployments").mkdir()
+    (root / "deployments" / f"{MODEL}.json").write_text(json.dumps(record))
+    return root
+
+
+@pytest.fixture(scope="module")
+def rows():
+    frame = generate_week("2026-W07", 30, seed=3)[[ID_COLUMN, *RAW_FEATURES]]
+    return json.loads(frame.to_json(orient="records"))
+
+
+@pytest.fixture(scope="module")
+def slow_model():
+    """One model call sleeps when it holds the row with id SLOW_ID (a stalled model call)."""
+    original = TrainedModel.predict_records
+
+    def maybe_slow(self, records):
+        if any(r.get(ID_COLUMN) == SLOW_ID for r in records):
+            time.sleep(SLOW_SECONDS)
+        return original(self, records)
+
+    TrainedModel.predict_records = maybe_slow
+    try:
+        yield
+    finally:
+        TrainedModel.predict_records = original
+
+
+@pytest.fixture(scope="module")
+def load(folder, rows, slow_model):
+    """A bounded load: 12 good requests (one slow), 3 invalid, 2 of an unknown model, 1 too large."""
+    app = create_app(folder / "deployments", spec=DEMO_SPEC, metrics=folder / "metrics")
+    url = f"/models/{MODEL}/predict"
+    statuses = []
+    with TestClient(app) as client:
+        for i in range(12):
+            batch = rows[i : i + 2]
+            if i == 5:
+                batch = [{**batch[0], ID_COLUMN: SLOW_ID}]
+            statuses.append(client.post(url, json={"rows": batch}).status_code)
+        for bad in ({"rows": []}, {"rows": [{**rows[0], "tenure_months": "x"}]}, {"nope": 1}):
+            statuses.append(client.post(url, json=bad).status_code)
+        for _ in range(2):
+            statuses.append(client.post("/models/nothing-here/predict", json={"rows": rows[:1]}).status_code)
+        statuses.append(
+            client.post(
+                url, content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}
+            ).status_code
+        )
+        exposition = client.get("/metrics").text
+    # leaving the client ran the app's shutdown: the record is flushed
+    return statuses, exposition, app
+
+
+def _sample(exposition: str, name: str, **labels: str) -> float:
+    """One sample's value from the Prometheus text format (0 if absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def test_the_load_got_the_answers_it_should(load):
+    statuses, _, _ = load
+    assert statuses == [200] * 12 + [422] * 3 + [404] * 2 + [413]
+
+
+def test_metrics_count_requests_by_model_and_status_class(load):
+    _, text, _ = load
+    assert _sample(text, "mlops_endpoint_requests_total", model=MODEL, status_class="2xx") == 12
+    assert _sample(text, "mlops_endpoint_requests_total", model=MODEL, status_class="4xx") == 4  # 422s, 413
+    assert _sample(text, "mlops_endpoint_requests_total", model="_unknown", status_class="4xx") == 2
+    assert _sample(text, "mlops_endpoint_requests_total", status_class="5xx") == 0
+    assert "nothing-here" not in text  # a client cannot make up label values
+
+
+def test_latency_histogram_holds_every_request_and_the_slow_one_in_its_tail(load):
+    _, text, _ = load
+    assert _sample(text, "mlops_endpoint_request_seconds_count", model=MODEL) == 16
+    below = _sample(text, "mlops_endpoint_request_seconds_bucket", model=MODEL, le="0.25")
+    assert below == 15  # every request but the slow one answered within 250 ms
+    assert _sample(text, "mlops_endpoint_request_seconds_sum", model=MODEL) >= SLOW_SECONDS
+
+
+def test_batch_sizes_version_and_in_flight(load):
+    _, text, _ = load
+    assert _sample(text, "mlops_endpoint_batch_rows_sum", model=MODEL) == 11 * 2 + 1
+    assert _sample(text, "mlops_endpoint_batch_rows_count", model=MODEL) == 12  # one at a time: no batching
+    assert _sample(text, "mlops_endpoint_model_version_info", model=MODEL, version="7") == 1
+    assert _sample(text, "mlops_endpoint_in_flight_requests") == 0
+
+
+def test_the_hourly_record_agrees_with_the_metrics(load, folder):
+    now = datetime.now(UTC)
+    hours = read_hours(
+        folder / "metrics", hour_of(now) - timedelta(hours=1), hour_of(now) + timedelta(hours=1)
+    )
+    counts = [h["models"][MODEL] for h in hours if MODEL in h["models"]]
+    requests = {k: sum(c["requests"][k] for c in counts) for k in ("2xx", "4xx", "5xx")}
+    assert requests == {"2xx": 12, "4xx": 4, "5xx": 0}
+    buckets = [sum(col) for col in zip(*(c["latency_buckets"] for c in counts), strict=True)]
+    assert sum(buckets) == 16
+    # the slowest of 16 is the one stalled call: the 99th percentile lies in its bucket
+    p99 = histogram_quantile(LATENCY_BUCKETS_S, buckets, 0.99)
+    assert 0.25 <= p99 <= 0.5
+    assert all(h["uptime_seconds"] > 0 for h in hours)
+
+
+def test_request_logs_carry_the_outcome_not_the_payload(folder, rows, caplog):
+    app = create_app(folder / "deployments", spec=DEMO_SPEC, metrics=folder / "metrics-logs")
+    secret = {**rows[0], ID_COLUMN: "customer-secret-123"}
+    with caplog.at_level(logging.INFO, logger="include.serving.access"), TestClient(app) as client:
+        assert client.post(f"/models/{MODEL}/predict", json={"rows": [secret]}).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "include.serving.access"]
+    assert len(lines) == 1 and f"model={MODEL} status=200" in lines[0]
+    assert "customer-secret-123" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("counts", "q", "expected"),
+    [
+        ([0, 10, 0], 0.5, 0.5 * 1 + 0.5 * 2),  # half-way through the (1, 2] bucket
+        ([4, 0, 0], 0.99, 0.99),  # in (0, 1]
+        ([0, 0, 3], 0.5, 2.0),  # the +Inf bucket: the last finite bound
+        ([0, 0, 0], 0.5, None),
+    ],
+)
+def test_histogram_quantile(counts, q, expected):
+    found = histogram_quantile((1.0, 2.0), counts, q)
+    assert found is None if expected is None else found == pytest.approx(expected)
