@@ -7,7 +7,7 @@ from typing import Any
 from include.errors import ConfigError
 
 
-def build_section(cls: type, values: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> Any:
+def build_section(cls: Any, values: dict[str, Any], where: str, skip: tuple[str, ...] = ()) -> Any:
     """Build a settings dataclass from a TOML table, rejecting unknown keys and wrong types.
 
     Args:

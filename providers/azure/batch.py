@@ -15,6 +15,7 @@ import io
 import logging
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -84,7 +85,7 @@ class AzureMLBatchScorer:
         if not self.storage.exists(input_key):
             raise FileNotFoundError(f"no object {input_key!r} to score in {self.storage.uri(input_key)}")
         with tempfile.TemporaryDirectory(prefix="batch-check-") as tmp:
-            self.registry.fetch_artifact(version, tmp)  # refuse a tampered artifact before any job
+            self.registry.fetch_artifact(version, Path(tmp))  # refuse a tampered artifact before any job
         base = self.base_name(version, input_key)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             name = job_name(base, attempt)

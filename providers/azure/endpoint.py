@@ -105,7 +105,7 @@ class AzureMLOnlineEndpoint:
             ArtifactIntegrityError: the version's bytes do not match its sha256 (nothing changed).
         """
         with tempfile.TemporaryDirectory(prefix="deploy-check-") as tmp:
-            self.registry.fetch_artifact(version, tmp)  # refuses a tampered artifact before deploying
+            self.registry.fetch_artifact(version, Path(tmp))  # refuses a tampered artifact before deploying
         name = self.endpoint_name(version.model_name)
         endpoint = self._endpoint(name) or self._create_endpoint(name, version.model_name)
         target = deployment_name(version)

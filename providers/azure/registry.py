@@ -147,7 +147,7 @@ class AzureMLModelRegistry:
             registry_key=tags.get(_KEY_TAG, ""),
             metrics={k[len(_METRIC) :]: float(v) for k, v in properties.items() if k.startswith(_METRIC)},
             tags={k: v for k, v in tags.items() if k not in (_KEY_TAG, _SHA_TAG)},
-            created_at=created.isoformat() if hasattr(created, "isoformat") else str(created or ""),
+            created_at=created.isoformat() if isinstance(created, datetime) else str(created or ""),
         )
 
     def _find(self, model_name: str, registry_key: str) -> ModelVersion | None:
@@ -193,6 +193,7 @@ class AzureMLModelRegistry:
         reason: str,
         actor: str,
         expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set); then mirror production as a tag.
 
@@ -201,7 +202,7 @@ class AzureMLModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current)
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         if alias == PRODUCTION_TAG and (
             change is not None or self.ledger.current(model_name, alias) == version
         ):

@@ -179,9 +179,10 @@ class SynapseWarehouse:
         """
         bound = parse_query(sql, params)
         for kind, text in bound.parts:
-            if kind != "param" and _DRIVER_MARKERS.search(text):
+            marker = _DRIVER_MARKERS.search(text) if kind != "param" else None
+            if marker is not None:
                 raise ParamError(
-                    f"the query contains {_DRIVER_MARKERS.search(text).group(0)!r}, which the Synapse "
+                    f"the query contains {marker.group(0)!r}, which the Synapse "
                     "driver (pymssql) would replace with a parameter: write it another way"
                 )
         text = bound.render(lambda name: f"%({name})s")
