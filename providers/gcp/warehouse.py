@@ -99,6 +99,14 @@ class BigQueryWarehouse:
         if missing:  # IF NOT EXISTS: a concurrent ensure_table adding the same column is fine
             additions = ", ".join(f"ADD COLUMN IF NOT EXISTS {c} {SQL_TYPES[schema[c]]}" for c in missing)
             self._run(f"ALTER TABLE {self._name(table)} {additions}")
+            # BigQuery lists the added columns in the table's schema at once; an engine whose
+            # metadata lags (the emulator) gets them through tables.patch, so loads see them
+            target = self.client.get_table(self._table_id(table))
+            listed = {field.name for field in target.schema}
+            if any(c not in listed for c in missing):
+                added = [bigquery.SchemaField(c, SQL_TYPES[schema[c]]) for c in missing if c not in listed]
+                target.schema = [*target.schema, *added]
+                self.client.update_table(target, ["schema"])
 
     def replace_rows(
         self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]

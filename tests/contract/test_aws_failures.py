@@ -95,7 +95,7 @@ def test_a_claim_whose_registration_died_is_a_registry_conflict_naming_it(aws, s
     registry = _registry(aws, store)
     registry.claim_wait_seconds = 2
     with pytest.raises(
-        RegistryConflictError, match=r"k9 of dead-\w+ was claimed but no model package.*claim\.json"
+        RegistryConflictError, match=r"k9 of dead-\w+ was claimed but no version appeared.*claim\.json"
     ):
         _register(registry, model, "k9", model_key)
 
