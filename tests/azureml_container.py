@@ -87,8 +87,8 @@ def run_command_job(
         result = subprocess.run(["bash", "-c", command], cwd=run_dir, env=env, capture_output=True,
                                 text=True, timeout=600)  # fmt: skip
         logs = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        if result.returncode != 0:
-            return False, logs
+        # A uri_folder output is mounted read-write by default (ReadWriteMount): what the command
+        # wrote is in the datastore whether it succeeded or not, so it is uploaded either way.
         for name, binding in (properties.get("outputs") or {}).items():
             container, prefix = _blob(service, binding["uri"])
             for path in sorted(Path(paths[("outputs", name)]).rglob("*")):
@@ -97,7 +97,7 @@ def run_command_job(
                     container.upload_blob(
                         f"{prefix.rstrip('/')}/{relative}", path.read_bytes(), overwrite=True
                     )
-        return True, logs
+        return result.returncode == 0, logs
 
 
 # the inference server's part: init() once, then run() per request (one JSON line in, one out)

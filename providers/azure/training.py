@@ -35,10 +35,14 @@ ENDED_BADLY = ("Failed", "Canceled", "NotResponding")
 OUTPUT_FOLDER = "azureml"  # the job's model output, under the run's output prefix
 # https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command: letters, digits, - and _
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_-]")
+STDERR_FILE = "train-stderr.txt"  # the script's stderr, kept beside the model: a failure's reason
+# The script's stderr goes to a file in the output folder (and, on failure, its tail to the
+# job's log): the job resource carries only a status, so the task reads the reason from there.
 COMMAND = (
-    "mkdir -p bundle && tar -xzf ${{inputs.code}} -C bundle && cd bundle && "
+    "mkdir -p bundle ${{outputs.model}} && tar -xzf ${{inputs.code}} -C bundle && cd bundle && "
     "python -m include.ml.train --train ${{inputs.train}} --validation ${{inputs.validation}} "
-    "--model-dir ${{outputs.model}}"
+    f"--model-dir ${{{{outputs.model}}}} 2> ${{{{outputs.model}}}}/{STDERR_FILE} "
+    f"|| {{ code=$?; tail -c 4000 ${{{{outputs.model}}}}/{STDERR_FILE} >&2; exit $code; }}"
 )
 
 
@@ -81,7 +85,7 @@ class AzureMLTrainingJobs:
         marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
         if self.storage.exists(marker_key):
             marker = json.loads(self.storage.get_bytes(marker_key))
-            return self._handle(marker.get("job_name", job_name(spec.job_name)), reused=True)
+            return self._handle(marker.get("job_name", job_name(spec.job_name)), spec, reused=True)
         for key in (spec.train_data_key, spec.validation_data_key):
             if not self.storage.exists(key):
                 raise FileNotFoundError(
@@ -96,12 +100,12 @@ class AzureMLTrainingJobs:
                          self.azure.training.instance_type, self.azure.training.instance_count,
                          ", low priority" if self.azure.training.low_priority else "")  # fmt: skip
                 self.jobs.create_or_update(job)
-                return self._handle(name, reused=False)
+                return self._handle(name, spec, reused=False)
             if status in ENDED_BADLY:
                 log.warning("Azure ML job %s ended %s: the next attempt gets a new name", name, status)
                 continue
             log.info("Azure ML job %s exists (%s): reusing it", name, status)
-            return self._handle(name, reused=True)
+            return self._handle(name, spec, reused=True)
         raise TrainingFailedError(
             f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the logs of "
             f"{job_name(spec.job_name, 1)}, {job_name(spec.job_name, 2)} ... in Azure ML studio and fix "
@@ -109,8 +113,22 @@ class AzureMLTrainingJobs:
         )
 
     def status(self, handle: JobHandle) -> JobStatus:
-        """The job's Azure ML status in the job model's words."""
-        return job_status(self.jobs, handle.name)
+        """The job's Azure ML status in the job model's words; a failure with the script's reason."""
+        status = job_status(self.jobs, handle.name)
+        if status.state is JobState.FAILED:
+            reason = self.script_error(handle.details.get("output_prefix", ""))
+            if reason:
+                return JobStatus(JobState.FAILED, f"{reason} ({status.reason})")
+        return status
+
+    def script_error(self, output_prefix: str) -> str:
+        """The training script's own reason for failing (its last ``[train] error:`` line), or ""."""
+        key = f"{output_prefix}/{OUTPUT_FOLDER}/{STDERR_FILE}"
+        if not output_prefix or not self.storage.exists(key):
+            return ""
+        lines = self.storage.get_bytes(key).decode("utf-8", "replace").splitlines()
+        errors = [line for line in lines if line.startswith("[train] error:")]
+        return (errors or lines or [""])[-1].strip()
 
     def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
         """Copy the job's model folder into ``spec.output_prefix`` (the marker last)."""
@@ -118,8 +136,10 @@ class AzureMLTrainingJobs:
         if not self.storage.exists(marker_key):
             job = self.jobs.get(handle.name)
             if status_of(job) not in SUCCEEDED:
+                reason = self.script_error(spec.output_prefix)
                 raise TrainingFailedError(
-                    f"Azure ML job {handle.name} ended {failure(job)}; the task's retry starts a new attempt"
+                    f"Azure ML job {handle.name} ended {failure(job)}{': ' + reason if reason else ''}; "
+                    "the task's retry starts a new attempt"
                 )
             folder = f"{spec.output_prefix}/{OUTPUT_FOLDER}"
             missing = [name for name in OUTPUT_FILES if not self.storage.exists(f"{folder}/{name}")]
@@ -188,9 +208,12 @@ class AzureMLTrainingJobs:
             job.queue_settings = QueueSettings(job_tier="spot")
         return job
 
-    def _handle(self, name: str, reused: bool) -> JobHandle:
+    def _handle(self, name: str, spec: TrainingJobSpec, reused: bool) -> JobHandle:
         return JobHandle(
-            kind="training", name=name, details={"reused": reused}, poll_seconds=self.azure.poll_seconds
+            kind="training",
+            name=name,
+            details={"reused": reused, "output_prefix": spec.output_prefix},
+            poll_seconds=self.azure.poll_seconds,
         )
 
 
