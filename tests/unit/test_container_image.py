@@ -23,7 +23,7 @@ def _instructions() -> list[tuple[str, str]]:
 
 def test_the_base_image_is_the_locks_airflow_on_the_locks_python() -> None:
     [airflow_pin] = re.findall(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
-    [python] = re.findall(r"--python-version (\S+)", (ROOT / "Makefile").read_text())
+    [python] = re.findall(r"requirements\.in --python-version (\S+)", (ROOT / "Makefile").read_text())
     froms = [args for name, args in _instructions() if name == "FROM"]
     assert froms == [f"apache/airflow:{airflow_pin}-python{python}"]
 
