@@ -408,23 +408,16 @@ class OnlineEndpoint(Protocol):
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows to the endpoint; return its answer (``model_version``, ``predictions``)."""
 
-
-@runtime_checkable
-class ServingReports(Protocol):
-    """The endpoint's operations: how it served a model over a window (monitor_drift's ops row).
-
-    Part of the endpoint contract: the local and AWS endpoints implement it. It is a protocol of
-    its own until every backend's endpoint does (GCP's landed without it; Azure's is under way):
-    folded into :class:`OnlineEndpoint`, it would make ``isinstance(endpoint, OnlineEndpoint)``
-    false for them. ``monitor_drift`` records "not reported" for an endpoint without it.
-    """
-
     def serving_report(self, model_name: str, start: datetime, end: datetime) -> ServingReport:
         """How the endpoint served ``model_name`` in ``[start, end)`` (UTC, whole hours).
 
-        Read from the endpoint's own record (local) or the cloud's monitoring (CloudWatch, ...):
-        no request is sent to the endpoint. A model never served in the window gets a report
-        of zero requests.
+        Read from the endpoint's own record (local) or the cloud's monitoring (CloudWatch, Cloud
+        Monitoring, Azure Monitor): no request is sent to the endpoint, so the report is for the
+        window asked whatever day it is read. A model never served in the window (no metrics)
+        gets a report of zero requests, not an error.
+
+        Raises:
+            MLOpsError: the monitoring service refused or failed; the message names it.
         """
 
 

@@ -188,6 +188,18 @@ def vertex_standin():
 
 
 @pytest.fixture(scope="session")
+def monitoring_standin():
+    """The Cloud Monitoring REST stand-in, a server thread of this process (tests/monitoring_standin.py)."""
+    from monitoring_standin import CloudMonitoringStandIn
+
+    stand_in = CloudMonitoringStandIn(free_port())
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+@pytest.fixture(scope="session")
 def gcp_env(gcs_server, bigquery_server, vertex_standin):
     """The Airflow connection ``gcp_test`` (anonymous) and the clients pointed at the stand-ins,
     and the bucket; yields ``(gcs, bigquery, vertex)``."""

@@ -48,21 +48,15 @@ def breaches(report: Any, limits: MonitoringSettings) -> list[str]:
 def watch_serving(ctx: StageContext) -> dict[str, Any]:
     """Record the week's serving report in ``ops_summary`` (one row per week, replaced on re-run).
 
-    A provider whose endpoint cannot report yet, or a report that cannot be read (a missing
-    monitoring permission), leaves health unknown (None) and says why: drift is still judged.
+    A report that cannot be read (a missing monitoring permission, the monitoring service
+    down) leaves health unknown (None) and says why: drift is still judged.
 
     Returns:
         ``serving_healthy`` (True, False, or None when unknown), ``serving_breaches`` and the
         week's figures.
     """
     start, end = week_window(ctx.week)
-    from providers.base import ServingReports
-
     endpoint = ctx.provider.endpoint
-    if not isinstance(endpoint, ServingReports):
-        note = f"the {ctx.provider.name} endpoint does not report its serving yet"
-        log.warning("Week %s: %s: no ops row", ctx.week, note)
-        return {"serving_healthy": None, "serving_breaches": [note]}
     try:
         report = endpoint.serving_report(ctx.model_name, start, end)
     except Exception as exc:  # noqa: BLE001 - operations must not stop the drift verdict

@@ -44,6 +44,8 @@ class GcpSettings:
         bigquery_location: the dataset's location (empty: ``region``).
         vertex_api_endpoint: the Vertex AI API's host (empty: ``<region>-aiplatform.googleapis.com``;
             a Private Service Connect endpoint, or a local stand-in in the tests).
+        monitoring_api_endpoint: the Cloud Monitoring API's host (empty:
+            ``monitoring.googleapis.com``; a local stand-in in the tests).
         endpoint_name: the Vertex AI endpoint's display name (empty: ``mlops-<model_name>``).
         sklearn_version: the prebuilt scikit-learn containers' version (``1.6``).
         training_image: the training container's URI (empty: the prebuilt scikit-learn one).
@@ -62,6 +64,7 @@ class GcpSettings:
     dataset: str = "mlops"
     bigquery_location: str = ""
     vertex_api_endpoint: str = ""
+    monitoring_api_endpoint: str = ""
     endpoint_name: str = ""
     sklearn_version: str = "1.6"
     training_image: str = ""
@@ -105,6 +108,8 @@ class GcpSettings:
              self.bigquery_location), "a BigQuery location like 'EU' or 'europe-west1', or empty"),
             ("vertex_api_endpoint", not self.vertex_api_endpoint or _API_ENDPOINT.match(
              self.vertex_api_endpoint), "a host[:port] or http(s)://host[:port], or empty"),
+            ("monitoring_api_endpoint", not self.monitoring_api_endpoint or _API_ENDPOINT.match(
+             self.monitoring_api_endpoint), "a host[:port] or http(s)://host[:port], or empty"),
             ("endpoint_name", not self.endpoint_name or _DISPLAY_NAME.match(self.endpoint_name),
              "letters, digits, '_' and '-' (at most 128), or empty for mlops-<model_name>"),
             ("sklearn_version", _SKLEARN_VERSION.match(self.sklearn_version),

@@ -9,6 +9,9 @@ stage smoke-tests the endpoint afterwards and rolls back the same way.
 
 Vertex AI's v1 predict cannot be aimed at one deployed model, so the smoke test runs once the
 new model has the traffic (the stage's), not while it is at 0%.
+
+How the endpoint served is read from the metrics Vertex AI publishes to Cloud Monitoring
+(``serving_report``, providers/gcp/monitoring.py).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from include.errors import MLOpsError
-from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion
+from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion, ServingReport
 from providers.gcp.config import GcpSettings
 from providers.gcp.registry import VertexModelRegistry
 from providers.gcp.vertex import location_path, vertex_client
@@ -205,6 +209,15 @@ class VertexEndpoint:
 
     def _undeploy(self, endpoint: str, deployed_model_id: str) -> None:
         self.client.undeploy_model(endpoint=endpoint, deployed_model_id=deployed_model_id).result(timeout=600)
+
+    def serving_report(self, model_name: str, start: datetime, end: datetime) -> ServingReport:
+        """How the model's endpoint served in ``[start, end)``, from Cloud Monitoring (no request to it)."""
+        from providers.gcp.monitoring import CloudMonitoring, serving_report
+
+        return serving_report(
+            CloudMonitoring(self.gcp, self.project), self.endpoint_id(model_name),
+            model_name, start, end, self.machine_type,
+        )  # fmt: skip
 
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows as instances; return ``{"model_version", "predictions"}``."""

@@ -965,16 +965,13 @@ class ServingReportContract:
     which is then stopped; AWS: the datapoints SageMaker puts into CloudWatch) and returns
     ``(endpoint, model_name, start, end)``, the window holding that traffic.
 
-    TODO(GCP, Azure): subclass this suite in tests/contract/test_gcp.py and test_azure.py once
-    their endpoints implement ``serving_report`` (Cloud Monitoring's
-    ``aiplatform.googleapis.com/prediction/online/*`` metrics; Azure Monitor's managed online
-    endpoint metrics), then fold ``ServingReports`` into ``OnlineEndpoint``.
+    Every backend subclasses it: local, AWS (moto's CloudWatch), GCP (the Cloud Monitoring
+    stand-in, tests/monitoring_standin.py) and Azure (the Azure Monitor stand-in,
+    tests/azure_monitor_standin.py).
     """
 
-    def test_is_a_serving_reporter(self, serving_traffic):
-        from providers.base import ServingReports
-
-        assert isinstance(serving_traffic[0], ServingReports)
+    def test_is_an_online_endpoint(self, serving_traffic):
+        assert isinstance(serving_traffic[0], OnlineEndpoint)
 
     def test_counts_requests_and_errors_apart(self, serving_traffic):
         endpoint, model, start, end = serving_traffic

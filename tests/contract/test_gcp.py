@@ -3,7 +3,9 @@
 fake-gcs-server executes GCS (and its generation preconditions, which the alias ledger's
 compare-and-set needs); bqemulator executes BigQuery SQL (DuckDB behind BigQuery's REST API);
 the Vertex AI stand-in (tests/vertex_standin.py) checks every request against Vertex AI's own
-discovery document and protos and keeps the model registry's versions and aliases.
+discovery document and protos and keeps the model registry's versions and aliases. The Cloud
+Monitoring stand-in (tests/monitoring_standin.py) answers the serving report's queries from the
+time series a test puts in, checked against Cloud Monitoring's discovery document.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from contract.suites import (
     BatchContract,
     EndpointContract,
     RegistryContract,
+    ServingReportContract,
     StorageContract,
     TrainingContract,
     WarehouseContract,
@@ -237,3 +240,188 @@ def _rows() -> list[dict]:
     from contract.suites import smoke_rows
 
     return smoke_rows(3)
+
+
+# --------------------------------------------------------------------------------------------
+# the serving report (Cloud Monitoring)
+
+#: Cloud Monitoring's linear buckets of the latency distribution the test puts: [0, 1), [1, 2)... ms
+LATENCY_BUCKETS = {"linearBuckets": {"numFiniteBuckets": 100, "width": 1, "offset": 0}}
+
+
+def _distribution(latencies_ms: list[int]) -> dict:
+    counts = [0] * 102  # underflow, 100 finite buckets, overflow
+    for ms in latencies_ms:
+        counts[ms + 1] += 1
+    return {"distributionValue": {
+        "count": str(len(latencies_ms)), "mean": sum(latencies_ms) / len(latencies_ms),
+        "bucketOptions": LATENCY_BUCKETS, "bucketCounts": [str(c) for c in counts],
+    }}  # fmt: skip
+
+
+class TestGcpServing(ServingReportContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def serving_traffic(cls, monitoring_standin):
+        """Put the time series Vertex AI writes for an endpoint into the Cloud Monitoring stand-in.
+
+        Per minute and deployed model: response_count by response_code (DELTA), the "total"
+        prediction_latencies distribution (DELTA, ms) and the replica count (GAUGE), on the
+        monitored resource aiplatform.googleapis.com/Endpoint of the model's endpoint. Traffic
+        is split over two deployed models (a rollout in the window); an endpoint of another
+        model in the same minutes must not be counted.
+        """
+        from datetime import UTC, datetime, timedelta
+
+        from emulators import gcp_connection_env
+        from helpers import environment
+        from monitoring_standin import ENDPOINT_LABELS
+
+        from contract.suites import TRAFFIC
+        from include.serving.metrics import hour_of
+
+        gcp = gcp_settings(
+            "", f"serving-{uuid.uuid4().hex[:6]}", monitoring_api_endpoint=monitoring_standin.url
+        )
+        endpoint = VertexEndpoint(gcp, GCP_PROJECT, None, "n1-standard-2")  # type: ignore[arg-type]
+        model = unique("served")
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        minutes = [now - timedelta(minutes=m) for m in (3, 2, 1)]
+
+        def stamp(moment: datetime) -> str:
+            return moment.isoformat().replace("+00:00", "Z")
+
+        def delta(moment: datetime, value: dict) -> dict:
+            return {"interval": {"startTime": stamp(moment - timedelta(minutes=1)), "endTime": stamp(moment)},
+                    "value": value}  # fmt: skip
+
+        def put(endpoint_id: str, metric: str, labels: dict, points: list[dict]) -> None:
+            resource = dict(zip(ENDPOINT_LABELS, ("123456789", gcp.region, endpoint_id), strict=True))
+            monitoring_standin.put(GCP_PROJECT, f"aiplatform.googleapis.com/prediction/online/{metric}",
+                                   resource, labels, points)  # fmt: skip
+
+        mine = endpoint.endpoint_id(model)
+        put(
+            mine,
+            "response_count",
+            {"deployed_model_id": "1", "response_code": "200"},
+            [delta(minutes[0], {"int64Value": "12"}), delta(minutes[1], {"int64Value": "5"})],
+        )
+        put(
+            mine,
+            "response_count",
+            {"deployed_model_id": "2", "response_code": "200"},
+            [delta(minutes[2], {"int64Value": str(TRAFFIC["ok"] - 17)})],
+        )
+        put(
+            mine,
+            "response_count",
+            {"deployed_model_id": "1", "response_code": "400"},
+            [delta(minutes[0], {"int64Value": str(TRAFFIC["4xx"])})],
+        )
+        put(
+            mine,
+            "response_count",
+            {"deployed_model_id": "2", "response_code": "503"},
+            [delta(minutes[2], {"int64Value": str(TRAFFIC["5xx"])})],
+        )
+        latencies = list(range(1, sum(TRAFFIC.values()) + 1))  # 1..25 ms
+        put(
+            mine,
+            "prediction_latencies",
+            {"deployed_model_id": "1", "latency_type": "total"},
+            [delta(minutes[0], _distribution(latencies[:15]))],
+        )
+        put(
+            mine,
+            "prediction_latencies",
+            {"deployed_model_id": "2", "latency_type": "total"},
+            [delta(minutes[2], _distribution(latencies[15:]))],
+        )
+        put(
+            mine,
+            "prediction_latencies",
+            {"deployed_model_id": "2", "latency_type": "model"},
+            [delta(minutes[2], _distribution([99]))],
+        )  # not the total: not counted
+        put(
+            mine,
+            "replicas",
+            {"deployed_model_id": "1"},
+            [{"interval": {"endTime": stamp(m)}, "value": {"int64Value": "1"}} for m in minutes],
+        )
+        put(
+            f"{mine}-other",
+            "response_count",
+            {"deployed_model_id": "9", "response_code": "200"},
+            [delta(minutes[1], {"int64Value": "999"})],
+        )
+        with environment(gcp_connection_env("gcp_test")):
+            yield endpoint, model, hour_of(now) - timedelta(hours=1), hour_of(now) + timedelta(hours=1)
+        assert monitoring_standin.rejected == [], "queries Cloud Monitoring would refuse"
+
+    def test_latency_quantiles_come_from_the_distributions_buckets(self, serving_traffic):
+        endpoint, model, start, end = serving_traffic
+        report = endpoint.serving_report(model, start, end)
+        # 1..25 ms, one per 1 ms bucket: each quantile within its bucket (13, 24 and 25 ms)
+        assert (report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms) == (13.5, 24.75, 25.75)
+        assert report.instance_hours == pytest.approx(3 / 60)  # three one-minute replica samples
+        assert report.cost_usd == pytest.approx(3 / 60 * 0.109)
+
+    def test_a_refused_query_names_cloud_monitoring(self, serving_traffic, monitoring_standin):
+        from providers.gcp.monitoring import MonitoringError
+
+        endpoint, model, start, end = serving_traffic
+        monitoring_standin.fail_next("PERMISSION_DENIED")
+        try:
+            with pytest.raises(
+                MonitoringError, match=r"Cloud Monitoring refused .*HTTP 403.*monitoring.viewer"
+            ):
+                endpoint.serving_report(model, start, end)
+        finally:
+            monitoring_standin.rejected.clear()  # the cue's refusal, not the provider's
+
+
+def test_the_monitoring_standin_refuses_what_cloud_monitoring_would(monitoring_standin):
+    """Requests that break the published API are refused, as the service would (so the provider's pass)."""
+    import requests
+
+    url = f"{monitoring_standin.url}/v3/projects/{GCP_PROJECT}/timeSeries"
+    metric = 'metric.type = "aiplatform.googleapis.com/prediction/online/response_count"'
+    end = {
+        "view": "FULL",
+        "interval.endTime": "2026-01-01T00:00:00Z",
+        "interval.startTime": "2025-12-31T00:00:00Z",
+    }
+    aligned = {**end, "aggregation.perSeriesAligner": "ALIGN_DELTA", "aggregation.alignmentPeriod": "60s"}
+    cases = [
+        (
+            {**end, "filter": metric, "aggregation.perSeriesAligner": "ALIGN_SOMETHING"},
+            400,
+        ),  # not in the enum
+        ({**end, "filter": metric, "aggregation.alignmentPeriod": "60"}, 400),  # not a duration
+        ({**aligned, "filter": metric, "window": "7d"}, 400),  # an unknown parameter
+        (
+            {"filter": metric, "aggregation.perSeriesAligner": "ALIGN_DELTA"},
+            400,
+        ),  # interval.endTime is required
+        (
+            {**end, "filter": metric, "aggregation.crossSeriesReducer": "REDUCE_SUM"},
+            400,
+        ),  # reducer, no aligner
+        ({**aligned, "filter": metric.replace("response_count", "replicas")}, 400),  # ALIGN_DELTA on a GAUGE
+        ({**aligned, "filter": metric.replace("response_count", "nothing")}, 404),  # no such metric
+        ({**aligned, "filter": metric + ' AND metric.labels.colour = "red"'}, 400),  # no such label
+    ]
+    for params, status in cases:
+        answer = requests.get(url, params=params, timeout=10)
+        assert answer.status_code == status, (params, answer.text)
+        assert answer.json()["error"]["message"]
+    good = {
+        **end,
+        "filter": metric,
+        "aggregation.perSeriesAligner": "ALIGN_DELTA",
+        "aggregation.alignmentPeriod": "60s",
+    }
+    assert requests.get(url, params=good, timeout=10).json() == {"timeSeries": []}
+    monitoring_standin.rejected.clear()
