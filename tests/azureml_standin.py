@@ -13,6 +13,8 @@ What the stand-in keeps: model containers and versions (a PUT of an existing ver
 change its tags, description, stage and archive flag, not its URI or type: 409 as the service
 answers), with ``createdtime`` ordering and paging. ``fail_next`` makes the next matching
 request fail with a given status and error code (throttling, a server error, quota).
+Requests for a resource's Azure Monitor metrics go to ``monitor`` (tests/azure_monitor_standin.py),
+as Azure Resource Manager routes them to the Microsoft.Insights provider.
 """
 
 from __future__ import annotations
@@ -240,6 +242,10 @@ class AzureMLStandIn:
         self.provision_seconds = 1.0  # a deployment stays Creating at least this long
         self._lock = threading.RLock()
         self._clock = 0
+        from azure_monitor_standin import AzureMonitorStandIn
+
+        # Azure Resource Manager hands a resource's .../providers/Microsoft.Insights/metrics to Azure Monitor
+        self.monitor = AzureMonitorStandIn()
 
     def transport(self) -> StandInTransport:
         return StandInTransport(self)
@@ -258,6 +264,8 @@ class AzureMLStandIn:
         raw = request.data if request.data is not None else request.content
         body = json.loads(raw) if raw else None
         method = request.method.upper()
+        if "/providers/microsoft.insights/" in url.path.lower():
+            return _Response(request, *self.monitor.handle(request))
         if match := _SCORING_HOST.match(url.hostname or ""):
             return self._score(request, match["endpoint"], raw)
         with self._lock:

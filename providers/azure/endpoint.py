@@ -11,6 +11,9 @@ curated scikit-learn environment on the *inference* hardware profile's VMs. A ro
    after checking its sha256), the endpoint's traffic moves to it (100%), and only then are the
    old deployments deleted. If the deployment failed, it is deleted and the traffic stays where
    it was; the deploy stage then smoke-tests the endpoint (and rolls back on failure).
+
+How the endpoint served is read from Azure Monitor's metrics of the endpoint and its
+deployments (``serving_report``, providers/azure/monitor.py).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from providers.azure.config import AzureSettings
 from providers.azure.registry import AzureMLModelRegistry
 from providers.azure.storage import BlobObjectStore
 from providers.azure.workspace import Workspace, word
-from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion
+from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion, ServingReport
 from providers.payload import rows_json
 
 log = logging.getLogger(__name__)
@@ -181,6 +184,21 @@ class AzureMLOnlineEndpoint:
         deployment = self.current(version.model_name)
         assert deployment is not None
         return deployment
+
+    def serving_report(self, model_name: str, start: datetime, end: datetime) -> ServingReport:
+        """How the model's endpoint served in ``[start, end)``, from Azure Monitor (no request to it)."""
+        from providers.azure.monitor import serving_report
+
+        name = self.endpoint_name(model_name)
+        endpoint = self._endpoint(name)
+        endpoint_id = deployment_ids = None
+        if endpoint is not None:  # no endpoint: never served (its metrics' resource does not exist)
+            endpoint_id = str(endpoint.id)
+            deployment_ids = [str(d.id) for d in self.deployments.list(endpoint_name=name)]
+        return serving_report(
+            self.workspace.metrics, endpoint_id, deployment_ids or [], model_name, start, end,
+            self.azure.inference.instance_type,
+        )  # fmt: skip
 
     def invoke(self, model_name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Send rows as JSON; return ``{"model_version", "predictions"}``."""

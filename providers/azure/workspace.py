@@ -23,15 +23,26 @@ class Workspace:
         self.client_options = client_options
 
     @cached_property
+    def credential(self) -> Any:
+        """The credential given, or the one of ``[azure] ml_conn_id`` (built on first use)."""
+        from providers.azure.credentials import credential_from_connection
+
+        return self._credential or credential_from_connection(self.azure.ml_conn_id)
+
+    @cached_property
     def client(self) -> Any:
         """The MLClient (checks the workspace settings and builds the credential on first use)."""
         from azure.ai.ml import MLClient
 
-        from providers.azure.credentials import credential_from_connection
-
         subscription, resource_group, workspace = self.azure.require_workspace()
-        credential = self._credential or credential_from_connection(self.azure.ml_conn_id)
-        return MLClient(credential, subscription, resource_group, workspace, **self.client_options)
+        return MLClient(self.credential, subscription, resource_group, workspace, **self.client_options)
+
+    @cached_property
+    def metrics(self) -> Any:
+        """Azure Monitor's metrics API with the same credential (and transport, if one was given)."""
+        from providers.azure.monitor import AzureMonitorMetrics
+
+        return AzureMonitorMetrics(self.credential, self.client_options.get("transport"))
 
 
 def word(value: Any) -> str:

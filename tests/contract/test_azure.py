@@ -3,7 +3,9 @@
 Azurite executes Blob Storage for real (conditional writes included). The Synapse stand-in
 (tests/synapse_standin.py) checks every statement strictly as T-SQL and runs it on DuckDB. The
 real MLClient talks to the Azure ML stand-in (tests/azureml_standin.py), which validates every
-request body against the service's published REST schema.
+request body against the service's published REST schema. The serving report's Azure Monitor
+metrics queries go through the same transport to the Azure Monitor stand-in
+(tests/azure_monitor_standin.py), checked against the published metrics API.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from contract.suites import (
     BatchContract,
     EndpointContract,
     RegistryContract,
+    ServingReportContract,
     StorageContract,
     TrainingContract,
     WarehouseContract,
     smoke_rows,
+    unique,
 )
 from include.demo.spec import DEMO_SPEC
 from providers.azure.batch import AzureMLBatchScorer
@@ -217,3 +221,123 @@ def test_a_failed_job_keeps_its_name_and_the_retry_is_attempt_two(azure, azureml
     job = body["properties"]
     assert job["jobType"] == "Command" and job["computeId"].endswith("/computes/cpu-cluster")
     assert json.loads(job["environmentVariables"]["SM_HPS"]) == spec.hyperparameters
+
+
+# --------------------------------------------------------------------------------------------
+# the serving report (Azure Monitor)
+
+
+class TestAzureServing(ServingReportContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def serving_traffic(cls, endpoint, azureml):
+        """Put the per-minute metrics Azure ML emits for an endpoint into the Azure Monitor stand-in.
+
+        On the endpoint: RequestsPerMinute by deployment and statusCodeClass, and its per-minute
+        RequestLatency_P50/_P95/_P99; on its deployment: DeploymentCapacity. The endpoint is
+        created through MLClient; its deployment is put in the Azure ML stand-in as the service
+        would hold it (deploying a model for real is the endpoint contract's job). An endpoint of
+        another model in the same minutes must not be counted.
+        """
+        from datetime import UTC, datetime, timedelta
+
+        from contract.suites import TRAFFIC
+        from include.serving.metrics import hour_of
+
+        model = unique("served")
+        name = endpoint.endpoint_name(model)
+        created = endpoint._create_endpoint(name, model)
+        deployment_id = f"{created.id}/deployments/blue"
+        azureml.deployments.setdefault(name, {})["blue"] = {
+            "id": deployment_id, "name": "blue", "location": "westeurope", "tags": {},
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+            "sku": {"name": "Default", "capacity": 1},
+            "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_DS2_v2",
+                           "scaleSettings": {"scaleType": "Default"}, "provisioningState": "Succeeded"},
+        }  # fmt: skip
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        minutes = [now - timedelta(minutes=m) for m in (3, 2, 1)]
+        put = azureml.monitor.put
+        put(
+            created.id,
+            "RequestsPerMinute",
+            minutes[0],
+            12,
+            deployment="blue",
+            statusCodeClass="2xx",
+            statusCode="200",
+        )
+        put(created.id, "RequestsPerMinute", minutes[1], TRAFFIC["ok"] - 12, deployment="blue",
+            statusCodeClass="2xx", statusCode="200")  # fmt: skip
+        put(created.id, "RequestsPerMinute", minutes[1], TRAFFIC["4xx"], deployment="blue",
+            statusCodeClass="4xx", statusCode="400")  # fmt: skip
+        put(created.id, "RequestsPerMinute", minutes[2], TRAFFIC["5xx"], deployment="blue",
+            statusCodeClass="5xx", statusCode="503")  # fmt: skip
+        for minute, (p50, p95, p99) in zip(minutes, [(10, 20, 30), (12, 24, 36), (14, 28, 42)], strict=True):
+            for metric, value in (
+                ("RequestLatency_P50", p50),
+                ("RequestLatency_P95", p95),
+                ("RequestLatency_P99", p99),
+            ):
+                put(created.id, metric, minute, value, deployment="blue")
+        for minute in minutes:
+            put(deployment_id, "DeploymentCapacity", minute, 2, instanceId="i-0", State="Running")
+        other = created.id.replace(name, f"{name}-x")
+        put(
+            other,
+            "RequestsPerMinute",
+            minutes[1],
+            999,
+            deployment="blue",
+            statusCodeClass="2xx",
+            statusCode="200",
+        )
+        yield endpoint, model, hour_of(now) - timedelta(hours=1), hour_of(now) + timedelta(hours=1)
+        assert azureml.monitor.rejected == [], "queries Azure Monitor would refuse"
+
+    def test_latency_and_capacity_are_azure_monitors_own(self, serving_traffic):
+        endpoint, model, start, end = serving_traffic
+        report = endpoint.serving_report(model, start, end)
+        # Azure's per-minute percentiles, averaged over the window's minutes
+        assert (report.latency_p50_ms, report.latency_p95_ms, report.latency_p99_ms) == (12, 24, 36)
+        assert report.instance_hours == pytest.approx(3 * 2 / 60)  # two instances for three minutes
+        assert report.cost_usd == pytest.approx(0.1 * 0.146)
+
+    def test_a_refused_query_names_azure_monitor(self, serving_traffic, azureml):
+        from providers.azure.monitor import MonitorError
+
+        endpoint, model, start, end = serving_traffic
+        azureml.monitor.fail_next(403)
+        try:
+            with pytest.raises(MonitorError, match=r"Azure Monitor refused .*HTTP 403.*Monitoring Reader"):
+                endpoint.serving_report(model, start, end)
+        finally:
+            azureml.monitor.rejected.clear()  # the cue's refusal, not the provider's
+
+
+def test_the_monitor_standin_refuses_what_azure_monitor_would(azureml, endpoint):
+    """Queries that break the published API are refused, as the service would (so the provider's pass)."""
+    from providers.azure.monitor import MonitorError
+
+    model = unique("refused")
+    created = endpoint._create_endpoint(endpoint.endpoint_name(model), model)
+    metrics = endpoint.workspace.metrics
+    span = {"timespan": "2026-01-01T00:00:00Z/2026-01-02T00:00:00Z", "interval": "FULL"}
+    cases = [
+        {**span, "metricnames": "RequestsPerHour"},  # not a published metric
+        {**span, "metricnames": "RequestsPerMinute", "$filter": "colour eq '*'"},  # no such dimension
+        {
+            **span,
+            "metricnames": "RequestLatency_P99",
+            "$filter": "statusCodeClass eq '*'",
+        },  # not its dimension
+        {**span, "metricnames": "RequestsPerMinute", "resultType": "Everything"},  # not in the enum
+        {**span, "metricnames": "RequestsPerMinute", "top": "ten"},  # not an integer
+        {**span, "metricnames": "RequestsPerMinute", "granularity": "PT1M"},  # not a parameter
+        {"timespan": "2026-01-02T00:00:00Z/2026-01-01T00:00:00Z", "metricnames": "RequestsPerMinute"},
+    ]
+    for params in cases:
+        with pytest.raises(MonitorError, match="HTTP 400"):
+            metrics.query(created.id, params)
+    assert metrics.query(created.id, {**span, "metricnames": "RequestsPerMinute", "aggregation": "Total"})
+    azureml.monitor.rejected.clear()
