@@ -739,14 +739,14 @@ def gcp_connection_env(conn_id: str, project: str = GCP_PROJECT) -> dict[str, st
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
 
-def gcp_sections(bucket: str, prefix: str, vertex_url: str) -> dict[str, dict[str, Any]]:
+def gcp_sections(bucket: str, prefix: str, vertex_url: str, monitoring_url: str) -> dict[str, dict[str, Any]]:
     """astro.toml sections for the GCP provider on the stand-ins (for ``helpers.write_config``)."""
     return {
         "project": {"provider": "gcp"},
         "gcp": {
             "conn_id": "gcp_test", "project": GCP_PROJECT, "region": GCP_REGION, "bucket": bucket,
             "prefix": prefix, "dataset": prefix.replace("-", "_"), "vertex_api_endpoint": vertex_url,
-            "poll_seconds": 1,
+            "monitoring_api_endpoint": monitoring_url, "poll_seconds": 1,
         },
     }  # fmt: skip
 

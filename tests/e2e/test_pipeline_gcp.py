@@ -25,8 +25,12 @@ ROWS = 600
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env):
-    """Run the pipeline for two weeks on the GCP provider; spy on the deferred waits."""
+def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env, monitoring_standin):
+    """Run the pipeline for two weeks on the GCP provider; spy on the deferred waits.
+
+    Before the runs, Cloud Monitoring (its stand-in) holds the first week's serving metrics of the
+    model's endpoint, as Vertex AI would have written them: ``SERVED`` responses by code.
+    """
     from providers.jobs import ProviderJobTrigger
 
     vertex = gcp_env[2]
@@ -39,9 +43,12 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env):
             "training": {"gcp": {"machine_type": "n1-highmem-4", "spot": True, "max_run_seconds": 3600}},
             "inference": {"gcp": {"machine_type": "n1-standard-2"}},
         },
-        **gcp_sections(GCP_BUCKET, f"e2e-{folder.name}".replace("_", "-"), vertex.url),
+        **gcp_sections(
+            GCP_BUCKET, f"e2e-{folder.name}".replace("_", "-"), vertex.url, monitoring_standin.url
+        ),
     )  # fmt: skip
     os.environ["MLOPS_CONFIG"] = str(config)
+    _served_in_the_first_week(monitoring_standin, config)
     _clear_runs()
     deferred: list[tuple[str, str]] = []
     original_run = ProviderJobTrigger.run
@@ -54,6 +61,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env):
     ProviderJobTrigger.run = spy
     start = len(vertex.requests)
     rejected_before = len(vertex.rejected)  # the stand-in is the session's: other tests' refusals
+    monitoring_rejected_before = len(monitoring_standin.rejected)
     try:
         from include.config import load_settings
         from include.stages.context import StageContext
@@ -67,10 +75,43 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env):
             "start": start,
             "deferred": deferred,
             "rejected_before": rejected_before,
+            "monitoring": monitoring_standin,
+            "monitoring_rejected_before": monitoring_rejected_before,
         }
     finally:
         ProviderJobTrigger.run = original_run
         os.environ.pop("MLOPS_CONFIG", None)
+
+
+#: the first week's responses by code, in Cloud Monitoring before the runs
+SERVED = {"200": 48, "400": 2, "500": 1}
+
+
+def _served_in_the_first_week(monitoring, config: Path) -> None:
+    from datetime import timedelta
+
+    from emulators import GCP_PROJECT, GCP_REGION
+
+    from include.config import load_settings
+    from include.stages.operations import week_window
+    from providers.gcp.config import GcpSettings
+    from providers.gcp.endpoint import VertexEndpoint
+
+    settings = load_settings(config)
+    endpoint_id = VertexEndpoint(GcpSettings.from_settings(settings), GCP_PROJECT, None, "").endpoint_id(
+        settings.model_name
+    )  # type: ignore[arg-type]
+    start, _ = week_window(WEEKS[0])
+    minute = start + timedelta(days=2)
+    interval = {"startTime": (minute - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+                "endTime": minute.isoformat().replace("+00:00", "Z")}  # fmt: skip
+    for code, count in SERVED.items():
+        monitoring.put(
+            GCP_PROJECT, "aiplatform.googleapis.com/prediction/online/response_count",
+            {"resource_container": "123456789", "location": GCP_REGION, "endpoint_id": endpoint_id},
+            {"deployed_model_id": "1", "response_code": code},
+            [{"interval": interval, "value": {"int64Value": str(count)}}],
+        )  # fmt: skip
 
 
 def _clear_runs() -> None:
@@ -156,6 +197,15 @@ def test_drift_detected_in_the_second_week(loop) -> None:
     summary = loop["ctx"].provider.warehouse.read_rows("drift_summary").set_index("week")
     assert bool(summary.loc[DRIFT_WEEK, "drift_detected"])
     assert not bool(summary.loc[WEEKS[0], "drift_detected"])
+
+
+def test_each_weeks_serving_comes_from_cloud_monitoring(loop) -> None:
+    ops = loop["ctx"].provider.warehouse.read_rows("ops_summary").set_index("week")
+    first, second = ops.loc[WEEKS[0]], ops.loc[WEEKS[1]]
+    assert (first["requests"], first["errors_4xx"], first["errors_5xx"]) == (sum(SERVED.values()), 2, 1)
+    assert second["requests"] == 0  # the stand-in holds no metrics for the second week
+    assert "Cloud Monitoring" in first["source"] and "Cloud Monitoring" in second["source"]
+    assert loop["monitoring"].rejected[loop["monitoring_rejected_before"] :] == []
 
 
 def test_rerun_reuses_the_jobs_and_duplicates_nothing(loop) -> None:
