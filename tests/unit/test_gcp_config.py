@@ -34,6 +34,7 @@ def test_the_shipped_section_reads(tmp_path):
         ({"project": "1bad"}, "[gcp] project"),
         ({"dataset": "my-dataset"}, "[gcp] dataset"),
         ({"vertex_api_endpoint": "http://x y"}, "[gcp] vertex_api_endpoint"),
+        ({"monitoring_api_endpoint": "http://x y"}, "[gcp] monitoring_api_endpoint"),
         ({"poll_seconds": 0}, "[gcp] poll_seconds"),
         ({"poll_seconds": "30"}, "poll_seconds = '30' should be of type int"),
         ({"buckett": "x"}, "unknown key(s) ['buckett'] in [gcp]"),
