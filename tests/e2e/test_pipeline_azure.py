@@ -24,7 +24,11 @@ ROWS = 400
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
-    """Run the pipeline for two weeks on the Azure provider; spy on the deferred waits."""
+    """Run the pipeline for two weeks on the Azure provider; spy on the deferred waits.
+
+    Before the runs, Azure Monitor (its stand-in) holds the first week's RequestsPerMinute of
+    the model's endpoint, as Azure ML would have emitted them: ``SERVED`` requests by class.
+    """
     import os
 
     from azureml_standin import AzureMLStandIn, StaticTokenCredential
@@ -67,6 +71,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
         hardware={"training": {"azure": {"compute": "cpu-e2e", "instance_type": "Standard_DS3_v2"}}},
     )  # fmt: skip
     os.environ["MLOPS_CONFIG"] = str(config)
+    _served_in_the_first_week(azureml, config)
     clear_runs("retrain_pipeline", "rollback_model")
     try:
         from include.config import load_settings
@@ -81,6 +86,28 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
         azureml.close()
         azureml.join()
     assert azureml.invalid == [], "requests that break the published REST schema"
+
+
+#: the first week's requests by status class, in Azure Monitor before the runs
+SERVED = {"2xx": 30, "4xx": 3, "5xx": 1}
+
+
+def _served_in_the_first_week(azureml, config) -> None:
+    from datetime import timedelta
+
+    from include.config import load_settings
+    from include.stages.operations import week_window
+    from providers.azure.config import AzureSettings
+
+    azure = AzureSettings.from_settings(load_settings(config))
+    endpoint_id = (
+        f"/subscriptions/{azure.subscription_id}/resourceGroups/{azure.resource_group}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{azure.workspace}/onlineEndpoints/{azure.endpoint}"
+    )
+    start, _ = week_window(WEEKS[0])
+    for code_class, count in SERVED.items():
+        azureml.monitor.put(endpoint_id, "RequestsPerMinute", start + timedelta(days=2), count,
+                            deployment="blue", statusCodeClass=code_class)  # fmt: skip
 
 
 def _puts(loop, part: str) -> list[tuple[str, dict]]:
@@ -117,6 +144,15 @@ def test_the_endpoint_serves_production_and_predictions_reach_the_warehouse(loop
         predictions = warehouse.read_rows("predictions", {"week": week})
         assert len(predictions) == ROWS and predictions["customer_id"].is_unique
         assert predictions["churn_probability"].between(0, 1).all()
+
+
+def test_each_weeks_serving_comes_from_azure_monitor(loop) -> None:
+    ops = loop["ctx"].provider.warehouse.read_rows("ops_summary").set_index("week")
+    first, second = ops.loc[WEEKS[0]], ops.loc[WEEKS[1]]
+    assert (first["requests"], first["errors_4xx"], first["errors_5xx"]) == (sum(SERVED.values()), 3, 1)
+    assert second["requests"] == 0  # the stand-in holds no metrics for the second week
+    assert "Azure Monitor" in first["source"] and "Azure Monitor" in second["source"]
+    assert loop["azureml"].monitor.rejected == []
 
 
 def test_drift_detected_in_the_second_week(loop) -> None:
