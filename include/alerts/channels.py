@@ -140,9 +140,9 @@ def _send_slack(
 ) -> None:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    SlackWebhookNotifier(
-        slack_webhook_conn_id=conn_id, text=f"*{alert.subject()}*\n{alert.text(run_url)}", timeout=30
-    ).notify(context)
+    SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=alert.mrkdwn(run_url), timeout=30).notify(
+        context
+    )
 
 
 _SENDERS = {EMAIL.name: _send_email, SLACK.name: _send_slack}

@@ -66,6 +66,13 @@ class ServingAlert:
         """The alert as plain text."""
         return "\n".join(self.lines(run_url))
 
+    def mrkdwn(self, run_url: str | None = None) -> str:
+        """The alert as a Slack message: ``&``, ``<`` and ``>`` escaped as Slack asks, the run a link."""
+        lines = [f"*{_slack_escape(self.subject())}*", *map(_slack_escape, self.lines(None))]
+        if run_url:
+            lines.append(f"Run: <{run_url}|{_slack_escape(self.week)} serving_alert>")
+        return "\n".join(lines)
+
     def html(self, run_url: str | None = None) -> str:
         """The alert as a small HTML email body (the same lines, escaped)."""
         lines = self.lines(None)
@@ -107,6 +114,11 @@ def breach_of(error: BaseException | None) -> ServingBreach | None:
             return error
         error, seen = error.__cause__ or error.__context__, seen + 1
     return None
+
+
+def _slack_escape(text: str) -> str:
+    # Slack reads <...> as a link or mention and & as an entity: the three are escaped, nothing else
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _pct(value: float | None) -> str:

@@ -104,7 +104,7 @@ def test_each_channel_received_exactly_one_message_with_the_figures(breached_run
     assert email["Subject"] == f"[mlops] churn serving UNHEALTHY in {WEEK} (local)"
     assert email["To"] == "ops@example.com"
     body = html.unescape(email.get_body(("html", "plain")).get_content())
-    text = slack.posts[0]["text"]
+    text = html.unescape(slack.posts[0]["text"])
     row = breached_run["ctx"].provider.warehouse.read_rows("ops_summary", {"week": WEEK}).iloc[0]
     assert (row["requests"], row["errors_5xx"], bool(row["healthy"])) == (203, 10, False)
     for told in (body, text):

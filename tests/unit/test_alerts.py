@@ -79,7 +79,9 @@ def test_a_breach_is_told_once_by_email_and_once_on_slack(channels):
         assert expected in body, expected
     text = slack.posts[0]["text"]
     assert text.startswith("*[mlops] churn serving UNHEALTHY in 2026-W20 (local)*\n")
-    assert all(b in text for b in BREACHES) and RUN_URL in text and "200 requests" in text
+    assert "5xx error rate 5.00% &gt; 1.00% (max_error_rate)" in text  # Slack's escaping of >
+    assert all(b in html.unescape(text) for b in BREACHES) and "200 requests" in text
+    assert f"Run: <{RUN_URL}|2026-W20 serving_alert>" in text
     assert slack.refused == []
 
 
