@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from include.errors import DeterministicError
@@ -34,16 +34,12 @@ class ServingAlert:
     thresholds: dict[str, float]
     problems: dict[str, str] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (for a log line or XCom)."""
-        return asdict(self)
-
     def subject(self) -> str:
         """A one-line title: what, which week, where."""
         return f"[mlops] {self.model_name} serving UNHEALTHY in {self.week} ({self.provider})"
 
     def lines(self, run_url: str | None = None) -> list[str]:
-        """The alert as plain-text lines (a Slack message, the email's body)."""
+        """The alert as plain-text lines (what the Slack message and the email body say)."""
         f = self.figures
         lines = [
             f"Serving of model {self.model_name} on provider {self.provider} broke its thresholds "
@@ -61,10 +57,6 @@ class ServingAlert:
         if run_url:
             lines.append(f"Run: {run_url}")
         return lines
-
-    def text(self, run_url: str | None = None) -> str:
-        """The alert as plain text."""
-        return "\n".join(self.lines(run_url))
 
     def mrkdwn(self, run_url: str | None = None) -> str:
         """The alert as a Slack message: ``&``, ``<`` and ``>`` escaped as Slack asks, the run a link."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -59,7 +58,6 @@ def breached_run(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, smt
             yield {"run": run, "ctx": ctx, "inbox": smtp_inbox, "slack": slack_webhook}
     finally:
         server.stop()
-        os.environ.pop("MLOPS_CONFIG", None)
 
 
 def _serve_badly(ctx) -> None:
