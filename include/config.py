@@ -90,6 +90,19 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Who hears of a serving breach: the Airflow Connections serving_alert's notifier sends through.
+
+    Both channels empty: nothing is sent (the failed ``serving_alert`` task is the only alert).
+    """
+
+    email_conn_id: str = ""  # an SMTP Connection (conn type ``smtp``)
+    email_to: list[str] = field(default_factory=list)  # recipients of the email
+    email_from: str = ""  # the sender; empty: the connection's ``from_email`` extra
+    slack_conn_id: str = ""  # a Slack Incoming Webhook Connection (conn type ``slackwebhook``)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a task needs to know about the project, for one run."""
 
@@ -103,6 +116,7 @@ class Settings:
     gate: GateSettings = field(default_factory=GateSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     # Per-provider sections ([local], [aws], ...) and hardware profiles, kept as plain dicts:
     # each provider checks its own section when it is loaded.
     provider_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -207,6 +221,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         "gate": GateSettings,
         "drift": DriftSettings,
         "monitoring": MonitoringSettings,
+        "alerts": AlertSettings,
     }
     # [airflow]: the tasks' queues and pool, read when DAG files are parsed (include/routing.py)
     known_tables = {"project", "hardware", "dataset", "model", "airflow", *sections, *PROVIDER_NAMES}
@@ -371,11 +386,41 @@ def _check(s: Settings) -> None:
     for value, low, high, name in checks:
         if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
             raise ConfigError(f"{name} = {value!r} must be a number between {low} and {high}")
+    _check_alerts(s.alerts)
     metrics = TASK_METRICS[s.dataset.task]
     if s.gate.metric and s.gate.metric not in metrics:
         raise ConfigError(
             f"[gate] metric {s.gate.metric!r} is not a metric of a {s.dataset.task} task: use one of "
             f"{list(metrics)} (or leave it empty for {metrics[0]})"
+        )
+
+
+# what Airflow accepts as a connection id (letters, digits and -_.:, as in AIRFLOW_CONN_<ID>)
+_CONN_ID = re.compile(r"^[\w.:-]{1,250}$")
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+
+
+def _check_alerts(alerts: AlertSettings) -> None:
+    """The [alerts] section: connection ids that Airflow could hold, and an email's recipients."""
+    for key in ("email_conn_id", "slack_conn_id"):
+        value = getattr(alerts, key)
+        if value and not _CONN_ID.fullmatch(value):
+            raise ConfigError(
+                f"[alerts] {key} = {value!r} is not an Airflow connection id (letters, digits, '_', '-', "
+                "'.'); name the Connection to send alerts through, or leave it empty for none"
+            )
+    for address in [*alerts.email_to, *([alerts.email_from] if alerts.email_from else [])]:
+        if not isinstance(address, str) or not _EMAIL.fullmatch(address):
+            raise ConfigError(f"[alerts] {address!r} is not an email address like ops@example.com")
+    if alerts.email_conn_id and not alerts.email_to:
+        raise ConfigError(
+            f"[alerts] email_conn_id = {alerts.email_conn_id!r} but email_to is empty: list the recipients, "
+            'e.g. email_to = ["ops@example.com"], or empty email_conn_id'
+        )
+    if alerts.email_to and not alerts.email_conn_id:
+        raise ConfigError(
+            "[alerts] email_to lists recipients but email_conn_id is empty: name the SMTP Connection "
+            "to send through (README, Operational monitoring)"
         )
 
 

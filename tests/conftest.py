@@ -250,3 +250,31 @@ def azure_env(azurite):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+# --------------------------------------------------------------------------------------------
+# Where serving alerts land (tests/alert_standins.py): started only by the tests that ask
+
+
+@pytest.fixture(scope="session")
+def smtp_inbox():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, emptied before each test that asks for it."""
+    from alert_standins import SmtpInbox
+
+    inbox = SmtpInbox()
+    try:
+        yield inbox
+    finally:
+        inbox.stop()
+
+
+@pytest.fixture(scope="session")
+def slack_webhook():
+    """A Slack Incoming Webhook stand-in on 127.0.0.1 that judges requests by Slack's rules."""
+    from alert_standins import SlackWebhook
+
+    webhook = SlackWebhook()
+    try:
+        yield webhook
+    finally:
+        webhook.stop()

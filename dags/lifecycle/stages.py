@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, get_current_context, task
 
+from include.alerts.notifier import ServingAlertNotifier
 from include.routing import task_routing
 
 RAW_DATA = Asset("mlops_raw_data")
@@ -321,17 +322,15 @@ def monitor_stage() -> Any:
     def drift_needs_retrain(verdict: dict[str, Any]) -> bool:
         return bool(verdict["should_trigger_retrain"])
 
-    @task(task_id="serving_alert", execution_timeout=timedelta(minutes=5))
+    # operations are not drift: an unhealthy week fails this leaf task without retries, its
+    # notifier tells astro.toml's [alerts] channels, and it never reaches the retrain branch
+    @task(
+        task_id="serving_alert",
+        execution_timeout=timedelta(minutes=5),
+        on_failure_callback=[ServingAlertNotifier()],
+    )
     def serving_alert(verdict: dict[str, Any]) -> None:
-        # operations are not drift: an unhealthy week fails this leaf task without retries (the
-        # run shows it, on_failure_callback notifiers fire) and never reaches the retrain branch
-        if verdict.get("serving_healthy") is False:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(
-                f"serving of week {verdict['week']} was unhealthy: {'; '.join(verdict['serving_breaches'])} "
-                "(table ops_summary; thresholds in astro.toml [monitoring]); no retrain was triggered for it"
-            )
+        run_stage("include.stages.operations.alert_on_serving", verdict=verdict)
 
     verdict: Any = monitor_drift()  # an XComArg: the short circuit reads it when it runs
     serving_alert(verdict)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from include.config import MonitoringSettings
+from include.errors import ConfigError
 from include.stages.context import StageContext
 from include.stages.tables import ensure_tables
 from include.weeks import week_start
@@ -35,13 +36,16 @@ def breaches(report: Any, limits: MonitoringSettings) -> list[str]:
     """What was out of bounds in a serving report (empty: healthy, or too little traffic to judge)."""
     if report.requests < MIN_REQUESTS_TO_JUDGE:
         return []
+    checks = (
+        ("5xx error rate", report.error_rate_5xx, "max_error_rate", "{:.2%}"),
+        ("4xx error rate", report.error_rate_4xx, "max_client_error_rate", "{:.2%}"),
+        ("p99 latency", report.latency_p99_ms, "max_p99_ms", "{:.0f} ms"),
+    )
     found = []
-    if report.error_rate_5xx > limits.max_error_rate:
-        found.append(f"5xx error rate {report.error_rate_5xx:.2%} > {limits.max_error_rate:.2%}")
-    if report.error_rate_4xx > limits.max_client_error_rate:
-        found.append(f"4xx error rate {report.error_rate_4xx:.2%} > {limits.max_client_error_rate:.2%}")
-    if report.latency_p99_ms is not None and report.latency_p99_ms > limits.max_p99_ms:
-        found.append(f"p99 latency {report.latency_p99_ms:.0f} ms > {limits.max_p99_ms:.0f} ms")
+    for label, value, setting, shown in checks:
+        limit = getattr(limits, setting)
+        if value is not None and value > limit:  # the setting named, so the reader knows what to raise
+            found.append(f"{label} {shown.format(value)} > {shown.format(limit)} ({setting})")
     return found
 
 
@@ -97,7 +101,59 @@ def watch_serving(ctx: StageContext) -> dict[str, Any]:
         "serving_breaches": found,
         "serving_requests": report.requests,
         "serving_p99_ms": report.latency_p99_ms,
+        # the week's figures, for the alert a breach sends (serving_alert)
+        "serving_figures": {key: _plain(row[key]) for key in ALERT_FIGURES},
     }
+
+
+#: the [monitoring] settings a week is judged by
+THRESHOLDS = ("max_error_rate", "max_client_error_rate", "max_p99_ms")
+#: the ops row's figures an alert quotes
+ALERT_FIGURES = (
+    "requests", "error_rate_4xx", "error_rate_5xx", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+    "cost_usd",
+)  # fmt: skip
+
+
+def alert_on_serving(ctx: StageContext, verdict: dict[str, Any]) -> None:
+    """serving_alert: fail on the week's breach, and on an ``[alerts]`` channel that cannot send.
+
+    The channels are checked every week, healthy or not, so a missing or mistyped Connection is
+    found before the week it is needed; a breach is raised whatever the channels' state (their
+    problems are added to its message, never put in its place).
+
+    Raises:
+        ServingBreach: the week broke a ``[monitoring]`` threshold (its notifier sends the alert).
+        ConfigError: a healthy week, but a channel of ``[alerts]`` cannot send; says what to fix.
+    """
+    from include.alerts.channels import check_channels
+    from include.alerts.message import ServingAlert, ServingBreach
+
+    problems = check_channels(ctx.settings.alerts)
+    if verdict.get("serving_healthy") is False:
+        limits = ctx.settings.monitoring
+        alert = ServingAlert(
+            week=verdict.get("week") or ctx.week,
+            model_name=ctx.model_name,
+            provider=ctx.settings.provider,
+            breaches=list(verdict.get("serving_breaches") or []),
+            figures=dict(verdict.get("serving_figures") or {}),
+            thresholds={name: getattr(limits, name) for name in THRESHOLDS},
+            problems=problems,
+        )
+        raise ServingBreach(alert, ctx.settings.alerts)
+    if problems:
+        raise ConfigError(
+            f"serving alerts could not be sent (week {ctx.week} itself was not judged unhealthy): "
+            + "; ".join(problems.values())
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A figure as plain JSON data (numpy scalars and NaN are not)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def ops_text(row: dict[str, Any]) -> str:

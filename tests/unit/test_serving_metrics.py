@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import joblib
 import pytest
@@ -171,3 +173,129 @@ def test_request_logs_carry_the_outcome_not_the_payload(folder, rows, caplog):
 def test_histogram_quantile(counts, q, expected):
     found = histogram_quantile((1.0, 2.0), counts, q)
     assert found is None if expected is None else found == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------------------------
+# The Grafana-ready view (monitoring/): every query of the dashboard reads what /metrics serves
+
+MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
+_GROUPING = r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)"
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+             "offset", "inf", "nan"}  # fmt: skip
+
+
+def _promql_uses(expr: str) -> tuple[set[str], set[str]]:
+    """The metric names and the label names a PromQL expression uses."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # label values are not names
+    labels = {name for matchers in re.findall(r"\{([^}]*)\}", expr)
+              for name in re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", matchers)}  # fmt: skip
+    labels |= {
+        name.strip() for group in re.findall(_GROUPING, expr) for name in group.split(",") if name.strip()
+    }
+    bare = re.sub(_GROUPING, " ", re.sub(r"\{[^}]*\}|\[[^\]]*\]|\$\w+", " ", expr))
+    names = {
+        m.group()
+        for m in re.finditer(r"[a-zA-Z_:][\w:]*", bare)
+        if not bare[m.end() :].lstrip().startswith("(") and m.group() not in _KEYWORDS  # not a function
+    }
+    return names, labels
+
+
+def _served(exposition: str) -> dict[str, set[str]]:
+    """``{sample name: its label names}`` of a /metrics page, read by prometheus_client's parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    served: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            served.setdefault(sample.name, set()).update(sample.labels)
+    return served
+
+
+@pytest.fixture(scope="module")
+def dashboard():
+    return json.loads((MONITORING / "grafana-dashboard.json").read_text())
+
+
+def _queries(dashboard: dict) -> list[tuple[str, str]]:
+    """``(where, PromQL)`` of every panel target and of the template variables' label_values()."""
+    found = [
+        (f"panel {p['title']!r} {t['refId']}", t["expr"]) for p in dashboard["panels"] for t in p["targets"]
+    ]
+    for variable in dashboard["templating"]["list"]:
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else ""
+        for metric, label in re.findall(r"label_values\(\s*([\w:]+)\s*,\s*(\w+)\s*\)", text):
+            found.append((f"variable {variable['name']!r}", f"{metric}{{{label}!=''}}"))
+    return found
+
+
+def test_the_dashboard_has_grafanas_dashboard_model(dashboard):
+    required = {"uid": str, "title": str, "tags": list, "timezone": str, "editable": bool,
+                "graphTooltip": int, "panels": list, "time": dict, "timepicker": dict, "templating": dict,
+                "annotations": dict, "refresh": str, "schemaVersion": int, "version": int,
+                "links": list}  # fmt: skip
+    for key, kind in required.items():
+        assert isinstance(dashboard.get(key), kind), key
+    assert "id" in dashboard and dashboard["id"] is None  # imported as a new dashboard
+    assert 8 <= len(dashboard["uid"]) <= 40 and set(dashboard["time"]) == {"from", "to"}
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    cells = set()
+    for panel in dashboard["panels"]:
+        assert panel["type"] in {"timeseries", "table", "stat", "gauge"} and panel["title"], panel
+        grid = panel["gridPos"]
+        assert 1 <= grid["w"] and grid["x"] + grid["w"] <= 24 and grid["h"] >= 1, panel["title"]
+        mine = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & mine, f"panel {panel['title']!r} overlaps another"
+        cells |= mine
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs and len(refs) == len(set(refs)) and all(t["expr"].strip() for t in panel["targets"])
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_every_query_of_the_dashboard_reads_metrics_the_endpoint_serves(load, dashboard):
+    _, exposition, _ = load
+    served = _served(exposition)
+    used = set()
+    for where, expr in _queries(dashboard):
+        names, labels = _promql_uses(expr)
+        assert names, f"{where}: no metric in {expr!r}"
+        missing = names - set(served)
+        assert not missing, f"{where} queries {sorted(missing)}, which /metrics does not serve"
+        known = set().union(*(served[name] for name in names))
+        assert labels <= known, f"{where} uses labels {sorted(labels - known)} the metrics do not carry"
+        used |= names
+    # every measurement of the endpoint is on the dashboard
+    for family in ("mlops_endpoint_requests_total", "mlops_endpoint_request_seconds_bucket",
+                   "mlops_endpoint_batch_rows_sum", "mlops_endpoint_in_flight_requests",
+                   "mlops_endpoint_model_version_info"):  # fmt: skip
+        assert family in used, family
+    quantiles = " ".join(expr for _, expr in _queries(dashboard))
+    for q in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({q}, sum by (le) (rate(mlops_endpoint_request_seconds_bucket" in quantiles
+
+
+def test_the_query_reader_finds_names_and_labels():
+    names, labels = _promql_uses(
+        'histogram_quantile(0.99, sum by (le) (rate(x_bucket{model=~"$m",a="b{c}"}[$__rate_interval]))) / y'
+    )
+    assert (names, labels) == ({"x_bucket", "y"}, {"le", "model", "a"})
+
+
+def test_the_prometheus_config_scrapes_the_endpoint_astro_toml_names():
+    import tomllib
+
+    import yaml
+
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "mlops-endpoint"]
+    local = tomllib.loads((MONITORING.parent / "astro.toml").read_text())["local"]
+    assert job["metrics_path"] == "/metrics"
+    assert [t for group in job["static_configs"] for t in group["targets"]] == [
+        f"{local['endpoint_host']}:{local['endpoint_port']}"
+    ]
