@@ -146,7 +146,8 @@ LATENCIES_MS = list(range(1, sum(TRAFFIC.values()) + 1))
 
 class TestAwsServing(ServingReportContract):
     @pytest.fixture(scope="class")
-    def serving_traffic(self, aws, aws_env, endpoint):
+    @classmethod
+    def serving_traffic(cls, aws, aws_env, endpoint):
         """Put the datapoints SageMaker publishes for an endpoint into moto's CloudWatch.
 
         Per minute and variant: Invocations, Invocation4XXErrors, Invocation5XXErrors (Count) and

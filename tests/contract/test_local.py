@@ -120,7 +120,8 @@ class TestLocalBatch(BatchContract):
 
 class TestLocalServing(ServingReportContract):
     @pytest.fixture(scope="class")
-    def serving_traffic(self, root, registry, registry_store):
+    @classmethod
+    def serving_traffic(cls, root, registry, registry_store):
         """Real requests to a server of its own: answered, invalid (422), and refused (503).
 
         The 503s are the endpoint's own: the deployment record is made to name the wrong
