@@ -67,8 +67,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     folder = tmp_path_factory.mktemp("first-day") / "project"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True, timeout=300)
     (folder / ".venv").symlink_to(ROOT / ".venv")
-    installed = stamp.stat().st_mtime
-    os.utime(folder / "requirements.txt", (installed, installed))
+    installed = stamp.stat().st_mtime_ns  # to the nanosecond: make compares them so
+    os.utime(folder / "requirements.txt", ns=(installed, installed))
     endpoint_port = free_port()
     settings = folder / "astro.toml"
     text, edits = re.subn(
