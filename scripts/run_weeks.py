@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     print(loop_summary(ctx, weeks))
     print(f"\n{len(weeks)} weeks in {time.monotonic() - started:.0f} s; {failures} failed run(s).")
     if not args.config:
+        port = os.environ.get("AIRFLOW__API__PORT", "8080")  # the Makefile's, or the user's
         print("See its models and drift in the Airflow UI: `make airflow-demo` (Airflow with the demo's "
-              "settings), then Plugins -> Models / Drift on http://127.0.0.1:8080")  # fmt: skip
+              f"settings), then Plugins -> Models / Drift on http://127.0.0.1:{port}")  # fmt: skip
     return 1 if failures else 0
 
 

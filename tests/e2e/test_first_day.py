@@ -104,14 +104,8 @@ def _inherited_setting(name: str) -> bool:
 
 def test_first_day_make_airflow_then_a_pipeline_run_from_the_trigger_form(clone, browser) -> None:
     folder, base, timings = clone["folder"], clone["base"], clone["timings"]
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(UI_TIMEOUT)
-    started = time.monotonic()
     try:
-        with _make(clone, "airflow", log_name="make-airflow.log") as make:
-            token, password = _wait_until_up(clone, make)
-            timings["make airflow up (migrate, parse)"] = time.monotonic() - started
-            login(page, base, "admin", password)
+        with _signed_in(clone, browser, "airflow") as (page, make, token):
             page.goto(f"{base}/dags/retrain_pipeline")
             page.get_by_role("button", name="Trigger").first.click()
             dialog = page.get_by_role("dialog")
@@ -144,12 +138,7 @@ def test_first_day_make_airflow_then_a_pipeline_run_from_the_trigger_form(clone,
             page.goto(f"{base}/mlops/models")
             page.locator("#versions").wait_for()
             print(f"\nfirst-day Models page: {shot(page, 'first-day-03-models-page')}")
-    except BaseException:
-        with suppress(Exception):
-            shot(page, "first-day-failure")
-        raise
     finally:
-        page.context.close()
         _stop_endpoint(folder, ["make", "serve-stop"], folder / ".mlops", clone["env"])
     assert not (folder / ".mlops" / "endpoint" / "server.pid").exists()  # make serve-stop stopped it
 
@@ -171,16 +160,12 @@ def demo(clone) -> Iterator[dict]:
         clone["timings"]["make demo (3 weeks)"] = time.monotonic() - started
         yield {"output": output, "config": folder / ".mlops-demo" / "astro.toml"}
     finally:
+        demo_stop = (
+            "providers.local.server_process stop --config .mlops-demo/astro.toml"  # its README command
+        )
         _stop_endpoint(
             folder,
-            [
-                ".venv/bin/python",
-                "-m",
-                "providers.local.server_process",
-                "stop",
-                "--config",
-                ".mlops-demo/astro.toml",
-            ],
+            [".venv/bin/python", "-m", *demo_stop.split()],
             folder / ".mlops-demo" / "mlops",
             clone["env"],
         )
@@ -205,45 +190,58 @@ def test_the_demos_concept_drift_of_w40_is_seen_in_w40s_own_run(demo) -> None:
 
 
 def test_make_airflow_demo_shows_the_demos_models_and_drift(clone, demo, browser) -> None:
-    base, timings = clone["base"], clone["timings"]
+    base = clone["base"]
     production = re.search(r"Model versions of '\w+' \(production: v(\d+)\)", demo["output"])
     assert production, demo["output"][-3000:]
     versions = sorted(set(re.findall(r"(?m)^ [ *] v(\d+) ", demo["output"])), key=int)
+    with _signed_in(clone, browser, "airflow-demo") as (page, _, _):
+        page.goto(f"{base}/plugin/mlops-models")
+        frame = page.frame_locator("iframe[title='Models']")
+        frame.locator("#versions").wait_for()
+        assert ".mlops-demo/astro.toml" in frame.locator("#settings-note").inner_text()
+        for version in versions:
+            frame.locator(f"#version-{version}").wait_for()
+        assert frame.locator("#production-version").inner_text() == f"v{production[1]}"
+        shot(page, "first-day-04-demo-models")
+
+        page.goto(f"{base}/plugin/mlops-drift")
+        frame = page.frame_locator("iframe[title='Drift']")
+        frame.locator("svg.heatmap").wait_for()
+        for week in DEMO_WEEKS:
+            frame.locator(f"#week-{week}").wait_for()
+        assert frame.locator("#week-2026-W40").get_by_text("DRIFT").count() == 1
+        shot(page, "first-day-05-demo-drift")
+
+        page.goto(f"{base}/mlops/reports/drift/2026-W40")  # the report itself, from storage
+        page.locator("svg.distribution").first.wait_for()
+        plotted = page.locator("svg.distribution").count()
+        drifted = page.locator("tr.drifted").count()
+        assert plotted == drifted > 0, (plotted, drifted)
+        print(f"\nfirst-day drift report: {shot(page, 'first-day-06-demo-drift-report')}")
+
+
+@contextmanager
+def _signed_in(clone: dict, browser, target: str) -> Iterator[tuple[object, _Make, str]]:  # noqa: ANN001
+    """``make <target>`` up, and a browser page signed in as admin with the generated password.
+
+    Yields:
+        The page, the make process and a REST API token. A failing step saves what the page
+        showed (while Airflow still runs); then make is stopped and the page closed.
+    """
+    started = time.monotonic()
     page = browser.new_context(viewport=VIEWPORT).new_page()
     page.set_default_timeout(UI_TIMEOUT)
-    started = time.monotonic()
     try:
-        with _make(clone, "airflow-demo", log_name="make-airflow-demo.log") as make:
-            _, password = _wait_until_up(clone, make)
-            timings["make airflow-demo up"] = time.monotonic() - started
-            login(page, base, "admin", password)
-            page.goto(f"{base}/plugin/mlops-models")
-            frame = page.frame_locator("iframe[title='Models']")
-            frame.locator("#versions").wait_for()
-            assert ".mlops-demo/astro.toml" in frame.locator("#settings-note").inner_text()
-            for version in versions:
-                frame.locator(f"#version-{version}").wait_for()
-            assert frame.locator("#production-version").inner_text() == f"v{production[1]}"
-            shot(page, "first-day-04-demo-models")
-
-            page.goto(f"{base}/plugin/mlops-drift")
-            frame = page.frame_locator("iframe[title='Drift']")
-            frame.locator("svg.heatmap").wait_for()
-            for week in DEMO_WEEKS:
-                frame.locator(f"#week-{week}").wait_for()
-            assert frame.locator("#week-2026-W40").get_by_text("DRIFT").count() == 1
-            shot(page, "first-day-05-demo-drift")
-
-            page.goto(f"{base}/mlops/reports/drift/2026-W40")  # the report itself, from storage
-            page.locator("svg.distribution").first.wait_for()
-            plotted = page.locator("svg.distribution").count()
-            drifted = page.locator("tr.drifted").count()
-            assert plotted == drifted > 0, (plotted, drifted)
-            print(f"\nfirst-day drift report: {shot(page, 'first-day-06-demo-drift-report')}")
-    except BaseException:
-        with suppress(Exception):
-            shot(page, "first-day-failure-demo")
-        raise
+        with _make(clone, target, log_name=f"make-{target}.log") as make:
+            token, password = _wait_until_up(clone, make)
+            clone["timings"][f"make {target} up"] = time.monotonic() - started
+            try:
+                login(page, clone["base"], "admin", password)
+                yield page, make, token
+            except BaseException:
+                with suppress(Exception):
+                    shot(page, f"first-day-failure-{target}")
+                raise
     finally:
         page.context.close()
 
