@@ -113,9 +113,8 @@ def test_drifted_features_get_distribution_plots_of_the_bins_psi_compared():
         for r in drifted.itertuples()
     ]
     page = render_drift_report(
-        "2026-W11", ["2026-W10"], table, dataset_drift(table, 0.2), psi_threshold=0.2, share_threshold=0.2,
-        distributions=dists,
-    )  # fmt: skip
+        "2026-W11", ["2026-W10"], table, dataset_drift(table, 0.2), **THRESHOLDS, distributions=dists
+    )
     plotted = re.findall(r'<svg class="distribution" data-feature="([^"]*)"', page)
     assert plotted == list(drifted["feature"])  # every drifted feature, and no stable one
     assert "Distributions of the drifted features" in page
