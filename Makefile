@@ -20,6 +20,9 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.
 export AIRFLOW__CORE__PARALLELISM ?= 4
 export AIRFLOW__API__HOST := 127.0.0.1
 export AIRFLOW__API__PORT ?= 8080
+# the tasks reach the Task Execution API on the api-server's own port (Airflow's default is 8080
+# whatever the port: with another port the tasks would call another Airflow, or nothing)
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://127.0.0.1:$(AIRFLOW__API__PORT)/execution/
 export PYTHONPATH := $(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -45,8 +48,10 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	$(MAKE) --no-print-directory training-pool
 
 ## demo: the retraining pipeline for 6 weeks on the local provider, drift from week 5
+##       (options: make demo DEMO_ARGS="--first-week 2026-W38 --weeks 3 --drift-from-week 3"; see --help)
+DEMO_ARGS ?= --weeks 6 --drift-from-week 5
 demo: setup
-	$(BIN)/python scripts/run_weeks.py --weeks 6 --drift-from-week 5
+	$(BIN)/python scripts/run_weeks.py $(DEMO_ARGS)
 
 $(BQ_STAMP): requirements-bqemulator.txt $(STAMP)
 	$(PYTHON) -m venv $(BQ_VENV)

@@ -37,15 +37,21 @@ def main(argv: list[str] | None = None) -> int:
         help="covariate: feature distributions shift; concept: the label's relation to them changes",
     )
     parser.add_argument("--rows", type=int, default=5000, help="rows per week")
-    from include.demo import DEMO_STATE
+    from include.demo import DEMO_ENDPOINT_PORT, DEMO_STATE
 
     parser.add_argument("--state", type=Path, default=DEMO_STATE, help="where the demo keeps its data")
+    parser.add_argument(
+        "--endpoint-port",
+        type=int,
+        default=DEMO_ENDPOINT_PORT,
+        help=f"the port of the demo's local endpoint (default {DEMO_ENDPOINT_PORT})",
+    )
     parser.add_argument(
         "--config",
         type=Path,
         default=None,
         help="run with this settings file as it is (your dataset, source and model) instead of the "
-        "demo's; --rows, --drift-* and --state are then ignored",
+        "demo's; --rows, --drift-*, --state and --endpoint-port are then ignored",
     )
     args = parser.parse_args(argv)
 
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         config = _write_config(
             args.state,
             args.rows,
+            args.endpoint_port,
             covariate_week=drift_week if args.drift_kind in ("both", "covariate") else "",
             concept_week=drift_week if args.drift_kind in ("both", "concept") else "",
         )
@@ -101,15 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     print(loop_summary(ctx, weeks))
     print(f"\n{len(weeks)} weeks in {time.monotonic() - started:.0f} s; {failures} failed run(s).")
     if not args.config:
+        port = os.environ.get("AIRFLOW__API__PORT", "8080")  # the Makefile's, or the user's
         print("See its models and drift in the Airflow UI: `make airflow-demo` (Airflow with the demo's "
-              "settings), then Plugins -> Models / Drift on http://127.0.0.1:8080")  # fmt: skip
+              f"settings), then Plugins -> Models / Drift on http://127.0.0.1:{port}")  # fmt: skip
     return 1 if failures else 0
 
 
-def _write_config(state: Path, rows: int, covariate_week: str, concept_week: str) -> Path:
+def _write_config(state: Path, rows: int, endpoint_port: int, covariate_week: str, concept_week: str) -> Path:
     """Write the demo's settings: astro.toml with its own folder, port, row count and drift knobs."""
-    from include.demo import DEMO_ENDPOINT_PORT
-
     state.mkdir(parents=True, exist_ok=True)
     text = (ROOT / "astro.toml").read_text()
     lines = []
@@ -128,7 +134,7 @@ def _write_config(state: Path, rows: int, covariate_week: str, concept_week: str
         elif section == "[local]" and key == "root":
             line = f'root = "{state / "mlops"}"'
         elif section == "[local]" and key == "endpoint_port":
-            line = f"endpoint_port = {DEMO_ENDPOINT_PORT}"
+            line = f"endpoint_port = {endpoint_port}"
         lines.append(line)
     config = state / "astro.toml"
     config.write_text("\n".join(lines) + "\n")

@@ -203,7 +203,7 @@ class Airflow:
                 "*.log",
             )
             for path in sorted(glob.glob(pattern, recursive=True)):
-                parts.append(f"----- {ti['state']}: {path} (tail) -----\n{_task_log_tail(Path(path), 60)}")
+                parts.append(f"----- {ti['state']}: {path} (tail) -----\n{task_log_tail(Path(path), 60)}")
         return "\n".join(parts)
 
 
@@ -213,7 +213,7 @@ def _tail(path: Path, lines: int) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _task_log_tail(path: Path, lines: int) -> str:
+def task_log_tail(path: Path, lines: int) -> str:
     """The end of a task log (JSON lines) as text, with the exceptions' types, messages and frames."""
     out = []
     for line in path.read_text(errors="replace").splitlines()[-lines:]:

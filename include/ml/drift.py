@@ -7,6 +7,7 @@ turn every tiny difference into "significant" on millions of rows. Conventional 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,10 @@ def _psi(reference_share: np.ndarray, current_share: np.ndarray) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def _numeric_shares(reference: np.ndarray, current: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def _numeric_bins(
+    reference: np.ndarray, current: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inner bin edges and both sides' shares per bin."""
     # Quantile edges of the reference: each bin holds ~1/bins of it. Integer-valued features repeat
     # edges, so keep the unique ones; bins are [edge_i, edge_i+1) and the outer bins are open-ended so
     # current values outside the reference range still land somewhere.
@@ -56,7 +60,12 @@ def _numeric_shares(reference: np.ndarray, current: np.ndarray, bins: int) -> tu
     n_bins = len(inner) + 1
     ref_counts = np.bincount(np.searchsorted(inner, reference, side="right"), minlength=n_bins)
     cur_counts = np.bincount(np.searchsorted(inner, current, side="right"), minlength=n_bins)
-    return ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
+    return inner, ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum()
+
+
+def _numeric_shares(reference: np.ndarray, current: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    _, ref_shares, cur_shares = _numeric_bins(reference, current, bins)
+    return ref_shares, cur_shares
 
 
 def population_stability_index(reference: Any, current: Any, bins: int = 10) -> float:
@@ -79,11 +88,19 @@ def population_stability_index(reference: Any, current: Any, bins: int = 10) -> 
 
 
 def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    _, ref_counts, cur_counts = _categories_and_counts(reference, current)
+    return ref_counts, cur_counts
+
+
+def _categories_and_counts(
+    reference: pd.Series, current: pd.Series
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     ref_counts = reference.value_counts()
     cur_counts = current.value_counts()
     # Sorted union: a category present on one side only counts as 0 on the other.
     categories = sorted(set(ref_counts.index) | set(cur_counts.index))
     return (
+        categories,
         ref_counts.reindex(categories, fill_value=0).to_numpy(dtype=np.float64),
         cur_counts.reindex(categories, fill_value=0).to_numpy(dtype=np.float64),
     )
@@ -209,3 +226,66 @@ def dataset_drift(feature_table: pd.DataFrame, share_threshold: float) -> dict[s
         "drifted": bool(n_features > 0 and share >= share_threshold),
         "drifted_features": drifted_features,
     }
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What PSI compared for one feature: the share of each side's rows per bin or category.
+
+    Attributes:
+        feature: the feature's name.
+        kind: "numeric" (bins of the reference's deciles) or "categorical" (one per category).
+        labels: one label per bin ("< 3.2", "[3.2, 5)", ">= 9.1") or category.
+        reference: the reference rows' share per bin (sums to 1).
+        current: the current rows' share per bin (sums to 1).
+    """
+
+    feature: str
+    kind: str
+    labels: tuple[str, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+
+
+def distribution(name: str, kind: str, reference: Any, current: Any) -> Distribution | None:
+    """The bins or categories PSI compares for a feature, with both sides' shares.
+
+    Args:
+        name: the feature's name.
+        kind: "numeric", or anything else for categorical (booleans compare as categories).
+        reference: the reference values; nulls are ignored.
+        current: the current values; nulls are ignored.
+
+    Returns:
+        The distribution, or None when either side has no values (PSI is NaN then too).
+    """
+    if kind == "numeric":
+        ref, cur = _numeric_values(reference), _numeric_values(current)
+        if len(ref) == 0 or len(cur) == 0:
+            return None
+        inner, ref_shares, cur_shares = _numeric_bins(ref, cur, _BINS)
+        return Distribution(name, "numeric", _bin_labels(inner), _floats(ref_shares), _floats(cur_shares))
+    ref_values, cur_values = _categorical_values(reference), _categorical_values(current)
+    if len(ref_values) == 0 or len(cur_values) == 0:
+        return None
+    categories, ref_counts, cur_counts = _categories_and_counts(ref_values, cur_values)
+    return Distribution(
+        name,
+        "categorical",
+        tuple(categories),
+        _floats(ref_counts / ref_counts.sum()),
+        _floats(cur_counts / cur_counts.sum()),
+    )
+
+
+def _floats(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(value) for value in values)
+
+
+def _bin_labels(inner: np.ndarray) -> tuple[str, ...]:
+    """Labels of the bins [edge_i, edge_i+1) around the inner edges; the outer bins are open."""
+    edges = [f"{edge:.4g}" for edge in inner]
+    if not edges:
+        return ("all values",)  # a constant reference: one bin
+    middle = [f"[{low}, {high})" for low, high in zip(edges, edges[1:], strict=False)]
+    return (f"< {edges[0]}", *middle, f">= {edges[-1]}")

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from include.ml.drift import Distribution
 
 _NOT_AVAILABLE = "not available yet (labels not arrived)"
 _NOT_AVAILABLE_PREDICTIONS = "not available yet (no predictions for this week)"
@@ -31,7 +35,9 @@ tr.drifted td{background:#fef3f2}
 .badge.yes{background:#fee4e2;color:#b42318}.badge.no{background:#dcfae6;color:#067647}
 .badge.na{background:#eaecf0;color:#475467}
 dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0}
+.dists{display:flex;flex-wrap:wrap;gap:1rem 2rem}.dist h3{font-size:1rem;margin:.8rem 0 .2rem}
 """
+_REFERENCE_COLOUR, _CURRENT_COLOUR = "#98a2b3", "#d92d20"
 
 
 def _e(value: Any) -> str:
@@ -123,6 +129,69 @@ def _psi_chart(feature_table: pd.DataFrame, threshold: float) -> str:
     return "".join(parts)
 
 
+def _distribution_chart(dist: Distribution) -> str:
+    """Side-by-side SVG bars of the reference's and the current week's share per bin or category.
+
+    Numeric features use the bins PSI compared (the reference's deciles: each holds about a
+    tenth of the reference, so a shift shows as current bars above or below that level).
+    """
+    n = len(dist.labels)
+    slot, left, top, plot_height = max(22, min(60, 560 // max(n, 1))), 44, 8, 150
+    width, height = left + slot * n + 10, top + plot_height + 86
+    top_share = max(max(dist.reference, default=0.0), max(dist.current, default=0.0), 1e-9)
+    y_max = min(1.0, math.ceil(top_share * 10) / 10)  # the axis to the next tenth
+
+    def bar(x: float, share: float, colour: str, side: str, label: str) -> str:
+        h = plot_height * share / y_max
+        return (
+            f'<rect class="{side}" x="{x:.1f}" y="{top + plot_height - h:.1f}" width="{slot * 0.4:.1f}" '
+            f'height="{h:.1f}" fill="{colour}" data-label="{_e(label)}" data-share="{share:.6f}">'
+            f"<title>{_e(label)}: {side} {share:.1%}</title></rect>"
+        )
+
+    parts = [
+        f'<svg class="distribution" data-feature="{_e(dist.feature)}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" role="img" '
+        f'aria-label="{_e(dist.feature)}: reference vs current">',
+        f'<line x1="{left}" y1="{top + plot_height}" x2="{width - 6}" y2="{top + plot_height}" '
+        'stroke="#667085"/>',
+    ]
+    for tick in (0.0, y_max / 2, y_max):
+        y = top + plot_height - plot_height * tick / y_max
+        parts.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{tick:.0%}</text>'
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - 6}" y2="{y:.1f}" stroke="#eaecf0"/>'
+        )
+    for i, (label, ref, cur) in enumerate(zip(dist.labels, dist.reference, dist.current, strict=True)):
+        x = left + i * slot + slot * 0.1
+        parts.append(bar(x, ref, _REFERENCE_COLOUR, "reference", label))
+        parts.append(bar(x + slot * 0.4, cur, _CURRENT_COLOUR, "current", label))
+        cx, cy = left + i * slot + slot / 2, top + plot_height + 10
+        parts.append(
+            f'<text x="{cx:.1f}" y="{cy}" font-size="10" text-anchor="end" '
+            f'transform="rotate(-45 {cx:.1f} {cy})">{_e(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _distributions_html(distributions: Sequence[Distribution]) -> str:
+    if not distributions:
+        return ""
+    legend = (
+        f'<p class="meta"><span style="color:{_REFERENCE_COLOUR}">&#9632;</span> reference weeks '
+        f'<span style="color:{_CURRENT_COLOUR}">&#9632;</span> this week. Share of rows per bin: for '
+        "numeric features the bins PSI compared (the reference's deciles, about 10% of the reference "
+        "each), for categorical ones each category.</p>"
+    )
+    charts = "".join(
+        f'<div class="dist" id="dist-{_e(d.feature)}"><h3>{_e(d.feature)} ({_e(d.kind)})</h3>'
+        f"{_distribution_chart(d)}</div>"
+        for d in distributions
+    )
+    return f"<h3>Distributions of the drifted features</h3>{legend}<div class='dists'>{charts}</div>"
+
+
 def _feature_table_html(feature_table: pd.DataFrame) -> str:
     header = (
         "<tr><th class='name'>feature</th><th class='name'>kind</th><th>PSI</th>"
@@ -161,7 +230,9 @@ def render_drift_report(
     feature_table: pd.DataFrame,
     summary: dict[str, Any],
     *,
-    psi_threshold: float = 0.2,
+    psi_threshold: float,
+    share_threshold: float,
+    distributions: Sequence[Distribution] = (),
 ) -> str:
     """Render the drift report of a week as a self-contained HTML page.
 
@@ -169,13 +240,14 @@ def render_drift_report(
         week: the monitored ISO week.
         reference_weeks: the weeks the reference data came from.
         feature_table: the output of ``drift.feature_drift``.
-        summary: the output of ``drift.dataset_drift``, optionally merged with ``psi_threshold``,
-            ``share_threshold``, ``prediction_psi``, ``prediction_drifted``, ``metric``, ``live_metric``,
-            ``reference_metric`` and ``concept_drifted``. A missing or ``None`` value means "not
-            available yet" (e.g. labels have not arrived). If ``drifted`` is absent, data drift means
-            any feature drifted.
-        psi_threshold: where the chart draws the threshold line when ``summary`` has no
-            ``psi_threshold``.
+        summary: the output of ``drift.dataset_drift``, optionally merged with ``prediction_psi``,
+            ``prediction_drifted``, ``metric``, ``live_metric``, ``reference_metric``,
+            ``concept_drifted`` and ``concept_model_version``. A missing or ``None`` value means
+            "not available yet" (e.g. labels have not arrived). If ``drifted`` is absent, data
+            drift means any feature drifted.
+        psi_threshold: the PSI above which a feature drifted (the chart's dashed line).
+        share_threshold: the share of drifted features from which the week drifted.
+        distributions: ``drift.distribution`` of the features to plot (the drifted ones).
 
     Returns:
         The HTML document as a string.
@@ -201,16 +273,12 @@ def render_drift_report(
         drifted_features = (
             [str(f) for f in table.loc[table["drifted"].astype(bool), "feature"]] if len(table) else []
         )
-    threshold: Any = summary.get("psi_threshold")  # a number, or None: the chart's default
-    if _is_missing(threshold):
-        threshold = psi_threshold
-
     data_items = [
         ("status", _badge(data_drifted)),
         ("drifted features", f"{_e(n_drifted)} of {_e(n_features)}"),
         ("share drifted", _number(summary.get("share_drifted"), 3)),
-        ("share threshold", _number(summary.get("share_threshold"), 3)),
-        ("PSI threshold", _number(threshold, 3)),
+        ("share threshold", _number(share_threshold, 3)),
+        ("PSI threshold", _number(psi_threshold, 3)),
         ("drifted", _e(", ".join(str(f) for f in drifted_features)) or "none"),
     ]
     prediction_items = [
@@ -253,8 +321,9 @@ def render_drift_report(
         f"<p class='meta'>{_e(subline)} Reference weeks: {_e(reference_text)}.</p>"
         "<h2>Data drift</h2>"
         f"{_definition_list(data_items)}"
-        f"{_psi_chart(table, float(threshold))}"
+        f"{_psi_chart(table, float(psi_threshold))}"
         f"{_feature_table_html(table)}"
+        f"{_distributions_html(distributions)}"
         "<h2>Prediction drift</h2>"
         f"{_definition_list(prediction_items)}"
         "<h2>Concept drift</h2>"

@@ -73,6 +73,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         "concept_model_version": "",
     }
     features = pd.DataFrame(columns=["feature", "kind", "psi", "statistic", "p_value", "drifted"])
+    distributions: list[Any] = []
     if reference:
         ref_frame = pd.concat([read_validated(ctx, w) for w in reference], ignore_index=True)
         log.info(
@@ -87,6 +88,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
             drift.feature_psi_threshold,
         )
         verdict = dataset_drift(features, drift.drifted_share_threshold)
+        distributions = _drifted_distributions(features, ref_frame, current)
         summary.update(
             n_features=verdict["n_features"],
             n_drifted=verdict["n_drifted"],
@@ -121,13 +123,15 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     )
     report_key = drift_report_key(ctx.week)
     summary["report_key"] = report_key
-    report_facts = {
-        **summary,
-        "drifted": summary["data_drifted"],
-        "psi_threshold": drift.feature_psi_threshold,
-        "share_threshold": drift.drifted_share_threshold,
-    }
-    html = render_drift_report(ctx.week, reference, features, report_facts)
+    html = render_drift_report(
+        ctx.week,
+        reference,
+        features,
+        {**summary, "drifted": summary["data_drifted"]},
+        psi_threshold=drift.feature_psi_threshold,
+        share_threshold=drift.drifted_share_threshold,
+        distributions=distributions,
+    )
     storage.put_bytes(report_key, html.encode())
     rows = features.assign(week=ctx.week)[
         ["week", "feature", "kind", "psi", "statistic", "p_value", "drifted"]
@@ -160,6 +164,20 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         "live_metric": summary["live_metric"],
         "concept_model_version": summary["concept_model_version"],
     }
+
+
+def _drifted_distributions(
+    features: pd.DataFrame, reference: pd.DataFrame, current: pd.DataFrame
+) -> list[Any]:
+    """What PSI compared for each drifted feature (bins or categories), for the report's plots."""
+    from include.ml.drift import distribution
+
+    drifted = features[features["drifted"].astype(bool)]
+    found = (
+        distribution(row.feature, row.kind, reference[row.feature], current[row.feature])
+        for row in drifted.itertuples(index=False)
+    )
+    return [d for d in found if d is not None]
 
 
 def _loader(ctx: StageContext) -> Any:

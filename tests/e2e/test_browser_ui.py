@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from airflow_services import Airflow, airflow_env
+from browser import UI_TIMEOUT, VIEWPORT, login, shot
 from helpers import (
-    ROOT,
     STAGES_BEFORE_TRAINING,
     EndpointServer,
     free_port,
@@ -47,11 +45,8 @@ SEED_WEEKS = ["2026-W10", "2026-W11", "2026-W12"]
 DRIFT_WEEK = "2026-W12"
 TRAIN_WEEK = "2026-W13"
 USER, PASSWORD = "admin", "browser-test-password"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("UI_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts" / "browser")
 RUN_TIMEOUT = 300  # seconds for the train_model run, queued to success
 PIPELINE_TIMEOUT = 900  # seconds for the retrain_pipeline run (nine tasks)
-UI_TIMEOUT = 60_000  # milliseconds for any page or element
 
 
 @pytest.fixture(scope="module")
@@ -107,33 +102,8 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory, postgres_cluster):
         print(f"\nbrowser e2e timings: { {k: f'{v:.0f} s' for k, v in timings.items()} }")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Debian Chromium driven by Playwright."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: run `make browser` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-def shot(page, name: str) -> Path:
-    """Save a screenshot of the page as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
 def test_operator_journey(airflow_ui, browser) -> None:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(UI_TIMEOUT)
     page = context.new_page()
     try:
@@ -229,12 +199,12 @@ def test_pipeline_summary_becomes_the_run_note(airflow_ui, browser) -> None:
         pytest.skip("the whole pipeline under the scheduler takes 3-6 more minutes: set UI_TEST_PIPELINE=1")
     base, airflow, timings = airflow_ui["base"], airflow_ui["airflow"], airflow_ui["timings"]
     ctx = airflow_ui["ctx"]
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(UI_TIMEOUT)
     page = context.new_page()
     started = time.monotonic()
     try:
-        _login(page, base)
+        login(page, base, USER, PASSWORD)
         run = _run_pipeline(airflow_ui)
         timings["retrain_pipeline run"] = time.monotonic() - started
         note = airflow.query(
@@ -260,14 +230,6 @@ def test_pipeline_summary_becomes_the_run_note(airflow_ui, browser) -> None:
         raise
     finally:
         context.close()
-
-
-def _login(page, base: str) -> None:
-    page.goto(f"{base}/")
-    page.locator("input[name=username]").fill(USER)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/")
 
 
 def _run_pipeline(airflow_ui) -> dict:
