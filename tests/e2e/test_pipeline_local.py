@@ -199,6 +199,37 @@ def test_rollback_points_production_and_the_endpoint_back(loop) -> None:
     assert set(scored["model_version"]) == {previous} and len(scored) == ROWS
 
 
+def test_an_older_week_after_newer_ones_leaves_production_where_it_was(loop) -> None:
+    """Point in time through the DAG: a week older than every trained one (as a backfill runs it).
+
+    Its challenger is registered and passes (no production model existed as of that week), but
+    production stays on the model trained on newer data, the endpoint keeps serving it, and the
+    week is scored with the model of its time (its own challenger), not today's production.
+    """
+    ctx = loop["ctx"]
+    registry, warehouse = ctx.provider.registry, ctx.provider.warehouse
+    production = registry.get_alias(ctx.model_name, "production")
+    history = registry.alias_history(ctx.model_name, "production")
+    versions = {v.version for v in registry.list_versions(ctx.model_name)}
+    week = "2025-W50"
+
+    run = run_dag("retrain_pipeline", week)
+    assert run_state(run) == "success", task_states(run)
+
+    [evaluation] = warehouse.read_rows("evaluations", {"week": week}).to_dict(orient="records")
+    assert evaluation["passed"] and not evaluation["promote"]
+    assert evaluation["decision"].startswith(
+        f"keep: production v{production.version} was trained on {production.tags['week']}, newer "
+        f"than this week {week}"
+    ), evaluation["decision"]
+    [challenger] = {v.version for v in registry.list_versions(ctx.model_name)} - versions
+    assert registry.get_alias(ctx.model_name, "production").version == production.version
+    assert registry.alias_history(ctx.model_name, "production") == history
+    assert ctx.provider.endpoint.current(ctx.model_name).version == production.version
+    scored = warehouse.read_rows("predictions", {"week": week})
+    assert set(scored["model_version"]) == {challenger} and len(scored) == ROWS
+
+
 def _sample_rows(ctx) -> list[dict]:
     from include.demo.spec import ID_COLUMN, RAW_FEATURES
     from include.stages.datasets import read_validated
