@@ -242,12 +242,10 @@ class SageMakerModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if alias == "production" and (
-            change is not None or self.ledger.current(model_name, alias) == version
-        ):
-            self.ledger.mirror(model_name, alias, lambda state: self._sync_approvals(model_name, state))
-        return change
+        sync = (lambda state: self._sync_approvals(model_name, state)) if alias == "production" else None
+        return self.ledger.move_and_mirror(
+            model_name, alias, version, reason, actor, expected_current, code, sync=sync
+        )
 
     def _sync_approvals(self, model_name: str, state: AliasState) -> None:
         """Approve the production version; every other approved version goes back to pending."""

@@ -202,12 +202,10 @@ class AzureMLModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if alias == PRODUCTION_TAG and (
-            change is not None or self.ledger.current(model_name, alias) == version
-        ):
-            self.ledger.mirror(model_name, alias, lambda state: self._sync_tags(model_name, state))
-        return change
+        sync = (lambda state: self._sync_tags(model_name, state)) if alias == PRODUCTION_TAG else None
+        return self.ledger.move_and_mirror(
+            model_name, alias, version, reason, actor, expected_current, code, sync=sync
+        )
 
     def _sync_tags(self, model_name: str, state: AliasState) -> None:
         """Tag the production version; remove the tag from every other version."""

@@ -272,12 +272,11 @@ class VertexModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if _VERTEX_ALIAS.match(alias) and (
-            change is not None or self.ledger.current(model_name, alias) == version
-        ):
-            self.ledger.mirror(model_name, alias, lambda state: self._sync_alias(model_name, alias, state))
-        return change
+        mirrored = _VERTEX_ALIAS.match(alias)  # a name Vertex AI refuses as an alias lives in the ledger only
+        sync = (lambda state: self._sync_alias(model_name, alias, state)) if mirrored else None
+        return self.ledger.move_and_mirror(
+            model_name, alias, version, reason, actor, expected_current, code, sync=sync
+        )
 
     def _sync_alias(self, model_name: str, alias: str, state: AliasState) -> None:
         """Put the Vertex AI version alias on the ledger's version (off the one that holds it)."""

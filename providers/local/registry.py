@@ -168,10 +168,16 @@ class MlflowModelRegistry:
         """
         version = str(version)
         self.get_version(model_name, version)  # fail before touching anything if it does not exist
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if change is not None or self.ledger.current(model_name, alias) == version:
-            self.ledger.mirror(model_name, alias, lambda state: self._mirror_alias(model_name, alias, state))
-        return change
+        return self.ledger.move_and_mirror(
+            model_name,
+            alias,
+            version,
+            reason,
+            actor,
+            expected_current,
+            code,
+            sync=lambda state: self._mirror_alias(model_name, alias, state),
+        )
 
     def _mirror_alias(self, model_name: str, alias: str, state: AliasState) -> None:
         """Point the MLflow alias where the ledger points (for MLflow's UI and clients).
