@@ -22,8 +22,8 @@ import json
 import logging
 import tarfile
 import tempfile
-from collections.abc import Mapping
-from functools import cached_property
+from collections.abc import Callable, Mapping
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore, split_s3_uri
-from providers.base import ANY_VERSION, AliasChange, ModelVersion
-from providers.ledger import AliasLedger, AliasState, claim_registration, wait_for_registration
+from providers.base import ModelVersion
+from providers.ledger import AliasLedger, AliasState, LedgerAliases, claim_registration, wait_for_registration
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -45,7 +45,7 @@ def group_name(model_name: str) -> str:
     return sagemaker_name(model_name)
 
 
-class SageMakerModelRegistry:
+class SageMakerModelRegistry(LedgerAliases):
     """Model versions in SageMaker Model Registry; aliases and their history in S3."""
 
     # how long a registration waits for the package of another that claimed the same key
@@ -220,32 +220,9 @@ class SageMakerModelRegistry:
 
     # -- aliases ---------------------------------------------------------------------------
 
-    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """The version the alias points at (in the ledger), or None."""
-        current = self.ledger.current(model_name, alias)
-        return self.get_version(model_name, current) if current is not None else None
-
-    def set_alias(
-        self,
-        model_name: str,
-        alias: str,
-        version: str,
-        reason: str,
-        actor: str,
-        expected_current: str | None | object = ANY_VERSION,
-        code: str = "",
-    ) -> AliasChange | None:
-        """Move the alias in the ledger (a compare-and-set); then mirror production's approvals.
-
-        Setting the alias where it already points re-syncs the approval statuses (heals a sync
-        that a killed run left half done) and records nothing.
-        """
-        version = str(version)
-        self.get_version(model_name, version)  # KeyError: nothing moves
-        sync = (lambda state: self._sync_approvals(model_name, state)) if alias == "production" else None
-        return self.ledger.move_and_mirror(
-            model_name, alias, version, reason, actor, expected_current, code, sync=sync
-        )
+    def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
+        """Production's mirror: the approval statuses (SageMaker has no aliases); others: the ledger alone."""
+        return partial(self._sync_approvals, model_name) if alias == "production" else None
 
     def _sync_approvals(self, model_name: str, state: AliasState) -> None:
         """Approve the production version; every other approved version goes back to pending."""
@@ -265,10 +242,6 @@ class SageMakerModelRegistry:
                         f"production: {reason}" if wanted == APPROVED else f"replaced by v{state.current}"
                     )[:1000],  # fmt: skip
                 )
-
-    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
-        """The alias's changes, oldest first."""
-        return self.ledger.history(model_name, alias)
 
     # -- artifacts -------------------------------------------------------------------------
 
