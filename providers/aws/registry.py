@@ -27,7 +27,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError
+from providers.artifacts import check_artifact_sha256
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
@@ -256,13 +256,7 @@ class SageMakerModelRegistry(LedgerAliases):
             with tarfile.open(archive) as tar:
                 tar.extractall(Path(tmp) / "out", filter="data")
             downloaded = Path(tmp) / "out" / ARTIFACT_FILE
-            actual = hashlib.sha256(downloaded.read_bytes()).hexdigest()
-            if not version.sha256 or actual != version.sha256:
-                raise ArtifactIntegrityError(
-                    f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has "
-                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
-                    "refusing to load it. Re-register the model from its training output."
-                )
+            check_artifact_sha256(version, hashlib.sha256(downloaded.read_bytes()).hexdigest())
             target = directory / ARTIFACT_FILE
             downloaded.replace(target)
         return target

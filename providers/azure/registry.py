@@ -29,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError
+from providers.artifacts import check_artifact_sha256
 from providers.azure.storage import BlobObjectStore
 from providers.azure.workspace import Workspace
 from providers.base import ModelVersion, PreconditionFailedError
@@ -207,13 +207,7 @@ class AzureMLModelRegistry(LedgerAliases):
             downloaded = self.storage.get_file(
                 self.storage.key_of_uri(version.artifact_uri), Path(tmp) / ARTIFACT_FILE
             )
-            actual = hashlib.sha256(downloaded.read_bytes()).hexdigest()
-            if not version.sha256 or actual != version.sha256:
-                raise ArtifactIntegrityError(
-                    f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has "
-                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
-                    "refusing to load it. Re-register the model from its training output."
-                )
+            check_artifact_sha256(version, hashlib.sha256(downloaded.read_bytes()).hexdigest())
             target = directory / ARTIFACT_FILE
             downloaded.replace(target)
         return target

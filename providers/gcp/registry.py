@@ -26,8 +26,8 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError
 from include.ml.dataset import DatasetSpec
+from providers.artifacts import check_artifact_sha256
 from providers.base import ModelVersion
 from providers.gcp.config import GcpSettings
 from providers.gcp.package import upload_package
@@ -297,13 +297,7 @@ class VertexModelRegistry(LedgerAliases):
         directory.mkdir(parents=True, exist_ok=True)
         bucket, folder = split_gs_uri(version.artifact_uri.rstrip("/"))
         data = self.storage.client.bucket(bucket).blob(f"{folder}/{ARTIFACT_FILE}").download_as_bytes()
-        actual = hashlib.sha256(data).hexdigest()
-        if not version.sha256 or actual != version.sha256:
-            raise ArtifactIntegrityError(
-                f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has sha256 "
-                f"{actual}, but {version.sha256 or 'nothing'} was recorded at registration; refusing to load "
-                "it. Re-register the model from its training output."
-            )
+        check_artifact_sha256(version, hashlib.sha256(data).hexdigest())
         target = directory / ARTIFACT_FILE
         partial = directory / f".{ARTIFACT_FILE}.partial"
         partial.write_bytes(data)

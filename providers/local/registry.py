@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.errors import ArtifactIntegrityError
+from providers.artifacts import check_artifact_sha256
 from providers.base import ModelVersion, ObjectStore
 from providers.ledger import AliasLedger, AliasState, LedgerAliases
 
@@ -186,13 +186,7 @@ class MlflowModelRegistry(LedgerAliases):
                     tracking_uri=self.tracking_uri,
                 )
             )
-            actual = file_sha256(downloaded)
-            if not version.sha256 or actual != version.sha256:
-                raise ArtifactIntegrityError(
-                    f"model {version.model_name} v{version.version}: artifact {version.artifact_uri} has "
-                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
-                    "refusing to load it. Re-register the model from its training output."
-                )
+            check_artifact_sha256(version, file_sha256(downloaded))
             target = directory / ARTIFACT_FILE
             shutil.move(str(downloaded), target)
         return target
