@@ -30,10 +30,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.errors import MLOpsError
-from providers.base import ANY_VERSION, AliasChange, ObjectStore, PreconditionFailedError, check_key
+from providers.base import (
+    ANY_VERSION,
+    AliasChange,
+    ModelVersion,
+    ObjectStore,
+    PreconditionFailedError,
+    check_key,
+)
 
 log = logging.getLogger(__name__)
 LEDGER_PREFIX = "_registry/aliases"
@@ -153,6 +160,36 @@ class AliasLedger:
             f"tried to move it to v{version} ({self.store.uri(key)}); run the task again"
         )
 
+    def move_and_mirror(
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        actor: str,
+        expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
+        sync: Callable[[AliasState], None] | None = None,
+    ) -> AliasChange | None:
+        """Move the alias (:meth:`move`), then mirror the ledger to the registry's marker with ``sync``.
+
+        The body of every registry's ``set_alias`` (the caller checks that ``version`` exists);
+        the arguments before ``sync`` are :meth:`move`'s. ``sync`` sets the registry's native
+        marker from the ledger's state (see :meth:`mirror`); None when this alias has no native
+        marker. Moving the alias where it already points records nothing but mirrors again,
+        which heals a mirror that a killed run left half done; a move refused by
+        ``expected_current`` (the alias points elsewhere) mirrors nothing: that is another
+        run's move, and that run mirrors it.
+
+        Returns:
+            The change, or None (see :meth:`move`).
+        """
+        version = str(version)
+        change = self.move(model_name, alias, version, reason, actor, expected_current, code)
+        if sync is not None and (change is not None or self.current(model_name, alias) == version):
+            self.mirror(model_name, alias, sync)
+        return change
+
     def mirror(self, model_name: str, alias: str, apply: Callable[[AliasState], None]) -> AliasState:
         """Bring a registry's native marker in line with the ledger; return the state applied.
 
@@ -171,6 +208,63 @@ class AliasLedger:
             f"alias {alias!r} of model {model_name!r} kept moving while its registry marker was "
             "written; run the task again"
         )
+
+
+class LedgerAliases:
+    """The alias methods of a model registry whose aliases live in its :class:`AliasLedger`.
+
+    A registry inherits ``get_alias``, ``set_alias`` and ``alias_history`` (``ModelRegistry``'s)
+    from here and adds only its difference, :meth:`alias_mirror`: how its native marker follows
+    the ledger. It sets ``self.ledger`` and has ``get_version``.
+    """
+
+    ledger: AliasLedger
+
+    if TYPE_CHECKING:
+
+        def get_version(self, model_name: str, version: str) -> ModelVersion:
+            """The registry's own (``ModelRegistry.get_version``)."""
+
+    def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
+        """The writer of the registry's native marker of ``alias`` (see :meth:`AliasLedger.mirror`).
+
+        None (this default): the alias has no native marker, the ledger alone holds it.
+        """
+        return None
+
+    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        """The version the alias points at (in the ledger), or None."""
+        current = self.ledger.current(model_name, alias)
+        return self.get_version(model_name, current) if current is not None else None
+
+    def set_alias(
+        self,
+        model_name: str,
+        alias: str,
+        version: str,
+        reason: str,
+        actor: str,
+        expected_current: str | None | object = ANY_VERSION,
+        code: str = "",
+    ) -> AliasChange | None:
+        """Move the alias in the ledger (a compare-and-set), then mirror it (:meth:`alias_mirror`).
+
+        Setting the alias where it already points re-writes the mirror (heals one that a killed
+        run left half done) and records nothing. See ``ModelRegistry.set_alias``.
+
+        Raises:
+            KeyError: the version does not exist (nothing moves).
+        """
+        version = str(version)
+        self.get_version(model_name, version)  # KeyError before anything moves
+        sync = self.alias_mirror(model_name, alias)
+        return self.ledger.move_and_mirror(
+            model_name, alias, version, reason, actor, expected_current, code, sync=sync
+        )
+
+    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
+        """The alias's changes, oldest first."""
+        return self.ledger.history(model_name, alias)
 
 
 # --------------------------------------------------------------------------------------------

@@ -707,13 +707,8 @@ def fake_gcs_server(folder: Path) -> ServerProcess:
 
 
 BQ_VENV = ROOT / ".venv-bqemulator"
-# bqemulator loads DuckDB's spatial extension from the network at start: without it (offline),
-# only GEOGRAPHY is missing, which the warehouse does not use
-_BQ_START = (
-    "import sys; from bqemulator.storage.engine import DuckDBEngine; "
-    "DuckDBEngine._load_spatial = lambda self: None; from bqemulator.cli import main; "
-    "sys.argv = ['bqemulator', *sys.argv[1:]]; sys.exit(main())"
-)
+# starts bqemulator offline, with its catalogue listing the columns ALTER TABLE adds (see there)
+_BQ_START = Path(__file__).with_name("bqemulator_start.py")
 
 
 def bigquery_emulator(folder: Path) -> ServerProcess:
@@ -726,7 +721,7 @@ def bigquery_emulator(folder: Path) -> ServerProcess:
     if not python.exists():
         raise RuntimeError(f"no BigQuery emulator at {BQ_VENV}: run `make bqemulator` first")
     port = free_port()
-    command = [str(python), "-c", _BQ_START, "start", "--rest-host", "127.0.0.1", "--rest-port", str(port),
+    command = [str(python), str(_BQ_START), "start", "--rest-host", "127.0.0.1", "--rest-port", str(port),
                "--grpc-port", "0", "--ephemeral"]  # fmt: skip
     env = {"BQEMU_ENABLE_FORMAT_EXTENSIONS": "false", "PYTHONPATH": ""}
     return ServerProcess(command, port, f"/bigquery/v2/projects/{GCP_PROJECT}/datasets",

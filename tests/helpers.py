@@ -9,6 +9,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stand-ins and benchmarks import these helpers outside pytest
+    import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -283,3 +287,26 @@ def clear_runs(*dag_ids: str) -> None:
 
     with create_session() as session:
         session.query(DagRun).filter(DagRun.dag_id.in_(dag_ids)).delete()
+
+
+def record_deferred_waits(patch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Spy on ``ProviderJobTrigger.run``: the job waits that went through the trigger, as they start.
+
+    Each wait is recorded as ``(handle kind, job name)`` and then waits for real. ``patch``
+    holds the spy: ``patch.undo()`` (a fixture's teardown) restores the trigger.
+
+    Returns:
+        The list the spy appends to.
+    """
+    from providers.jobs import ProviderJobTrigger
+
+    deferred: list[tuple[str, str]] = []
+    original_run = ProviderJobTrigger.run
+
+    async def spy(self):  # noqa: ANN001, ANN202 - the trigger's own signature
+        deferred.append((self.handle["kind"], self.handle["name"]))
+        async for event in original_run(self):
+            yield event
+
+    patch.setattr(ProviderJobTrigger, "run", spy)
+    return deferred

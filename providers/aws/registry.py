@@ -22,18 +22,18 @@ import json
 import logging
 import tarfile
 import tempfile
-from collections.abc import Mapping
-from functools import cached_property
+from collections.abc import Callable, Mapping
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError
+from providers.artifacts import check_artifact_sha256
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore, split_s3_uri
-from providers.base import ANY_VERSION, AliasChange, ModelVersion
-from providers.ledger import AliasLedger, AliasState, claim_registration, wait_for_registration
+from providers.base import ModelVersion
+from providers.ledger import AliasLedger, AliasState, LedgerAliases, claim_registration, wait_for_registration
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -45,7 +45,7 @@ def group_name(model_name: str) -> str:
     return sagemaker_name(model_name)
 
 
-class SageMakerModelRegistry:
+class SageMakerModelRegistry(LedgerAliases):
     """Model versions in SageMaker Model Registry; aliases and their history in S3."""
 
     # how long a registration waits for the package of another that claimed the same key
@@ -220,34 +220,9 @@ class SageMakerModelRegistry:
 
     # -- aliases ---------------------------------------------------------------------------
 
-    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """The version the alias points at (in the ledger), or None."""
-        current = self.ledger.current(model_name, alias)
-        return self.get_version(model_name, current) if current is not None else None
-
-    def set_alias(
-        self,
-        model_name: str,
-        alias: str,
-        version: str,
-        reason: str,
-        actor: str,
-        expected_current: str | None | object = ANY_VERSION,
-        code: str = "",
-    ) -> AliasChange | None:
-        """Move the alias in the ledger (a compare-and-set); then mirror production's approvals.
-
-        Setting the alias where it already points re-syncs the approval statuses (heals a sync
-        that a killed run left half done) and records nothing.
-        """
-        version = str(version)
-        self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if alias == "production" and (
-            change is not None or self.ledger.current(model_name, alias) == version
-        ):
-            self.ledger.mirror(model_name, alias, lambda state: self._sync_approvals(model_name, state))
-        return change
+    def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
+        """Production's mirror: the approval statuses (SageMaker has no aliases); others: the ledger alone."""
+        return partial(self._sync_approvals, model_name) if alias == "production" else None
 
     def _sync_approvals(self, model_name: str, state: AliasState) -> None:
         """Approve the production version; every other approved version goes back to pending."""
@@ -268,10 +243,6 @@ class SageMakerModelRegistry:
                     )[:1000],  # fmt: skip
                 )
 
-    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
-        """The alias's changes, oldest first."""
-        return self.ledger.history(model_name, alias)
-
     # -- artifacts -------------------------------------------------------------------------
 
     def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
@@ -285,13 +256,7 @@ class SageMakerModelRegistry:
             with tarfile.open(archive) as tar:
                 tar.extractall(Path(tmp) / "out", filter="data")
             downloaded = Path(tmp) / "out" / ARTIFACT_FILE
-            actual = hashlib.sha256(downloaded.read_bytes()).hexdigest()
-            if not version.sha256 or actual != version.sha256:
-                raise ArtifactIntegrityError(
-                    f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has "
-                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
-                    "refusing to load it. Re-register the model from its training output."
-                )
+            check_artifact_sha256(version, hashlib.sha256(downloaded.read_bytes()).hexdigest())
             target = directory / ARTIFACT_FILE
             downloaded.replace(target)
         return target

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from providers.queries import parse_query
 from providers.sql import check_schema as _check_schema
 from providers.sql import db_value as _python
 from providers.sql import frames as _chunks
+from providers.sql import result_frame, table_columns, transaction, where_equal
 
 SQL_TYPES = {
     "string": "VARCHAR(65535)",
@@ -71,34 +72,12 @@ class SqlWarehouse:
 
         return RedshiftSQLHook(redshift_conn_id=self.conn_id)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> AbstractContextManager[Any]:
         """A cursor in one transaction: committed at the end, rolled back on any error."""
-        conn = self.hook().get_conn()
-        try:
-            conn.autocommit = False
-            cursor = conn.cursor()
-            try:
-                yield cursor
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
-        finally:
-            conn.close()
+        return transaction(lambda: self.hook().get_conn(), autocommit_off=True)
 
     def _name(self, table: str) -> str:
         return f"{self.schema}.{check_identifier(table)}"
-
-    def _columns(self, cursor: Any, table: str) -> list[str]:
-        cursor.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-            "ORDER BY ordinal_position",
-            (self.schema, table),
-        )
-        return [row[0] for row in cursor.fetchall()]
 
     def ensure_table(self, table: str, schema: Mapping[str, str]) -> None:
         """Create the table, or add the columns it lacks."""
@@ -107,7 +86,7 @@ class SqlWarehouse:
         columns = ", ".join(f"{c} {SQL_TYPES[t]}" for c, t in schema.items())
         with self.transaction() as cursor:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {self._name(table)} ({columns})")
-            existing = set(self._columns(cursor, table))
+            existing = set(table_columns(cursor, self.schema, table))
             for column, logical in schema.items():
                 if column not in existing:
                     cursor.execute(
@@ -118,7 +97,7 @@ class SqlWarehouse:
         self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]
     ) -> int:
         """DELETE the partition and INSERT the rows in one transaction; return rows inserted."""
-        clause, params = _where(where)
+        clause, params = where_equal(where)
         inserted = 0
         with self.transaction() as cursor:
             cursor.execute(f"DELETE FROM {self._name(table)}{clause}", params)
@@ -144,17 +123,16 @@ class SqlWarehouse:
         """Return the matching rows (an empty frame if the table does not exist)."""
         check_identifier(table)
         names = ", ".join(check_identifier(c) for c in columns) if columns else "*"
-        clause, params = _where(where or {})
+        clause, params = where_equal(where or {})
         with self.transaction() as cursor:
-            if not self._columns(cursor, table):
+            if not table_columns(cursor, self.schema, table):
                 return pd.DataFrame(columns=list(columns or []))
             cursor.execute(f"SELECT {names} FROM {self._name(table)}{clause}", params)
-            header = [d[0] for d in cursor.description]
-            return pd.DataFrame.from_records(cursor.fetchall(), columns=header)
+            return result_frame(cursor)
 
     def delete_rows(self, table: str, where: Mapping[str, Any]) -> int:
         """Delete the matching rows; return how many."""
-        clause, params = _where(where)
+        clause, params = where_equal(where)
         with self.transaction() as cursor:
             cursor.execute(f"DELETE FROM {self._name(table)}{clause}", params)
             return int(cursor.rowcount)
@@ -179,16 +157,7 @@ class SqlWarehouse:
             if self.kind != "postgres":
                 cursor.paramstyle = "named"
             cursor.execute(text, values)
-            header = [d[0] for d in cursor.description]
-            return pd.DataFrame.from_records(cursor.fetchall(), columns=header)
-
-
-def _where(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """A parameterised WHERE of equalities (values never go into the SQL text)."""
-    if not where:
-        return "", []
-    parts = [f"{check_identifier(column)} = %s" for column in where]
-    return " WHERE " + " AND ".join(parts), [_python(v) for v in where.values()]
+            return result_frame(cursor)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,16 +23,17 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError
+from providers.artifacts import check_artifact_sha256
 from providers.azure.storage import BlobObjectStore
 from providers.azure.workspace import Workspace
-from providers.base import ANY_VERSION, AliasChange, ModelVersion, PreconditionFailedError
-from providers.ledger import AliasLedger, AliasState, RegistryConflictError
+from providers.base import ModelVersion, PreconditionFailedError
+from providers.ledger import AliasLedger, AliasState, LedgerAliases, RegistryConflictError
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -41,7 +42,7 @@ _KEY_TAG, _SHA_TAG = "registry_key", "sha256"
 _METRIC = "metric."  # version properties holding the run's metrics (properties are strings)
 
 
-class AzureMLModelRegistry:
+class AzureMLModelRegistry(LedgerAliases):
     """Model versions in the Azure ML workspace; aliases and their history in Blob Storage."""
 
     def __init__(self, workspace: Workspace, storage: BlobObjectStore) -> None:
@@ -180,34 +181,9 @@ class AzureMLModelRegistry:
 
     # -- aliases ---------------------------------------------------------------------------
 
-    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """The version the alias points at (in the ledger), or None."""
-        current = self.ledger.current(model_name, alias)
-        return self.get_version(model_name, current) if current is not None else None
-
-    def set_alias(
-        self,
-        model_name: str,
-        alias: str,
-        version: str,
-        reason: str,
-        actor: str,
-        expected_current: str | None | object = ANY_VERSION,
-        code: str = "",
-    ) -> AliasChange | None:
-        """Move the alias in the ledger (a compare-and-set); then mirror production as a tag.
-
-        Setting the alias where it already points re-syncs the tags (heals a mirror that a
-        killed run left half done) and records nothing.
-        """
-        version = str(version)
-        self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if alias == PRODUCTION_TAG and (
-            change is not None or self.ledger.current(model_name, alias) == version
-        ):
-            self.ledger.mirror(model_name, alias, lambda state: self._sync_tags(model_name, state))
-        return change
+    def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
+        """Production's mirror: a tag on the production version; others: the ledger alone."""
+        return partial(self._sync_tags, model_name) if alias == PRODUCTION_TAG else None
 
     def _sync_tags(self, model_name: str, state: AliasState) -> None:
         """Tag the production version; remove the tag from every other version."""
@@ -221,10 +197,6 @@ class AzureMLModelRegistry:
                 model.tags = {**tags, PRODUCTION_TAG: "true"} if wanted else tags
                 self.models.create_or_update(model)  # the same version: only its tags change
 
-    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
-        """The alias's changes, oldest first."""
-        return self.ledger.history(model_name, alias)
-
     # -- artifacts -------------------------------------------------------------------------
 
     def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
@@ -235,13 +207,7 @@ class AzureMLModelRegistry:
             downloaded = self.storage.get_file(
                 self.storage.key_of_uri(version.artifact_uri), Path(tmp) / ARTIFACT_FILE
             )
-            actual = hashlib.sha256(downloaded.read_bytes()).hexdigest()
-            if not version.sha256 or actual != version.sha256:
-                raise ArtifactIntegrityError(
-                    f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has "
-                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
-                    "refusing to load it. Re-register the model from its training output."
-                )
+            check_artifact_sha256(version, hashlib.sha256(downloaded.read_bytes()).hexdigest())
             target = directory / ARTIFACT_FILE
             downloaded.replace(target)
         return target

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,15 @@ import pandas as pd
 from include.errors import ParamError
 from providers.base import check_identifier
 from providers.queries import parse_query
-from providers.sql import check_schema, db_value, frames
+from providers.sql import (
+    check_schema,
+    db_value,
+    frames,
+    result_frame,
+    table_columns,
+    transaction,
+    where_equal,
+)
 
 SQL_TYPES = {
     "string": "NVARCHAR(4000)",
@@ -76,33 +84,12 @@ class SynapseWarehouse:
 
         return MsSqlHook(mssql_conn_id=self.conn_id).get_conn()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> AbstractContextManager[Any]:
         """A cursor in one transaction: committed at the end, rolled back on any error."""
-        conn = self.connect()
-        try:
-            cursor = conn.cursor()
-            try:
-                yield cursor
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.close()
-        finally:
-            conn.close()
+        return transaction(self.connect)
 
     def _name(self, table: str) -> str:
         return f"{self.schema}.{check_identifier(table)}"
-
-    def _columns(self, cursor: Any, table: str) -> list[str]:
-        cursor.execute(
-            "SELECT column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_schema = %s AND table_name = %s "
-            "ORDER BY ordinal_position",
-            (self.schema, table),
-        )
-        return [row[0] for row in cursor.fetchall()]
 
     def ensure_table(self, table: str, schema: Mapping[str, str]) -> None:
         """Create the table, or add the columns it lacks.
@@ -113,7 +100,7 @@ class SynapseWarehouse:
         check_identifier(table)
         check_schema(schema)
         with self.transaction() as cursor:
-            existing = set(self._columns(cursor, table))
+            existing = set(table_columns(cursor, self.schema, table))
             if not existing:
                 columns = ", ".join(f"{c} {SQL_TYPES[t]}" for c, t in schema.items())
                 cursor.execute(f"CREATE TABLE {self._name(table)} ({columns})")
@@ -138,7 +125,7 @@ class SynapseWarehouse:
         self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]
     ) -> int:
         """DELETE the partition and INSERT the rows in one transaction; return rows inserted."""
-        clause, params = _where(where)
+        clause, params = where_equal(where, value)
         inserted = 0
         with self.transaction() as cursor:
             cursor.execute(f"DELETE FROM {self._name(table)}{clause}", tuple(params))
@@ -156,16 +143,16 @@ class SynapseWarehouse:
         """Return the matching rows (an empty frame if the table does not exist)."""
         check_identifier(table)
         names = ", ".join(check_identifier(c) for c in columns) if columns else "*"
-        clause, params = _where(where or {})
+        clause, params = where_equal(where or {}, value)
         with self.transaction() as cursor:
-            if not self._columns(cursor, table):
+            if not table_columns(cursor, self.schema, table):
                 return pd.DataFrame(columns=list(columns or []))
             cursor.execute(f"SELECT {names} FROM {self._name(table)}{clause}", tuple(params) or None)
-            return _frame(cursor)
+            return result_frame(cursor)
 
     def delete_rows(self, table: str, where: Mapping[str, Any]) -> int:
         """Delete the matching rows; return how many."""
-        clause, params = _where(where)
+        clause, params = where_equal(where, value)
         with self.transaction() as cursor:
             cursor.execute(f"DELETE FROM {self._name(table)}{clause}", tuple(params) or None)
             return int(cursor.rowcount)
@@ -188,17 +175,4 @@ class SynapseWarehouse:
         text = bound.render(lambda name: f"%({name})s")
         with self.transaction() as cursor:
             cursor.execute(text, {name: value(v) for name, v in bound.params.items()} or None)
-            return _frame(cursor)
-
-
-def _where(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
-    """A parameterised WHERE of equalities (values never go into the SQL text)."""
-    if not where:
-        return "", []
-    parts = [f"{check_identifier(column)} = %s" for column in where]
-    return " WHERE " + " AND ".join(parts), [value(v) for v in where.values()]
-
-
-def _frame(cursor: Any) -> pd.DataFrame:
-    header = [d[0] for d in cursor.description]
-    return pd.DataFrame.from_records(cursor.fetchall(), columns=header)
+            return result_frame(cursor)

@@ -21,14 +21,14 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Mapping
-from functools import cached_property
+from collections.abc import Callable, Mapping
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from include.errors import ArtifactIntegrityError
 from include.ml.dataset import DatasetSpec
-from providers.base import ANY_VERSION, AliasChange, ModelVersion
+from providers.artifacts import check_artifact_sha256
+from providers.base import ModelVersion
 from providers.gcp.config import GcpSettings
 from providers.gcp.package import upload_package
 from providers.gcp.storage import GcsObjectStore, split_gs_uri
@@ -36,6 +36,7 @@ from providers.gcp.vertex import location_path, vertex_client
 from providers.ledger import (
     AliasLedger,
     AliasState,
+    LedgerAliases,
     RegistryConflictError,
     claim_registration,
     wait_for_registration,
@@ -63,7 +64,7 @@ def registry_label(registry_key: str) -> str:
     return "h-" + hashlib.sha256(registry_key.encode()).hexdigest()[:60]
 
 
-class VertexModelRegistry:
+class VertexModelRegistry(LedgerAliases):
     """Model versions in Vertex AI Model Registry; aliases and their history in GCS."""
 
     def __init__(
@@ -250,34 +251,9 @@ class VertexModelRegistry:
 
     # -- aliases ---------------------------------------------------------------------------
 
-    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """The version the alias points at (in the ledger), or None."""
-        current = self.ledger.current(model_name, alias)
-        return self.get_version(model_name, current) if current is not None else None
-
-    def set_alias(
-        self,
-        model_name: str,
-        alias: str,
-        version: str,
-        reason: str,
-        actor: str,
-        expected_current: str | None | object = ANY_VERSION,
-        code: str = "",
-    ) -> AliasChange | None:
-        """Move the alias in the ledger (a compare-and-set); then mirror it as a Vertex AI version alias.
-
-        Setting the alias where it already points re-syncs the mirror (heals a sync that a
-        killed run left half done) and records nothing.
-        """
-        version = str(version)
-        self.get_version(model_name, version)  # KeyError: nothing moves
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if _VERTEX_ALIAS.match(alias) and (
-            change is not None or self.ledger.current(model_name, alias) == version
-        ):
-            self.ledger.mirror(model_name, alias, lambda state: self._sync_alias(model_name, alias, state))
-        return change
+    def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
+        """The mirror: a Vertex AI version alias; a name Vertex AI refuses as one: the ledger alone."""
+        return partial(self._sync_alias, model_name, alias) if _VERTEX_ALIAS.match(alias) else None
 
     def _sync_alias(self, model_name: str, alias: str, state: AliasState) -> None:
         """Put the Vertex AI version alias on the ledger's version (off the one that holds it)."""
@@ -313,10 +289,6 @@ class VertexModelRegistry:
         except NotFound:
             return None
 
-    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
-        """The alias's changes, oldest first."""
-        return self.ledger.history(model_name, alias)
-
     # -- artifacts -------------------------------------------------------------------------
 
     def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
@@ -325,13 +297,7 @@ class VertexModelRegistry:
         directory.mkdir(parents=True, exist_ok=True)
         bucket, folder = split_gs_uri(version.artifact_uri.rstrip("/"))
         data = self.storage.client.bucket(bucket).blob(f"{folder}/{ARTIFACT_FILE}").download_as_bytes()
-        actual = hashlib.sha256(data).hexdigest()
-        if not version.sha256 or actual != version.sha256:
-            raise ArtifactIntegrityError(
-                f"artifact of {version.model_name} v{version.version} at {version.artifact_uri} has sha256 "
-                f"{actual}, but {version.sha256 or 'nothing'} was recorded at registration; refusing to load "
-                "it. Re-register the model from its training output."
-            )
+        check_artifact_sha256(version, hashlib.sha256(data).hexdigest())
         target = directory / ARTIFACT_FILE
         partial = directory / f".{ARTIFACT_FILE}.partial"
         partial.write_bytes(data)

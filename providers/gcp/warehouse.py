@@ -17,17 +17,19 @@ import json
 import math
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from providers.base import LOGICAL_TYPES, check_identifier
+from providers.base import check_identifier
 from providers.gcp.config import GcpSettings
 from providers.queries import parse_query
+from providers.sql import check_schema as _check_schema
+from providers.sql import db_value as python_value
+from providers.sql import frames as _chunks
 
 SQL_TYPES = {"string": "STRING", "int": "INT64", "float": "FLOAT64", "bool": "BOOL", "timestamp": "TIMESTAMP"}
 STAGING_HOURS = 6  # a staging table left by a killed task expires by itself
@@ -99,14 +101,6 @@ class BigQueryWarehouse:
         if missing:  # IF NOT EXISTS: a concurrent ensure_table adding the same column is fine
             additions = ", ".join(f"ADD COLUMN IF NOT EXISTS {c} {SQL_TYPES[schema[c]]}" for c in missing)
             self._run(f"ALTER TABLE {self._name(table)} {additions}")
-            # BigQuery lists the added columns in the table's schema at once; an engine whose
-            # metadata lags (the emulator) gets them through tables.patch, so loads see them
-            target = self.client.get_table(self._table_id(table))
-            listed = {field.name for field in target.schema}
-            if any(c not in listed for c in missing):
-                added = [bigquery.SchemaField(c, SQL_TYPES[schema[c]]) for c in missing if c not in listed]
-                target.schema = [*target.schema, *added]
-                self.client.update_table(target, ["schema"])
 
     def replace_rows(
         self, table: str, where: Mapping[str, Any], rows: pd.DataFrame | Iterable[pd.DataFrame]
@@ -185,13 +179,6 @@ class BigQueryWarehouse:
         return self._frame(bound.render(lambda name: f"@{name}"), bound.params)
 
 
-def _check_schema(schema: Mapping[str, str]) -> None:
-    for column, logical in schema.items():
-        check_identifier(column)
-        if logical not in LOGICAL_TYPES:
-            raise ValueError(f"column {column!r}: type {logical!r} is not one of {LOGICAL_TYPES}")
-
-
 def _where(where: Mapping[str, Any], qualifier: str = "") -> tuple[str, dict[str, Any]]:
     """Equalities on parameters ``@w0, @w1, ...`` (values never go into the SQL text)."""
     parts, params = [], {}
@@ -203,19 +190,6 @@ def _where(where: Mapping[str, Any], qualifier: str = "") -> tuple[str, dict[str
 
 def _clause(condition: str) -> str:
     return f" WHERE {condition}" if condition else ""
-
-
-def python_value(value: Any) -> Any:
-    """A plain Python value from a pandas/numpy cell (NaN/NaT/NA -> None)."""
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, float | np.floating) and math.isnan(value):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    return value
 
 
 def _json_value(value: Any) -> Any:
@@ -244,10 +218,6 @@ def _write_ndjson(rows: pd.DataFrame | Iterable[pd.DataFrame], buffer: Any) -> t
             buffer.write(json.dumps(record).encode() + b"\n")
         count += len(chunk)
     return count, columns
-
-
-def _chunks(rows: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    yield from [rows] if isinstance(rows, pd.DataFrame) else rows
 
 
 def query_parameter(name: str, value: Any) -> Any:

@@ -13,14 +13,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.errors import ArtifactIntegrityError
-from providers.base import ANY_VERSION, AliasChange, ModelVersion, ObjectStore
-from providers.ledger import AliasLedger, AliasState
+from providers.artifacts import check_artifact_sha256
+from providers.base import ModelVersion, ObjectStore
+from providers.ledger import AliasLedger, AliasState, LedgerAliases
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 ARTIFACT_FILE = "model.joblib"
 
 
-class MlflowModelRegistry:
+class MlflowModelRegistry(LedgerAliases):
     """MLflow tracking + model registry in ``root``; aliases in the ledger in ``storage``."""
 
     def __init__(self, root: Path, storage: ObjectStore) -> None:
@@ -146,32 +147,9 @@ class MlflowModelRegistry:
         found = self.client.search_model_versions(f"name = '{_quote(model_name)}'")
         return sorted((self._to_model_version(mv) for mv in found), key=lambda v: int(v.version))
 
-    def get_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        """Return the version the alias points to (in the ledger), or None."""
-        current = self.ledger.current(model_name, alias)
-        return self.get_version(model_name, current) if current is not None else None
-
-    def set_alias(
-        self,
-        model_name: str,
-        alias: str,
-        version: str,
-        reason: str,
-        actor: str,
-        expected_current: str | None | object = ANY_VERSION,
-        code: str = "",
-    ) -> AliasChange | None:
-        """Move the alias in the ledger (a compare-and-set), then mirror it as an MLflow alias.
-
-        Setting the alias where it already points re-writes the mirror (heals one that a killed
-        run left behind) and records nothing.
-        """
-        version = str(version)
-        self.get_version(model_name, version)  # fail before touching anything if it does not exist
-        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
-        if change is not None or self.ledger.current(model_name, alias) == version:
-            self.ledger.mirror(model_name, alias, lambda state: self._mirror_alias(model_name, alias, state))
-        return change
+    def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
+        """The mirror: an MLflow alias of the same name (for MLflow's UI and clients)."""
+        return partial(self._mirror_alias, model_name, alias)
 
     def _mirror_alias(self, model_name: str, alias: str, state: AliasState) -> None:
         """Point the MLflow alias where the ledger points (for MLflow's UI and clients).
@@ -192,10 +170,6 @@ class MlflowModelRegistry:
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
-    def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
-        """Return the alias's moves, oldest first."""
-        return self.ledger.history(model_name, alias)
-
     def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
         """Copy the version's model.joblib into ``directory``, refusing it if its sha256 differs."""
         from mlflow.artifacts import download_artifacts
@@ -212,13 +186,7 @@ class MlflowModelRegistry:
                     tracking_uri=self.tracking_uri,
                 )
             )
-            actual = file_sha256(downloaded)
-            if not version.sha256 or actual != version.sha256:
-                raise ArtifactIntegrityError(
-                    f"model {version.model_name} v{version.version}: artifact {version.artifact_uri} has "
-                    f"sha256 {actual}, but {version.sha256 or 'nothing'} was recorded at registration; "
-                    "refusing to load it. Re-register the model from its training output."
-                )
+            check_artifact_sha256(version, file_sha256(downloaded))
             target = directory / ARTIFACT_FILE
             shutil.move(str(downloaded), target)
         return target

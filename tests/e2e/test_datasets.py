@@ -39,6 +39,7 @@ from helpers import (
     STAGES_BEFORE_TRAINING,
     EndpointServer,
     _to_toml,
+    clear_runs,
     free_port,
     run_dag,
     run_stages,
@@ -244,14 +245,6 @@ def write_spec(case: Case, sample: Path, folder: Path, drop: tuple[str, ...] = (
 # running the loop
 
 
-def _clear_runs() -> None:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.query(DagRun).filter(DagRun.dag_id == "retrain_pipeline").delete()
-
-
 def _drift_retrain_runs(weeks: tuple[str, ...]) -> list[tuple[str, dict]]:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -305,7 +298,7 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     port = free_port()
     config = case_config(case, folder, spec, source, port=port)
     os.environ["MLOPS_CONFIG"] = str(config)
-    _clear_runs()
+    clear_runs("retrain_pipeline")
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port, config).wait_ready()
     try:
         from include.config import load_settings

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from emulators import REGION, ROLE_ARN, aws_sections
-from helpers import run_dag, run_state, task_states, write_config
+from helpers import clear_runs, record_deferred_waits, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 WEEKS = ["2026-W01", "2026-W02"]
@@ -35,8 +35,6 @@ TRAIN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-lea
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
     """Run the pipeline for three weeks on the AWS provider; spy on the deferred waits."""
-    from providers.jobs import ProviderJobTrigger
-
     server, stand_in, _ = aws_env
     # the connection the tasks resolve carries a secret of this run as its password (moto takes
     # any key); test_no_secret_anywhere looks for it in everything the runs wrote
@@ -66,16 +64,9 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
         **sections,
     )
     os.environ["MLOPS_CONFIG"] = str(config)
-    _clear_runs()
-    deferred: list[str] = []
-    original_run = ProviderJobTrigger.run
-
-    async def spy(self):  # records which job waits went through the trigger, then waits for real
-        deferred.append((self.handle["kind"], self.handle["name"]))
-        async for event in original_run(self):
-            yield event
-
-    ProviderJobTrigger.run = spy
+    clear_runs("retrain_pipeline", "rollback_model")
+    patch = pytest.MonkeyPatch()
+    deferred = record_deferred_waits(patch)
     start = len(stand_in.requests)
     checked = dict(server.rules.checked)
     try:
@@ -88,7 +79,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
         yield {"runs": runs, "ctx": ctx, "stand_in": stand_in, "start": start, "deferred": deferred,
                "server": server, "secret": secret, "output": output, "checked": checked}  # fmt: skip
     finally:
-        ProviderJobTrigger.run = original_run
+        patch.undo()
         os.environ.pop("MLOPS_CONFIG", None)
         os.environ[conn_var] = saved_conn
 
@@ -149,14 +140,6 @@ def _captured(output: list[str]):
             written = file.read()
             output.append(written.decode(errors="replace"))
             os.write(2, written)
-
-
-def _clear_runs() -> None:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.query(DagRun).filter(DagRun.dag_id.in_(["retrain_pipeline", "rollback_model"])).delete()
 
 
 def _requests(loop, action: str) -> list[dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from emulators import aws_sections
-from helpers import run_dag, run_state, task_states, write_config
+from helpers import clear_runs, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 WEEKS = ["2026-W20", "2026-W21"]
@@ -69,11 +69,7 @@ def wine_loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_en
         **sections,
     )
     os.environ["MLOPS_CONFIG"] = str(config)
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.query(DagRun).filter(DagRun.dag_id == "retrain_pipeline").delete()
+    clear_runs("retrain_pipeline")
     start = len(stand_in.requests)
     try:
         from include.config import load_settings

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 from contract.suites import smoke_rows
-from helpers import clear_runs, run_dag, run_state, task_states, write_config
+from helpers import clear_runs, record_deferred_waits, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 WEEKS = ["2026-W01", "2026-W02"]
@@ -36,7 +36,6 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
     from synapse_standin import SynapseStandIn
 
     from providers.azure import warehouse, workspace
-    from providers.jobs import ProviderJobTrigger
 
     azureml, synapse = AzureMLStandIn(azure_env.connection_string), SynapseStandIn()
     patch = pytest.MonkeyPatch()
@@ -47,15 +46,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
 
     patch.setattr(workspace.Workspace, "__init__", on_the_stand_in)
     patch.setattr(warehouse.SynapseWarehouse, "connect", lambda self: synapse.connect())
-    deferred: list[tuple[str, str]] = []
-    original_run = ProviderJobTrigger.run
-
-    async def spy(self):  # records which job waits went through the trigger, then waits for real
-        deferred.append((self.handle["kind"], self.handle["name"]))
-        async for event in original_run(self):
-            yield event
-
-    patch.setattr(ProviderJobTrigger, "run", spy)
+    deferred = record_deferred_waits(patch)
     folder = tmp_path_factory.mktemp("azure-loop")
     config = write_config(
         folder,

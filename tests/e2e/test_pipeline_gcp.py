@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import GCP_BUCKET
 from emulators import gcp_sections
-from helpers import run_dag, run_state, task_states, write_config
+from helpers import clear_runs, record_deferred_waits, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 WEEKS = ["2026-W01", "2026-W02"]
@@ -31,8 +31,6 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env, mo
     Before the runs, Cloud Monitoring (its stand-in) holds the first week's serving metrics of the
     model's endpoint, as Vertex AI would have written them: ``SERVED`` responses by code.
     """
-    from providers.jobs import ProviderJobTrigger
-
     vertex = gcp_env[2]
     folder = tmp_path_factory.mktemp("gcp-loop")
     config = write_config(
@@ -49,16 +47,9 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env, mo
     )  # fmt: skip
     os.environ["MLOPS_CONFIG"] = str(config)
     _served_in_the_first_week(monitoring_standin, config)
-    _clear_runs()
-    deferred: list[tuple[str, str]] = []
-    original_run = ProviderJobTrigger.run
-
-    async def spy(self):  # records which job waits went through the trigger, then waits for real
-        deferred.append((self.handle["kind"], self.handle["name"]))
-        async for event in original_run(self):
-            yield event
-
-    ProviderJobTrigger.run = spy
+    clear_runs("retrain_pipeline", "rollback_model")
+    patch = pytest.MonkeyPatch()
+    deferred = record_deferred_waits(patch)
     start = len(vertex.requests)
     rejected_before = len(vertex.rejected)  # the stand-in is the session's: other tests' refusals
     monitoring_rejected_before = len(monitoring_standin.rejected)
@@ -79,7 +70,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env, mo
             "monitoring_rejected_before": monitoring_rejected_before,
         }
     finally:
-        ProviderJobTrigger.run = original_run
+        patch.undo()
         os.environ.pop("MLOPS_CONFIG", None)
 
 
@@ -112,14 +103,6 @@ def _served_in_the_first_week(monitoring, config: Path) -> None:
             {"deployed_model_id": "1", "response_code": code},
             [{"interval": interval, "value": {"int64Value": str(count)}}],
         )  # fmt: skip
-
-
-def _clear_runs() -> None:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.query(DagRun).filter(DagRun.dag_id.in_(["retrain_pipeline", "rollback_model"])).delete()
 
 
 def _calls(loop, method: str) -> list:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import EndpointServer, free_port, run_dag, run_state, task_states, write_config
+from helpers import EndpointServer, clear_runs, free_port, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 WEEKS = ["2026-W01", "2026-W02", "2026-W03", "2026-W04", "2026-W05"]
@@ -31,7 +31,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
         model={"params": {"max_iter": 60}},
     )
     os.environ["MLOPS_CONFIG"] = str(config)
-    _clear_runs()
+    clear_runs("retrain_pipeline")
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
     try:
         from include.config import load_settings
@@ -43,14 +43,6 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
     finally:
         server.stop()
         os.environ.pop("MLOPS_CONFIG", None)
-
-
-def _clear_runs() -> None:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.query(DagRun).filter(DagRun.dag_id == "retrain_pipeline").delete()
 
 
 def _drift_retrain_runs() -> list:

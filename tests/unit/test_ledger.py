@@ -122,6 +122,27 @@ def test_mirror_repeats_until_the_ledger_stood_still(store):
     assert marker == ["1", "2"] and applied.current == "2"  # the marker ends on the ledger
 
 
+def test_move_and_mirror_mirrors_a_move_and_a_repeat_but_not_a_refused_move(store):
+    """The body of every registry's set_alias: a repeat heals the marker, a refused move leaves it."""
+    ledger = AliasLedger(store)
+    marker: list[str | None] = []
+    change = ledger.move_and_mirror(
+        "m", "production", 1, "first", "setup", sync=lambda s: marker.append(s.current)
+    )
+    assert change.version == "1" and marker == ["1"]
+    repeat = ledger.move_and_mirror(
+        "m", "production", "1", "again", "me", sync=lambda s: marker.append("healed")
+    )
+    assert repeat is None
+    assert marker == ["1", "healed"]  # nothing recorded, the mirror written again
+    refused = ledger.move_and_mirror(
+        "m", "production", "2", "stale", "me", expected_current=None, sync=lambda s: marker.append("moved")
+    )
+    assert refused is None and marker == ["1", "healed"]  # another run's state: not this run's to mirror
+    assert ledger.move_and_mirror("m", "production", "2", "no marker", "me").previous_version == "1"
+    assert [h.version for h in ledger.history("m", "production")] == ["1", "2"]
+
+
 @pytest.mark.parametrize("model, alias", [("a/b", "production"), ("m", "../x"), ("m", ""), ("..", "p")])
 def test_names_that_cannot_be_a_key_are_refused(store, model, alias):
     with pytest.raises(ValueError):

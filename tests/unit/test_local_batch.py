@@ -86,3 +86,29 @@ def test_a_missing_input_raises(setup, version):
         )
     with pytest.raises(ValueError):
         list(score(ChunkedBatchScorer(registry.storage, registry), version, "../outside.parquet"))
+
+
+class CountingRegistry:
+    """The real registry, counting its artifact fetches."""
+
+    def __init__(self, registry: MlflowModelRegistry) -> None:
+        self.registry, self.fetched = registry, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.registry, name)
+
+    def fetch_artifact(self, version: ModelVersion, directory: Path) -> Path:
+        self.fetched += 1
+        return self.registry.fetch_artifact(version, directory)
+
+
+def test_a_scoring_fetches_the_artifact_once_and_a_handle_from_elsewhere_fetches_its_own(setup, version):
+    registry, _, frame = setup
+    counting = CountingRegistry(registry)
+    scorer = ChunkedBatchScorer(registry.storage, counting, chunk_rows=1000)
+    assert sum(len(chunk) for chunk in score(scorer, version, INPUT_KEY)) == len(frame)
+    assert counting.fetched == 1  # submit's model served results
+    handle = scorer.submit(version, INPUT_KEY)
+    elsewhere = ChunkedBatchScorer(registry.storage, counting)  # the results of another process
+    assert sum(len(chunk) for chunk in elsewhere.results(version, handle)) == len(frame)
+    assert counting.fetched == 3
