@@ -142,8 +142,6 @@ def aws_env(moto_server, postgres_cluster):
 # GCP stand-ins (started only by the tests that ask for them; see tests/emulators.py and
 # tests/vertex_standin.py)
 
-GCP_BUCKET = "mlops-gcp-test"
-
 
 @pytest.fixture(scope="session")
 def gcp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -203,7 +201,7 @@ def monitoring_standin():
 def gcp_env(gcs_server, bigquery_server, vertex_standin):
     """The Airflow connection ``gcp_test`` (anonymous) and the clients pointed at the stand-ins,
     and the bucket; yields ``(gcs, bigquery, vertex)``."""
-    from emulators import GCP_PROJECT, gcp_connection_env
+    from emulators import GCP_BUCKET, GCP_PROJECT, gcp_connection_env
 
     gcs, bigquery, vertex = gcs_server, bigquery_server, vertex_standin
     variables = {**gcp_connection_env("gcp_test"), "STORAGE_EMULATOR_HOST": gcs.url,
@@ -218,13 +216,11 @@ def gcp_env(gcs_server, bigquery_server, vertex_standin):
 # --------------------------------------------------------------------------------------------
 # Azure stand-ins (started only by the tests that ask for them)
 
-AZURE_CONTAINER = "mlops-test"
-
 
 @pytest.fixture(scope="session")
 def azurite():
     """Azurite's Blob service on 127.0.0.1 (a free port), with the tests' container."""
-    from emulators import Azurite
+    from emulators import AZURE_CONTAINER, Azurite
 
     server = Azurite()
     try:

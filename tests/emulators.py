@@ -644,6 +644,7 @@ def wait_for(predicate: Any, timeout: float = 30) -> None:
 
 GCP_PROJECT = "test-project"
 GCP_REGION = "europe-west1"
+GCP_BUCKET = "mlops-gcp-test"  # the session's bucket (tests/conftest.py creates it)
 
 
 class ServerProcess:
@@ -752,6 +753,7 @@ AZURITE_VERSION = "3.37.0"  # the Makefile's `azurite` target installs this vers
 AZURITE_BIN = ROOT / ".tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 # Azurite's well-known development account (published in its README; not a secret)
 AZURITE_ACCOUNT = "devstoreaccount1"
+AZURE_CONTAINER = "mlops-test"  # the session's container (tests/conftest.py creates it)
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 

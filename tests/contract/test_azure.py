@@ -14,7 +14,7 @@ import json
 import uuid
 
 import pytest
-from conftest import AZURE_CONTAINER
+from emulators import AZURE_CONTAINER
 
 from contract.suites import (
     BatchContract,

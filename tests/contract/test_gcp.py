@@ -13,8 +13,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import GCP_BUCKET
-from emulators import GCP_PROJECT, GCP_REGION
+from emulators import GCP_BUCKET, GCP_PROJECT, GCP_REGION
 
 from contract.suites import (
     BatchContract,

@@ -32,7 +32,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
     import os
 
     from azureml_standin import AzureMLStandIn, StaticTokenCredential
-    from conftest import AZURE_CONTAINER
+    from emulators import AZURE_CONTAINER
     from synapse_standin import SynapseStandIn
 
     from providers.azure import warehouse, workspace

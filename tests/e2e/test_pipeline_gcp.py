@@ -14,8 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import GCP_BUCKET
-from emulators import gcp_sections
+from emulators import GCP_BUCKET, gcp_sections
 from helpers import clear_runs, record_deferred_waits, run_dag, run_state, task_states, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
