@@ -55,12 +55,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from emulators import ServerProcess
+from json_http import JsonHttpServer
 
 SCHEMA_PREFIX = "GoogleCloudAiplatformV1"
 STATUS_CODES = {
@@ -672,37 +672,12 @@ class VertexStandIn(_ServingMixin):
         self.threads: list[threading.Thread] = []
         self.operations: dict[str, dict[str, Any]] = {}
         self._serving_lock = threading.Lock()
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, body = stand_in.handle(self.command, self.path, raw)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _answer
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = JsonHttpServer(port, self.handle)
+        self.url = self.http.url
 
     def stop(self) -> None:
         """Stop serving; stop every deployed model's server."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
         for container in list(self.warm.values()):
             container.stop()
 
