@@ -7,9 +7,15 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian Chromium for the session's browser tests (Playwright)."""
+    """A headless Debian Chromium for a module's browser tests (Playwright).
+
+    Per module, not per session: Playwright's sync API keeps an asyncio event loop running in
+    the main thread while it is open, and then ``asyncio.run`` there fails ("cannot be called
+    from a running event loop") - which is how ``dag.test()`` runs the triggers of the cloud
+    e2e modules' deferred waits.
+    """
     from browser import CHROMIUM, chromium
 
     if not Path(CHROMIUM).exists():
