@@ -231,30 +231,55 @@ def test_interrupted_write_leaves_no_partial_object(store, monkeypatch):
     assert _all_files(store.root) == []
 
 
-def _increment(root: str, times: int) -> int:
-    """Add 1 to the counter object ``times`` times by compare-and-set; return the refusals seen."""
-    from providers.base import PreconditionFailedError
+# Each writer is a fresh interpreter: a fork of this process would copy the threads' locks of
+# whatever earlier tests left running (stand-in servers, SDK pools), and a child can then wait on a
+# lock no thread will release - it hung CI once.
+_INCREMENT = """
+import sys
+import time
+from pathlib import Path
+from providers.base import PreconditionFailedError
+from providers.local.storage import LocalObjectStore
 
-    store, refused = LocalObjectStore(Path(root)), 0
-    for _ in range(times):
-        while True:
-            data, version = store.get_with_version("counter")
-            try:
-                store.put_if_match("counter", str(int(data) + 1).encode(), version)
-                break
-            except PreconditionFailedError:
-                refused += 1
-    return refused
+store, refused = LocalObjectStore(Path(sys.argv[1])), 0
+go = Path(sys.argv[3])
+while not go.exists():  # start together: interpreters take ~0.5 s each to start
+    time.sleep(0.001)
+for _ in range(int(sys.argv[2])):
+    while True:
+        data, version = store.get_with_version("counter")
+        try:
+            store.put_if_match("counter", str(int(data) + 1).encode(), version)
+            break
+        except PreconditionFailedError:
+            refused += 1
+print(refused)
+"""
 
 
-def test_conditional_writes_are_atomic_across_processes(store):
+def test_conditional_writes_are_atomic_across_processes(store, tmp_path):
     """Processes (not threads: each its own file descriptors and locks) never lose an update."""
-    import multiprocessing
+    import subprocess
+    import sys
 
     store.put_if_match("counter", b"0", None)
-    processes, times = 4, 40
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        refused = pool.starmap(_increment, [(str(store.root), times)] * processes)
+    processes, times, go = 4, 300, tmp_path / "go"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _INCREMENT, str(store.root), str(times), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        time.sleep(1.5)  # every writer has started and waits for the go
+        go.touch()
+        refused = [int(writer.communicate(timeout=120)[0]) for writer in writers]
+    finally:
+        for writer in writers:
+            writer.kill()
+    assert [writer.returncode for writer in writers] == [0] * processes
     assert int(store.get_bytes("counter")) == processes * times
     assert sum(refused) > 0, "the writers never overlapped: the test proves nothing"
     assert store.list_keys() == ["counter"]
