@@ -160,36 +160,6 @@ class AliasLedger:
             f"tried to move it to v{version} ({self.store.uri(key)}); run the task again"
         )
 
-    def move_and_mirror(
-        self,
-        model_name: str,
-        alias: str,
-        version: str,
-        reason: str,
-        actor: str,
-        expected_current: str | None | object = ANY_VERSION,
-        code: str = "",
-        sync: Callable[[AliasState], None] | None = None,
-    ) -> AliasChange | None:
-        """Move the alias (:meth:`move`), then mirror the ledger to the registry's marker with ``sync``.
-
-        The body of every registry's ``set_alias`` (the caller checks that ``version`` exists);
-        the arguments before ``sync`` are :meth:`move`'s. ``sync`` sets the registry's native
-        marker from the ledger's state (see :meth:`mirror`); None when this alias has no native
-        marker. Moving the alias where it already points records nothing but mirrors again,
-        which heals a mirror that a killed run left half done; a move refused by
-        ``expected_current`` (the alias points elsewhere) mirrors nothing: that is another
-        run's move, and that run mirrors it.
-
-        Returns:
-            The change, or None (see :meth:`move`).
-        """
-        version = str(version)
-        change = self.move(model_name, alias, version, reason, actor, expected_current, code)
-        if sync is not None and (change is not None or self.current(model_name, alias) == version):
-            self.mirror(model_name, alias, sync)
-        return change
-
     def mirror(self, model_name: str, alias: str, apply: Callable[[AliasState], None]) -> AliasState:
         """Bring a registry's native marker in line with the ledger; return the state applied.
 
@@ -249,18 +219,21 @@ class LedgerAliases:
     ) -> AliasChange | None:
         """Move the alias in the ledger (a compare-and-set), then mirror it (:meth:`alias_mirror`).
 
-        Setting the alias where it already points re-writes the mirror (heals one that a killed
-        run left half done) and records nothing. See ``ModelRegistry.set_alias``.
+        Setting the alias where it already points records nothing but mirrors again, which
+        heals a mirror that a killed run left half done; a move refused by ``expected_current``
+        (the alias points elsewhere) mirrors nothing: that is another run's move, and that run
+        mirrors it. See ``ModelRegistry.set_alias``.
 
         Raises:
             KeyError: the version does not exist (nothing moves).
         """
         version = str(version)
         self.get_version(model_name, version)  # KeyError before anything moves
+        change = self.ledger.move(model_name, alias, version, reason, actor, expected_current, code)
         sync = self.alias_mirror(model_name, alias)
-        return self.ledger.move_and_mirror(
-            model_name, alias, version, reason, actor, expected_current, code, sync=sync
-        )
+        if sync is not None and (change is not None or self.ledger.current(model_name, alias) == version):
+            self.ledger.mirror(model_name, alias, sync)
+        return change
 
     def alias_history(self, model_name: str, alias: str) -> list[AliasChange]:
         """The alias's changes, oldest first."""

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from providers.base import ANY_VERSION, PreconditionFailedError
-from providers.ledger import LEDGER_PREFIX, AliasLedger, AliasState, RegistryConflictError
+from providers.ledger import LEDGER_PREFIX, AliasLedger, AliasState, LedgerAliases, RegistryConflictError
 from providers.local.storage import LocalObjectStore
 
 
@@ -122,25 +122,39 @@ def test_mirror_repeats_until_the_ledger_stood_still(store):
     assert marker == ["1", "2"] and applied.current == "2"  # the marker ends on the ledger
 
 
-def test_move_and_mirror_mirrors_a_move_and_a_repeat_but_not_a_refused_move(store):
-    """The body of every registry's set_alias: a repeat heals the marker, a refused move leaves it."""
-    ledger = AliasLedger(store)
-    marker: list[str | None] = []
-    change = ledger.move_and_mirror(
-        "m", "production", 1, "first", "setup", sync=lambda s: marker.append(s.current)
-    )
-    assert change.version == "1" and marker == ["1"]
-    repeat = ledger.move_and_mirror(
-        "m", "production", "1", "again", "me", sync=lambda s: marker.append("healed")
-    )
-    assert repeat is None
-    assert marker == ["1", "healed"]  # nothing recorded, the mirror written again
-    refused = ledger.move_and_mirror(
-        "m", "production", "2", "stale", "me", expected_current=None, sync=lambda s: marker.append("moved")
-    )
-    assert refused is None and marker == ["1", "healed"]  # another run's state: not this run's to mirror
-    assert ledger.move_and_mirror("m", "production", "2", "no marker", "me").previous_version == "1"
-    assert [h.version for h in ledger.history("m", "production")] == ["1", "2"]
+class MarkedRegistry(LedgerAliases):
+    """The alias half of a registry whose native marker is a list (of what each mirror wrote)."""
+
+    def __init__(self, store: LocalObjectStore, versions: set[str]) -> None:
+        self.ledger, self.versions, self.marker, self.sync = AliasLedger(store), versions, [], None
+
+    def get_version(self, model_name: str, version: str) -> str:
+        if version not in self.versions:
+            raise KeyError(version)
+        return version
+
+    def alias_mirror(self, model_name: str, alias: str):
+        return self.sync
+
+
+def test_set_alias_mirrors_a_move_and_a_repeat_but_not_a_refused_move(store):
+    """Every registry's set_alias: a repeat heals the marker, a refused move leaves it."""
+    registry = MarkedRegistry(store, {"1", "2"})
+    registry.sync = lambda s: registry.marker.append(s.current)
+    change = registry.set_alias("m", "production", 1, "first", "setup")
+    assert change.version == "1" and registry.marker == ["1"]
+    registry.sync = lambda s: registry.marker.append("healed")
+    assert registry.set_alias("m", "production", "1", "again", "me") is None
+    assert registry.marker == ["1", "healed"]  # nothing recorded, the mirror written again
+    registry.sync = lambda s: registry.marker.append("moved")
+    refused = registry.set_alias("m", "production", "2", "stale", "me", expected_current=None)
+    assert refused is None and registry.marker == ["1", "healed"]  # another run's: not this run's to mirror
+    with pytest.raises(KeyError):
+        registry.set_alias("m", "production", "3", "no such version", "me")
+    registry.sync = None  # an alias without a native marker: the ledger alone
+    assert registry.set_alias("m", "production", "2", "no marker", "me").previous_version == "1"
+    assert [h.version for h in registry.alias_history("m", "production")] == ["1", "2"]
+    assert registry.get_alias("m", "production") == "2" and registry.marker == ["1", "healed"]
 
 
 @pytest.mark.parametrize("model, alias", [("a/b", "production"), ("m", "../x"), ("m", ""), ("..", "p")])
