@@ -44,6 +44,27 @@ UNKNOWN_MODEL = "_unknown"  # the label of requests naming a model that is not d
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 
 
+#: ``[local] endpoint_access_log``: which predictions get a log line (the line costs more server
+#: CPU than the metrics; the metrics and the hourly record count every request either way)
+ACCESS_LOG_LEVELS = {"all": logging.INFO, "errors": logging.WARNING, "off": logging.CRITICAL + 1}
+
+
+def access_log_level(mode: object) -> int:
+    """The access logger's level for an ``[local] endpoint_access_log`` value.
+
+    Raises:
+        ConfigError: the value is not one of ``all``, ``errors``, ``off``.
+    """
+    if not isinstance(mode, str) or mode not in ACCESS_LOG_LEVELS:
+        from include.errors import ConfigError
+
+        raise ConfigError(
+            f'[local] endpoint_access_log = {mode!r}: use "all" (a line per prediction), '
+            '"errors" (4xx and 5xx answers only) or "off"'
+        )
+    return ACCESS_LOG_LEVELS[mode]
+
+
 def status_class(status: int) -> str:
     """``2xx``, ``4xx`` or ``5xx`` (1xx and 3xx, which the endpoint never sends, count as 2xx)."""
     return "5xx" if status >= 500 else "4xx" if status >= 400 else "2xx"
@@ -279,4 +300,6 @@ class ServingMetrics:
         self.latency.labels(label).observe(seconds)
         if self.record is not None:
             self.record.add(label, kind, seconds)
-        log.info("predict model=%s status=%d ms=%.1f", label, status, seconds * 1000)
+        level = logging.INFO if kind == "2xx" else logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(level, "predict model=%s status=%d ms=%.1f", label, status, seconds * 1000)

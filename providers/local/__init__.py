@@ -29,6 +29,7 @@ def local_root(settings: Settings) -> Path:
 
 def build_provider(settings: Settings) -> Provider:
     """Build the local provider from the ``[local]`` section of the settings."""
+    from include.serving.metrics import access_log_level
     from providers.local.batch import ChunkedBatchScorer
     from providers.local.endpoint import LocalHttpEndpoint
     from providers.local.registry import MlflowModelRegistry
@@ -38,6 +39,7 @@ def build_provider(settings: Settings) -> Provider:
     from providers.local.warehouse import DuckDBWarehouse
 
     section = settings.provider_sections.get("local", {})
+    access_log_level(section.get("endpoint_access_log", "all"))  # a bad value fails here, not in the server
     root = local_root(settings)
     storage = LocalObjectStore(root / "storage")
     registry = MlflowModelRegistry(root / "mlflow", storage)

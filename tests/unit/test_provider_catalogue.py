@@ -52,6 +52,12 @@ def test_relative_local_root_is_relative_to_the_config_file(tmp_path):
     assert provider.details["root"] == str(tmp_path / "state")
 
 
+def test_a_bad_endpoint_access_log_fails_when_the_provider_is_built(tmp_path):
+    path = write_config(tmp_path, local={"endpoint_access_log": "verbose"})
+    with pytest.raises(ConfigError, match="endpoint_access_log = 'verbose'"):
+        get_provider(load_settings(path))
+
+
 def test_unknown_provider_names_the_known_ones(settings):
     bogus = dataclasses.replace(settings, provider="oracle")  # bypasses the settings check
     with pytest.raises(ProviderNotAvailableError) as info:

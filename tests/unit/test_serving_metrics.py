@@ -20,10 +20,17 @@ from fastapi.testclient import TestClient
 from helpers import fit_model
 
 from include.demo.spec import DEMO_SPEC, ID_COLUMN, RAW_FEATURES
+from include.errors import ConfigError
 from include.ml.modeling import TrainedModel
 from include.ml.sample_data import generate_week
 from include.serving.app import create_app
-from include.serving.metrics import LATENCY_BUCKETS_S, histogram_quantile, hour_of, read_hours
+from include.serving.metrics import (
+    LATENCY_BUCKETS_S,
+    access_log_level,
+    histogram_quantile,
+    hour_of,
+    read_hours,
+)
 
 MODEL = "churn"
 SLOW_ID = "slow-one"
@@ -159,6 +166,30 @@ def test_request_logs_carry_the_outcome_not_the_payload(folder, rows, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "include.serving.access"]
     assert len(lines) == 1 and f"model={MODEL} status=200" in lines[0]
     assert "customer-secret-123" not in caplog.text
+
+
+@pytest.mark.parametrize(("mode", "logged"), [("all", [200, 422]), ("errors", [422]), ("off", [])])
+def test_the_access_log_setting_chooses_which_predictions_get_a_line(folder, rows, caplog, mode, logged):
+    access = logging.getLogger("include.serving.access")
+    app = create_app(folder / "deployments", spec=DEMO_SPEC, metrics=folder / f"metrics-{mode}")
+    try:
+        access.setLevel(access_log_level(mode))
+        with caplog.at_level(logging.NOTSET, logger="include.serving.access"), TestClient(app) as client:
+            access.setLevel(access_log_level(mode))  # caplog.at_level set it: the server's own
+            assert client.post(f"/models/{MODEL}/predict", json={"rows": rows[:1]}).status_code == 200
+            assert client.post(f"/models/{MODEL}/predict", json={"rows": "none"}).status_code == 422
+            counted = client.get("/metrics").text
+    finally:
+        access.setLevel(logging.NOTSET)
+    lines = [r.getMessage() for r in caplog.records if r.name == "include.serving.access"]
+    assert [int(re.search(r"status=(\d+)", line).group(1)) for line in lines] == logged
+    assert re.search(r'mlops_endpoint_requests_total\{model="churn",status_class="4xx"\} 1', counted)
+
+
+@pytest.mark.parametrize("mode", ["debug", "", True, None, ["all"]])
+def test_an_access_log_setting_that_is_not_a_mode_is_refused_by_name(mode):
+    with pytest.raises(ConfigError, match=r"endpoint_access_log.*\"all\".*\"errors\".*\"off\""):
+        access_log_level(mode)
 
 
 @pytest.mark.parametrize(
