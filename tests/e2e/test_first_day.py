@@ -111,7 +111,7 @@ def test_first_day_make_airflow_then_a_pipeline_run_from_the_trigger_form(clone,
             # unpaused first, as with the DAG's toggle: the form's "Unpause on trigger" sends the
             # unpause and the trigger at once, two writes SQLite once held up past the form's
             # wait in CI (the README says so); the assertions below hold either way
-            _unpause(clone, token, "retrain_pipeline")
+            _api(clone, token, "/api/v2/dags/retrain_pipeline", "PATCH", {"is_paused": False})
             page.goto(f"{base}/dags/retrain_pipeline")
             page.get_by_role("button", name="Trigger").first.click()
             dialog = page.get_by_role("dialog")
@@ -335,24 +335,19 @@ def _wait_for_run(clone: dict, make: _Make, token: str) -> dict:
     pytest.fail(f"retrain_pipeline did not finish in {RUN_TIMEOUT} s\n{_diagnostics(clone, make)}")
 
 
-def _api(clone: dict, token: str, path: str) -> dict:
+def _api(clone: dict, token: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
+    """Call the clone's REST API as the admin; the answer's JSON."""
     import httpx
 
-    answer = httpx.get(f"{clone['base']}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    answer.raise_for_status()
-    return answer.json()
-
-
-def _unpause(clone: dict, token: str, dag_id: str) -> None:
-    import httpx
-
-    answer = httpx.patch(
-        f"{clone['base']}/api/v2/dags/{dag_id}",
-        json={"is_paused": False},
+    answer = httpx.request(
+        method,
+        f"{clone['base']}{path}",
+        json=body,
         headers={"Authorization": f"Bearer {token}"},
-        timeout=TRIGGER_TIMEOUT_MS / 1000,
+        timeout=TRIGGER_TIMEOUT_MS / 1000,  # a write may wait out SQLite's locks
     )
     answer.raise_for_status()
+    return answer.json()
 
 
 def _week_before(run: dict) -> str:
