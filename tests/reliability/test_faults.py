@@ -641,18 +641,21 @@ def test_concurrent_promotions_keep_one_linear_history(main: Root) -> None:
     ctx = main.ctx("2026-W01")
     registry = ctx.provider.registry
     current = registry.get_alias(ctx.model_name, "production").version
-    others = [v.version for v in registry.list_versions(ctx.model_name) if v.version != current]
-    assert others
     runs = ctx.provider.warehouse.read_rows("training_runs", {"week": "2026-W01"}, columns=["model_key"])
-    extra = registry.register(
-        ctx.model_name,
-        str(runs["model_key"].iloc[0]),
-        registry_key="fault-test-extra",
-        metrics={},
-        params={},
-        tags={},
-    )
-    targets = [others[0], extra.version]
+    # two versions of its own to race for (the module's earlier tests may have made none: alone
+    # this test must work too)
+    targets = [
+        registry.register(
+            ctx.model_name,
+            str(runs["model_key"].iloc[0]),
+            registry_key=f"fault-test-racer-{i}",
+            metrics={},
+            params={},
+            tags={},
+        ).version
+        for i in (1, 2)
+    ]
+    assert current not in targets and len(set(targets)) == 2
     history = registry.alias_history(ctx.model_name, "production")
     results: dict[str, Any] = {}
     barrier = threading.Barrier(2)
