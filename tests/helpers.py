@@ -289,6 +289,22 @@ def clear_runs(*dag_ids: str) -> None:
         session.query(DagRun).filter(DagRun.dag_id.in_(dag_ids)).delete()
 
 
+def drift_retrain_runs(weeks: Sequence[str] | None = None) -> list[tuple[str, dict]]:
+    """The ``drift_retrain__<week>`` runs monitor_drift triggered: (run id, conf), by run id.
+
+    Args:
+        weeks: only the runs of these weeks (None: every week's).
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    prefix = "drift_retrain__"
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == "retrain_pipeline").all()
+        found = [(r.run_id, dict(r.conf or {})) for r in runs if r.run_id.startswith(prefix)]
+    return sorted(run for run in found if weeks is None or run[0].removeprefix(prefix) in weeks)
+
+
 def record_deferred_waits(patch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Spy on ``ProviderJobTrigger.run``: the job waits that went through the trigger, as they start.
 

@@ -40,6 +40,7 @@ from helpers import (
     EndpointServer,
     _to_toml,
     clear_runs,
+    drift_retrain_runs,
     free_port,
     run_dag,
     run_stages,
@@ -245,19 +246,6 @@ def write_spec(case: Case, sample: Path, folder: Path, drop: tuple[str, ...] = (
 # running the loop
 
 
-def _drift_retrain_runs(weeks: tuple[str, ...]) -> list[tuple[str, dict]]:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(DagRun.dag_id == "retrain_pipeline").all()
-        return sorted(
-            (r.run_id, dict(r.conf or {}))
-            for r in runs
-            if r.run_id.startswith("drift_retrain__") and r.run_id.split("__", 1)[1] in weeks
-        )
-
-
 @dataclass
 class Loop:
     case: Case
@@ -306,7 +294,7 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
         started = time.monotonic()
         runs = {week: run_dag("retrain_pipeline", week) for week in case.weeks}
-        for run_id, conf in _drift_retrain_runs(case.weeks):
+        for run_id, conf in drift_retrain_runs(case.weeks):
             runs[run_id] = run_dag("retrain_pipeline", conf=conf)
         seconds = time.monotonic() - started
         ctx = StageContext(settings=load_settings(config), week=case.drift_week, actor="test")
@@ -449,7 +437,7 @@ def test_rerun_of_a_week_changes_nothing(loop: Loop) -> None:
             "versions": len(registry.list_versions(ctx.model_name)),
             "production": registry.get_alias(ctx.model_name, "production").version,
             "history": len(registry.alias_history(ctx.model_name, "production")),
-            "retrains": _drift_retrain_runs(loop.case.weeks),
+            "retrains": drift_retrain_runs(loop.case.weeks),
         }
 
     before = state()

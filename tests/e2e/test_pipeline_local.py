@@ -11,7 +11,16 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import EndpointServer, clear_runs, free_port, run_dag, run_state, task_states, write_config
+from helpers import (
+    EndpointServer,
+    clear_runs,
+    drift_retrain_runs,
+    free_port,
+    run_dag,
+    run_state,
+    task_states,
+    write_config,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 WEEKS = ["2026-W01", "2026-W02", "2026-W03", "2026-W04", "2026-W05"]
@@ -43,15 +52,6 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
     finally:
         server.stop()
         os.environ.pop("MLOPS_CONFIG", None)
-
-
-def _drift_retrain_runs() -> list:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(DagRun.dag_id == "retrain_pipeline").all()
-        return sorted((r.run_id, dict(r.conf or {})) for r in runs if r.run_id.startswith("drift_retrain__"))
 
 
 def test_every_week_succeeds(loop) -> None:
@@ -116,9 +116,7 @@ def test_drift_triggered_exactly_one_retrain(loop) -> None:
     for week in WEEKS[:-1]:
         assert states[week]["trigger_retrain"] == "skipped", week
     assert states[DRIFT_WEEK]["trigger_retrain"] == "success"
-    assert _drift_retrain_runs() == [
-        (f"drift_retrain__{DRIFT_WEEK}", {"week": DRIFT_WEEK, "reason": "drift"})
-    ]
+    assert drift_retrain_runs() == [(f"drift_retrain__{DRIFT_WEEK}", {"week": DRIFT_WEEK, "reason": "drift"})]
 
 
 def test_each_run_ends_with_its_summary(loop) -> None:
@@ -142,7 +140,7 @@ def test_rerun_of_a_week_duplicates_nothing(loop) -> None:
         "history": len(registry.alias_history(ctx.model_name, "production")),
         "data_versions": len(warehouse.read_rows("data_versions")),
         "predictions": len(warehouse.read_rows("predictions")),
-        "retrains": _drift_retrain_runs(),
+        "retrains": drift_retrain_runs(),
     }
     for week in ("2026-W03", DRIFT_WEEK):
         assert run_state(run_dag("retrain_pipeline", week)) == "success"
@@ -152,14 +150,14 @@ def test_rerun_of_a_week_duplicates_nothing(loop) -> None:
         "history": len(registry.alias_history(ctx.model_name, "production")),
         "data_versions": len(warehouse.read_rows("data_versions")),
         "predictions": len(warehouse.read_rows("predictions")),
-        "retrains": _drift_retrain_runs(),
+        "retrains": drift_retrain_runs(),
     }
     assert after == before
 
 
 def test_the_triggered_retrain_trains_on_post_drift_data_only(loop) -> None:
     ctx = loop["ctx"]
-    [(run_id, conf)] = _drift_retrain_runs()
+    [(run_id, conf)] = drift_retrain_runs()
     run = run_dag("retrain_pipeline", conf=conf)
     assert run_state(run) == "success", task_states(run)
     assert task_states(run)["trigger_retrain"] == "skipped"  # a drift retrain never triggers another
@@ -167,7 +165,7 @@ def test_the_triggered_retrain_trains_on_post_drift_data_only(loop) -> None:
     drift_runs = runs[runs["reason"] == "drift"]
     assert len(drift_runs) == 1
     assert drift_runs["train_weeks"].iloc[0] == f'["{DRIFT_WEEK}"]'
-    assert len(_drift_retrain_runs()) == 1
+    assert len(drift_retrain_runs()) == 1
 
 
 def test_rollback_points_production_and_the_endpoint_back(loop) -> None:
