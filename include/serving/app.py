@@ -331,13 +331,10 @@ def main(argv: list[str] | None = None) -> None:
     args.deployments.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from include.config import load_settings
-    from include.serving.metrics import access_log_level
+    from include.serving import metrics
 
     settings = load_settings(args.config)
-    section = settings.provider_sections.get("local", {})
-    logging.getLogger("include.serving.access").setLevel(
-        access_log_level(section.get("endpoint_access_log", "all"))
-    )
+    metrics.log.setLevel(metrics.access_log_level(settings.provider_sections.get("local", {})))
     app = create_app(args.deployments, args.threads, settings.dataset, args.metrics, not args.no_metrics)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,13 @@ STATUS_CLASSES = ("2xx", "4xx", "5xx")
 ACCESS_LOG_LEVELS = {"all": logging.INFO, "errors": logging.WARNING, "off": logging.CRITICAL + 1}
 
 
-def access_log_level(mode: object) -> int:
-    """The access logger's level for an ``[local] endpoint_access_log`` value.
+def access_log_level(local_section: Mapping[str, Any]) -> int:
+    """The access logger's level for the ``endpoint_access_log`` of a ``[local]`` section.
 
     Raises:
-        ConfigError: the value is not one of ``all``, ``errors``, ``off``.
+        ConfigError: the value is not one of ``all`` (the default), ``errors``, ``off``.
     """
+    mode = local_section.get("endpoint_access_log", "all")
     if not isinstance(mode, str) or mode not in ACCESS_LOG_LEVELS:
         from include.errors import ConfigError
 

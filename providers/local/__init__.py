@@ -39,7 +39,7 @@ def build_provider(settings: Settings) -> Provider:
     from providers.local.warehouse import DuckDBWarehouse
 
     section = settings.provider_sections.get("local", {})
-    access_log_level(section.get("endpoint_access_log", "all"))  # a bad value fails here, not in the server
+    access_log_level(section)  # a bad value fails here, not in the server the deploy starts
     root = local_root(settings)
     storage = LocalObjectStore(root / "storage")
     registry = MlflowModelRegistry(root / "mlflow", storage)

@@ -235,6 +235,7 @@ def test_interrupted_write_leaves_no_partial_object(store, monkeypatch):
 # whatever earlier tests left running (stand-in servers, SDK pools), and a child can then wait on a
 # lock no thread will release - it hung CI once.
 _INCREMENT = """
+import os
 import sys
 import time
 from pathlib import Path
@@ -242,8 +243,9 @@ from providers.base import PreconditionFailedError
 from providers.local.storage import LocalObjectStore
 
 store, refused = LocalObjectStore(Path(sys.argv[1])), 0
-go = Path(sys.argv[3])
-while not go.exists():  # start together: interpreters take ~0.5 s each to start
+signals = Path(sys.argv[3])
+(signals / f"ready-{os.getpid()}").touch()
+while not (signals / "go").exists():  # start together: interpreters take ~0.5 s each to start
     time.sleep(0.001)
 for _ in range(int(sys.argv[2])):
     while True:
@@ -263,18 +265,21 @@ def test_conditional_writes_are_atomic_across_processes(store, tmp_path):
     import sys
 
     store.put_if_match("counter", b"0", None)
-    processes, times, go = 4, 300, tmp_path / "go"
+    processes, times = 4, 300
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", _INCREMENT, str(store.root), str(times), str(go)],
+            [sys.executable, "-c", _INCREMENT, str(store.root), str(times), str(tmp_path)],
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(processes)
     ]
     try:
-        time.sleep(1.5)  # every writer has started and waits for the go
-        go.touch()
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("ready-*"))) < processes:  # every writer waits for the go
+            assert all(w.poll() is None for w in writers) and time.monotonic() < deadline
+            time.sleep(0.02)
+        (tmp_path / "go").touch()
         refused = [int(writer.communicate(timeout=120)[0]) for writer in writers]
     finally:
         for writer in writers:

@@ -173,9 +173,8 @@ def test_the_access_log_setting_chooses_which_predictions_get_a_line(folder, row
     access = logging.getLogger("include.serving.access")
     app = create_app(folder / "deployments", spec=DEMO_SPEC, metrics=folder / f"metrics-{mode}")
     try:
-        access.setLevel(access_log_level(mode))
         with caplog.at_level(logging.NOTSET, logger="include.serving.access"), TestClient(app) as client:
-            access.setLevel(access_log_level(mode))  # caplog.at_level set it: the server's own
+            access.setLevel(access_log_level({"endpoint_access_log": mode}))  # as the server's main
             assert client.post(f"/models/{MODEL}/predict", json={"rows": rows[:1]}).status_code == 200
             assert client.post(f"/models/{MODEL}/predict", json={"rows": "none"}).status_code == 422
             counted = client.get("/metrics").text
@@ -189,7 +188,7 @@ def test_the_access_log_setting_chooses_which_predictions_get_a_line(folder, row
 @pytest.mark.parametrize("mode", ["debug", "", True, None, ["all"]])
 def test_an_access_log_setting_that_is_not_a_mode_is_refused_by_name(mode):
     with pytest.raises(ConfigError, match=r"endpoint_access_log.*\"all\".*\"errors\".*\"off\""):
-        access_log_level(mode)
+        access_log_level({"endpoint_access_log": mode})
 
 
 @pytest.mark.parametrize(
