@@ -14,7 +14,10 @@ RUN pip install --no-cache-dir -r ${PROJECT}/requirements.txt
 # The DAGs, the code they call, the plugin and the settings. The local provider's files go under
 # ${PROJECT}/.mlops ([local] root of astro.toml), which the airflow user owns.
 COPY --chown=airflow:0 astro.toml ${PROJECT}/astro.toml
-COPY --chown=airflow:0 include ${PROJECT}/include
+COPY --chown=airflow:0 core ${PROJECT}/core
+COPY --chown=airflow:0 demo ${PROJECT}/demo
+COPY --chown=airflow:0 lifecycle ${PROJECT}/lifecycle
+COPY --chown=airflow:0 apps ${PROJECT}/apps
 COPY --chown=airflow:0 providers ${PROJECT}/providers
 COPY --chown=airflow:0 plugins ${PROJECT}/plugins
 COPY --chown=airflow:0 dags ${PROJECT}/dags

@@ -94,7 +94,7 @@ bench: setup
 serve: setup
 	@# a server a deploy started in the background holds the port: stop it first
 	$(BIN)/python -m providers.local.server_process stop
-	$(BIN)/python -m include.serving.app --deployments .mlops/endpoint/deployments --port 8765
+	$(BIN)/python -m apps.serving.app --deployments .mlops/endpoint/deployments --port 8765
 
 ## serve-stop: stop the endpoint server a deploy started in the background (pid in .mlops/endpoint/server.pid)
 serve-stop: setup
@@ -106,7 +106,7 @@ airflow: setup training-pool
 
 ## training-pool: the pool of astro.toml's [airflow] that caps concurrent training jobs
 training-pool: $(STAMP)
-	$(BIN)/airflow pools set $$($(BIN)/python -m include.routing pool) "training jobs" > /dev/null
+	$(BIN)/airflow pools set $$($(BIN)/python -m core.routing pool) "training jobs" > /dev/null
 
 ## cluster-up: the production-like profile: PostgreSQL, Redis, CeleryExecutor, 2 workers (README, "Scale out")
 cluster-up: $(STAMP) redis
@@ -130,7 +130,7 @@ backfill: setup
 ##          (optional: TASK=binary|multiclass|regression ID=id_column TIME=event_time_column NAME=name)
 dataset: setup
 	@test -n "$(FILE)" -a -n "$(LABEL)" || { echo "usage: make dataset FILE=sample.csv|.parquet LABEL=column [TASK=...] [ID=...] [TIME=...] [NAME=...]" >&2; exit 2; }
-	@$(BIN)/python -m include.ml.spec_draft "$(FILE)" --label "$(LABEL)" $(call option,TASK,--task) \
+	@$(BIN)/python -m core.ml.spec_draft "$(FILE)" --label "$(LABEL)" $(call option,TASK,--task) \
 		$(call option,ID,--id-column) $(call option,TIME,--event-time-column) $(call option,NAME,--name)
 
 # `--flag "value"` when VAR is given on make's command line (TIME, NAME... may be set in the environment)
@@ -140,7 +140,7 @@ option = $(if $(filter command line,$(origin $(1))),$(2) "$($(1))")
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff check --preview --select AIR . && $(BIN)/ruff format --check .
 
-## typecheck: mypy on dags/, include/, providers/ and plugins/ (configured in pyproject.toml)
+## typecheck: mypy on every floor (core, demo, providers, lifecycle, apps, dags, plugins; pyproject.toml)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

@@ -11,8 +11,8 @@ with today's production model.
 """
 
 from airflow.sdk import dag
-from lifecycle.params import rescore_param, stage_dag_args
-from lifecycle.stages import score_stage
+from wiring.params import rescore_param, stage_dag_args
+from wiring.stages import score_stage
 
 
 @dag(

@@ -10,8 +10,8 @@ up a new deployment on its next request, without a restart.
 """
 
 from airflow.sdk import dag
-from lifecycle.params import stage_dag_args
-from lifecycle.stages import deploy_stage
+from wiring.params import stage_dag_args
+from wiring.stages import deploy_stage
 
 
 @dag(schedule=None, **stage_dag_args("stage", "serving"), doc_md=__doc__)

@@ -9,8 +9,8 @@ is recorded in `evaluations`; re-runs compare with the same champion, so they de
 """
 
 from airflow.sdk import dag
-from lifecycle.params import gate_margin_param, job_name_param, stage_dag_args
-from lifecycle.stages import evaluate_stage
+from wiring.params import gate_margin_param, job_name_param, stage_dag_args
+from wiring.stages import evaluate_stage
 
 
 @dag(

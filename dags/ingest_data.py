@@ -17,8 +17,8 @@ Pulls one week of raw data and stores it immutably under a content-hashed **data
 """
 
 from airflow.sdk import dag
-from lifecycle.params import source_param, stage_dag_args
-from lifecycle.stages import ingest_stage
+from wiring.params import source_param, stage_dag_args
+from wiring.stages import ingest_stage
 
 
 @dag(schedule=None, **stage_dag_args("stage", "data", source_uri=source_param()), doc_md=__doc__)

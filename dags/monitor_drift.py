@@ -16,8 +16,8 @@ without waiting for it.
 """
 
 from airflow.sdk import dag
-from lifecycle.params import drift_params, stage_dag_args
-from lifecycle.stages import monitor_stage
+from wiring.params import drift_params, stage_dag_args
+from wiring.stages import monitor_stage
 
 
 @dag(schedule=None, **stage_dag_args("stage", "monitoring", **drift_params()), doc_md=__doc__)

@@ -7,8 +7,8 @@ move of the alias is kept in its history (who, when, why) for rollback: see `rol
 """
 
 from airflow.sdk import dag
-from lifecycle.params import job_name_param, stage_dag_args
-from lifecycle.stages import register_stage
+from wiring.params import job_name_param, stage_dag_args
+from wiring.stages import register_stage
 
 
 @dag(schedule=None, **stage_dag_args("stage", "model", job_name=job_name_param()), doc_md=__doc__)

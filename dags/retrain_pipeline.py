@@ -25,7 +25,7 @@ Backfill past weeks from the CLI (the DAG must be unpaused, with a scheduler run
 from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag
-from lifecycle.params import (
+from wiring.params import (
     DEFAULT_ARGS,
     common_params,
     drift_params,
@@ -34,7 +34,7 @@ from lifecycle.params import (
     source_param,
     window_weeks_param,
 )
-from lifecycle.stages import (
+from wiring.stages import (
     deploy_stage,
     evaluate_stage,
     ingest_stage,

@@ -8,8 +8,8 @@ the alias history as a manual rollback. Batch scoring uses the restored version 
 """
 
 from airflow.sdk import dag
-from lifecycle.params import stage_dag_args, version_param
-from lifecycle.stages import deploy_stage, rollback_stage
+from wiring.params import stage_dag_args, version_param
+from wiring.stages import deploy_stage, rollback_stage
 
 
 @dag(schedule=None, **stage_dag_args("operations", "model", version=version_param()), doc_md=__doc__)

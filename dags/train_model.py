@@ -11,8 +11,8 @@ Lineage (data versions, code version, hardware profile, hyperparameters, metrics
 """
 
 from airflow.sdk import dag
-from lifecycle.params import stage_dag_args, window_weeks_param
-from lifecycle.stages import train_stage
+from wiring.params import stage_dag_args, window_weeks_param
+from wiring.stages import train_stage
 
 
 @dag(schedule=None, **stage_dag_args("stage", "model", window_weeks=window_weeks_param()), doc_md=__doc__)

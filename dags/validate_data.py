@@ -16,8 +16,8 @@ version). Run `ingest_data` for the week first.
 """
 
 from airflow.sdk import dag
-from lifecycle.params import stage_dag_args
-from lifecycle.stages import validate_stage
+from wiring.params import stage_dag_args
+from wiring.stages import validate_stage
 
 
 @dag(schedule=None, **stage_dag_args("stage", "data"), doc_md=__doc__)

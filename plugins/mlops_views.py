@@ -1,17 +1,17 @@
 """The MLOps pages in the Airflow UI: Models and Drift, a run's summary, and its run notes.
 
 Airflow imports this file in every process that loads plugins, so it stays light: the FastAPI
-app (include/ui/app.py) imports pandas, DuckDB, MLflow and the provider only when a page is
-asked for, and the listener (include/ui/run_note.py) only when a run ends.
+app (apps/ui/app.py) imports pandas, DuckDB, MLflow and the provider only when a page is
+asked for, and the listener (apps/ui/run_note.py) only when a run ends.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.ui import run_note
-from include.ui.app import create_app
-from include.ui.param_errors import ReadableParamErrors
+from apps.ui import run_note
+from apps.ui.app import create_app
+from apps.ui.param_errors import ReadableParamErrors
 
 URL_PREFIX = "/mlops"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from include.errors import ArtifactIntegrityError
+from core.errors import ArtifactIntegrityError
 from providers.base import ModelVersion
 
 

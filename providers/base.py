@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 
 _KEY = re.compile(r"^[A-Za-z0-9_.=\-]+(/[A-Za-z0-9_.=\-]+)*\Z")  # \Z: no trailing newline
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
@@ -216,7 +216,7 @@ class JobStatus:
 
 @runtime_checkable
 class TrainingJobs(Protocol):
-    """Runs the project's one training script (include/ml/train.py) on the provider's compute.
+    """Runs the project's one training script (core/ml/train.py) on the provider's compute.
 
     A cloud submits a job and returns at once; the task then waits in Airflow's triggerer. The
     local provider trains in ``submit`` itself and returns a handle that has succeeded already.
@@ -265,7 +265,7 @@ class AliasChange:
     reason: str
     actor: str
     changed_at: str
-    code: str = ""  # why, for programs (the UI): e.g. include.stages.history.ProductionMove; "" before codes
+    code: str = ""  # why, for programs (the UI): e.g. lifecycle.history.ProductionMove; "" before codes
 
 
 @runtime_checkable
@@ -352,7 +352,7 @@ class ServingReport:
     ``requests`` counts every answered prediction request, errors included. Latency quantiles
     are in milliseconds (None without traffic); the local endpoint's are exact to within one
     bucket of its histogram, a cloud's are its monitoring service's own. ``cost_usd`` is an
-    estimate (instance hours x list price, ``include/prices.py``; None when no price is known);
+    estimate (instance hours x list price, ``core/prices.py``; None when no price is known);
     ``cost_basis`` says how it was computed and ``source`` where the figures came from.
     """
 

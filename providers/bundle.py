@@ -2,7 +2,7 @@
 
 One list of files, used for two things: the archive a cloud container runs (each provider adds
 its own entry scripts at the archive's root) and the code version recorded in a model's lineage.
-Inside the archive the files keep their paths (``include/ml/train.py``), so the container
+Inside the archive the files keep their paths (``core/ml/train.py``), so the container
 imports them as the project does; a user's feature function module goes in under its own dotted
 path. The archive is deterministic (no timestamps): the same code gives the same bytes.
 """
@@ -17,21 +17,21 @@ import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from include.config import PROJECT_ROOT
-from include.errors import ConfigError
-from include.ml.dataset import DatasetSpec
+from core.config import PROJECT_ROOT
+from core.errors import ConfigError
+from core.ml.dataset import DatasetSpec
 
 # The project's code that trains and scores a model (everything it imports from the project).
 CODE_FILES = (
-    "include/__init__.py",
-    "include/ml/__init__.py",
-    "include/ml/dataset.py",
-    "include/ml/features.py",
-    "include/ml/modeling.py",
-    "include/ml/train.py",
+    "core/__init__.py",
+    "core/ml/__init__.py",
+    "core/ml/dataset.py",
+    "core/ml/features.py",
+    "core/ml/modeling.py",
+    "core/ml/train.py",
 )
 SPEC_FILE = "dataset_spec.json"
-# What include/ml/train.py writes into its model folder, copied to a job's output prefix in
+# What core/ml/train.py writes into its model folder, copied to a job's output prefix in
 # storage by every provider; the marker goes last, so a job killed half-way leaves none.
 OUTPUT_FILES = ("model.joblib", "metrics.json", "feature_names.json")
 SUCCESS_MARKER = "_SUCCESS"
@@ -56,7 +56,7 @@ def feature_module_files(spec: DatasetSpec) -> dict[str, bytes]:
     if found is None or not found.origin or not found.origin.endswith(".py"):
         raise ConfigError(
             f"[dataset] feature_function {spec.feature_function!r}: module {module_name!r} is not a .py file "
-            "on the path; put it in the project (e.g. include/features.py) so it can be shipped"
+            "on the path; put it in the project (e.g. my_features.py at its root) so it can be shipped"
         )
     parts = module_name.split(".")
     files = {"/".join(parts) + ".py": Path(found.origin).read_bytes()}

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.base import JobHandle, JobState, JobStatus
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from include.config import Settings
+    from core.config import Settings
     from providers.base import (
         BatchScorer,
         Deployment,
@@ -148,8 +148,8 @@ class ProviderJobTrigger(BaseTrigger):
         )
 
     def _capability(self) -> Any:
-        from include.config import load_settings
-        from providers.catalogue import get_provider
+        from core.config import load_settings
+        from providers import get_provider
 
         settings = load_settings(self.config_path).with_overrides(provider=self.provider)
         return watcher(get_provider(settings), JobHandle.from_dict(self.handle))

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.base import (
     ANY_VERSION,
     AliasChange,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from include.errors import ParamError
+from core.errors import ParamError
 
 # One token of SQL that is not plain code: a comment, a quoted literal or identifier, a cast, a
 # placeholder. E'...' strings (PostgreSQL/Redshift) take backslash escapes; the others double

@@ -9,7 +9,7 @@ and listens on 127.0.0.1 only:
 - Redis (Debian's ``redis-server``), the Celery broker, in memory;
 - ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with CeleryExecutor;
 - two Celery workers: one serves the default queue, the other the training queue of astro.toml's
-  ``[airflow]`` (include/routing.py), where ``train_model`` goes; the training pool that caps
+  ``[airflow]`` (core/routing.py), where ``train_model`` goes; the training pool that caps
   concurrent training jobs is created with its slots.
 
 Each process runs in a process group of its own; their pids go to ``.cluster/pids.json`` and
@@ -90,7 +90,7 @@ def up(folder: Path, ports: dict[str, int], config: Path | None, timeout: float 
     Raises:
         SystemExit: it is already up, a prerequisite is missing, or a component failed to start.
     """
-    from include.routing import task_routing
+    from core.routing import task_routing
 
     if _running(folder):
         raise SystemExit(f"the cluster in {folder} is already up: run `make cluster-down` first")

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         help="covariate: feature distributions shift; concept: the label's relation to them changes",
     )
     parser.add_argument("--rows", type=int, default=5000, help="rows per week")
-    from include.demo import DEMO_ENDPOINT_PORT, DEMO_STATE
+    from demo import DEMO_ENDPOINT_PORT, DEMO_STATE
 
     parser.add_argument("--state", type=Path, default=DEMO_STATE, help="where the demo keeps its data")
     parser.add_argument(
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from include.weeks import parse_week, shift_week, week_start
+    from core.weeks import parse_week, shift_week, week_start
 
     weeks = [shift_week(parse_week(args.first_week), i) for i in range(args.weeks)]
     drift_week = weeks[args.drift_from_week - 1] if args.drift_from_week and not args.config else ""
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         if started_here:
             endpoint.stop()
 
-    from include.config import load_settings
-    from include.stages.context import StageContext
-    from include.stages.summary import loop_summary
+    from core.config import load_settings
+    from lifecycle.context import StageContext
+    from lifecycle.summary import loop_summary
 
     ctx = StageContext(settings=load_settings(config), week=weeks[-1], actor="demo")
     print()
@@ -147,7 +147,7 @@ def _start_endpoint(config: Path):
     Returns:
         The server and whether this call started it (then the demo stops it at the end).
     """
-    from include.config import load_settings
+    from core.config import load_settings
     from providers.local.server_process import EndpointStartError, from_settings
 
     server = from_settings(load_settings(config))

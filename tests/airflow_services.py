@@ -62,7 +62,7 @@ class Airflow:
 
     def migrate(self) -> None:
         """Migrate the metadata database; create the training pool of the settings' [airflow]."""
-        from include.routing import task_routing
+        from core.routing import task_routing
 
         self.cli("db", "migrate", timeout=600)
         routing = task_routing(self.env.get("MLOPS_CONFIG"))
@@ -352,8 +352,8 @@ def backfill_session(tmp_path_factory: pytest.TempPathFactory, cluster: Postgres
         backfill(airflow, logical_dates)
         timings["backfill"] = time.monotonic() - backfill_started
 
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         ctx = StageContext(settings=load_settings(config), week=BACKFILL_WEEKS[-1], actor="test")
         runs = airflow.runs()

@@ -4,7 +4,7 @@ The job's ``uri_file`` inputs are downloaded from the storage account (Azurite) 
 folder, ``${{inputs.<name>}}`` and ``${{outputs.<name>}}`` in the command become those local
 paths, and the command runs under bash with the job's environment variables. As in the curated
 environment, the project itself is not importable: ``python`` on the command's PATH is this
-interpreter with the project root taken off ``sys.path``, so ``include`` comes from the job's
+interpreter with the project root taken off ``sys.path``, so ``core`` comes from the job's
 own bundle. A ``uri_folder`` output's files are uploaded to the output's blob folder afterwards.
 """
 

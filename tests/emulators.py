@@ -6,7 +6,7 @@
 - :class:`PostgresCluster`: a throw-away PostgreSQL 15 cluster (the SQL stand-in for Redshift).
 - :class:`SageMakerStandIn`: moto only *records* training jobs, transform jobs and endpoints
   (a job is Completed at once and writes nothing). The stand-in does the containers' work when
-  moto receives the request: runs include/ml/train.py from the uploaded sourcedir.tar.gz with
+  moto receives the request: runs core/ml/train.py from the uploaded sourcedir.tar.gz with
   the SM_* environment on the channel data downloaded from S3 and uploads model.tar.gz where
   the job says; runs the inference script for batch transform and invoke_endpoint. Like the
   named container, it has the scikit-learn of the image's framework version - the lock's, or

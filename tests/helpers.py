@@ -133,7 +133,7 @@ class EndpointServer:
             [
                 sys.executable,
                 "-m",
-                "include.serving.app",
+                "apps.serving.app",
                 "--deployments",
                 str(deployments),
                 "--port",
@@ -175,7 +175,7 @@ def scheduled_logical_date(week: str):
     """The logical date of the scheduled run that processes ``week`` (the Monday after, 06:00 UTC)."""
     from datetime import timedelta
 
-    from include.weeks import week_start
+    from core.weeks import week_start
 
     return datetime.combine(week_start(week) + timedelta(days=7), datetime.min.time(), UTC).replace(hour=6)
 
@@ -240,17 +240,17 @@ STAGES_AFTER_TRAINING = (
 
 
 def run_stages(config: Path, week: str, stages: tuple[str, ...], actor: str = "seed", reason: str = "manual"):
-    """Run stage functions of include.stages for a week in this process (no Airflow, no endpoint)."""
+    """Run stage functions of lifecycle for a week in this process (no Airflow, no endpoint)."""
     import importlib
 
-    from include.config import load_settings
-    from include.stages.context import StageContext
+    from core.config import load_settings
+    from lifecycle.context import StageContext
 
     ctx = StageContext(settings=load_settings(config), week=week, actor=actor, reason=reason)
     results = {}
     for target in stages:
         module, function = target.rsplit(".", 1)
-        results[target] = getattr(importlib.import_module(f"include.stages.{module}"), function)(ctx)
+        results[target] = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
     return ctx, results
 
 
@@ -269,8 +269,8 @@ DEMO_ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
 
 def fit_model(frame, params: dict | None = None, n_jobs: int = 1):
     """Fit the demo's default model (HistGradientBoosting, no early stopping) on churn rows."""
-    from include.demo.spec import DEMO_SPEC
-    from include.ml.modeling import fit
+    from core.ml.modeling import fit
+    from demo.spec import DEMO_SPEC
 
     return fit(frame, DEMO_SPEC, DEMO_ESTIMATOR, {"early_stopping": False, **(params or {})}, n_jobs)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import MLOpsError
-from include.ml.dataset import DatasetSpec
+from core.errors import MLOpsError
+from core.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
 from providers.aws.endpoint import SageMakerEndpoint
 from providers.aws.hooks import error_code, sagemaker_hook

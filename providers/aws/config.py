@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.errors import ConfigError
+from core.config import build_section
+from core.errors import ConfigError
 from providers.aws.names import is_valid, sagemaker_name
-from providers.sections import build_section as _build
 
 if TYPE_CHECKING:
-    from include.config import Settings
+    from core.config import Settings
 
 WAREHOUSE_KINDS = ("redshift_sql", "postgres", "redshift_data_api")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -82,13 +82,13 @@ class AwsSettings:
         """
         section = dict(settings.provider_sections.get("aws", {}))
         hardware = settings.hardware
-        training = _build(
+        training = build_section(
             TrainingProfile, hardware.get("training", {}).get("aws", {}), "[hardware.training.aws]"
         )
-        inference = _build(
+        inference = build_section(
             InferenceProfile, hardware.get("inference", {}).get("aws", {}), "[hardware.inference.aws]"
         )
-        aws = _build(cls, section, "[aws]", skip=("training", "inference", "model_name"))
+        aws = build_section(cls, section, "[aws]", skip=("training", "inference", "model_name"))
         result = cls(**{**aws.__dict__, "training": training, "inference": inference,
                         "model_name": settings.model_name})  # fmt: skip
         result.check()

@@ -22,8 +22,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from include.errors import MLOpsError
-from include.ml.dataset import DatasetSpec
+from core.errors import MLOpsError
+from core.ml.dataset import DatasetSpec
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import cloudwatch_client, error_code, region_of, runtime_client, sagemaker_hook
 from providers.aws.names import sagemaker_name
@@ -281,7 +281,7 @@ def serving_report(
     could not be combined). Instance hours: the variant's current instance count times the
     part of the window the endpoint existed in.
     """
-    from include.prices import serving_cost
+    from core.prices import serving_cost
 
     seconds = max(60, int((end - start).total_seconds()) // 60 * 60)  # a multiple of 60
     dimensions = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": VARIANT}]

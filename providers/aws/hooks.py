@@ -52,7 +52,7 @@ def region_of(conn_id: str, configured: str = "") -> str:
         except Exception:  # a profile named by the connection that is not in the AWS config
             region = None
     if not region:
-        from include.errors import ConfigError
+        from core.errors import ConfigError
 
         raise ConfigError(
             'no AWS region: set [aws] region in astro.toml (e.g. region = "eu-west-1"), or '

@@ -2,7 +2,7 @@
 
 SageMaker's serving stack calls ``model_fn`` once, then ``input_fn`` -> ``predict_fn`` ->
 ``output_fn`` per request. It runs from the root of the code bundle (``providers/aws/sourcedir.py``),
-where the ``include`` package and the dataset spec's feature function are; the model artifact
+where the ``core`` package and the dataset spec's feature function are; the model artifact
 carries the spec it was trained under, so the columns it reads and writes come from there.
 
 The model's container environment (set by the provider when it creates the SageMaker model)
@@ -27,7 +27,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from include.ml.modeling import TrainedModel
+from core.ml.modeling import TrainedModel
 
 MAX_ROWS = 10_000  # per online request; batch transform sends whole files
 

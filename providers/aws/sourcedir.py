@@ -3,7 +3,7 @@
 The scikit-learn container downloads it from S3 (``sagemaker_submit_directory``), installs
 ``requirements.txt`` and runs ``train.py`` (training) or loads ``sagemaker_inference.py``
 (endpoint, batch transform). Both are entry scripts at the archive's root over the project's
-code bundle (``providers/bundle.py``: ``include/ml/...``, the dataset spec and its feature
+code bundle (``providers/bundle.py``: ``core/ml/...``, the dataset spec and its feature
 function). The archive is keyed by the hash of its content, so the same code is uploaded once
 and a changed script or spec gets a new key.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
-from include.config import PROJECT_ROOT
-from include.ml.dataset import DatasetSpec
+from core.config import PROJECT_ROOT
+from core.ml.dataset import DatasetSpec
 from providers.base import ObjectStore
 from providers.bundle import build_archive, bundle_files
 
@@ -21,12 +21,12 @@ from providers.bundle import build_archive, bundle_files
 REQUIREMENTS = "pyarrow>=14\n"
 TRAIN_PROGRAM = "train.py"
 INFERENCE_PROGRAM = "sagemaker_inference.py"
-# The training entry: the container runs it from the archive's root, where ``include`` is.
-TRAIN_ENTRY = b'''"""SageMaker training entry: the project's training script (include/ml/train.py)."""
+# The training entry: the container runs it from the archive's root, where ``core`` is.
+TRAIN_ENTRY = b'''"""SageMaker training entry: the project's training script (core/ml/train.py)."""
 
 import sys
 
-from include.ml.train import main
+from core.ml.train import main
 
 sys.exit(main())
 '''

@@ -1,4 +1,4 @@
-"""Training on AWS: a SageMaker training job running include/ml/train.py in script mode.
+"""Training on AWS: a SageMaker training job running core/ml/train.py in script mode.
 
 The job runs in the prebuilt scikit-learn container with the scripts of
 ``providers.aws.sourcedir``; the *training* hardware profile of astro.toml sets the instances
@@ -17,8 +17,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from include.errors import MLOpsError
-from include.ml.dataset import spec_from_json
+from core.errors import MLOpsError
+from core.ml.dataset import spec_from_json
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
@@ -231,7 +231,5 @@ class SageMakerTrainingJobs:
             tar.extractall(out, filter="data")
         missing = [name for name in OUTPUT_FILES if not (out / name).is_file()]
         if missing:
-            raise TrainingFailedError(
-                f"{artifact_uri} lacks {missing}: was it written by include/ml/train.py?"
-            )
+            raise TrainingFailedError(f"{artifact_uri} lacks {missing}: was it written by core/ml/train.py?")
         return out

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.aws.config import AwsSettings
 from providers.base import check_identifier
 from providers.queries import parse_query

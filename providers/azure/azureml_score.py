@@ -1,6 +1,6 @@
 """The scoring script Azure ML runs: a managed online deployment's ``init``/``run``, and batch scoring.
 
-It sits at the root of the code bundle (``providers/azure/bundle.py``), where the ``include``
+It sits at the root of the code bundle (``providers/azure/bundle.py``), where the ``core``
 package and the dataset spec's feature function are; the model artifact carries the spec it was
 trained under, so the columns it reads and writes come from there. Nothing is unpickled before
 its sha256 matches ``MODEL_SHA256``; ``MODEL_VERSION`` is answered with every prediction, so a
@@ -37,7 +37,7 @@ def load(path: Path) -> Any:
     """
     import joblib
 
-    from include.ml.modeling import TrainedModel
+    from core.ml.modeling import TrainedModel
 
     expected = os.environ.get("MODEL_SHA256", "").strip().lower()
     actual = hashlib.sha256(path.read_bytes()).hexdigest()

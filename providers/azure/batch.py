@@ -20,8 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import MLOpsError
-from include.ml.dataset import DatasetSpec
+from core.errors import MLOpsError
+from core.ml.dataset import DatasetSpec
 from providers.azure.bundle import SCORING_SCRIPT, upload_bundle
 from providers.azure.config import AzureSettings
 from providers.azure.registry import AzureMLModelRegistry

@@ -1,9 +1,9 @@
 """The code Azure ML runs: the project's code bundle plus the Azure scoring script at its root.
 
-One deterministic ``bundle.tar.gz`` (``providers/bundle.py``: ``include/ml/...``, the dataset
-spec and its feature function) with ``azureml_score.py`` beside ``include``; it is uploaded once
+One deterministic ``bundle.tar.gz`` (``providers/bundle.py``: ``core/ml/...``, the dataset
+spec and its feature function) with ``azureml_score.py`` beside ``core``; it is uploaded once
 per content under ``_azureml/code/<hash>/``. A command job unpacks it and runs
-``python -m include.ml.train`` (training) or ``python azureml_score.py`` (batch scoring); an
+``python -m core.ml.train`` (training) or ``python azureml_score.py`` (batch scoring); an
 online deployment uses the same files as its code configuration.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
-from include.config import PROJECT_ROOT
-from include.ml.dataset import spec_from_json
+from core.config import PROJECT_ROOT
+from core.ml.dataset import spec_from_json
 from providers.base import ObjectStore
 from providers.bundle import build_archive, bundle_files
 

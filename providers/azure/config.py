@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from include.errors import ConfigError
-from providers.sections import build_section as _build
+from core.config import build_section
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from include.config import Settings
+    from core.config import Settings
 
 # https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
@@ -78,13 +78,13 @@ class AzureSettings:
         """
         section = dict(settings.provider_sections.get("azure", {}))
         hardware = settings.hardware
-        training = _build(
+        training = build_section(
             TrainingProfile, hardware.get("training", {}).get("azure", {}), "[hardware.training.azure]"
         )
-        inference = _build(
+        inference = build_section(
             InferenceProfile, hardware.get("inference", {}).get("azure", {}), "[hardware.inference.azure]"
         )
-        values = _build(cls, section, "[azure]", skip=("training", "inference", "model_name"))
+        values = build_section(cls, section, "[azure]", skip=("training", "inference", "model_name"))
         result = cls(**{**values.__dict__, "training": training, "inference": inference,
                         "model_name": settings.model_name})  # fmt: skip
         result.check()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.errors import ConfigError
+from core.errors import ConfigError
 
 
 def credential_kind(

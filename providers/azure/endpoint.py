@@ -27,8 +27,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from include.errors import MLOpsError
-from include.ml.dataset import DatasetSpec
+from core.errors import MLOpsError
+from core.ml.dataset import DatasetSpec
 from providers.azure.bundle import SCORING_SCRIPT, upload_bundle_folder
 from providers.azure.config import AzureSettings
 from providers.azure.registry import AzureMLModelRegistry

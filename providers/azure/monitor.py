@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.base import ServingReport
 
 API_VERSION = "2023-10-01"
@@ -108,7 +108,7 @@ def serving_report(
 
     ``endpoint_id`` is the endpoint's ARM resource ID (None: no endpoint, so nothing served).
     """
-    from include.prices import serving_cost
+    from core.prices import serving_cost
 
     counts = {"2": 0, "4": 0, "5": 0}
     latency: dict[str, float | None] = dict.fromkeys(LATENCY)

@@ -1,4 +1,4 @@
-"""Training on Azure: an Azure ML command job running include/ml/train.py from the code bundle.
+"""Training on Azure: an Azure ML command job running core/ml/train.py from the code bundle.
 
 The job runs in the curated scikit-learn environment of ``[azure] environment`` on the compute
 cluster of the *training* hardware profile (VM size, instance count, low priority as the
@@ -20,7 +20,7 @@ import logging
 import re
 from typing import Any
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.azure.bundle import upload_bundle
 from providers.azure.config import AzureSettings
 from providers.azure.storage import BlobObjectStore
@@ -40,7 +40,7 @@ STDERR_FILE = "train-stderr.txt"  # the script's stderr, kept beside the model: 
 # job's log): the job resource carries only a status, so the task reads the reason from there.
 COMMAND = (
     "mkdir -p bundle ${{outputs.model}} && tar -xzf ${{inputs.code}} -C bundle && cd bundle && "
-    "python -m include.ml.train --train ${{inputs.train}} --validation ${{inputs.validation}} "
+    "python -m core.ml.train --train ${{inputs.train}} --validation ${{inputs.validation}} "
     f"--model-dir ${{{{outputs.model}}}} 2> ${{{{outputs.model}}}}/{STDERR_FILE} "
     f"|| {{ code=$?; tail -c 4000 ${{{{outputs.model}}}}/{STDERR_FILE} >&2; exit $code; }}"
 )
@@ -146,7 +146,7 @@ class AzureMLTrainingJobs:
             if missing:
                 raise TrainingFailedError(
                     f"Azure ML job {handle.name} completed but its model output {self.storage.uri(folder)} "
-                    f"lacks {missing}: was it written by include/ml/train.py?"
+                    f"lacks {missing}: was it written by core/ml/train.py?"
                 )
             for name in OUTPUT_FILES:
                 self.storage.put_bytes(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import ParamError
+from core.errors import ParamError
 from providers.base import check_identifier
 from providers.queries import parse_query
 from providers.sql import (

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from providers.base import Provider
 
 if TYPE_CHECKING:
-    from include.config import Settings
+    from core.config import Settings
 
 
 def build_provider(settings: Settings) -> Provider:

@@ -24,9 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from include.errors import MLOpsError
-from include.ml.dataset import DatasetSpec
-from include.ml.features import request_records
+from core.errors import MLOpsError
+from core.ml.dataset import DatasetSpec
+from core.ml.features import request_records
 from providers.base import JobHandle, JobStatus, ModelVersion
 from providers.gcp.config import GcpSettings
 from providers.gcp.registry import VertexModelRegistry

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.errors import ConfigError
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from include.config import Settings
+    from core.config import Settings
 
 # https://cloud.google.com/storage/docs/buckets#naming (names without dots: at most 63)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,61}[a-z0-9]$")
@@ -81,12 +81,12 @@ class GcpSettings:
             ConfigError: a key is unknown, has the wrong type, or a value is not valid; the
                 message names the key and what to set.
         """
-        from include.config import _section
+        from core.config import build_section
 
         section = dict(settings.provider_sections.get("gcp", {}))
         if "model_name" in section:
             raise ConfigError("[gcp] model_name is not a setting: set [project] model_name instead")
-        read = _section(cls, section, "[gcp]", settings.config_path)
+        read = build_section(cls, section, "[gcp]", path=settings.config_path)
         result = cls(**{**read.__dict__, "model_name": settings.model_name})
         result.check()
         return result
@@ -177,9 +177,9 @@ class TrainingProfile:
         Raises:
             ConfigError: a key is unknown, of the wrong type, or its value is not valid.
         """
-        from include.config import _section
+        from core.config import build_section
 
-        profile = _section(cls, dict(values), "[hardware.training.gcp]", Path("astro.toml"))
+        profile = build_section(cls, dict(values), "[hardware.training.gcp]", path=Path("astro.toml"))
         where = "[hardware.training.gcp]"
         if not _MACHINE.match(profile.machine_type):
             raise ConfigError(f"{where} machine_type = {profile.machine_type!r} is not a machine type like "
@@ -208,9 +208,9 @@ class InferenceProfile:
         Raises:
             ConfigError: a key is unknown, of the wrong type, or the machine type is not valid.
         """
-        from include.config import _section
+        from core.config import build_section
 
-        profile = _section(cls, dict(values), "[hardware.inference.gcp]", Path("astro.toml"))
+        profile = build_section(cls, dict(values), "[hardware.inference.gcp]", path=Path("astro.toml"))
         if not _MACHINE.match(profile.machine_type):
             raise ConfigError(
                 f"[hardware.inference.gcp] machine_type = {profile.machine_type!r} is not a machine type "

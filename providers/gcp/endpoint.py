@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.base import Deployment, JobHandle, JobState, JobStatus, ModelVersion, ServingReport
 from providers.gcp.config import GcpSettings
 from providers.gcp.registry import VertexModelRegistry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from include.errors import ConfigError
+from core.errors import ConfigError
 
 
 @lru_cache(maxsize=16)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.base import ServingReport
 from providers.gcp.config import GcpSettings
 from providers.gcp.hooks import credentials_of
@@ -118,7 +118,7 @@ def serving_report(
     machine_type: str,
 ) -> ServingReport:  # fmt: skip
     """A window's serving report of a Vertex AI endpoint from its Cloud Monitoring metrics."""
-    from include.prices import serving_cost
+    from core.prices import serving_cost
 
     resource = (
         f'resource.type = "{RESOURCE_TYPE}" AND resource.labels.endpoint_id = "{endpoint_id}" '
@@ -149,7 +149,7 @@ def serving_report(
         replica_minutes += sum(_number(p["value"]) for p in series.get("points", []))
     hours = replica_minutes / 60
     cost, basis = serving_cost(machine_type, hours)
-    from include.serving.metrics import histogram_quantile
+    from core.serving_metrics import histogram_quantile
 
     def quantile(q: float) -> float | None:
         return histogram_quantile(bounds, buckets, q) if buckets else None

@@ -1,7 +1,7 @@
 """The Python package of the GCP provider: the code bundle plus the Vertex AI entry modules.
 
 Vertex AI's ``pythonPackageSpec`` installs a source distribution from GCS with pip and runs a
-module of it. The package holds the project's code bundle (providers/bundle.py: ``include/ml``,
+module of it. The package holds the project's code bundle (providers/bundle.py: ``core/ml``,
 the feature function module), the dataset spec (as package data of ``mlops_spec``), the
 training entry ``vertex_train`` and the serving entry ``vertex_serve`` (which the serving image,
 providers/gcp/serving.Dockerfile, installs and runs). Its requirements pin scikit-learn, pandas,
@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 from importlib import metadata
 
-from include.config import PROJECT_ROOT
-from include.ml.dataset import DatasetSpec
+from core.config import PROJECT_ROOT
+from core.ml.dataset import DatasetSpec
 from providers.base import ObjectStore
 from providers.bundle import SPEC_FILE, build_archive, bundle_files
 

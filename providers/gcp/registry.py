@@ -26,7 +26,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
-from include.ml.dataset import DatasetSpec
+from core.ml.dataset import DatasetSpec
 from providers.artifacts import check_artifact_sha256
 from providers.base import ModelVersion
 from providers.gcp.config import GcpSettings

@@ -1,4 +1,4 @@
-"""Training on GCP: a Vertex AI custom job running include/ml/train.py from the project's package.
+"""Training on GCP: a Vertex AI custom job running core/ml/train.py from the project's package.
 
 The job installs the package of providers/gcp/package.py in Vertex AI's prebuilt scikit-learn
 training container and runs its ``vertex_train`` module on the week's Parquet inputs in GCS,
@@ -15,8 +15,8 @@ import logging
 from functools import cached_property
 from typing import Any
 
-from include.errors import MLOpsError
-from include.ml.dataset import spec_from_json
+from core.errors import MLOpsError
+from core.ml.dataset import spec_from_json
 from providers.base import JobHandle, JobStatus, TrainingJobResult, TrainingJobSpec
 from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
 from providers.gcp.config import GcpSettings, TrainingProfile
@@ -126,7 +126,7 @@ class VertexTrainingJobs:
             missing = [name for name in OUTPUT_FILES if not self.storage.exists(f"{model_dir}/{name}")]
             if missing:
                 raise TrainingFailedError(
-                    f"{self.storage.uri(model_dir)} lacks {missing}: was it written by include/ml/train.py?"
+                    f"{self.storage.uri(model_dir)} lacks {missing}: was it written by core/ml/train.py?"
                 )
             for name in OUTPUT_FILES:
                 self.storage.put_bytes(

@@ -38,7 +38,7 @@ def load_model(storage_uri: str, sha256: str) -> Any:
     import joblib
     from google.cloud import storage
 
-    from include.ml.modeling import TrainedModel
+    from core.ml.modeling import TrainedModel
 
     if not storage_uri.startswith("gs://"):
         raise ValueError(f"AIP_STORAGE_URI {storage_uri!r} is not a gs:// folder")

@@ -6,7 +6,7 @@ and run as ``python -m vertex_train`` in Vertex AI's prebuilt scikit-learn train
     python -m vertex_train --train gs://B/K.parquet --validation gs://B/K.parquet
         [--hyperparameters '{"max_iter": 200}'] [--n-jobs N]
 
-It downloads the two Parquet objects, runs include/ml/train.py's ``main`` with the dataset spec
+It downloads the two Parquet objects, runs core/ml/train.py's ``main`` with the dataset spec
 shipped in the package, and uploads the model folder to ``AIP_MODEL_DIR`` (a ``gs://`` folder
 that Vertex AI derives from the job's ``baseOutputDirectory``). Exit code: train.py's (1: the
 input was refused, the reason on stderr).
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from google.cloud import storage
 
-    from include.ml.train import main as train
+    from core.ml.train import main as train
 
     parser = argparse.ArgumentParser(description="Vertex AI training entry of the MLOps project")
     parser.add_argument("--train", required=True)

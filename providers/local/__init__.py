@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from providers.base import Provider
 
 if TYPE_CHECKING:
-    from include.config import Settings
+    from core.config import Settings
 
 
 def local_root(settings: Settings) -> Path:
@@ -29,7 +29,7 @@ def local_root(settings: Settings) -> Path:
 
 def build_provider(settings: Settings) -> Provider:
     """Build the local provider from the ``[local]`` section of the settings."""
-    from include.serving.metrics import access_log_level
+    from core.serving_metrics import access_log_level
     from providers.local.batch import ChunkedBatchScorer
     from providers.local.endpoint import LocalHttpEndpoint
     from providers.local.registry import MlflowModelRegistry

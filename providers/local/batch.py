@@ -13,7 +13,7 @@ from providers.base import JobHandle, JobState, JobStatus, ModelRegistry, ModelV
 from providers.local.storage import LocalObjectStore
 
 if TYPE_CHECKING:
-    from include.ml.modeling import TrainedModel
+    from core.ml.modeling import TrainedModel
 
 
 class ChunkedBatchScorer:
@@ -47,7 +47,7 @@ class ChunkedBatchScorer:
 
     def results(self, version: ModelVersion, handle: JobHandle) -> Iterator[pd.DataFrame]:
         """Yield key + prediction-column chunks for every row of the input (see BatchScorer)."""
-        from include.ml.scoring.prediction import score_parquet
+        from core.ml.scoring.prediction import score_parquet
 
         submitted, self._submitted = self._submitted, None  # held no longer than one scoring
         if submitted is not None and submitted[0] == _identity(version):
@@ -58,7 +58,7 @@ class ChunkedBatchScorer:
 
     def _load(self, version: ModelVersion) -> TrainedModel:
         """Fetch the version's artifact (the registry refuses a tampered one) and load it."""
-        from include.ml.scoring.artifacts import load_model
+        from core.ml.scoring.artifacts import load_model
 
         with tempfile.TemporaryDirectory(prefix="batch-model-") as tmp:
             artifact = self.registry.fetch_artifact(version, Path(tmp))

@@ -1,8 +1,8 @@
-"""The online endpoint on the local provider: the FastAPI app of include/serving on 127.0.0.1.
+"""The online endpoint on the local provider: the FastAPI app of apps/serving on 127.0.0.1.
 
 A deploy copies the verified artifact into the endpoint's folder and rewrites the model's
 deployment record atomically; the running server picks it up on its next request. The server's
-hourly serving record (``<root>/metrics``, include/serving/metrics.py) is what
+hourly serving record (``<root>/metrics``, core/serving_metrics.py) is what
 ``serving_report`` reads: unlike a scrape of ``/metrics``, it survives restarts and covers any
 window of whole hours.
 """
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 from providers.base import (
     Deployment,
     JobHandle,
@@ -152,7 +152,7 @@ class LocalHttpEndpoint:
         Local serving runs on this machine: its instance hours are the servers' up-time in the
         window, at no cloud charge.
         """
-        from include.serving.metrics import histogram_quantile, read_hours
+        from core.serving_metrics import histogram_quantile, read_hours
 
         requests = {"2xx": 0, "4xx": 0, "5xx": 0}
         buckets: list[int] = []

@@ -95,7 +95,7 @@ class MlflowModelRegistry(LedgerAliases):
         """
         from mlflow.exceptions import MlflowException
 
-        from include.ml.scoring.artifacts import file_sha256
+        from core.ml.scoring.artifacts import file_sha256
 
         for existing in self.list_versions(model_name):
             if existing.registry_key == registry_key:
@@ -174,7 +174,7 @@ class MlflowModelRegistry(LedgerAliases):
         """Copy the version's model.joblib into ``directory``, refusing it if its sha256 differs."""
         from mlflow.artifacts import download_artifacts
 
-        from include.ml.scoring.artifacts import file_sha256
+        from core.ml.scoring.artifacts import file_sha256
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 ``make airflow`` (or ``airflow dags test``) alone runs the pipeline: when ``deploy_model``
 calls the local endpoint and nothing answers, :meth:`EndpointProcess.start` starts
-``python -m include.serving.app`` in a session of its own (so it outlives the Airflow task that
+``python -m apps.serving.app`` in a session of its own (so it outlives the Airflow task that
 started it), writes its pid to ``<root>/endpoint/server.pid`` and its output to
 ``<root>/endpoint/server.log``, and waits until ``/health`` answers. A server that still runs
 from an earlier call is reused. A file lock keeps two tasks from starting two servers.
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from include.errors import MLOpsError
+from core.errors import MLOpsError
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -147,7 +147,7 @@ class EndpointProcess:
         deployments.mkdir(exist_ok=True)
         with open(self.log_file, "ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "include.serving.app", "--deployments", str(deployments),
+                [sys.executable, "-m", "apps.serving.app", "--deployments", str(deployments),
                  "--host", self.host, "--port", str(self.port), "--config", str(self.config)],
                 cwd=PROJECT_ROOT,
                 stdin=subprocess.DEVNULL,
@@ -201,7 +201,7 @@ def _is_our_server(pid: int, folder: Path) -> bool:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc (macOS): trust the pid file
-    return b"include.serving.app" in command and str(folder / "deployments").encode() in command
+    return b"apps.serving.app" in command and str(folder / "deployments").encode() in command
 
 
 def _terminate(pid: int, grace: float) -> None:
@@ -218,7 +218,7 @@ def _terminate(pid: int, grace: float) -> None:
         time.sleep(0.05)
 
 
-def from_settings(settings) -> EndpointProcess:  # noqa: ANN001 - include.config.Settings
+def from_settings(settings) -> EndpointProcess:  # noqa: ANN001 - core.config.Settings
     """The endpoint process of the local provider the settings describe."""
     from providers.local import local_root
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["status", "start", "stop"])
     parser.add_argument("--config", type=Path, default=None, help="settings file (default: astro.toml)")
     args = parser.parse_args(argv)
-    from include.config import load_settings
+    from core.config import load_settings
 
     server = from_settings(load_settings(args.config))
     try:

@@ -10,13 +10,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from include.config import PROJECT_ROOT
-from include.errors import DeterministicError, MLOpsError
+from core.config import PROJECT_ROOT
+from core.errors import DeterministicError, MLOpsError
 from providers.base import JobHandle, JobState, JobStatus, ObjectStore, TrainingJobResult, TrainingJobSpec
 from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
 
 log = logging.getLogger(__name__)
-TRAIN_SCRIPT = PROJECT_ROOT / "include" / "ml" / "train.py"
+TRAIN_SCRIPT = PROJECT_ROOT / "core" / "ml" / "train.py"
 
 
 class TrainingFailedError(MLOpsError):
@@ -27,11 +27,11 @@ class TrainingInputError(DeterministicError):
     """The training script refused its input (exit code 1): a retry would fail the same way."""
 
 
-BAD_INPUT_EXIT_CODE = 1  # include/ml/train.py: bad data, labels, spec or estimator
+BAD_INPUT_EXIT_CODE = 1  # core/ml/train.py: bad data, labels, spec or estimator
 
 
 class SubprocessTrainingJobs:
-    """Runs include/ml/train.py in a child process, as a cloud job would run it in a container.
+    """Runs core/ml/train.py in a child process, as a cloud job would run it in a container.
 
     The job's outputs go to ``{output_prefix}/`` in storage, the success marker last, so a job
     killed half-way leaves no marker and is simply run again; a finished job is reused.
@@ -89,7 +89,7 @@ class SubprocessTrainingJobs:
             model_key=f"{spec.output_prefix}/model.joblib",
             metrics=metrics,
             reused=bool(handle.details.get("reused")),
-            details={"backend": "subprocess", "script": "include/ml/train.py"},
+            details={"backend": "subprocess", "script": "core/ml/train.py"},
         )
 
     @staticmethod

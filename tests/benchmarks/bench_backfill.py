@@ -71,7 +71,7 @@ def backfill_weeks(folder: Path, weeks: list[str], rows: int, max_iter: int) -> 
 
 def run(n_weeks: int = 12, rows: int = 5_000, max_iter: int = 200) -> list[Figure]:
     """Backfill one week, then ``n_weeks`` weeks, each on a fresh Airflow and provider."""
-    from include.weeks import shift_week
+    from core.weeks import shift_week
 
     weeks = [shift_week(FIRST_WEEK, i) for i in range(n_weeks)]
     with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:

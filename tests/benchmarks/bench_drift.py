@@ -1,4 +1,4 @@
-"""3. Drift detection: include/ml/drift.py against Evidently's DataDriftPreset on the same frames.
+"""3. Drift detection: core/ml/drift.py against Evidently's DataDriftPreset on the same frames.
 
 The frames are sample weeks (12 numeric + 8 categorical features = 20): a reference week, a
 week of the same distribution (clean) and a week with the generator's covariate drift. The
@@ -25,14 +25,14 @@ PSI_THRESHOLD = 0.2
 
 def columns() -> tuple[list[str], list[str]]:
     """The 20 features: the first 12 numeric ones and the 8 categorical ones of the schema."""
-    from include.demo.spec import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from demo.spec import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
     return list(NUMERIC_FEATURES[:12]), list(CATEGORICAL_FEATURES)
 
 
 def frames(rows: int) -> dict[str, pd.DataFrame]:
     """Reference, clean current and drifted current frames of ``rows`` rows."""
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
 
     numeric, categorical = columns()
     wanted = numeric + categorical
@@ -45,7 +45,7 @@ def frames(rows: int) -> dict[str, pd.DataFrame]:
 
 def ours(reference: pd.DataFrame, current: pd.DataFrame) -> set[str]:
     """The project's drift check; the drifted columns."""
-    from include.ml.drift import feature_drift
+    from core.ml.drift import feature_drift
 
     numeric, categorical = columns()
     table = feature_drift(reference, current, numeric, categorical, PSI_THRESHOLD)

@@ -1,7 +1,7 @@
 """6. The local online endpoint: latency and throughput of single-row requests from another process.
 
 A model trained by the project's pipeline is registered, deployed (the deployment record the
-local provider writes) and served by ``include/serving/app.py`` in a child process on 127.0.0.1.
+local provider writes) and served by ``apps/serving/app.py`` in a child process on 127.0.0.1.
 A second child process runs 50 concurrent clients (one keep-alive connection each, asyncio)
 for a fixed duration:
 
@@ -11,7 +11,7 @@ for a fixed duration:
 - closed loop: each client sends as soon as its previous answer arrives, which measures the
   server's saturated throughput (and the latency of a 50-deep queue: 50 / throughput).
 
-The cost of the endpoint's own metrics (include/serving/metrics.py) is measured in the same run:
+The cost of the endpoint's own metrics (core/serving_metrics.py) is measured in the same run:
 a second server with ``--no-metrics`` takes the same closed-loop load and the highest bounded
 rate, interleaved with the measured server's runs, and the figures compare the two.
 
@@ -38,7 +38,7 @@ def in_process_rps(model, seconds: float) -> float:
     """Single-row predictions per second with the model in this process (one thread)."""
     from threadpoolctl import threadpool_limits
 
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
 
     rows = generate_week("2030-W02", 1000, seed=3).drop(columns=["event_time", "churned"])
     records = json.loads(rows.to_json(orient="records"))
@@ -72,7 +72,7 @@ def run(
     """Serve a deployed model; load it at each rate and in a closed loop; compare with in-process."""
     from helpers import EndpointServer, free_port
 
-    from include.ml.scoring.artifacts import load_model
+    from core.ml.scoring.artifacts import load_model
 
     with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as tmp:
         folder = Path(tmp)

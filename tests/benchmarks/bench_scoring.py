@@ -2,7 +2,7 @@
 
 Both score the same Parquet file (sample rows written the way validate_data writes them: one row
 group per million rows) with the same model into a DuckDB file, each in a fresh child process
-with one OpenMP thread. The provider path is the real stage (``include/stages/score.py``: the
+with one OpenMP thread. The provider path is the real stage (``lifecycle/score.py``: the
 registry's production version, ``ChunkedBatchScorer`` streaming 100k-row chunks, the
 ``predictions`` partition replaced in one transaction); the plain script reads the whole file,
 builds features, calls ``predict_proba`` and writes one table. Time and peak memory of each.
@@ -35,7 +35,7 @@ def write_rows(path: Path, rows: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
@@ -74,9 +74,9 @@ def run(
         folder = Path(tmp)
         config = write_local_config(folder / "provider")
         version = register_production_model(config, train_rows)
-        from include.config import load_settings
-        from include.stages.context import StageContext
-        from include.stages.keys import validated_key
+        from core.config import load_settings
+        from lifecycle.context import StageContext
+        from lifecycle.keys import validated_key
 
         provider = StageContext(settings=load_settings(config), week=WEEK, actor="benchmark").provider
         model_path = provider.registry.fetch_artifact(version, folder / "model")

@@ -1,6 +1,6 @@
 """7. Training time at 100k and 1M rows, and how it grows.
 
-The training script (``include/ml/train.py``) runs in a child process exactly as the local
+The training script (``core/ml/train.py``) runs in a child process exactly as the local
 provider's training job runs it (one OpenMP thread, the settings' hyperparameters: 200 boosting
 rounds), on sample rows with a 20% validation split. The baseline is the smallest size: the
 figure for each larger size is its time over the smallest size's, against the ratio of rows.
@@ -16,7 +16,7 @@ from benchmarks.common import MIB, Figure, median, ratio, run_child
 
 def write_split(folder: Path, rows: int) -> tuple[Path, Path]:
     """Train (80%) and validation (20%) Parquet files of ``rows`` sample rows."""
-    from include.ml.sample_data import generate_week, write_parquet_bytes
+    from demo.sample_data import generate_week, write_parquet_bytes
 
     train, validation = folder / f"train-{rows}.parquet", folder / f"validation-{rows}.parquet"
     frame = generate_week("2030-W20", rows, seed=5)

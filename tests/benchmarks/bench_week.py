@@ -7,7 +7,7 @@ run two ways on two such fresh states, in the same process (imports are warm for
 
 - ``retrain_pipeline`` with ``dag.test()``: wall time, and each task's duration from its task
   instance;
-- the same stage functions of ``include/stages`` called directly in order, no Airflow.
+- the same stage functions of ``lifecycle`` called directly in order, no Airflow.
 
 The overhead figure is the pipeline's wall time over the direct calls' (target <= 2.0).
 """
@@ -30,14 +30,14 @@ OVERHEAD_TARGET = 2.0
 
 def stages() -> list[tuple[str, Callable[..., Any]]]:
     """The pipeline's stage functions in order (task id, function)."""
-    from include.stages.deploy import deploy_production
-    from include.stages.evaluate import evaluate_challenger
-    from include.stages.ingest import ingest_week
-    from include.stages.monitor import monitor_week
-    from include.stages.register import register_challenger
-    from include.stages.score import score_week
-    from include.stages.train import train_challenger
-    from include.stages.validate import validate_week_data
+    from lifecycle.deploy import deploy_production
+    from lifecycle.evaluate import evaluate_challenger
+    from lifecycle.ingest import ingest_week
+    from lifecycle.monitor import monitor_week
+    from lifecycle.register import register_challenger
+    from lifecycle.score import score_week
+    from lifecycle.train import train_challenger
+    from lifecycle.validate import validate_week_data
 
     return [
         ("ingest_data", ingest_week),
@@ -53,8 +53,8 @@ def stages() -> list[tuple[str, Callable[..., Any]]]:
 
 def run_direct(config: Path, week: str) -> dict[str, float]:
     """Call every stage function for ``week``; return each one's seconds."""
-    from include.config import load_settings
-    from include.stages.context import build_context
+    from core.config import load_settings
+    from lifecycle.context import build_context
 
     ctx = build_context(week=week, logical_date=None, actor="benchmark", reason="manual",
                         settings=load_settings(config))  # fmt: skip

@@ -59,7 +59,7 @@ def score_plain(input_path: str, model_path: str, out_path: str) -> dict:
     import joblib
     import pandas as pd
 
-    from include.ml.features import build_features
+    from core.ml.features import build_features
 
     model = joblib.load(model_path)
     frame = pd.read_parquet(input_path)
@@ -73,9 +73,9 @@ def score_plain(input_path: str, model_path: str, out_path: str) -> dict:
 
 def score_provider(config: str, week: str) -> dict:
     """The batch_score stage on the local provider (ChunkedBatchScorer into DuckDB)."""
-    from include.config import load_settings
-    from include.stages.context import StageContext
-    from include.stages.score import score_week
+    from core.config import load_settings
+    from lifecycle.context import StageContext
+    from lifecycle.score import score_week
 
     ctx = StageContext(settings=load_settings(config), week=week, actor="benchmark")
     return score_week(ctx)
@@ -97,7 +97,7 @@ def load(url: str, clients: str, seconds: str, rate: str) -> dict:
     import asyncio
     from urllib.parse import urlsplit
 
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
 
     n_clients, duration, total_rate = int(clients), float(seconds), float(rate)
     parts = urlsplit(url)
@@ -178,12 +178,12 @@ def load(url: str, clients: str, seconds: str, rate: str) -> dict:
 
 
 def train(train_path: str, validation_path: str, model_dir: str, max_iter: str) -> dict:
-    """The training script (include/ml/train.py) as the local provider runs it, one thread."""
+    """The training script (core/ml/train.py) as the local provider runs it, one thread."""
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from include.demo.spec import DEMO_SPEC
-    from include.ml import train as train_script
+    from core.ml import train as train_script
+    from demo.spec import DEMO_SPEC
 
     spec_file = Path(model_dir).with_name(Path(model_dir).name + "-spec.json")
     spec_file.parent.mkdir(parents=True, exist_ok=True)

@@ -134,7 +134,7 @@ def write_local_config(folder: Path, **sections: dict) -> Path:
 def register_production_model(config: Path, train_rows: int = 20_000, max_iter: int = 200) -> Any:
     """Train a model on sample data, register it and point ``production`` at it; deploy it.
 
-    The model is the project's own pipeline (``include/ml/train.fit_model``) with the settings'
+    The model is the project's own pipeline (``core/ml/train.fit_model``) with the settings'
     hyperparameters, so scoring and serving benchmarks run the real model's cost.
 
     Returns:
@@ -145,9 +145,9 @@ def register_production_model(config: Path, train_rows: int = 20_000, max_iter: 
     import joblib
     from helpers import fit_model
 
-    from include.config import load_settings
-    from include.ml.sample_data import generate_week
-    from include.stages.context import StageContext
+    from core.config import load_settings
+    from demo.sample_data import generate_week
+    from lifecycle.context import StageContext
 
     ctx = StageContext(settings=load_settings(config), week="2030-W01", actor="benchmark")
     provider = ctx.provider

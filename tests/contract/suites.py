@@ -28,8 +28,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.demo.spec import DEMO_SPEC
-from include.errors import ArtifactIntegrityError, MLOpsError, ParamError
+from core.errors import ArtifactIntegrityError, MLOpsError, ParamError
+from demo.spec import DEMO_SPEC
 from providers.base import (
     BatchScorer,
     JobHandle,
@@ -416,7 +416,7 @@ class WarehouseContract:
 
 def training_inputs(store, prefix: str, weeks: int = 2, rows: int = 600) -> tuple[str, str]:
     """Write a small training and validation Parquet into ``store``; return their keys."""
-    from include.ml.sample_data import generate_week, write_parquet_bytes
+    from demo.sample_data import generate_week, write_parquet_bytes
 
     data = pd.concat(
         [generate_week(f"2026-W0{i + 1}", rows, seed=i) for i in range(weeks)], ignore_index=True
@@ -443,7 +443,7 @@ def training_spec(
 
 
 class TrainingContract:
-    """TrainingJobs: runs include/ml/train.py; outputs under output_prefix; a re-run reuses."""
+    """TrainingJobs: runs core/ml/train.py; outputs under output_prefix; a re-run reuses."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -469,7 +469,7 @@ class TrainingContract:
         import joblib
         from helpers import predict_proba
 
-        from include.ml.sample_data import generate_week
+        from demo.sample_data import generate_week
 
         _, result = finished
         model = joblib.load(training_store.get_file(result.model_key, tmp_path / "model.joblib"))
@@ -504,7 +504,7 @@ class TrainingContract:
 
     def test_a_failed_job_reports_the_reason_the_script_gave(self, training, training_store):
         """Training rows without the label: the script refuses them, and the reason reaches the task."""
-        from include.ml.sample_data import generate_week, write_parquet_bytes
+        from demo.sample_data import generate_week, write_parquet_bytes
 
         name = f"contract-nolabel-{uuid.uuid4().hex[:6]}"
         rows = generate_week("2026-W03", 200, seed=3).drop(columns=[DEMO_SPEC.label])
@@ -536,7 +536,7 @@ def store_model(store, key: str, seed: int) -> str:
     import joblib
     from helpers import fit_model
 
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
 
     buffer = io.BytesIO()
     joblib.dump(fit_model(generate_week("2026-W05", 600, seed=seed), {"max_iter": 10}), buffer)
@@ -811,8 +811,8 @@ class RegistryContract(_Models):
 
 def smoke_rows(n: int = 5) -> list[dict]:
     """Raw rows as a client sends them."""
-    from include.demo.spec import ID_COLUMN, RAW_FEATURES
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
+    from demo.spec import ID_COLUMN, RAW_FEATURES
 
     frame = generate_week("2026-W07", n, seed=7)
     return json.loads(frame[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records", date_format="iso"))
@@ -822,7 +822,7 @@ def expected_scores(registry, version: ModelVersion, rows: list[dict], folder: P
     """What the version predicts for the rows, computed here from its verified artifact."""
     from helpers import predict_proba
 
-    from include.ml.scoring.artifacts import load_model
+    from core.ml.scoring.artifacts import load_model
 
     model = load_model(registry.fetch_artifact(version, folder), version.sha256)
     return predict_proba(model, pd.DataFrame(rows)).tolist()
@@ -894,7 +894,7 @@ class BatchContract(_Models):
     @pytest.fixture(scope="class")
     @classmethod
     def scored_input(cls, registry_store) -> tuple[str, pd.DataFrame]:
-        from include.ml.sample_data import generate_week, write_parquet_bytes
+        from demo.sample_data import generate_week, write_parquet_bytes
 
         frame = generate_week("2026-W08", 700, seed=8)
         key = f"validated/contract-{uuid.uuid4().hex[:6]}/data.parquet"
@@ -907,7 +907,7 @@ class BatchContract(_Models):
     def test_scores_every_row_once_with_the_versions_predictions(
         self, batch, registry, artifacts, scored_input, tmp_path
     ):
-        from include.demo.spec import ID_COLUMN, RAW_FEATURES
+        from demo.spec import ID_COLUMN, RAW_FEATURES
 
         key, frame = scored_input
         version = self.register(registry, unique("batch"), "a", artifacts)

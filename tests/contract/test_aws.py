@@ -24,7 +24,7 @@ from contract.suites import (
     TrainingContract,
     WarehouseContract,
 )
-from include.demo.spec import DEMO_SPEC
+from demo.spec import DEMO_SPEC
 from providers.aws.batch import SageMakerBatchScorer
 from providers.aws.config import AwsSettings
 from providers.aws.endpoint import SageMakerEndpoint
@@ -159,7 +159,7 @@ class TestAwsServing(ServingReportContract):
 
         from cloudwatch_percentiles import installed
 
-        from include.serving.metrics import hour_of
+        from core.serving_metrics import hour_of
 
         moto, _, _ = aws_env
         model = f"served-{uuid.uuid4().hex[:6]}"

@@ -63,7 +63,7 @@ def test_a_training_image_of_another_scikit_learn_fails_the_job_naming_both(aws_
 
 
 def test_the_training_container_imports_only_the_uploaded_code(aws_env) -> None:
-    """An archive without the bundle fails, though the checkout next to the tests has include/."""
+    """An archive without the bundle fails, though the checkout next to the tests has core/."""
     server = aws_env[0]
     name = f"code-only-{os.getpid()}"
     s3 = server.client("s3")
@@ -80,7 +80,7 @@ def test_the_training_container_imports_only_the_uploaded_code(aws_env) -> None:
                          "sagemaker_submit_directory": json.dumps(f"s3://mlops-test/{name}/code.tar.gz")},
     )  # fmt: skip
     assert job["TrainingJobStatus"] == "Failed"
-    assert "No module named 'include'" in job["FailureReason"]
+    assert "No module named 'core'" in job["FailureReason"]
 
 
 def _doctored_model(folder: Path, version: str) -> str:
@@ -116,7 +116,7 @@ def test_the_serving_container_imports_only_the_uploaded_code(tmp_path) -> None:
         (ROOT / "providers/aws/sagemaker_inference.py").read_bytes()
     )
     result = _serve(tmp_path, code, model, "0" * 64)
-    assert result.returncode != 0 and "No module named 'include'" in result.stderr
+    assert result.returncode != 0 and "No module named 'core'" in result.stderr
 
 
 @pytest.mark.parametrize("version", ["1.2.1", None])

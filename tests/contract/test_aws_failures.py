@@ -17,8 +17,8 @@ from emulators import wait_for
 
 from contract.suites import smoke_rows, store_model
 from contract.test_aws import aws_settings
-from include.demo.spec import DEMO_SPEC
-from include.ml.sample_data import generate_week, write_parquet_bytes
+from demo.sample_data import generate_week, write_parquet_bytes
+from demo.spec import DEMO_SPEC
 from providers.aws.batch import SageMakerBatchScorer, TransformFailedError
 from providers.aws.endpoint import EndpointUnavailableError, SageMakerEndpoint
 from providers.aws.registry import SageMakerModelRegistry, group_name
@@ -197,7 +197,7 @@ def test_a_week_over_the_payload_limit_is_cut_into_parts_and_scored_whole(
     aws_env, aws, store, version
 ) -> None:
     """A week bigger than MaxPayloadInMB (1 MB here, 100 as shipped) is transformed in parts."""
-    from include.demo.spec import ID_COLUMN
+    from demo.spec import ID_COLUMN
 
     stand_in = aws_env[1]
     endpoint = SageMakerEndpoint(aws, store, _registry(aws, store), DEMO_SPEC)

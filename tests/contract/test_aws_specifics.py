@@ -21,8 +21,8 @@ from helpers import write_config
 
 from contract.suites import training_inputs, training_spec
 from contract.test_aws import BUCKET, aws_settings
-from include.config import load_settings
-from include.errors import ConfigError, ParamError
+from core.config import load_settings
+from core.errors import ConfigError, ParamError
 from providers.aws.config import AwsSettings, TrainingProfile, sklearn_image
 from providers.aws.storage import S3ObjectStore
 from providers.aws.training import SageMakerTrainingJobs, TrainingFailedError

@@ -27,7 +27,7 @@ from contract.suites import (
     smoke_rows,
     unique,
 )
-from include.demo.spec import DEMO_SPEC
+from demo.spec import DEMO_SPEC
 from providers.azure.batch import AzureMLBatchScorer
 from providers.azure.config import AzureSettings
 from providers.azure.endpoint import AzureMLOnlineEndpoint
@@ -198,7 +198,7 @@ class TestAzureEndpoint(EndpointContract):
 
 def test_a_failed_job_keeps_its_name_and_the_retry_is_attempt_two(azure, azureml, registry_store):
     from contract.suites import training_inputs, training_spec
-    from include.errors import MLOpsError
+    from core.errors import MLOpsError
     from providers.base import JobState
     from providers.jobs import wait
 
@@ -242,7 +242,7 @@ class TestAzureServing(ServingReportContract):
         from datetime import UTC, datetime, timedelta
 
         from contract.suites import TRAFFIC
-        from include.serving.metrics import hour_of
+        from core.serving_metrics import hour_of
 
         model = unique("served")
         name = endpoint.endpoint_name(model)

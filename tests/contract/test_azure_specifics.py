@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from synapse_standin import SynapseStandIn, TsqlError, to_duckdb
 
-from include.config import Settings
-from include.errors import ConfigError, ParamError
+from core.config import Settings
+from core.errors import ConfigError, ParamError
 from providers.azure.config import AzureSettings
 from providers.azure.warehouse import SynapseWarehouse
 

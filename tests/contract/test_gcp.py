@@ -25,7 +25,7 @@ from contract.suites import (
     WarehouseContract,
     unique,
 )
-from include.demo.spec import DEMO_SPEC
+from demo.spec import DEMO_SPEC
 from providers.gcp.batch import VertexBatchScorer
 from providers.gcp.config import GcpSettings
 from providers.gcp.endpoint import VertexEndpoint
@@ -277,7 +277,7 @@ class TestGcpServing(ServingReportContract):
         from monitoring_standin import ENDPOINT_LABELS
 
         from contract.suites import TRAFFIC
-        from include.serving.metrics import hour_of
+        from core.serving_metrics import hour_of
 
         gcp = gcp_settings(
             "", f"serving-{uuid.uuid4().hex[:6]}", monitoring_api_endpoint=monitoring_standin.url

@@ -133,7 +133,7 @@ class TestLocalServing(ServingReportContract):
 
         import httpx
 
-        from include.serving.metrics import hour_of
+        from core.serving_metrics import hour_of
         from providers.jobs import deploy
 
         model = unique("served")

@@ -57,7 +57,7 @@ def test_the_backfill_was_created_while_the_scheduler_ran(backfill) -> None:
 
 
 def test_each_run_note_is_its_summary(backfill) -> None:
-    """The plugin's listener (include/ui/run_note.py) set each run's note when it succeeded."""
+    """The plugin's listener (apps/ui/run_note.py) set each run's note when it succeeded."""
     airflow = backfill["airflow"]
     notes = {
         row["run_id"]: row["content"]

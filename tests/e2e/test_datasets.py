@@ -9,7 +9,7 @@ Four tables, each split into four weekly files the test writes (the last week dr
   (malignant / benign), no id column and no event-time column (rows get a derived ``row_key``).
 
 The first three have a ``row_id`` and an ``event_time`` column. Each dataset's spec is drafted
-from its first week's file with ``include.ml.spec_draft`` and then fixed the way a user would
+from its first week's file with ``core.ml.spec_draft`` and then fixed the way a user would
 (no upper bound on the numeric features: the drift week goes beyond the sample's range). The
 tables are small (178-569 rows), so each week resamples them with replacement and a little
 multiplicative noise.
@@ -176,7 +176,7 @@ def base_table(case: Case) -> pd.DataFrame:
 
 def week_frame(case: Case, table: pd.DataFrame, index: int, week: str, drift: bool) -> pd.DataFrame:
     """One week's rows: a resample with noise; the drift week shifts the drifting features."""
-    from include.weeks import week_start
+    from core.weeks import week_start
 
     rng = np.random.default_rng(1000 + index)
     rows = table.sample(n=ROWS_PER_WEEK, replace=True, random_state=index).reset_index(drop=True)
@@ -218,8 +218,8 @@ def write_spec(case: Case, sample: Path, folder: Path, drop: tuple[str, ...] = (
     The fixes: no upper bound on the numeric features (the draft's range is the sample's, which
     a drifted week leaves), and a prediction name. ``drop`` moves features to ``ignore``.
     """
-    from include.config import load_dataset_spec
-    from include.ml.spec_draft import Options, draft_spec, read_sample
+    from core.config import load_dataset_spec
+    from core.ml.spec_draft import Options, draft_spec, read_sample
 
     text = draft_spec(read_sample(sample), Options(label=case.label, name=case.name), source=sample.name)
     raw = tomllib.loads(text)["dataset"]
@@ -289,8 +289,8 @@ def loop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     clear_runs("retrain_pipeline")
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port, config).wait_ready()
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         started = time.monotonic()
         runs = {week: run_dag("retrain_pipeline", week) for week in case.weeks}
@@ -326,7 +326,7 @@ def test_a_version_is_in_production_and_served(loop: Loop) -> None:
 
 
 def test_predictions_one_row_per_validated_row(loop: Loop) -> None:
-    from include.stages.datasets import read_validated
+    from lifecycle.datasets import read_validated
 
     ctx = loop.ctx
     spec = ctx.settings.dataset
@@ -363,8 +363,8 @@ def _check_prediction_columns(scored: pd.DataFrame, spec: Any) -> None:
 def test_endpoint_answers_a_request_built_from_the_spec(loop: Loop) -> None:
     import httpx
 
-    from include.ml.features import request_records
-    from include.stages.datasets import read_validated
+    from core.ml.features import request_records
+    from lifecycle.datasets import read_validated
 
     ctx = loop.ctx
     spec = ctx.settings.dataset
@@ -473,14 +473,14 @@ def test_a_model_is_refused_under_a_spec_that_adds_a_feature(tmp_path: Path) -> 
     """A model trained without ``worst_symmetry`` cannot score under a spec that reads it."""
     from fastapi.testclient import TestClient
 
-    from include.config import load_settings
-    from include.ml.features import request_records
-    from include.serving.app import create_app
-    from include.stages.context import StageContext
-    from include.stages.datasets import read_validated
-    from include.stages.deploy import deploy_production
-    from include.stages.evaluate import IncompatibleModelError, evaluate_challenger
-    from include.stages.score import score_week
+    from apps.serving.app import create_app
+    from core.config import load_settings
+    from core.ml.features import request_records
+    from lifecycle.context import StageContext
+    from lifecycle.datasets import read_validated
+    from lifecycle.deploy import deploy_production
+    from lifecycle.evaluate import IncompatibleModelError, evaluate_challenger
+    from lifecycle.score import score_week
 
     case, week = CASES["breast_cancer"], CASES["breast_cancer"].weeks[0]
     source = write_weeks(case, tmp_path)
@@ -514,7 +514,7 @@ def test_multiclass_weeks_missing_a_class_and_with_a_class_never_seen_in_trainin
     """A week without cultivar 2 trains a two-class model; the next week, with cultivar 2, is
     scored and monitored by it (no crash; the unseen class shows as concept drift), and the
     challenger that knows all three classes wins the gate."""
-    from include.ml.scoring.artifacts import load_model
+    from core.ml.scoring.artifacts import load_model
 
     case = CASES["wine"]
     first, second = case.weeks[:2]

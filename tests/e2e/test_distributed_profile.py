@@ -31,7 +31,7 @@ import pytest
 from airflow_services import DAG_ID, TERMINAL, Airflow, utc
 from helpers import EndpointServer, free_port, scheduled_logical_date, write_config
 
-from include.routing import task_routing
+from core.routing import task_routing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 

@@ -181,8 +181,8 @@ def demo(clone) -> Iterator[dict]:
 
 def test_the_demos_concept_drift_of_w40_is_seen_in_w40s_own_run(demo) -> None:
     """The model that served W40 (trained on W39) is judged on W40, not the W40 retrain."""
-    from include.config import load_settings
-    from include.stages.context import StageContext
+    from core.config import load_settings
+    from lifecycle.context import StageContext
 
     ctx = StageContext(settings=load_settings(demo["config"]), week="2026-W40", actor="test")
     [summary] = ctx.provider.warehouse.read_rows("drift_summary", {"week": "2026-W40"}).to_dict("records")
@@ -352,7 +352,7 @@ def _api(clone: dict, token: str, path: str, method: str = "GET", body: dict | N
 
 def _week_before(run: dict) -> str:
     """The week a run with the defaults processes: the last complete ISO week before its date."""
-    from include.weeks import week_partition
+    from core.weeks import week_partition
 
     when = run.get("logical_date") or run["run_after"]
     return week_partition(datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone(UTC))
@@ -373,7 +373,7 @@ def _stop_endpoint(folder: Path, command: list[str], root: Path, env: dict[str, 
     pid_file = root / "endpoint" / "server.pid"
     with suppress(OSError, ValueError):
         pid = int(pid_file.read_text().split()[0])
-        if b"include.serving.app" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
+        if b"apps.serving.app" in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
             os.kill(pid, signal.SIGKILL)
 
 

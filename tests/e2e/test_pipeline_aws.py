@@ -70,8 +70,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_env):
     start = len(stand_in.requests)
     checked = dict(server.rules.checked)
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         output: list[str] = []
         runs = {week: _run_dag(output, "retrain_pipeline", week) for week in WEEKS}

@@ -72,8 +72,8 @@ def wine_loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, aws_en
     clear_runs("retrain_pipeline")
     start = len(stand_in.requests)
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         runs = {week: run_dag("retrain_pipeline", week) for week in WEEKS}
         ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
@@ -102,7 +102,7 @@ def test_the_spec_travels_in_the_training_code_bundle(wine_loop) -> None:
     with tarfile.open(fileobj=io.BytesIO(ctx.provider.storage.get_bytes(key))) as tar:
         names = set(tar.getnames())
         shipped = json.loads(tar.extractfile("dataset_spec.json").read())  # type: ignore[union-attr]
-    assert {"train.py", "sagemaker_inference.py", "include/ml/modeling.py", "dataset_spec.json"} <= names
+    assert {"train.py", "sagemaker_inference.py", "core/ml/modeling.py", "dataset_spec.json"} <= names
     assert shipped["label"] == "cultivar" and shipped["task"] == "multiclass"
 
 
@@ -118,8 +118,8 @@ def test_predictions_have_the_spec_columns(wine_loop) -> None:
 
 
 def test_the_endpoint_answers_classes(wine_loop) -> None:
-    from include.ml.features import request_records
-    from include.stages.datasets import read_validated
+    from core.ml.features import request_records
+    from lifecycle.datasets import read_validated
 
     ctx = wine_loop["ctx"]
     rows = request_records(read_validated(ctx, WEEKS[-1]).head(3), ctx.settings.dataset)

@@ -65,8 +65,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db, azure_env):
     _served_in_the_first_week(azureml, config)
     clear_runs("retrain_pipeline", "rollback_model")
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         runs = {week: run_dag("retrain_pipeline", week) for week in WEEKS}
         ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
@@ -86,8 +86,8 @@ SERVED = {"2xx": 30, "4xx": 3, "5xx": 1}
 def _served_in_the_first_week(azureml, config) -> None:
     from datetime import timedelta
 
-    from include.config import load_settings
-    from include.stages.operations import week_window
+    from core.config import load_settings
+    from lifecycle.operations import week_window
     from providers.azure.config import AzureSettings
 
     azure = AzureSettings.from_settings(load_settings(config))

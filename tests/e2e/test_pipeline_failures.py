@@ -21,7 +21,7 @@ ROWS = 1500
 
 @pytest.fixture(scope="module")
 def failures(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
-    from include.ml.sample_data import generate_week
+    from demo.sample_data import generate_week
 
     folder = tmp_path_factory.mktemp("failures")
     data = folder / "data"
@@ -41,8 +41,8 @@ def failures(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
     runs = {}
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         os.environ["MLOPS_CONFIG"] = str(good)
         runs[GOOD] = run_dag("retrain_pipeline", GOOD, conf)

@@ -53,8 +53,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, gcp_env, mo
     rejected_before = len(vertex.rejected)  # the stand-in is the session's: other tests' refusals
     monitoring_rejected_before = len(monitoring_standin.rejected)
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         runs = {week: run_dag("retrain_pipeline", week) for week in WEEKS}
         ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
@@ -82,8 +82,8 @@ def _served_in_the_first_week(monitoring, config: Path) -> None:
 
     from emulators import GCP_PROJECT, GCP_REGION
 
-    from include.config import load_settings
-    from include.stages.operations import week_window
+    from core.config import load_settings
+    from lifecycle.operations import week_window
     from providers.gcp.config import GcpSettings
     from providers.gcp.endpoint import VertexEndpoint
 

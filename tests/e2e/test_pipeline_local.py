@@ -43,8 +43,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
     clear_runs("retrain_pipeline")
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
     try:
-        from include.config import load_settings
-        from include.stages.context import StageContext
+        from core.config import load_settings
+        from lifecycle.context import StageContext
 
         runs = {week: run_dag("retrain_pipeline", week) for week in WEEKS}
         ctx = StageContext(settings=load_settings(config), week=WEEKS[-1], actor="test")
@@ -120,7 +120,7 @@ def test_drift_triggered_exactly_one_retrain(loop) -> None:
 
 
 def test_each_run_ends_with_its_summary(loop) -> None:
-    from include.ui.run_note import summary_of_run
+    from apps.ui.run_note import summary_of_run
 
     # before test_rerun_of_a_week_duplicates_nothing: a dag.test() of the same logical date
     # replaces the week's run, and these DagRun objects would find no task instances
@@ -221,8 +221,8 @@ def test_an_older_week_after_newer_ones_leaves_production_where_it_was(loop) -> 
 
 
 def _sample_rows(ctx) -> list[dict]:
-    from include.demo.spec import ID_COLUMN, RAW_FEATURES
-    from include.stages.datasets import read_validated
+    from demo.spec import ID_COLUMN, RAW_FEATURES
+    from lifecycle.datasets import read_validated
 
     frame = read_validated(ctx, DRIFT_WEEK).head(3)
     return frame[[ID_COLUMN, *RAW_FEATURES]].to_dict(orient="records")

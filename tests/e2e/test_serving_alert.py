@@ -49,8 +49,8 @@ def breached_run(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, smt
     server = EndpointServer(folder / "mlops" / "endpoint" / "deployments", port).wait_ready()
     try:
         with environment(connections):
-            from include.config import load_settings
-            from include.stages.context import StageContext
+            from core.config import load_settings
+            from lifecycle.context import StageContext
 
             ctx = StageContext(settings=load_settings(config), week=WEEK, actor="test")
             _serve_badly(ctx)
@@ -62,8 +62,8 @@ def breached_run(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, smt
 
 def _serve_badly(ctx) -> None:
     """Record the week's traffic: 190 answers in 10 ms, 10 answered 5xx (5%, limit 1%), 3 of 2 s."""
-    from include.serving.metrics import HourlyRecord
-    from include.stages.operations import week_window
+    from core.serving_metrics import HourlyRecord
+    from lifecycle.operations import week_window
 
     record = HourlyRecord(ctx.provider.endpoint.metrics)
     start, _ = week_window(WEEK)
@@ -115,7 +115,7 @@ def test_each_channel_received_exactly_one_message_with_the_figures(breached_run
 
 
 def test_the_run_summary_says_unhealthy_and_no_retrain(breached_run):
-    from include.ui.run_note import summary_of_run
+    from apps.ui.run_note import summary_of_run
 
     run = breached_run["run"]
     summary = summary_of_run(run.dag_id, run.run_id)

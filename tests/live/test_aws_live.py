@@ -35,8 +35,8 @@ def provider():
         pytest.skip("set MLOPS_LIVE_AWS_CONFIG to an astro.toml with a real [aws] section to run this")
     import dataclasses
 
-    from include.config import load_settings
-    from providers.catalogue import get_provider
+    from core.config import load_settings
+    from providers import get_provider
 
     settings = load_settings(config).with_overrides(provider="aws")
     section = dict(settings.provider_sections["aws"])
@@ -56,7 +56,7 @@ def provider():
 def test_a_small_real_training_registration_and_batch_transform(provider, tmp_path):
     from contract.suites import smoke_rows, training_inputs, training_spec
 
-    from include.ml.sample_data import generate_week, write_parquet_bytes
+    from demo.sample_data import generate_week, write_parquet_bytes
 
     name = f"churn-live-{uuid.uuid4().hex[:8]}"
     spec = training_spec(name, *training_inputs(provider.storage, f"training/{name}", rows=400))

@@ -41,7 +41,7 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
-    from include.ml.sample_data import write_parquet_bytes
+    from demo.sample_data import write_parquet_bytes
 
     return write_parquet_bytes(frame)
 
@@ -232,13 +232,13 @@ CASES = _cases()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     """A project with one promoted production model, and every case's bad file written."""
-    from include.ml.sample_data import generate_week
-    from include.stages.context import build_context
-    from include.stages.evaluate import evaluate_challenger
-    from include.stages.ingest import ingest_week
-    from include.stages.register import register_challenger
-    from include.stages.train import train_challenger
-    from include.stages.validate import validate_week_data
+    from demo.sample_data import generate_week
+    from lifecycle.context import build_context
+    from lifecycle.evaluate import evaluate_challenger
+    from lifecycle.ingest import ingest_week
+    from lifecycle.register import register_challenger
+    from lifecycle.train import train_challenger
+    from lifecycle.validate import validate_week_data
 
     folder = tmp_path_factory.mktemp("bad-input")
     data = folder / "data"
@@ -292,12 +292,12 @@ def _report_failures(report: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input(case: Case, world) -> None:
-    from include.errors import DataValidationError, ParamError
-    from include.stages.context import build_context
-    from include.stages.ingest import ingest_week
-    from include.stages.keys import quarantine_prefix, validated_key
-    from include.stages.train import train_challenger
-    from include.stages.validate import validate_week_data
+    from core.errors import DataValidationError, ParamError
+    from lifecycle.context import build_context
+    from lifecycle.ingest import ingest_week
+    from lifecycle.keys import quarantine_prefix, validated_key
+    from lifecycle.train import train_challenger
+    from lifecycle.validate import validate_week_data
 
     ctx = build_context(week=case.week, logical_date=None, actor=ACTOR)
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
@@ -370,7 +370,7 @@ def test_bad_input(case: Case, world) -> None:
 
 
 def test_every_bad_input_was_quarantined_or_rejected(world) -> None:
-    from include.stages.context import build_context
+    from lifecycle.context import build_context
 
     ctx = build_context(week=CLEAN_WEEK, logical_date=None, actor=ACTOR)
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse

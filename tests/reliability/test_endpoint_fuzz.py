@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from include.demo.spec import CATEGORIES, DEMO_SPEC, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
-from include.errors import ArtifactIntegrityError
-from include.ml.sample_data import generate_week
-from include.serving.app import MAX_ROWS_PER_REQUEST, create_app, request_model
+from apps.serving.app import MAX_ROWS_PER_REQUEST, create_app, request_model
+from core.errors import ArtifactIntegrityError
+from demo.sample_data import generate_week
+from demo.spec import CATEGORIES, DEMO_SPEC, ID_COLUMN, NUMERIC_RANGES, RAW_FEATURES
 from providers.jobs import deploy, score
 from providers.local.batch import ChunkedBatchScorer
 from providers.local.endpoint import LocalHttpEndpoint

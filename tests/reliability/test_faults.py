@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from helpers import ROOT, EndpointServer, free_port, seed_mlflow_db, write_config
 
-from include.demo.spec import DEMO_SPEC
+from demo.spec import DEMO_SPEC
 
 pytestmark = [pytest.mark.timeout(300)]
 SETTINGS = {"data": {"rows_per_week": 400}, "model": {"params": {"max_iter": 20}}}
@@ -44,7 +44,7 @@ class Root:
     """One local provider root and its settings."""
 
     def __init__(self, folder: Path, tmp_path_factory: pytest.TempPathFactory, port: int) -> None:
-        from include.config import load_settings
+        from core.config import load_settings
 
         self.config = write_config(folder, local={"endpoint_port": port}, **SETTINGS)
         self.root = folder / "mlops"
@@ -55,7 +55,7 @@ class Root:
         self.killed_training: dict[str, Any] = {}
 
     def ctx(self, week: str, actor: str = "fault-test") -> Any:
-        from include.stages.context import build_context
+        from lifecycle.context import build_context
 
         return build_context(week=week, logical_date=None, actor=actor, settings=self.settings)
 
@@ -69,13 +69,13 @@ class Root:
 
 
 def _stages() -> dict[str, Any]:
-    from include.stages.deploy import deploy_production
-    from include.stages.evaluate import evaluate_challenger
-    from include.stages.ingest import ingest_week
-    from include.stages.register import register_challenger
-    from include.stages.score import score_week
-    from include.stages.train import train_challenger
-    from include.stages.validate import validate_week_data
+    from lifecycle.deploy import deploy_production
+    from lifecycle.evaluate import evaluate_challenger
+    from lifecycle.ingest import ingest_week
+    from lifecycle.register import register_challenger
+    from lifecycle.score import score_week
+    from lifecycle.train import train_challenger
+    from lifecycle.validate import validate_week_data
 
     return {
         "ingest": ingest_week,
@@ -118,7 +118,7 @@ def _train_killing_the_job(state: Root, ctx: Any) -> dict[str, Any]:
     """Run train_challenger, SIGKILL its training subprocess once started; what it left behind."""
     import psutil
 
-    from include.stages.train import train_challenger
+    from lifecycle.train import train_challenger
 
     outcome: dict[str, Any] = {}
 
@@ -134,7 +134,7 @@ def _train_killing_the_job(state: Root, ctx: Any) -> dict[str, Any]:
     while "killed" not in outcome and thread.is_alive() and time.monotonic() < deadline:
         for child in psutil.Process().children(recursive=True):
             try:
-                if any(part.endswith("include/ml/train.py") for part in child.cmdline()):
+                if any(part.endswith("core/ml/train.py") for part in child.cmdline()):
                     child.send_signal(signal.SIGKILL)
                     outcome["killed"] = child.pid
                     break
@@ -211,8 +211,8 @@ def _child(state: Root, body: str, ready: Path, env: dict[str, str] | None = Non
     script = (
         "import os, sys, time\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from include.config import load_settings\n"
-        "from include.stages.context import build_context\n"
+        "from core.config import load_settings\n"
+        "from lifecycle.context import build_context\n"
         f"READY = {str(ready)!r}\n"
         "def ready():\n"
         "    open(READY, 'w').close()\n"
@@ -297,14 +297,14 @@ def test_storage_raising_on_a_write_is_retried_to_the_clean_state(main: Root, re
 def test_ingest_killed_while_writing_a_data_version(
     main: Root, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from include.stages.ingest import ingest_week
+    from lifecycle.ingest import ingest_week
 
     week = "2026-W03"
     ready = tmp_path / "ready"
     body = (
         "import providers.local.atomic as atomic\n"
         "atomic.os.replace = lambda *a, **k: ready()\n"
-        "from include.stages.ingest import ingest_week\n"
+        "from lifecycle.ingest import ingest_week\n"
         f"ctx = build_context(week={week!r}, logical_date=None, actor='fault-test', settings=settings)\n"
         "ingest_week(ctx)\n"
     )
@@ -393,7 +393,7 @@ def test_training_process_killed_mid_job(main: Root, tmp_path: Path) -> None:
     TABLE.append(
         (
             "training process SIGKILLed",
-            "train_model: include/ml/train.py child",
+            "train_model: core/ml/train.py child",
             f"job {job_name} run again to _SUCCESS; metrics = clean run in a fresh root",
             "nothing (no marker, no training_runs row)",
         )
@@ -418,7 +418,7 @@ def _fail_after_first_chunk(monkeypatch: pytest.MonkeyPatch, action: Any) -> Non
 def test_batch_scoring_interrupted_keeps_the_old_partition(
     main: Root, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from include.stages.score import score_week
+    from lifecycle.score import score_week
     from providers.local.warehouse import DuckDBWarehouse
 
     week = {"week": "2026-W01"}
@@ -486,7 +486,7 @@ def test_batch_scoring_interrupted_keeps_the_old_partition(
 
 
 def test_scoring_process_killed_while_staging_a_partition(main: Root, tmp_path: Path) -> None:
-    from include.stages.score import score_week
+    from lifecycle.score import score_week
 
     week = {"week": "2026-W01"}
     before = table_rows(main, "predictions", week)
@@ -530,7 +530,7 @@ def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> N
     (loaded through PYTHONPATH, as in the scheduler's task processes), which stops it right
     after ``DELETE FROM predictions WHERE week = ?`` inside the partition's transaction.
     """
-    from include.stages.score import score_week
+    from lifecycle.score import score_week
 
     week = {"week": "2026-W01"}
     before = table_rows(main, "predictions", week)
@@ -579,7 +579,7 @@ def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> N
 def test_endpoint_down_during_deploy_rolls_back(main: Root) -> None:
     import httpx
 
-    from include.stages.deploy import SmokeTestFailedError, deploy_production
+    from lifecycle.deploy import SmokeTestFailedError, deploy_production
 
     ctx = main.ctx("2026-W02")
     registry = ctx.provider.registry
@@ -632,7 +632,7 @@ def test_endpoint_down_during_deploy_rolls_back(main: Root) -> None:
 
 
 def _smoke_rows(state: Root) -> list[dict[str, Any]]:
-    from include.stages.deploy import _smoke_rows
+    from lifecycle.deploy import _smoke_rows
 
     return _smoke_rows(state.ctx("2026-W01"))
 

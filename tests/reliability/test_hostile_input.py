@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from helpers import ROOT, EndpointServer, free_port, run_dag, run_state, task_states, write_config
 
-from include.errors import ConfigError, ParamError
+from core.errors import ConfigError, ParamError
 
 pytestmark = pytest.mark.timeout(300)
 DAG_IDS = sorted(p.stem for p in (ROOT / "dags").glob("*.py"))
@@ -120,13 +120,13 @@ def fresh(tmp_path_factory):
     """A fresh project whose local root must stay empty."""
     folder = tmp_path_factory.mktemp("hostile")
     config = write_config(folder)
-    from include.config import load_settings
+    from core.config import load_settings
 
     return {"root": folder / "mlops", "settings": load_settings(config), "config": config}
 
 
 def _build(settings=None, week: str | None = "2026-W05", **kwargs):
-    from include.stages.context import build_context
+    from lifecycle.context import build_context
 
     return build_context(
         week=week,
@@ -176,9 +176,9 @@ def _files(root: Path) -> list[Path]:
 def test_task_fails_before_any_work(fresh, monkeypatch):
     """run_stage (what every task calls) fails with the message and never reaches the stage."""
     from airflow.sdk.exceptions import AirflowFailException
-    from lifecycle import stages
 
-    import include.stages.ingest as ingest
+    import lifecycle.ingest as ingest
+    from lifecycle import stages
 
     calls = []
     monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))
@@ -192,7 +192,7 @@ def test_task_fails_before_any_work(fresh, monkeypatch):
         context = {"params": params, "dag_run": DagRun(), "logical_date": None, "run_id": "manual__x"}
         monkeypatch.setattr(stages, "get_current_context", lambda context=context: context)
         with pytest.raises(AirflowFailException, match="ParamError") as info:
-            stages.run_stage("include.stages.ingest.ingest_week")
+            stages.run_stage("lifecycle.ingest.ingest_week")
         _record(f"task params {params}", "run_stage -> AirflowFailException", info.value)
     assert calls == []
     assert _files(fresh["root"]) == []
@@ -201,9 +201,9 @@ def test_task_fails_before_any_work(fresh, monkeypatch):
 def test_unknown_conf_keys_are_refused_by_the_task(fresh, monkeypatch, dags):
     """A misspelt conf key would be merged into params and ignored: the task refuses it."""
     from airflow.sdk.exceptions import AirflowFailException
-    from lifecycle import stages
 
-    import include.stages.ingest as ingest
+    import lifecycle.ingest as ingest
+    from lifecycle import stages
 
     calls = []
     monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))
@@ -224,17 +224,17 @@ def test_unknown_conf_keys_are_refused_by_the_task(fresh, monkeypatch, dags):
     }
     monkeypatch.setattr(stages, "get_current_context", lambda: context)
     with pytest.raises(AirflowFailException, match="unknown run parameter.*'gate_margn'") as info:
-        stages.run_stage("include.stages.ingest.ingest_week")
+        stages.run_stage("lifecycle.ingest.ingest_week")
     assert "week" in str(info.value)  # it lists the Params the DAG takes
     _record("conf {'gate_margn': 0.1} (misspelt)", "run_stage -> AirflowFailException", info.value)
     DagRun.conf = {"week": "2026-W05"}  # the same run without the typo does the work
     context["params"] = {"week": "2026-W05"}
-    stages.run_stage("include.stages.ingest.ingest_week")
+    stages.run_stage("lifecycle.ingest.ingest_week")
     assert len(calls) == 1
 
 
 def test_model_name_with_sql_in_astro_toml(tmp_path):
-    from include.config import load_settings
+    from core.config import load_settings
 
     for name in ("churn'; DROP TABLE predictions; --", "Churn", "../churn", ""):
         config = write_config(tmp_path / f"c{abs(hash(name))}", project={"model_name": name})
@@ -244,7 +244,7 @@ def test_model_name_with_sql_in_astro_toml(tmp_path):
 
 
 def test_provider_env_override_not_registered(tmp_path, monkeypatch):
-    from include.config import load_settings
+    from core.config import load_settings
 
     monkeypatch.setenv("MLOPS_PROVIDER", "oracle")
     with pytest.raises(ConfigError, match="provider 'oracle'") as info:
@@ -394,7 +394,7 @@ def test_connection_secret_never_written(tmp_path, airflow_db, caplog, capfd, mo
         if secret in text or secret[7:] in text:
             leaks.append(name)
     # the warehouse's contents, decoded (DuckDB may compress strings on disk)
-    from include.config import load_settings
+    from core.config import load_settings
     from providers.local.warehouse import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(

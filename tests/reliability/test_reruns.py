@@ -66,7 +66,7 @@ class Loop:
         return snapshot(self.reader, self.root)
 
     def context(self, week: str, actor: str) -> Any:
-        from include.stages.context import build_context
+        from lifecycle.context import build_context
 
         return build_context(week=week, logical_date=None, actor=actor, settings=self.settings)
 
@@ -123,7 +123,7 @@ def _stage_function(stage: str) -> Callable[..., Any]:
         "score_week": "score",
         "monitor_week": "monitor",
     }
-    return getattr(importlib.import_module(f"include.stages.{modules[stage]}"), stage)
+    return getattr(importlib.import_module(f"lifecycle.{modules[stage]}"), stage)
 
 
 # -- the tests ------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def _stage_function(stage: str) -> Callable[..., Any]:
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory):
     """W01..W03 run once through every stage on a fresh local provider, an endpoint serving."""
-    from include.config import load_settings
+    from core.config import load_settings
 
     folder = tmp_path_factory.mktemp("reruns")
     port = free_port()

@@ -100,9 +100,9 @@ def test_task_killed_while_writing_a_data_version(scheduler_backfill, tmp_path) 
     state, try_number = killed["tries"]["ingest_data"]
     assert (state, try_number) == ("success", 2), killed  # the killed try, then the retry
     # the fault-free reference: the same week ingested once on a clean root
-    from include.config import load_settings
-    from include.stages.context import StageContext
-    from include.stages.ingest import ingest_week
+    from core.config import load_settings
+    from lifecycle.context import StageContext
+    from lifecycle.ingest import ingest_week
 
     clean_config = write_config(tmp_path, data={"rows_per_week": ROWS}, model={"params": {"max_iter": 40}})
     clean = StageContext(settings=load_settings(clean_config), week=KILL_WEEK, actor=killed["run_id"])

@@ -13,10 +13,10 @@ import json
 import pytest
 from helpers import environment, write_config
 
-from include.alerts.message import ServingAlert, ServingBreach, breach_of
-from include.alerts.notifier import ServingAlertNotifier
-from include.config import AlertSettings, load_settings
-from include.errors import ConfigError
+from core.config import AlertSettings, load_settings
+from core.errors import ConfigError
+from lifecycle.alerts.message import ServingAlert, ServingBreach, breach_of
+from lifecycle.alerts.notifier import ServingAlertNotifier
 
 WEEK = "2026-W20"
 RUN_URL = "http://airflow.example.com/dags/retrain_pipeline/runs/manual__1/tasks/serving_alert?try_number=1"
@@ -114,7 +114,7 @@ def test_nothing_is_sent_without_channels_or_without_a_breach(channels):
 
 
 def test_channels_are_checked_and_each_problem_says_what_to_fix(channels):
-    from include.alerts.channels import check_channels
+    from lifecycle.alerts.channels import check_channels
 
     assert check_channels(BOTH) == {}
     assert check_channels(AlertSettings()) == {}
@@ -137,7 +137,7 @@ def test_channels_are_checked_and_each_problem_says_what_to_fix(channels):
 @pytest.fixture(scope="module")
 def context_of(tmp_path_factory):
     """A StageContext for a week on a settings file with the given [alerts]."""
-    from include.stages.context import StageContext
+    from lifecycle.context import StageContext
 
     def make(**alerts):
         folder = tmp_path_factory.mktemp("alerts")
@@ -157,7 +157,7 @@ def _verdict(healthy: bool | None) -> dict:
 
 
 def test_serving_alert_fails_a_breach_and_names_broken_channels_beside_it(channels, context_of):
-    from include.stages.operations import alert_on_serving
+    from lifecycle.operations import alert_on_serving
 
     ctx = context_of(email_conn_id="alerts_smtp", email_to=["ops@example.com"], slack_conn_id="missing_hook")
     with pytest.raises(ServingBreach) as raised:
@@ -171,7 +171,7 @@ def test_serving_alert_fails_a_breach_and_names_broken_channels_beside_it(channe
 
 
 def test_a_healthy_week_fails_fast_on_a_channel_that_cannot_send(channels, context_of):
-    from include.stages.operations import alert_on_serving
+    from lifecycle.operations import alert_on_serving
 
     broken = context_of(slack_conn_id="missing_hook")
     for healthy in (True, None):  # judged healthy, or not judged (no report)

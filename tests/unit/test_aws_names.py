@@ -12,14 +12,14 @@ from types import SimpleNamespace
 import pytest
 from helpers import write_config
 
-from include.config import load_settings
-from include.errors import ConfigError
-from include.stages.train import _job_name
+from core.config import load_settings
+from core.errors import ConfigError
+from lifecycle.train import _job_name
+from providers import get_provider
 from providers.aws.names import MAX_LENGTH, NAME_PATTERN, is_valid, sagemaker_name
 from providers.aws.registry import group_name
 from providers.aws.training import attempt_name
 from providers.base import ModelVersion
-from providers.catalogue import get_provider
 
 # the longest model name [project] model_name accepts (^[a-z][a-z0-9_]{0,62}$), with underscores
 LONGEST = "m" + "_x" * 31

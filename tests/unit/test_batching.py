@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from include.serving.batching import MicroBatcher
+from apps.serving.batching import MicroBatcher
 
 
 class Model:

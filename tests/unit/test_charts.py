@@ -1,10 +1,10 @@
-"""The inline SVG charts of the Drift page (include/ui/charts.py)."""
+"""The inline SVG charts of the Drift page (apps/ui/charts.py)."""
 
 from __future__ import annotations
 
 import re
 
-from include.ui.charts import line_chart
+from apps.ui.charts import line_chart
 
 
 def _points(svg: str) -> dict[str, tuple[float, float]]:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from helpers import write_config
 
-from include.config import PROJECT_ROOT, Settings, load_settings
-from include.errors import ConfigError, ParamError
+from core.config import PROJECT_ROOT, Settings, load_settings
+from core.errors import ConfigError, ParamError
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +260,7 @@ def test_with_overrides_rejects_unknown_name(settings):
 
 
 def test_param_and_config_errors_are_deterministic():
-    from include.errors import DeterministicError
+    from core.errors import DeterministicError
 
     assert issubclass(ConfigError, DeterministicError)
     assert issubclass(ParamError, DeterministicError)
@@ -287,7 +287,7 @@ def test_hardware_profile_missing_is_empty():
 
 
 def test_the_demo_spec_is_the_default_dataset(settings):
-    from include.demo.spec import DEMO_SPEC
+    from demo.spec import DEMO_SPEC
 
     assert settings.dataset == DEMO_SPEC
     assert settings.gate_metric == "roc_auc"  # [gate] metric empty: the binary task's first

@@ -43,7 +43,17 @@ def test_it_installs_the_lock_and_copies_what_the_dags_import() -> None:
             copies[source] = target.replace("${PROJECT}", project)
     assert copies == {
         name: f"{project}/{name}"
-        for name in ("requirements.txt", "astro.toml", "include", "providers", "plugins", "dags")
+        for name in (
+            "requirements.txt",
+            "astro.toml",
+            "core",
+            "demo",
+            "providers",
+            "lifecycle",
+            "apps",
+            "plugins",
+            "dags",
+        )
     }
     runs = [args for name, args in instructions if name == "RUN"]
     assert runs == ["pip install --no-cache-dir -r ${PROJECT}/requirements.txt"]

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.demo import spec as schema
-from include.ml.drift import categorical_psi, dataset_drift, feature_drift, population_stability_index
-from include.ml.sample_data import generate_week
+from core.ml.drift import categorical_psi, dataset_drift, feature_drift, population_stability_index
+from demo import spec as schema
+from demo.sample_data import generate_week
 
 NUMERIC = list(schema.NUMERIC_FEATURES)
 CATEGORICAL = list(schema.CATEGORICAL_FEATURES)

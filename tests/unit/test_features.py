@@ -2,12 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.demo import spec as schema
-from include.demo.spec import DEMO_SPEC
-from include.ml.dataset import parse_spec
-from include.ml.features import build_features as build_with_spec
-from include.ml.features import columnar, record_features, request_records
-from include.ml.sample_data import generate_week
+from core.ml.dataset import parse_spec
+from core.ml.features import build_features as build_with_spec
+from core.ml.features import columnar, record_features, request_records
+from demo import spec as schema
+from demo.sample_data import generate_week
+from demo.spec import DEMO_SPEC
 
 DERIVED = (
     "charges_per_tenure_month",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import write_config
 
-from include.config import load_settings
-from include.errors import ConfigError
+from core.config import load_settings
+from core.errors import ConfigError
 from providers.gcp.config import GcpSettings, prebuilt_sklearn_image
 
 
@@ -57,7 +57,7 @@ def test_prebuilt_images_follow_the_region():
 def test_a_missing_project_is_reported_when_the_provider_is_built(tmp_path, monkeypatch):
     from emulators import gcp_connection_env
 
-    from providers.catalogue import get_provider
+    from providers import get_provider
 
     conn = gcp_connection_env("gcp_noproject", project="")
     monkeypatch.setenv(*next(iter(conn.items())))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.serving.metrics import histogram_quantile
+from core.serving_metrics import histogram_quantile
 from providers.gcp.monitoring import MonitoringError, _buckets
 
 

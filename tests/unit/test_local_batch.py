@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from helpers import fit_model, predict_proba, seed_mlflow_db
 
-from include.demo.spec import ID_COLUMN, PREDICTION_COLUMN
-from include.errors import ArtifactIntegrityError
-from include.ml.sample_data import generate_week, write_parquet_bytes
+from core.errors import ArtifactIntegrityError
+from demo.sample_data import generate_week, write_parquet_bytes
+from demo.spec import ID_COLUMN, PREDICTION_COLUMN
 from providers.base import BatchScorer, ModelVersion
 from providers.jobs import score
 from providers.local.batch import ChunkedBatchScorer

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from helpers import EndpointServer, fit_model, free_port, predict_proba, seed_mlflow_db
 
-from include.demo.spec import ID_COLUMN, RAW_FEATURES
-from include.ml.sample_data import generate_week
-from include.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST
+from apps.serving.app import MAX_BODY_BYTES, MAX_ROWS_PER_REQUEST
+from demo.sample_data import generate_week
+from demo.spec import ID_COLUMN, RAW_FEATURES
 from providers.base import Deployment, ModelVersion, OnlineEndpoint
 from providers.jobs import deploy
 from providers.local.endpoint import EndpointUnavailableError, LocalHttpEndpoint

@@ -6,9 +6,9 @@ import joblib
 import pytest
 from helpers import fit_model, predict_proba, seed_mlflow_db
 
-from include.errors import ArtifactIntegrityError
-from include.ml.sample_data import generate_week
-from include.ml.scoring.artifacts import file_sha256, load_model
+from core.errors import ArtifactIntegrityError
+from core.ml.scoring.artifacts import file_sha256, load_model
+from demo.sample_data import generate_week
 from providers.base import ModelRegistry, ModelVersion
 from providers.local.registry import MlflowModelRegistry
 from providers.local.storage import LocalObjectStore

@@ -5,10 +5,10 @@ import time
 import pytest
 from helpers import predict_proba
 
-from include.demo.spec import DEMO_SPEC
-from include.errors import DeterministicError
-from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.scoring.artifacts import file_sha256, load_model
+from core.errors import DeterministicError
+from core.ml.scoring.artifacts import file_sha256, load_model
+from demo.sample_data import generate_week, write_parquet_bytes
+from demo.spec import DEMO_SPEC
 from providers.base import TrainingJobResult, TrainingJobs, TrainingJobSpec
 from providers.jobs import run_training
 from providers.local.storage import LocalObjectStore

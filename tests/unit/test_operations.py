@@ -1,7 +1,7 @@
 """monitor_drift watches operations too: a weekly ops row, thresholds, no retrain for ops trouble.
 
 The week's serving is what the local endpoint's hourly record holds, written here by the same
-writer the server uses (include/serving/metrics.py) with moments inside the week.
+writer the server uses (core/serving_metrics.py) with moments inside the week.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 from helpers import free_port, run_stages, seed_loop, write_config
 
-from include.serving.metrics import HourlyRecord
-from include.stages.operations import MIN_REQUESTS_TO_JUDGE, week_window
+from core.serving_metrics import HourlyRecord
+from lifecycle.operations import MIN_REQUESTS_TO_JUDGE, week_window
 
 WEEK = "2026-W10"
 
@@ -50,7 +50,7 @@ def _ops_rows(ctx, week: str):
 
 
 def _watch(ctx, week: str) -> dict:
-    from include.stages.operations import watch_serving
+    from lifecycle.operations import watch_serving
 
     return watch_serving(type(ctx)(settings=ctx.settings, week=week, actor="ops-test"))
 

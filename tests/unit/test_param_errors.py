@@ -1,4 +1,4 @@
-"""A bad Param refused at trigger time in one readable sentence (include/ui/param_errors.py).
+"""A bad Param refused at trigger time in one readable sentence (apps/ui/param_errors.py).
 
 The refusals are Airflow's own: the conf is validated against the serialized DAG's Params as the
 api-server's trigger route does, and its 400 goes through the plugin's middleware.
@@ -21,7 +21,7 @@ def client():
     from fastapi import FastAPI, HTTPException
     from fastapi.testclient import TestClient
 
-    from include.ui.param_errors import ReadableParamErrors
+    from apps.ui.param_errors import ReadableParamErrors
 
     serialize = DagSerialization
     dags = {
@@ -78,6 +78,6 @@ def test_everything_else_passes_untouched(client) -> None:
 def test_the_plugin_adds_the_middleware() -> None:
     from mlops_views import MLOpsViewsPlugin
 
-    from include.ui.param_errors import ReadableParamErrors
+    from apps.ui.param_errors import ReadableParamErrors
 
     assert [m["middleware"] for m in MLOpsViewsPlugin.fastapi_root_middlewares] == [ReadableParamErrors]

@@ -29,8 +29,8 @@ def _config(folder: Path, **data) -> Path:
 
 def _run_week(config: Path, week: str, reason: str) -> tuple[object, dict]:
     """Every stage but deployment for a week, with a context built as the DAG builds it."""
-    from include.config import load_settings
-    from include.stages.context import build_context
+    from core.config import load_settings
+    from lifecycle.context import build_context
 
     ctx = build_context(
         week=week, logical_date=None, actor=f"{reason}-{week}", reason=reason, settings=load_settings(config)
@@ -38,7 +38,7 @@ def _run_week(config: Path, week: str, reason: str) -> tuple[object, dict]:
     results = {}
     for target in ALL_STAGES:
         module, function = target.rsplit(".", 1)
-        results[target] = getattr(importlib.import_module(f"include.stages.{module}"), function)(ctx)
+        results[target] = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
     return ctx, results
 
 
@@ -61,8 +61,8 @@ def _scored_with(ctx, week: str) -> set[str]:
 
 
 def test_concept_drift_is_measured_on_the_model_that_served_the_week(tmp_path: Path) -> None:
-    from include.ml.scoring.artifacts import load_model
-    from include.stages.datasets import holdout_mask, read_validated
+    from core.ml.scoring.artifacts import load_model
+    from lifecycle.datasets import holdout_mask, read_validated
 
     weeks = ["2026-W01", "2026-W02", "2026-W03"]
     config = _config(tmp_path, concept_drift_from_week=weeks[2])
@@ -152,7 +152,7 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
     assert _scored_with(again, "2026-W02") == {of_its_time.version}
 
     # a deliberate re-score with today's model (batch_score's Param), which a re-run then keeps
-    from include.stages.score import score_week
+    from lifecycle.score import score_week
 
     assert score_week(again, rescore_with_production=True)["model_version"] == production.version
     assert _scored_with(again, "2026-W02") == {production.version}
@@ -160,7 +160,7 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
 
 
 def test_an_evaluation_written_before_promote_existed_promotes_when_it_passed() -> None:
-    from include.stages.evaluate import promotes
+    from lifecycle.evaluate import promotes
 
     assert promotes({"passed": True, "promote": None}) and promotes({"passed": True, "promote": float("nan")})
     assert not promotes({"passed": False, "promote": None})

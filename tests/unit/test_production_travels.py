@@ -23,8 +23,8 @@ def ctx(tmp_path_factory):
 
 
 def test_deploy_refuses_a_production_that_moved_since_register(ctx):
-    from include.stages.deploy import start_deploy
-    from include.stages.history import ProductionMovedError
+    from lifecycle.deploy import start_deploy
+    from lifecycle.history import ProductionMovedError
 
     with pytest.raises(ProductionMovedError, match="is v1, but this run's register step left it at v7"):
         start_deploy(ctx, production_version="7")
@@ -32,8 +32,8 @@ def test_deploy_refuses_a_production_that_moved_since_register(ctx):
 
 
 def test_score_refuses_a_production_that_moved_and_writes_nothing(ctx):
-    from include.stages.history import ProductionMovedError
-    from include.stages.score import score_week
+    from lifecycle.history import ProductionMovedError
+    from lifecycle.score import score_week
 
     before = ctx.provider.warehouse.read_rows("predictions", {"week": ctx.week})
     with pytest.raises(ProductionMovedError, match="v7"):
@@ -43,6 +43,6 @@ def test_score_refuses_a_production_that_moved_and_writes_nothing(ctx):
 
 
 def test_score_with_the_version_that_travelled(ctx):
-    from include.stages.score import score_week
+    from lifecycle.score import score_week
 
     assert score_week(ctx, production_version="1")["model_version"] == "1"

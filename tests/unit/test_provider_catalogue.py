@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from helpers import write_config
 
-from include.config import load_settings
-from include.errors import ConfigError, ParamError, ProviderNotAvailableError
-from providers import base
-from providers.catalogue import CATALOGUE, PROVIDER_NAMES, PROVIDERS, get_provider
+from core.catalogue import CATALOGUE, PROVIDER_NAMES, PROVIDERS
+from core.config import load_settings
+from core.errors import ConfigError, ParamError, ProviderNotAvailableError
+from providers import base, get_provider
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +138,10 @@ def test_settings_classes_read_their_section(settings):
 
 
 def test_every_name_is_in_the_param_the_ui_and_the_config_check(settings):
-    from lifecycle.params import provider_param
+    from wiring.params import provider_param
 
-    from include.ui.app import PROVIDER_PATTERN
-    from include.ui.pages import layout
+    from apps.ui.app import PROVIDER_PATTERN
+    from apps.ui.pages import layout
 
     param = provider_param()
     page = layout("Models", "models", "", "local")

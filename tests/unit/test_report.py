@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.demo import spec as schema
-from include.ml.drift import dataset_drift, distribution, feature_drift
-from include.ml.report import render_drift_report
-from include.ml.sample_data import generate_week
+from core.ml.drift import dataset_drift, distribution, feature_drift
+from core.ml.report import render_drift_report
+from demo import spec as schema
+from demo.sample_data import generate_week
 
 THRESHOLDS = {"psi_threshold": 0.2, "share_threshold": 0.2}
 

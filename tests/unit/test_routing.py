@@ -1,13 +1,13 @@
-"""astro.toml's [airflow] section: the tasks' queues and the training pool (include/routing.py)."""
+"""astro.toml's [airflow] section: the tasks' queues and the training pool (core/routing.py)."""
 
 from __future__ import annotations
 
 import pytest
 from helpers import write_config
 
-from include.config import load_settings
-from include.errors import ConfigError
-from include.routing import TaskRouting, task_routing
+from core.config import load_settings
+from core.errors import ConfigError
+from core.routing import TaskRouting, task_routing
 
 
 def test_the_shipped_settings() -> None:

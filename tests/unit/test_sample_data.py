@@ -5,9 +5,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from include.demo import spec as schema
-from include.errors import ParamError
-from include.ml.sample_data import generate_week, write_parquet_bytes
+from core.errors import ParamError
+from demo import spec as schema
+from demo.sample_data import generate_week, write_parquet_bytes
 
 WEEK = "2026-W10"
 COVARIATE_SHIFTED = {

@@ -9,13 +9,13 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import fit_model, predict_proba
 
-from include.demo import spec as schema
-from include.errors import ArtifactIntegrityError
-from include.ml.modeling import task_metrics
-from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.scoring.artifacts import file_sha256, load_model
-from include.ml.scoring.chunking import iter_parquet_chunks, read_ahead
-from include.ml.scoring.prediction import score_parquet
+from core.errors import ArtifactIntegrityError
+from core.ml.modeling import task_metrics
+from core.ml.scoring.artifacts import file_sha256, load_model
+from core.ml.scoring.chunking import iter_parquet_chunks, read_ahead
+from core.ml.scoring.prediction import score_parquet
+from demo import spec as schema
+from demo.sample_data import generate_week, write_parquet_bytes
 
 
 def predict_proba_records(model, records):
@@ -139,7 +139,7 @@ def test_classification_metrics():
 def test_predict_proba_equals_the_sklearn_pipeline(model):
     # predict_proba applies the fitted one-hot encoding with numpy (fast for one-row requests):
     # it must give exactly what the pipeline gives, unseen and missing categories included.
-    from include.ml.features import build_features
+    from core.ml.features import build_features
 
     raw = generate_week("2026-W06", 400, seed=4)
     raw["region"] = raw["region"].astype(object)

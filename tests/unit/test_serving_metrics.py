@@ -19,18 +19,18 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers import fit_model
 
-from include.demo.spec import DEMO_SPEC, ID_COLUMN, RAW_FEATURES
-from include.errors import ConfigError
-from include.ml.modeling import TrainedModel
-from include.ml.sample_data import generate_week
-from include.serving.app import create_app
-from include.serving.metrics import (
+from apps.serving.app import create_app
+from core.errors import ConfigError
+from core.ml.modeling import TrainedModel
+from core.serving_metrics import (
     LATENCY_BUCKETS_S,
     access_log_level,
     histogram_quantile,
     hour_of,
     read_hours,
 )
+from demo.sample_data import generate_week
+from demo.spec import DEMO_SPEC, ID_COLUMN, RAW_FEATURES
 
 MODEL = "churn"
 SLOW_ID = "slow-one"
@@ -161,26 +161,26 @@ def test_the_hourly_record_agrees_with_the_metrics(load, folder):
 def test_request_logs_carry_the_outcome_not_the_payload(folder, rows, caplog):
     app = create_app(folder / "deployments", spec=DEMO_SPEC, metrics=folder / "metrics-logs")
     secret = {**rows[0], ID_COLUMN: "customer-secret-123"}
-    with caplog.at_level(logging.INFO, logger="include.serving.access"), TestClient(app) as client:
+    with caplog.at_level(logging.INFO, logger="apps.serving.access"), TestClient(app) as client:
         assert client.post(f"/models/{MODEL}/predict", json={"rows": [secret]}).status_code == 200
-    lines = [r.getMessage() for r in caplog.records if r.name == "include.serving.access"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "apps.serving.access"]
     assert len(lines) == 1 and f"model={MODEL} status=200" in lines[0]
     assert "customer-secret-123" not in caplog.text
 
 
 @pytest.mark.parametrize(("mode", "logged"), [("all", [200, 422]), ("errors", [422]), ("off", [])])
 def test_the_access_log_setting_chooses_which_predictions_get_a_line(folder, rows, caplog, mode, logged):
-    access = logging.getLogger("include.serving.access")
+    access = logging.getLogger("apps.serving.access")
     app = create_app(folder / "deployments", spec=DEMO_SPEC, metrics=folder / f"metrics-{mode}")
     try:
-        with caplog.at_level(logging.NOTSET, logger="include.serving.access"), TestClient(app) as client:
+        with caplog.at_level(logging.NOTSET, logger="apps.serving.access"), TestClient(app) as client:
             access.setLevel(access_log_level({"endpoint_access_log": mode}))  # as the server's main
             assert client.post(f"/models/{MODEL}/predict", json={"rows": rows[:1]}).status_code == 200
             assert client.post(f"/models/{MODEL}/predict", json={"rows": "none"}).status_code == 422
             counted = client.get("/metrics").text
     finally:
         access.setLevel(logging.NOTSET)
-    lines = [r.getMessage() for r in caplog.records if r.name == "include.serving.access"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "apps.serving.access"]
     assert [int(re.search(r"status=(\d+)", line).group(1)) for line in lines] == logged
     assert re.search(r'mlops_endpoint_requests_total\{model="churn",status_class="4xx"\} 1', counted)
 

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from helpers import write_config
 
-from include.config import load_settings
-from include.errors import ParamError
-from include.ml.dataset import parse_spec
-from include.stages.context import build_context
-from include.stages.ingest import ingest_week
+from core.config import load_settings
+from core.errors import ParamError
+from core.ml.dataset import parse_spec
+from lifecycle.context import build_context
+from lifecycle.ingest import ingest_week
 
 W05, W06, W07 = "2026-W05", "2026-W06", "2026-W07"  # 26 Jan - 1 Feb, 2 - 8 Feb, 9 - 15 Feb 2026
 

@@ -1,4 +1,4 @@
-"""The spec drafter (include/ml/spec_draft.py): what it prints loads and covers the sample."""
+"""The spec drafter (core/ml/spec_draft.py): what it prints loads and covers the sample."""
 
 import re
 import subprocess
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.config import PROJECT_ROOT, load_dataset_spec
-from include.ml.dataset import DatasetSpec, canonical_value
-from include.ml.spec_draft import main, widen
+from core.config import PROJECT_ROOT, load_dataset_spec
+from core.ml.dataset import DatasetSpec, canonical_value
+from core.ml.spec_draft import main, widen
 
 N = 80  # rows of the hand-made tables
 
@@ -137,7 +137,7 @@ def test_csv_and_parquet_give_the_same_spec(files, capsys, tmp_path):
 
 def test_wine_is_multiclass_through_the_module_command(files, samples):
     result = subprocess.run(
-        [sys.executable, "-m", "include.ml.spec_draft", str(files / "wine.csv"), "--label", "target"],
+        [sys.executable, "-m", "core.ml.spec_draft", str(files / "wine.csv"), "--label", "target"],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,

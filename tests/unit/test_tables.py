@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from include.demo.spec import DEMO_SPEC
-from include.ml.dataset import parse_spec
-from include.stages.tables import TABLES, ensure_tables, table_schema
+from core.ml.dataset import parse_spec
+from demo.spec import DEMO_SPEC
+from lifecycle.tables import TABLES, ensure_tables, table_schema
 from providers.local.warehouse import DuckDBWarehouse
 from providers.migrations import SCHEMA_VERSIONS, recorded_versions, schema_hash
 

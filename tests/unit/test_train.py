@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from helpers import fit_model, predict_proba
 
-from include.demo.spec import DEMO_SPEC
-from include.ml.modeling import LabelError, ModelConfigError, TrainedModel, make_estimator
-from include.ml.sample_data import generate_week, write_parquet_bytes
-from include.ml.train import resolve_hyperparameters
+from core.ml.modeling import LabelError, ModelConfigError, TrainedModel, make_estimator
+from core.ml.train import resolve_hyperparameters
+from demo.sample_data import generate_week, write_parquet_bytes
+from demo.spec import DEMO_SPEC
 
 ROOT = Path(__file__).resolve().parents[2]
 HPS = {"learning_rate": 0.1, "max_iter": 60, "max_leaf_nodes": 15}
@@ -38,7 +38,7 @@ def test_script_runs_and_writes_the_model_dir(data_files, tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            "include/ml/train.py",
+            "core/ml/train.py",
             "--train",
             str(folder / "train.parquet"),
             "--validation",
@@ -88,7 +88,7 @@ def test_script_runs_and_writes_the_model_dir(data_files, tmp_path):
 
 
 def test_sagemaker_environment_variables(data_files, tmp_path, monkeypatch, capsys):
-    from include.ml.train import main
+    from core.ml.train import main
 
     folder, _, _ = data_files
     train_dir, validation_dir = tmp_path / "train", tmp_path / "validation"
@@ -138,7 +138,7 @@ def test_bad_estimators_are_named(path, params, task, message):
 
 
 def test_any_installed_estimator_trains(data_files):
-    from include.ml.modeling import fit
+    from core.ml.modeling import fit
 
     _, train, validation = data_files
     model = fit(
@@ -155,7 +155,7 @@ def test_single_class_training_data_is_refused(data_files):
 
 
 def test_missing_input_is_a_clean_exit_code(tmp_path, capsys):
-    from include.ml.train import main
+    from core.ml.train import main
 
     code = main(
         ["--train", str(tmp_path / "nope.parquet"), "--validation", "x", "--model-dir", str(tmp_path / "m")]

@@ -18,11 +18,11 @@ WEEK = "2026-W10"
 
 
 def _run_until_training(tmp_path: Path, labels: list[str], task: str, extra: dict | None = None):
-    from include.config import load_settings
-    from include.stages.context import build_context
-    from include.stages.ingest import ingest_week
-    from include.stages.train import train_challenger
-    from include.stages.validate import validate_week_data
+    from core.config import load_settings
+    from lifecycle.context import build_context
+    from lifecycle.ingest import ingest_week
+    from lifecycle.train import train_challenger
+    from lifecycle.validate import validate_week_data
 
     rng = np.random.default_rng(0)
     n = len(labels)
@@ -48,7 +48,7 @@ def _run_until_training(tmp_path: Path, labels: list[str], task: str, extra: dic
 
 
 def test_a_label_that_is_one_value_in_the_window_is_named(tmp_path: Path) -> None:
-    from include.errors import DeterministicError
+    from core.errors import DeterministicError
 
     train = _run_until_training(tmp_path, ["no"] * 200, "binary", {"positive_class": "yes"})
     with pytest.raises(DeterministicError, match="the label 'y' is 'no' in every labelled training row"):
@@ -56,7 +56,7 @@ def test_a_label_that_is_one_value_in_the_window_is_named(tmp_path: Path) -> Non
 
 
 def test_a_binary_label_with_three_values_is_named(tmp_path: Path) -> None:
-    from include.errors import DeterministicError
+    from core.errors import DeterministicError
 
     labels = ["a", "b", "c"] * 70
     train = _run_until_training(tmp_path, labels, "binary", {"positive_class": "a"})

@@ -27,7 +27,7 @@ def seeded(tmp_path_factory):
 def client(seeded, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from include.ui.app import create_app
+    from apps.ui.app import create_app
 
     monkeypatch.setenv("MLOPS_CONFIG", str(seeded[0]))
     return TestClient(create_app(require_auth=False))
@@ -89,10 +89,10 @@ def test_a_provider_that_cannot_be_read_is_a_readable_error(client) -> None:
 
 
 def test_run_summary_says_what_changed_this_week(seeded) -> None:
-    from include.stages.context import StageContext
-    from include.stages.summary import run_summary
-    from include.ui.pages import summary_page
-    from include.ui.run_note import NOTE_LIMIT, note_text
+    from apps.ui.pages import summary_page
+    from apps.ui.run_note import NOTE_LIMIT, note_text
+    from lifecycle.context import StageContext
+    from lifecycle.summary import run_summary
 
     config, ctx = seeded
     week_ctx = StageContext(settings=ctx.settings, week="2026-W13", actor="seed-2026-W13", reason="manual")
@@ -111,8 +111,8 @@ def test_run_summary_says_what_changed_this_week(seeded) -> None:
 def test_empty_pages_say_which_settings_they_read_and_how_to_see_the_demo(tmp_path, monkeypatch) -> None:
     from fastapi.testclient import TestClient
 
-    from include import demo
-    from include.ui.app import create_app
+    import demo
+    from apps.ui.app import create_app
 
     config = write_config(tmp_path / "fresh", local={"endpoint_port": free_port()})
     demo_config = tmp_path / "demo" / "astro.toml"  # as `make demo` leaves it
@@ -136,7 +136,7 @@ def test_empty_pages_say_which_settings_they_read_and_how_to_see_the_demo(tmp_pa
 def test_the_json_twins_say_what_to_fix_when_the_settings_are_invalid(tmp_path, monkeypatch) -> None:
     from fastapi.testclient import TestClient
 
-    from include.ui.app import create_app
+    from apps.ui.app import create_app
 
     config = write_config(tmp_path, local={"endpoint_port": free_port()})
     config.write_text(config.read_text().replace("[project]\n", '[project]\nmodel_nmae = "churn"\n'))
@@ -155,7 +155,7 @@ def test_the_json_twins_say_what_to_fix_when_the_settings_are_invalid(tmp_path, 
 
 
 def test_run_ids_show_on_one_line_with_the_full_id_on_hover() -> None:
-    from include.ui.pages import _run_id
+    from apps.ui.pages import _run_id
 
     full = "drift_retrain__2026-W40"
     assert _run_id(full) == f'<span class="runid" title="{full}">{full}</span>'
@@ -164,7 +164,7 @@ def test_run_ids_show_on_one_line_with_the_full_id_on_hover() -> None:
 
 
 def test_a_backfilled_winner_kept_out_of_production_is_not_shown_as_rejected() -> None:
-    from include.ui.pages import _decision_badge, _gate_badge
+    from apps.ui.pages import _decision_badge, _gate_badge
 
     kept = {"passed": True, "promote": False}
     assert ">passed, kept<" in _gate_badge(kept) and ">keep<" in _decision_badge(kept)
@@ -176,8 +176,8 @@ def test_a_backfilled_winner_kept_out_of_production_is_not_shown_as_rejected() -
 def test_drift_page_shows_each_weeks_serving_beside_its_drift(client, seeded) -> None:
     from datetime import timedelta
 
-    from include.serving.metrics import HourlyRecord
-    from include.stages.operations import watch_serving, week_window
+    from core.serving_metrics import HourlyRecord
+    from lifecycle.operations import watch_serving, week_window
 
     ctx = seeded[1]
     assert 'id="serving-none"' in client.get("/drift").text  # the seeding served nothing

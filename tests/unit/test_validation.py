@@ -10,7 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.demo.spec import (
+from core.ml.validation.outcome import ValidationOutcome
+from core.ml.validation.reading import BatchUnreadable, parse_raw
+from core.ml.validation.report import render_unreadable_report, render_validation_report
+from core.ml.validation.week import validate_week
+from core.weeks import week_start
+from demo.spec import (
     CATEGORIES,
     DEMO_SPEC,
     ID_COLUMN,
@@ -19,11 +24,6 @@ from include.demo.spec import (
     RAW_COLUMNS,
     TIME_COLUMN,
 )
-from include.ml.validation.outcome import ValidationOutcome
-from include.ml.validation.reading import BatchUnreadable, parse_raw
-from include.ml.validation.report import render_unreadable_report, render_validation_report
-from include.ml.validation.week import validate_week
-from include.weeks import week_start
 
 WEEK = "2026-W05"
 N = 500
@@ -437,10 +437,10 @@ def test_a_batch_rejected_only_for_its_columns_says_to_fix_the_expected_columns(
     """The data is fine and the spec expects a column it never had: the advice leads with the spec."""
     from helpers import ROOT, run_stages, write_config
 
-    from include.errors import DataValidationError
+    from core.errors import DataValidationError
 
     spec = tmp_path / "my_dataset.toml"
-    demo = (ROOT / "include/demo/churn_dataset.toml").read_text()
+    demo = (ROOT / "demo/churn_dataset.toml").read_text()
     spec.write_text(
         demo.replace("[dataset.features]\n", '[dataset.features]\nloyalty_points = { kind = "numeric" }\n')
     )
@@ -453,7 +453,7 @@ def test_a_batch_rejected_only_for_its_columns_says_to_fix_the_expected_columns(
     assert "Every other check passed; only the columns differ from the dataset spec" in message
     assert f"If the data is right, fix the expected columns in the dataset spec ({spec}:" in message
     assert "then re-run validate_data for 2026-W05" in message
-    from include.stages.keys import validation_report_key
+    from lifecycle.keys import validation_report_key
 
     row = ctx.provider.warehouse.read_rows("validation_results", {"week": "2026-W05"}).iloc[0]
     assert row["report_key"] == validation_report_key("2026-W05", row["data_version"])
@@ -464,9 +464,9 @@ def test_a_batch_rejected_only_for_its_columns_says_to_fix_the_expected_columns(
 def test_a_batch_with_bad_data_is_told_to_fix_the_data(tmp_path) -> None:
     from helpers import write_config
 
-    from include.config import load_settings
-    from include.stages.context import StageContext
-    from include.stages.validate import _advice
+    from core.config import load_settings
+    from lifecycle.context import StageContext
+    from lifecycle.validate import _advice
 
     config = write_config(tmp_path)  # the demo's spec, named by [dataset] spec
     ctx = StageContext(settings=load_settings(config), week="2026-W05", actor="test")
@@ -475,16 +475,16 @@ def test_a_batch_with_bad_data_is_told_to_fix_the_data(tmp_path) -> None:
     both = _advice(ctx, ["expect_table_columns_to_match_set", "expect_column_values_to_be_unique"])
     assert both.startswith("Fix the source data")
     assert "or, if its columns are right, fix the expected columns in the dataset spec" in both
-    assert "include/demo/churn_dataset.toml" in both
+    assert "demo/churn_dataset.toml" in both
 
 
 def test_two_sources_of_a_week_keep_their_own_rejection_reports(tmp_path) -> None:
     from helpers import run_stages, write_config
 
-    from include.errors import DataValidationError
-    from include.ml.sample_data import generate_week
-    from include.stages.ingest import ingest_week
-    from include.stages.validate import validate_week_data
+    from core.errors import DataValidationError
+    from demo.sample_data import generate_week
+    from lifecycle.ingest import ingest_week
+    from lifecycle.validate import validate_week_data
 
     config = write_config(tmp_path / "settings", data={"rows_per_week": 300})
     frame = generate_week("2026-W05", 300, seed=5)

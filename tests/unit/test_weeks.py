@@ -2,8 +2,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.errors import ParamError
-from include.weeks import parse_week, shift_week, week_partition, week_start, weeks_between
+from core.errors import ParamError
+from core.weeks import parse_week, shift_week, week_partition, week_start, weeks_between
 
 
 def _iso(day: date) -> str:

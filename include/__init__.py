@@ -1,1 +1,0 @@
-"""Cloud-agnostic code of the MLOps loop: ML code (``include.ml``) and stage logic (``include.stages``)."""

@@ -1,0 +1,202 @@
+"""evaluate_model: the gate. Challenger and champion are scored on the same holdout."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.errors import DeterministicError, ParamError
+from core.ml.dataset import HIGHER_IS_BETTER, DatasetSpec, incompatibilities, spec_from_json
+from lifecycle.context import StageContext
+from lifecycle.datasets import holdout_mask, read_validated
+from lifecycle.history import newer_production, production_as_of, trained_week
+from lifecycle.tables import ensure_tables
+
+log = logging.getLogger(__name__)
+
+
+class IncompatibleModelError(DeterministicError):
+    """A model was trained under a dataset spec the current one cannot score with."""
+
+
+def check_compatible(ctx: StageContext, model_spec: DatasetSpec, what: str) -> None:
+    """Refuse to score with a model whose dataset spec differs from the settings' in what it reads.
+
+    Raises:
+        IncompatibleModelError: names every difference and says how to fix it.
+    """
+    differences = incompatibilities(model_spec, ctx.settings.dataset)
+    if differences:
+        raise IncompatibleModelError(
+            f"{what} was trained under a dataset spec that differs from the current one: "
+            f"{'; '.join(differences)}. Retrain under the current spec (trigger train_model, then "
+            "evaluate_model and register_model, or retrain_pipeline), or restore the old spec"
+        )
+
+
+def trained_spec(ctx: StageContext, job_name: str) -> DatasetSpec | None:
+    """The dataset spec a training job ran under (from its lineage), or None if not recorded."""
+    rows = ctx.provider.warehouse.read_rows("training_runs", {"job_name": job_name}, columns=["dataset_spec"])
+    text = str(rows["dataset_spec"].iloc[-1]) if len(rows) and rows["dataset_spec"].iloc[-1] else ""
+    return spec_from_json(text) if text else None
+
+
+def training_run(ctx: StageContext, job_name: str | None = None) -> dict[str, Any]:
+    """Return a training run's record: the named job, or the week's latest one.
+
+    Raises:
+        ParamError: there is no such training run.
+    """
+    ensure_tables(ctx.provider.warehouse, "training_runs", spec=ctx.settings.dataset)
+    where = {"job_name": job_name} if job_name else {"week": ctx.week}
+    rows = ctx.provider.warehouse.read_rows("training_runs", where)
+    if rows.empty:
+        what = f"training job {job_name}" if job_name else f"a training run for week {ctx.week}"
+        raise ParamError(f"there is no {what}: run train_model for {ctx.week} first")
+    return rows.iloc[-1].to_dict()
+
+
+def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[str, Any]:
+    """Score the challenger and the champion on the week's holdout and decide the gate.
+
+    The champion is the production version as of the week (the latest production version
+    trained for this week or an earlier one: a backfilled week is judged against the model of
+    its time, not today's), recorded when the week is first evaluated; a re-run compares
+    against the same version again, so its decision does not change later. A challenger that
+    would win while today's production was trained for a later week (a backfill) is registered
+    but does not move production: the decision says why.
+
+    Returns:
+        The evaluation record (``passed``: the gate's verdict; ``promote``: whether production
+        moves; ``decision``, scores, champion version).
+    """
+    from core.ml.scoring.artifacts import load_model
+
+    run = training_run(ctx, job_name)
+    job_name = run["job_name"]
+    holdout = _holdout(ctx)
+    metric, margin = ctx.settings.gate_metric, ctx.settings.gate.margin
+    higher = HIGHER_IS_BETTER[metric]
+    registry, storage, warehouse = ctx.provider.registry, ctx.provider.storage, ctx.provider.warehouse
+    ensure_tables(warehouse, "evaluations", spec=ctx.settings.dataset)
+
+    with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
+        artifact = storage.get_file(run["model_key"], Path(tmp) / "challenger" / "model.joblib")
+        challenger = load_model(artifact, run["model_sha256"])
+        check_compatible(ctx, challenger.spec, f"challenger {job_name}")
+        challenger_score = challenger.metrics(holdout)[metric]
+
+        previous = warehouse.read_rows("evaluations", {"week": ctx.week, "job_name": job_name})
+        champion = _champion(ctx, previous)
+        champion_score = None
+        if champion is not None and champion.registry_key != job_name:
+            path = registry.fetch_artifact(champion, Path(tmp) / "champion")
+            model = load_model(path, champion.sha256)
+            differences = incompatibilities(model.spec, ctx.settings.dataset)
+            if differences:  # a champion of another spec cannot be judged on this holdout
+                log.warning("Champion v%s cannot score this spec's rows: %s", champion.version, differences)
+            else:
+                champion_score = model.metrics(holdout)[metric]
+
+    if challenger_score is None:
+        raise ParamError(
+            f"the gate metric {metric} is undefined on week {ctx.week}'s holdout ({len(holdout)} "
+            "labelled rows, "
+            "e.g. a single class): wait for more labels, or choose another [gate] metric"
+        )
+    if champion is None:
+        passed, decision = True, "promote: there is no production model yet"
+    elif champion.registry_key == job_name:
+        passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
+    elif champion_score is None:
+        passed, decision = (
+            True,
+            (
+                f"promote: champion v{champion.version} was trained under another dataset spec "
+                f"(challenger {metric} {challenger_score:.4f})"
+            ),
+        )
+    else:
+        better = (
+            challenger_score > champion_score + margin
+            if higher
+            else challenger_score < champion_score - margin
+        )
+        passed = bool(better)
+        verb = "promote" if passed else "reject"
+        decision = (
+            f"{verb}: challenger {metric} {challenger_score:.4f} vs champion v{champion.version} "
+            f"{champion_score:.4f} (margin {margin})"
+        )
+    promote = passed
+    newer = newer_production(ctx)
+    if passed and newer is not None and newer.registry_key != job_name:
+        # a first evaluation, or a re-run of one that kept production (a re-run of a week that
+        # was promoted in its time keeps its decision: register's compare-and-set guards it)
+        if previous.empty or not promotes(previous.iloc[-1].to_dict()):
+            promote = False  # the gate passed; production stays on the newer model
+            of_its_time = f"v{champion.version}" if champion is not None else "none"
+            decision = (
+                f"keep: production v{newer.version} was trained on {trained_week(newer)}, newer than "
+                f"this week {ctx.week} (against the production of its time, {of_its_time}: {decision})"
+            )
+    record = {
+        "week": ctx.week,
+        "job_name": job_name,
+        "metric": metric,
+        "higher_is_better": higher,
+        "challenger_score": float(challenger_score),
+        "champion_version": champion.version if champion else "",
+        "champion_score": float(champion_score) if champion_score is not None else None,
+        "margin": float(margin),
+        "passed": passed,
+        "promote": promote,
+        "decision": decision,
+        "n_holdout": len(holdout),
+    }
+    warehouse.replace_rows("evaluations", {"week": ctx.week, "job_name": job_name}, pd.DataFrame([record]))
+    log.info("Gate for %s, week %s: %s", job_name, ctx.week, decision)
+    return record
+
+
+def promotes(evaluation: dict[str, Any]) -> bool:
+    """Whether an evaluation moves production.
+
+    ``passed`` is the gate's verdict against the champion of the week's time; ``promote`` is
+    False too when a backfilled winner stays out of production because today's was trained on
+    newer data. Rows written before ``promote`` existed have it empty: then ``passed`` decided.
+    """
+    value = evaluation.get("promote")
+    return bool(evaluation["passed"]) if value is None or pd.isna(value) else bool(value)
+
+
+def _holdout(ctx: StageContext) -> pd.DataFrame:
+    """The week's held-out rows that have a label."""
+    spec = ctx.settings.dataset
+    week = read_validated(ctx, ctx.week)
+    holdout = week[holdout_mask(week[spec.key_column], ctx.settings.training.holdout_fraction)]
+    holdout = holdout[holdout[spec.label].notna()]
+    enough = holdout[spec.label].nunique() >= 2 if spec.is_classification else len(holdout) >= 2
+    if not enough:
+        what = "with two classes" if spec.is_classification else "with two labelled rows"
+        raise ParamError(
+            f"week {ctx.week} has no labelled holdout {what} ({len(holdout)} rows): "
+            "the gate needs labels; wait until they arrive or raise [training] holdout_fraction"
+        )
+    return holdout
+
+
+def _champion(ctx: StageContext, previous: pd.DataFrame) -> Any:
+    """Return the version to compare with.
+
+    That is the one recorded by an earlier evaluation of this challenger if there is one (so
+    re-runs are stable), else the production version as of the week (see ``production_as_of``).
+    """
+    if not previous.empty:
+        recorded = previous.iloc[-1]["champion_version"]
+        return ctx.provider.registry.get_version(ctx.model_name, recorded) if recorded else None
+    return production_as_of(ctx, ctx.week)
