@@ -1,7 +1,7 @@
 """Run the benchmarks; print a table of figures and write them as JSON (``make bench``).
 
-Every figure is compared with a baseline measured in the same run on the same data (see the
-README's "Benchmarks" section). Examples::
+Every figure is compared with a baseline measured in the same run on the same data (see
+docs/benchmarks.md). Examples::
 
     python tests/benchmarks/run.py                      # everything at the issue's sizes
     python tests/benchmarks/run.py --quick              # small sizes, one repetition
@@ -138,7 +138,7 @@ def table(figures: list) -> str:
 
 
 def markdown(figures: list[dict]) -> str:
-    """The figures (as dicts, e.g. from the JSON file) as a Markdown table for the README."""
+    """The figures (as dicts, e.g. from the JSON file) as a Markdown table for docs/benchmarks.md (under a date)."""
     lines = [
         "| benchmark | figure | value | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
