@@ -138,7 +138,7 @@ def table(figures: list) -> str:
 
 
 def markdown(figures: list[dict]) -> str:
-    """The figures (as dicts, e.g. from the JSON file) as a Markdown table for docs/benchmarks.md (under a date)."""
+    """The figures (as dicts, e.g. from the JSON file) as a Markdown table for docs/benchmarks.md."""
     lines = [
         "| benchmark | figure | value | baseline | ratio | target | met |",
         "|---|---|---|---|---|---|---|",

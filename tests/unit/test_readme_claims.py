@@ -1,5 +1,6 @@
-"""The README's table of what the AWS stand-ins really execute names, on every row, tests that
-exist: a renamed or deleted test makes its row claim a proof that is gone."""
+"""The table of what the AWS stand-ins really execute (docs/aws.md, moved there from the README)
+names, on every row, tests that exist: a renamed or deleted test makes its row claim a proof
+that is gone."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import re
 
 from helpers import ROOT
 
-TABLE_HEADING = "### What is tested here, and by what"
+PAGE = ROOT / "docs" / "aws.md"
+TABLE_HEADING = "## What is tested here, and by what"
 
 
 def _rows() -> list[list[str]]:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(TABLE_HEADING) :].split("\n### ", 1)[0]
+    text = PAGE.read_text()
+    section = text[text.index(TABLE_HEADING) :].split("\n## ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("| ")]
     header, *rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
     assert header[-1] == "proved by", header
