@@ -24,12 +24,20 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("apps.serving.access")
+
+# The ASGI interface, spelled as Starlette spells it (the core does not import Starlette): a
+# connection's scope and its messages are string-keyed mappings whose values depend on the key.
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 #: latency histogram bucket bounds in seconds (the last bucket is +Inf); the serving report's
 #: quantiles are exact to within one bucket
@@ -264,11 +272,11 @@ class ServingMetrics:
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def middleware(self, app: Any) -> Any:
+    def middleware(self, app: _ASGIApp) -> _ASGIApp:
         """An ASGI middleware that counts and times every prediction request around ``app``."""
         metrics = self
 
-        async def measured(scope: dict, receive: Any, send: Any) -> None:
+        async def measured(scope: _Scope, receive: _Receive, send: _Send) -> None:
             match = _PREDICT.match(scope.get("path", "")) if scope["type"] == "http" else None
             if match is None:
                 await app(scope, receive, send)
@@ -277,7 +285,7 @@ class ServingMetrics:
             status = 500  # an exception before the answer started is a 500 to the client
             metrics.in_flight.inc()
 
-            async def send_status(message: dict) -> None:
+            async def send_status(message: _Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = int(message["status"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
@@ -33,7 +34,10 @@ FEATURE_TABLE_COLUMNS: tuple[str, ...] = (
 def _numeric_values(values: Any) -> np.ndarray:
     """Return the non-null values as float64 (nulls are ignored, not counted as a bin)."""
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
-    array = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    # pandas is untyped here: the declared type says what to_numpy(dtype=float64) gives
+    array: npt.NDArray[np.float64] = pd.to_numeric(series, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     return array[np.isfinite(array)]
 
 
