@@ -220,9 +220,9 @@ def build_features(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         )
     derived = _derived(df, spec)
     source = df
-    added: list[str] = []
+    added: dict[str, pd.Series] = {}  # the columns the feature function adds
     if derived is not None:
-        added = [column for column in derived.columns if column not in df.columns]
+        added = {column: derived[column] for column in derived.columns if column not in df.columns}
         replaced = [column for column in spec.feature_names if column in derived.columns]
         if replaced:  # the function may rewrite a feature (e.g. clip it): use its version
             source = df.assign(**{column: derived[column].to_numpy() for column in replaced})
@@ -235,8 +235,7 @@ def build_features(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         else:
             # .array is used positionally: no index alignment, so duplicate labels are harmless.
             categorical[feature.name] = typed.array
-    for column in added:
-        values = derived[column]  # type: ignore[index]
+    for column, values in added.items():
         if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
             numeric[column] = _numeric(values, column)
         else:
