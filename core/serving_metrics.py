@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 log = logging.getLogger("apps.serving.access")
 
@@ -84,6 +84,38 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+class ModelHour(TypedDict):
+    """One model's counts in an hour of the record.
+
+    Attributes:
+        requests: predictions by status class (``2xx``, ``4xx``, ``5xx``).
+        latency_buckets: the latency histogram's bucket counts (``LATENCY_BUCKETS_S`` plus +Inf).
+        latency_sum_s: the requests' latencies summed, in seconds.
+    """
+
+    requests: dict[str, int]
+    latency_buckets: list[int]
+    latency_sum_s: float
+
+
+class HourFile(TypedDict):
+    """One process's file of one hour of the record (its JSON).
+
+    Attributes:
+        hour: the hour's start, ISO 8601 in UTC.
+        instance: the server process (pid and a random suffix).
+        uptime_seconds: how long the process was up during the hour.
+        latency_buckets_s: the histogram's bucket bounds the counts use.
+        models: each model's counts.
+    """
+
+    hour: str
+    instance: str
+    uptime_seconds: float
+    latency_buckets_s: list[float]
+    models: dict[str, ModelHour]
+
+
 class HourlyRecord:
     """This process's counts per (UTC hour, model), flushed to ``<folder>/hour=<hour>/<id>.json``.
 
@@ -96,7 +128,7 @@ class HourlyRecord:
         self.folder = Path(folder)
         self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.started = datetime.now(UTC)
-        self._counts: dict[datetime, dict[str, dict[str, Any]]] = {}
+        self._counts: dict[datetime, dict[str, ModelHour]] = {}
         self._dirty: set[datetime] = set()
         self._lock = threading.Lock()
         self._last_flush = self.started
@@ -132,7 +164,7 @@ class HourlyRecord:
             self._last_flush = now
         for hour, models in snapshot.items():
             up = (min(now, hour + timedelta(hours=1)) - max(self.started, hour)).total_seconds()
-            body = {
+            body: HourFile = {
                 "hour": hour.isoformat(),
                 "instance": self.instance,
                 "uptime_seconds": max(0.0, up),
@@ -150,9 +182,9 @@ class HourlyRecord:
                 del self._counts[old]
 
 
-def read_hours(folder: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def read_hours(folder: Path, start: datetime, end: datetime) -> list[HourFile]:
     """The hourly files whose hour starts in ``[start, end)``, every process's."""
-    files = []
+    files: list[HourFile] = []
     for hour_dir in sorted(Path(folder).glob("hour=*")):
         try:
             hour = datetime.strptime(hour_dir.name[5:], "%Y-%m-%dT%H").replace(tzinfo=UTC)
