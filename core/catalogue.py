@@ -52,7 +52,8 @@ class ProviderEntry:
         if not self.settings_class:
             return None
         module_name, _, class_name = self.settings_class.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        settings: type = getattr(importlib.import_module(module_name), class_name)  # the entry names a class
+        return settings
 
 
 CATALOGUE: tuple[ProviderEntry, ...] = (

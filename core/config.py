@@ -14,14 +14,17 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.catalogue import PROVIDER_NAMES
 from core.errors import ConfigError, ParamError
 from core.ml.dataset import TASK_METRICS, DatasetSpec, DatasetSpecError, parse_spec
 from core.routing import parse_routing
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # build_section reads a dataclass's fields
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -368,7 +371,7 @@ def build_section(
     """
     prefix = f"{path}: " if path is not None else ""
     defaults = cls()
-    fields = [f.name for f in dataclasses.fields(cls) if f.name not in skip]  # type: ignore[arg-type]
+    fields = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{prefix}unknown key(s) {unknown} in {where}; known keys: {sorted(fields)}")

@@ -24,12 +24,20 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 log = logging.getLogger("apps.serving.access")
+
+# The ASGI interface, spelled as Starlette spells it (the core does not import Starlette): a
+# connection's scope and its messages are string-keyed mappings whose values depend on the key.
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 #: latency histogram bucket bounds in seconds (the last bucket is +Inf); the serving report's
 #: quantiles are exact to within one bucket
@@ -76,6 +84,38 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+class ModelHour(TypedDict):
+    """One model's counts in an hour of the record.
+
+    Attributes:
+        requests: predictions by status class (``2xx``, ``4xx``, ``5xx``).
+        latency_buckets: the latency histogram's bucket counts (``LATENCY_BUCKETS_S`` plus +Inf).
+        latency_sum_s: the requests' latencies summed, in seconds.
+    """
+
+    requests: dict[str, int]
+    latency_buckets: list[int]
+    latency_sum_s: float
+
+
+class HourFile(TypedDict):
+    """One process's file of one hour of the record (its JSON).
+
+    Attributes:
+        hour: the hour's start, ISO 8601 in UTC.
+        instance: the server process (pid and a random suffix).
+        uptime_seconds: how long the process was up during the hour.
+        latency_buckets_s: the histogram's bucket bounds the counts use.
+        models: each model's counts.
+    """
+
+    hour: str
+    instance: str
+    uptime_seconds: float
+    latency_buckets_s: list[float]
+    models: dict[str, ModelHour]
+
+
 class HourlyRecord:
     """This process's counts per (UTC hour, model), flushed to ``<folder>/hour=<hour>/<id>.json``.
 
@@ -88,7 +128,7 @@ class HourlyRecord:
         self.folder = Path(folder)
         self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.started = datetime.now(UTC)
-        self._counts: dict[datetime, dict[str, dict[str, Any]]] = {}
+        self._counts: dict[datetime, dict[str, ModelHour]] = {}
         self._dirty: set[datetime] = set()
         self._lock = threading.Lock()
         self._last_flush = self.started
@@ -124,7 +164,7 @@ class HourlyRecord:
             self._last_flush = now
         for hour, models in snapshot.items():
             up = (min(now, hour + timedelta(hours=1)) - max(self.started, hour)).total_seconds()
-            body = {
+            body: HourFile = {
                 "hour": hour.isoformat(),
                 "instance": self.instance,
                 "uptime_seconds": max(0.0, up),
@@ -142,9 +182,9 @@ class HourlyRecord:
                 del self._counts[old]
 
 
-def read_hours(folder: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
+def read_hours(folder: Path, start: datetime, end: datetime) -> list[HourFile]:
     """The hourly files whose hour starts in ``[start, end)``, every process's."""
-    files = []
+    files: list[HourFile] = []
     for hour_dir in sorted(Path(folder).glob("hour=*")):
         try:
             hour = datetime.strptime(hour_dir.name[5:], "%Y-%m-%dT%H").replace(tzinfo=UTC)
@@ -264,11 +304,11 @@ class ServingMetrics:
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def middleware(self, app: Any) -> Any:
+    def middleware(self, app: _ASGIApp) -> _ASGIApp:
         """An ASGI middleware that counts and times every prediction request around ``app``."""
         metrics = self
 
-        async def measured(scope: dict, receive: Any, send: Any) -> None:
+        async def measured(scope: _Scope, receive: _Receive, send: _Send) -> None:
             match = _PREDICT.match(scope.get("path", "")) if scope["type"] == "http" else None
             if match is None:
                 await app(scope, receive, send)
@@ -277,7 +317,7 @@ class ServingMetrics:
             status = 500  # an exception before the answer started is a 500 to the client
             metrics.in_flight.inc()
 
-            async def send_status(message: dict) -> None:
+            async def send_status(message: _Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = int(message["status"])

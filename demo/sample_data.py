@@ -22,6 +22,7 @@ import io
 from datetime import UTC, datetime, time
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,7 +56,9 @@ _M2M_MANY_TICKETS_SHARE = 0.12
 _INTERCEPT = -1.45
 
 
-def _pick(u: np.ndarray, probabilities: np.ndarray, values: tuple[str, ...]) -> np.ndarray:
+def _pick(
+    u: npt.NDArray[np.float64], probabilities: npt.NDArray[np.float64], values: tuple[str, ...]
+) -> npt.NDArray[np.object_]:
     """Map uniforms to category values by inverse CDF (row-wise probabilities allowed).
 
     A hand-written inverse CDF instead of ``rng.choice`` lets the drift knob change the probabilities
@@ -64,11 +67,14 @@ def _pick(u: np.ndarray, probabilities: np.ndarray, values: tuple[str, ...]) -> 
     probs = np.broadcast_to(np.asarray(probabilities, dtype=np.float64), (len(u), len(values)))
     cumulative = np.cumsum(probs, axis=1)
     cumulative /= cumulative[:, -1:]
-    index = (u[:, None] > cumulative[:, :-1]).sum(axis=1)
+    # numpy types a reduction along an axis as Any: it is an integer array here
+    index: npt.NDArray[np.int_] = (u[:, None] > cumulative[:, :-1]).sum(axis=1)
     return np.asarray(values, dtype=object)[index]
 
 
-def _poisson_inverse_cdf(u: np.ndarray, rate: np.ndarray, k_max: int = 200) -> np.ndarray:
+def _poisson_inverse_cdf(
+    u: npt.NDArray[np.float64], rate: npt.NDArray[np.float64], k_max: int = 200
+) -> npt.NDArray[np.int64]:
     """Smallest k with PoissonCDF(k; rate) >= u, vectorised (scipy's ppf is ~100x slower here)."""
     pmf = np.exp(-np.asarray(rate, dtype=np.float64)) * np.ones_like(u)
     cdf = pmf.copy()
@@ -83,9 +89,12 @@ def _poisson_inverse_cdf(u: np.ndarray, rate: np.ndarray, k_max: int = 200) -> n
     return k
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+def _softmax(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    # numpy types a reduction along an axis as Any: these are float arrays of one column
+    peak: npt.NDArray[np.float64] = logits.max(axis=1, keepdims=True)
+    shifted = np.exp(logits - peak)
+    total: npt.NDArray[np.float64] = shifted.sum(axis=1, keepdims=True)
+    return shifted / total
 
 
 def _active(week: str, from_week: str) -> bool:
@@ -95,12 +104,12 @@ def _active(week: str, from_week: str) -> bool:
     return week_start(week) >= week_start(from_week)
 
 
-def _clip_int(values: np.ndarray, column: str) -> np.ndarray:
+def _clip_int(values: npt.NDArray[np.float64] | npt.NDArray[np.int64], column: str) -> npt.NDArray[np.int64]:
     low, high = schema.NUMERIC_RANGES[column]
     return np.clip(np.rint(values), low, high).astype(np.int64)
 
 
-def _clip_float(values: np.ndarray, column: str, decimals: int) -> np.ndarray:
+def _clip_float(values: npt.NDArray[np.float64], column: str, decimals: int) -> npt.NDArray[np.float64]:
     low, high = schema.NUMERIC_RANGES[column]
     return np.round(np.clip(values, low, high), decimals).astype(np.float64)
 

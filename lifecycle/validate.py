@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pandas as pd
 
@@ -12,6 +12,9 @@ from core.errors import DataValidationError, ParamError
 from lifecycle.context import StageContext
 from lifecycle.keys import quarantine_prefix, validated_key, validation_report_key
 from lifecycle.tables import ensure_tables
+
+if TYPE_CHECKING:  # the validation modules are imported when the stage runs
+    from core.ml.validation.outcome import BatchFailure
 
 log = logging.getLogger(__name__)
 COLUMNS = "expect_table_columns_to_match_set"
@@ -49,7 +52,7 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         frame = parse_raw(raw, f"data.{extension}", spec)
     except BatchUnreadable as exc:
         report = render_unreadable_report(ctx.week, exc.reason, source)
-        failures = [{"expectation": UNREADABLE, "column": "", "detail": exc.reason}]
+        failures: list[BatchFailure] = [{"expectation": UNREADABLE, "column": "", "detail": exc.reason}]
         _reject(ctx, raw, extension, quarantine, report, {**row, "n_rows": 0, "n_bad_rows": 0}, failures)
 
     log.info("Week %s: validating %d rows of data version %s", ctx.week, len(frame), data_version)
@@ -122,7 +125,7 @@ def _reject(
     quarantine: str,
     report: str,
     row: dict[str, object],
-    failures: list[dict[str, str]],
+    failures: list[BatchFailure],
 ) -> NoReturn:
     """Quarantine the whole batch, record the failure and stop the loop."""
     storage, warehouse = ctx.provider.storage, ctx.provider.warehouse

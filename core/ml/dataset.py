@@ -261,7 +261,7 @@ def import_function(path: str, key: str) -> Callable[..., Any]:
         raise DatasetSpecError(
             f"[dataset] {key} = {path!r}: cannot import {module_name!r} ({error})"
         ) from None
-    function = getattr(module, name, None)
+    function: object = getattr(module, name, None)
     if not callable(function):
         raise DatasetSpecError(f"[dataset] {key} = {path!r}: module {module_name!r} has no function {name!r}")
     return function

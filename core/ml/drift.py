@@ -8,9 +8,10 @@ turn every tiny difference into "significant" on millions of rows. Conventional 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
@@ -33,7 +34,10 @@ FEATURE_TABLE_COLUMNS: tuple[str, ...] = (
 def _numeric_values(values: Any) -> np.ndarray:
     """Return the non-null values as float64 (nulls are ignored, not counted as a bin)."""
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
-    array = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    # pandas is untyped here: the declared type says what to_numpy(dtype=float64) gives
+    array: npt.NDArray[np.float64] = pd.to_numeric(series, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     return array[np.isfinite(array)]
 
 
@@ -123,43 +127,61 @@ def categorical_psi(reference: Any, current: Any) -> float:
     return _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
 
 
-def _numeric_row(name: str, reference: Any, current: Any) -> dict[str, Any]:
+class _FeatureRow(TypedDict):
+    """A row of the feature table before ``drifted`` is added (NaN: not measured)."""
+
+    feature: str
+    kind: str
+    psi: float
+    statistic: float
+    p_value: float
+    reference_mean: float
+    current_mean: float
+
+
+def _numeric_row(name: str, reference: Any, current: Any) -> _FeatureRow:
     ref, cur = _numeric_values(reference), _numeric_values(current)
-    row: dict[str, Any] = {"feature": name, "kind": "numeric"}
+    nan = float("nan")
     if len(ref) == 0 or len(cur) == 0:
-        nan = float("nan")
-        return row | {
-            "psi": nan,
-            "statistic": nan,
-            "p_value": nan,
-            "reference_mean": float(ref.mean()) if len(ref) else nan,
-            "current_mean": float(cur.mean()) if len(cur) else nan,
-        }
-    ks = stats.ks_2samp(ref, cur)
-    return row | {
-        "psi": _psi(*_numeric_shares(ref, cur, _BINS)),
-        "statistic": float(ks.statistic),
-        "p_value": float(ks.pvalue),
-        "reference_mean": float(ref.mean()),
-        "current_mean": float(cur.mean()),
+        psi = statistic = p_value = nan
+    else:
+        ks = stats.ks_2samp(ref, cur)
+        psi = _psi(*_numeric_shares(ref, cur, _BINS))
+        statistic, p_value = float(ks.statistic), float(ks.pvalue)
+    return {
+        "feature": name,
+        "kind": "numeric",
+        "psi": psi,
+        "statistic": statistic,
+        "p_value": p_value,
+        "reference_mean": float(ref.mean()) if len(ref) else nan,
+        "current_mean": float(cur.mean()) if len(cur) else nan,
     }
 
 
-def _categorical_row(name: str, reference: Any, current: Any) -> dict[str, Any]:
+def _categorical_row(name: str, reference: Any, current: Any) -> _FeatureRow:
     ref, cur = _categorical_values(reference), _categorical_values(current)
     nan = float("nan")
-    row: dict[str, Any] = {"feature": name, "kind": "categorical", "reference_mean": nan, "current_mean": nan}
     if len(ref) == 0 or len(cur) == 0:
-        return row | {"psi": nan, "statistic": nan, "p_value": nan}
-    ref_counts, cur_counts = _category_counts(ref, cur)
-    if len(ref_counts) < 2:
-        # One category on both sides: identical distributions, and chi-square is undefined.
-        statistic, p_value = 0.0, 1.0
+        psi = statistic = p_value = nan
     else:
-        test = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
-        statistic, p_value = float(test.statistic), float(test.pvalue)
-    psi = _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
-    return row | {"psi": psi, "statistic": statistic, "p_value": p_value}
+        ref_counts, cur_counts = _category_counts(ref, cur)
+        if len(ref_counts) < 2:
+            # One category on both sides: identical distributions, and chi-square is undefined.
+            statistic, p_value = 0.0, 1.0
+        else:
+            test = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
+            statistic, p_value = float(test.statistic), float(test.pvalue)
+        psi = _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+    return {
+        "feature": name,
+        "kind": "categorical",
+        "psi": psi,
+        "statistic": statistic,
+        "p_value": p_value,
+        "reference_mean": nan,
+        "current_mean": nan,
+    }
 
 
 def feature_drift(
@@ -202,7 +224,25 @@ def feature_drift(
     return table[list(FEATURE_TABLE_COLUMNS)]
 
 
-def dataset_drift(feature_table: pd.DataFrame, share_threshold: float) -> dict[str, Any]:
+class DatasetDrift(TypedDict):
+    """The dataset-level drift verdict of a week (JSON-safe).
+
+    Attributes:
+        n_features: features compared.
+        n_drifted: features that drifted.
+        share_drifted: ``n_drifted / n_features`` (0.0 without features).
+        drifted: True when the share reached the threshold (never without features).
+        drifted_features: the drifted features' names, in the table's order.
+    """
+
+    n_features: int
+    n_drifted: int
+    share_drifted: float
+    drifted: bool
+    drifted_features: list[str]
+
+
+def dataset_drift(feature_table: pd.DataFrame, share_threshold: float) -> DatasetDrift:
     """Summarise a :func:`feature_drift` table into a dataset-level verdict.
 
     Args:
@@ -210,7 +250,7 @@ def dataset_drift(feature_table: pd.DataFrame, share_threshold: float) -> dict[s
         share_threshold: the dataset has drifted when at least this share of features drifted.
 
     Returns:
-        ``{"n_features", "n_drifted", "share_drifted", "drifted", "drifted_features"}``, JSON-safe.
+        The verdict, JSON-safe.
     """
     n_features = len(feature_table)
     drifted_mask = feature_table["drifted"].astype(bool) if n_features else pd.Series([], dtype=bool)

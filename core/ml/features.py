@@ -23,42 +23,50 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from core.ml.dataset import FALSE_WORDS, TRUE_WORDS, DatasetSpec, canonical_value
 
 
-def _numeric(series: pd.Series, column: str) -> np.ndarray:
+def _numeric(series: pd.Series, column: str) -> npt.NDArray[np.float64]:
     """Return a column as float64 with missing values as NaN."""
     values = series
     # Numeric columns (the usual case) skip the conversion: on a one-row online request the
     # per-column pandas calls cost more than the arithmetic.
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iuf":
         return np.asarray(series.to_numpy(), dtype=np.float64)  # NumPy dtypes hold no pd.NA
+    # pandas is untyped here: the declared types say what to_numpy(dtype=float64) gives
+    floats: npt.NDArray[np.float64]
     if pd.api.types.is_bool_dtype(series.dtype):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        floats = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return floats
     if not pd.api.types.is_numeric_dtype(series.dtype):
         try:
             values = pd.Series(pd.to_numeric(series, errors="raise"))
         except (ValueError, TypeError) as error:
             raise ValueError(f"column {column!r} must be numeric: {error}") from None
     # pandas nullable dtypes (Int64, Float64) would give pd.NA; ask for NaN explicitly.
-    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return floats
 
 
 _BOOLEAN_WORDS = {**dict.fromkeys(TRUE_WORDS, 1.0), **dict.fromkeys(FALSE_WORDS, 0.0)}
 
 
-def _boolean(series: pd.Series) -> np.ndarray:
+def _boolean(series: pd.Series) -> npt.NDArray[np.float64]:
     """Return a boolean column as 1.0 / 0.0 (missing or unreadable: NaN).
 
     True/False, 1/0 and the words true/false, yes/no, y/n, t/f (any case) are understood.
     """
+    # pandas is untyped here: the declared type says what to_numpy(dtype=float64) gives
+    numbers: npt.NDArray[np.float64]
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
         numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.where(np.isin(numbers, (0.0, 1.0)), numbers, np.nan)
     words = series.astype("str").str.strip().str.lower()
-    return words.map(_BOOLEAN_WORDS).to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = words.map(_BOOLEAN_WORDS).to_numpy(dtype=np.float64, na_value=np.nan)
+    return numbers
 
 
 def _categorical(series: pd.Series) -> pd.Series:
@@ -212,9 +220,9 @@ def build_features(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         )
     derived = _derived(df, spec)
     source = df
-    added: list[str] = []
+    added: dict[str, pd.Series] = {}  # the columns the feature function adds
     if derived is not None:
-        added = [column for column in derived.columns if column not in df.columns]
+        added = {column: derived[column] for column in derived.columns if column not in df.columns}
         replaced = [column for column in spec.feature_names if column in derived.columns]
         if replaced:  # the function may rewrite a feature (e.g. clip it): use its version
             source = df.assign(**{column: derived[column].to_numpy() for column in replaced})
@@ -227,8 +235,7 @@ def build_features(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         else:
             # .array is used positionally: no index alignment, so duplicate labels are harmless.
             categorical[feature.name] = typed.array
-    for column in added:
-        values = derived[column]  # type: ignore[index]
+    for column, values in added.items():
         if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
             numeric[column] = _numeric(values, column)
         else:

@@ -181,11 +181,15 @@ class TrainedModel:
         binary: the positive class's probability; multiclass: the predicted class; regression:
         the value.
         """
+        # numpy types tolist() as Any: a 1-D array gives a list of Python floats
+        answers: list[Any]
         if self.task == "binary":
-            return raw[:, 1].tolist()
-        if self.task == "multiclass":
-            return [self.classes[i] for i in raw.argmax(axis=1)]
-        return raw.tolist()
+            answers = raw[:, 1].tolist()
+        elif self.task == "multiclass":
+            answers = [self.classes[i] for i in raw.argmax(axis=1)]
+        else:
+            answers = raw.tolist()
+        return answers
 
     def prediction_columns(self, raw: np.ndarray) -> dict[str, Any]:
         """The spec's prediction columns (see ``DatasetSpec.prediction_columns``) of ``raw_predict``."""

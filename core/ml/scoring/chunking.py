@@ -6,7 +6,7 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -50,17 +50,26 @@ def iter_parquet_chunks(
         parquet.close()
 
 
+class _End:
+    """The producer's last message: the exception that stopped it (None when the items ran out).
+
+    A private class, so no item from the iterator can be mistaken for it.
+    """
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
 def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
     """Yield ``items``, computing the next one in a background thread meanwhile.
 
     An exception raised while computing an item is raised here, in order; if the consumer stops
     early, the thread stops after the item it is computing.
     """
-    ready: queue.Queue = queue.Queue(maxsize=1)
+    ready: queue.Queue[_T | _End] = queue.Queue(maxsize=1)
     stop = threading.Event()
-    end = object()
 
-    def put(value: tuple[Any, BaseException | None]) -> bool:
+    def put(value: _T | _End) -> bool:
         while not stop.is_set():
             try:
                 ready.put(value, timeout=0.1)
@@ -72,11 +81,11 @@ def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
     def produce() -> None:
         try:
             for item in items:
-                if not put((item, None)):
+                if not put(item):
                     return
-            put((end, None))
+            put(_End(None))
         except BaseException as exc:  # handed to the consumer, raised there
-            put((end, exc))
+            put(_End(exc))
         finally:
             close = getattr(items, "close", None)
             if close is not None:
@@ -86,12 +95,12 @@ def read_ahead(items: Iterator[_T]) -> Iterator[_T]:
     thread.start()
     try:
         while True:
-            item, error = ready.get()
-            if error is not None:
-                raise error
-            if item is end:
+            message = ready.get()
+            if isinstance(message, _End):
+                if message.error is not None:
+                    raise message.error
                 return
-            yield item
+            yield message
     finally:
         stop.set()
         thread.join()

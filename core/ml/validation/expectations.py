@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,6 +16,10 @@ from core.ml.dataset import FALSE_WORDS, TRUE_WORDS, DatasetSpec
 from core.ml.validation.outcome import BATCH, ROW, ValidationOutcome
 from core.ml.validation.reading import is_numeric
 from core.weeks import week_start
+
+if TYPE_CHECKING:  # Great Expectations takes seconds to import: only for the types here
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+    from great_expectations.expectations.expectation import Expectation
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -37,14 +41,14 @@ NUMERIC_TYPE_LIST = [
 # Checks done in plain pandas, reported like GE expectations.
 
 
-def build_expectations(frame: pd.DataFrame, week: str, min_rows: int, spec: DatasetSpec) -> list[Any]:
+def build_expectations(frame: pd.DataFrame, week: str, min_rows: int, spec: DatasetSpec) -> list[Expectation]:
     """Return the GE expectations that can run on ``frame``, each tagged with its level."""
     import great_expectations.expectations as gxe
 
     present = set(frame.columns)
-    expectations: list[Any] = []
+    expectations: list[Expectation] = []
 
-    def add(level: str, expectation: Any, note: str = "") -> None:
+    def add(level: str, expectation: Expectation, note: str = "") -> None:
         expectation.meta = {"level": level, "order": len(expectations), "note": note}
         expectations.append(expectation)
 
@@ -124,10 +128,20 @@ def _bound(value: float | None) -> str:
 
 
 def collect_result(
-    item: Any, frame: pd.DataFrame, id_column: str | None, outcome: ValidationOutcome, spec: DatasetSpec
+    item: ExpectationValidationResult,
+    frame: pd.DataFrame,
+    id_column: str | None,
+    outcome: ValidationOutcome,
+    spec: DatasetSpec,
 ) -> None:
-    """Add one GE expectation result to ``outcome`` (as a batch or a row failure)."""
+    """Add one GE expectation result to ``outcome`` (as a batch or a row failure).
+
+    Raises:
+        ValueError: the result does not carry its expectation (a suite's run always sets it).
+    """
     config = item.expectation_config
+    if config is None:
+        raise ValueError("a Great Expectations result without its expectation cannot be reported")
     kwargs = config.kwargs
     name = config.type
     column = kwargs.get("column")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pandas as pd
 
 from core.ml.dataset import DatasetSpec, canonical_values
+from core.ml.validation.outcome import BatchFailure
 from core.ml.validation.reading import is_numeric
 
 LEAK_THRESHOLD = 0.99
@@ -18,7 +18,7 @@ LEAK_CHECK = "label_leak_check"
 _LABEL_NAMES = {"label", "target"}
 
 
-def label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
+def label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[BatchFailure]:
     """Return a batch failure for each column that looks like (or is named like) the label.
 
     A feature leaks the label when its name contains the label's stem (``defaulted`` -> ``default``)
@@ -27,7 +27,7 @@ def label_leaks(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, Any]]:
     them (a column with few distinct values), or correlates with it beyond 0.99 (binary and
     regression labels).
     """
-    failures = []
+    failures: list[BatchFailure] = []
     label_name = spec.label
     stem = label_name.removesuffix("ed").lower()
     # the features, and any column the spec does not know (already a batch failure: name why)

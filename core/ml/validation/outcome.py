@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -14,16 +14,46 @@ BATCH = "batch"
 ROW = "row"
 
 
+class BatchFailure(TypedDict):
+    """A failed batch-level check: it rejects the week.
+
+    Attributes:
+        expectation: the GE expectation's name, or this project's own check's name.
+        column: the column checked (None: the table as a whole).
+        detail: what was found, in words.
+    """
+
+    expectation: str
+    column: str | None
+    detail: str
+
+
+class RowFailure(TypedDict):
+    """A failed row-level check: its rows are quarantined.
+
+    Attributes:
+        expectation: the GE expectation's name.
+        column: the column checked.
+        n_rows: the rows that failed it.
+        sample_ids: the first 20 failing ids (row numbers without an id column), as text.
+        detail: what was found, in words.
+    """
+
+    expectation: str
+    column: str | None
+    n_rows: int
+    sample_ids: list[str]
+    detail: str
+
+
 @dataclass
 class ValidationOutcome:
     """What validating one week found.
 
     Attributes:
         passed: True if the batch is accepted (its good rows go on).
-        batch_failures: failed batch-level checks, each ``{"expectation", "column", "detail"}``.
-        row_failures: failed row-level checks, each ``{"expectation", "column", "n_rows",
-            "sample_ids", "detail"}`` (``sample_ids``: the first 20 failing ids, or row numbers
-            without an id column).
+        batch_failures: failed batch-level checks.
+        row_failures: failed row-level checks.
         bad_row_ids: ids of the rows failing any row-level check.
         bad_positions: positions of the failing rows, when the spec has no id column.
         id_column: the spec's id column (None: rows are known by position).
@@ -36,8 +66,8 @@ class ValidationOutcome:
     """
 
     passed: bool
-    batch_failures: list[dict[str, Any]] = field(default_factory=list)
-    row_failures: list[dict[str, Any]] = field(default_factory=list)
+    batch_failures: list[BatchFailure] = field(default_factory=list)
+    row_failures: list[RowFailure] = field(default_factory=list)
     bad_row_ids: set[Any] = field(default_factory=set)
     bad_positions: set[int] = field(default_factory=set)
     id_column: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -180,7 +180,14 @@ def normalise(df: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     return df
 
 
-def _to_utc(values: pd.Series) -> tuple[pd.Series, dict[str, Any]]:
+class _Unparseable(TypedDict):
+    """The event times that could not be parsed: how many, and the first few as text."""
+
+    count: int
+    examples: list[str]
+
+
+def _to_utc(values: pd.Series) -> tuple[pd.Series, _Unparseable]:
     """Return ``values`` as UTC timestamps and a note of the ones that could not be parsed."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC"), {"count": 0, "examples": []}

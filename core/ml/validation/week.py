@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -12,6 +12,9 @@ from core.ml.validation.expectations import build_expectations, collect_result
 from core.ml.validation.leaks import label_leaks
 from core.ml.validation.outcome import ValidationOutcome
 from core.ml.validation.reading import normalise
+
+if TYPE_CHECKING:  # Great Expectations takes seconds to import: only for the type here
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
 
 # Checked in plain pandas, reported like a GE expectation.
 FRACTION_CHECK = "max_bad_row_fraction"
@@ -100,7 +103,7 @@ def validate_week(
     return outcome
 
 
-def _order(item: Any) -> int:
+def _order(item: ExpectationValidationResult) -> int:
     """Where an expectation's result goes in the outcome: the order the suite was built in."""
     config = item.expectation_config
     return int(config.meta.get("order", 0)) if config is not None else 0
