@@ -151,8 +151,7 @@ class EndpointProcess:
         deployments.mkdir(exist_ok=True)
         with open(self.log_file, "ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "apps.serving.app", "--deployments", str(deployments),
-                 "--host", self.host, "--port", str(self.port), "--config", str(self.config)],
+                server_command(self),
                 cwd=PROJECT_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -271,19 +270,14 @@ def _act(server: EndpointProcess, action: str) -> int:
     which = f"of {_shown(server.config)} ({server.url}, data folder {_shown(server.folder)})"
     if action == "stop":
         pid = server.stop()
-        print(f"stopped the local endpoint server {which}, pid {pid}" if pid else f"no endpoint server {which} runs")
+        print(
+            f"stopped the local endpoint server {which}, pid {pid}"
+            if pid
+            else f"no endpoint server {which} runs"
+        )
         return 0
     if action == "serve":
-        # a server a deploy started in the background holds the port: stop it first
-        pid = server.stop()
-        if pid:
-            print(f"stopped the background endpoint server {which}, pid {pid}")
-        print(f"serving {server.folder / 'deployments'} on {server.url} (settings {_shown(server.config)}); Ctrl-C stops it")
-        sys.stdout.flush()
-        (server.folder / "deployments").mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "apps.serving.app", "--deployments", str(server.folder / "deployments"),
-                   "--host", server.host, "--port", str(server.port), "--config", str(server.config)]  # fmt: skip
-        os.execv(sys.executable, command)  # the foreground server replaces this process (Ctrl-C reaches it)
+        _serve(server, which)
     if action == "start":
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         pid = server.start()
@@ -294,6 +288,24 @@ def _act(server: EndpointProcess, action: str) -> int:
     where = f"pid {pid}, log {server.log_file}" if pid else "not started from this folder"
     print(f"{server.url}: {'answers' if answers else 'does not answer'} ({where})")
     return 0 if answers else 1
+
+
+def _serve(server: EndpointProcess, which: str) -> None:
+    """Serve the folder in the foreground: this process becomes the server (Ctrl-C reaches it)."""
+    pid = server.stop()  # a server a deploy started in the background holds the port
+    if pid:
+        print(f"stopped the background endpoint server {which}, pid {pid}")
+    deployments = server.folder / "deployments"
+    deployments.mkdir(parents=True, exist_ok=True)
+    print(f"serving {deployments} on {server.url} (settings {_shown(server.config)}); Ctrl-C stops it")
+    sys.stdout.flush()
+    os.execv(sys.executable, server_command(server))
+
+
+def server_command(server: EndpointProcess) -> list[str]:
+    """The command line of the endpoint server of ``server``'s folder, address and settings."""
+    return [sys.executable, "-m", "apps.serving.app", "--deployments", str(server.folder / "deployments"),
+            "--host", server.host, "--port", str(server.port), "--config", str(server.config)]  # fmt: skip
 
 
 def _shown(path: Path) -> str:
