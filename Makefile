@@ -50,6 +50,8 @@ $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 ## demo: the retraining pipeline for 6 weeks on the local provider, drift from week 5
 ##       (options: make demo DEMO_ARGS="--first-week 2026-W38 --weeks 3 --drift-from-week 3"; see --help)
 DEMO_ARGS ?= --weeks 6 --drift-from-week 5
+# the settings the demo writes (demo/__init__.py DEMO_CONFIG)
+DEMO_SETTINGS := .mlops-demo/astro.toml
 demo: setup
 	$(BIN)/python scripts/run_weeks.py $(DEMO_ARGS)
 
@@ -90,15 +92,17 @@ redis:
 bench: setup
 	$(BIN)/python tests/benchmarks/run.py $(ARGS)
 
-## serve: the local online endpoint on 127.0.0.1:8765 in the foreground (serves what deploy_model deployed)
+## serve: the local online endpoint in the foreground, on the settings' [local] endpoint_port (8765 as
+##        shipped) and data folder (MLOPS_CONFIG or astro.toml); it serves what deploy_model deployed
 serve: setup
-	@# a server a deploy started in the background holds the port: stop it first
-	$(BIN)/python -m providers.local.server_process stop
-	$(BIN)/python -m apps.serving.app --deployments .mlops/endpoint/deployments --port 8765
+	@# it stops the server a deploy started in the background for these settings (it holds the port) first
+	$(BIN)/python -m providers.local.server_process serve
 
-## serve-stop: stop the endpoint server a deploy started in the background (pid in .mlops/endpoint/server.pid)
+## serve-stop: stop the endpoint servers deploys started in the background: the settings' (MLOPS_CONFIG or
+##             astro.toml, pid in .mlops/endpoint/server.pid) and the demo's (.mlops-demo/, port 8766)
 serve-stop: setup
-	$(BIN)/python -m providers.local.server_process stop
+	$(BIN)/python -m providers.local.server_process stop --config "$${MLOPS_CONFIG:-astro.toml}" \
+		$(if $(wildcard $(DEMO_SETTINGS)),--config $(DEMO_SETTINGS))
 
 ## airflow: the Airflow UI and scheduler on http://127.0.0.1:8080 with this project's DAGs
 airflow: setup training-pool

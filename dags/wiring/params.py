@@ -131,15 +131,18 @@ def drift_params() -> dict[str, Param]:
 
 
 def reason_param() -> Param:
-    """Why the run happens (set to 'drift' by the monitor's trigger)."""
+    """Why the run happens (set to 'drift' by the monitor's trigger, 'scheduled' by the demo's weeks)."""
     return _optional(
         "string",
         "Reason",
         "Why this run happens, recorded in the lineage and the alias history; 'drift' (set by "
-        "monitor_drift when it triggers a retrain) trains only on data from the drift on.",
-        enum=[None, "manual", "drift"],
+        "monitor_drift when it triggers a retrain) trains only on data from the drift on; "
+        "'scheduled' records a run made outside the scheduler (dag.test(), `airflow dags test`, "
+        "the demo's weeks) as the week's scheduled run. Empty: from the run's type.",
+        enum=[None, "scheduled", "manual", "drift"],
         values_display={
             "null": "(from the run type: scheduled, backfill or manual)",
+            "scheduled": "scheduled: the week's run, as the schedule's",
             "manual": "manual",
             "drift": "drift: retrain after drift",
         },

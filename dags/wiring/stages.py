@@ -59,6 +59,12 @@ def run_stage(target: str, **kwargs: Any) -> Any:
 
 
 def _reason(run_type: Any) -> str:
+    """The reason a run without a ``reason`` Param records, from its run type.
+
+    Every run ``dag.test()`` or ``airflow dags test`` makes is a manual run to Airflow, and so
+    are operator-triggered and asset-triggered runs here: a caller that knows better passes
+    ``reason`` in the conf (the demo's weeks pass 'scheduled', monitor_drift's trigger 'drift').
+    """
     value = getattr(run_type, "value", str(run_type))
     return {"scheduled": "scheduled", "backfill": "backfill"}.get(value, "manual")
 

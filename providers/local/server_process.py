@@ -7,9 +7,11 @@ started it), writes its pid to ``<root>/endpoint/server.pid`` and its output to
 ``<root>/endpoint/server.log``, and waits until ``/health`` answers. A server that still runs
 from an earlier call is reused. A file lock keeps two tasks from starting two servers.
 
-    python -m providers.local.server_process status|start|stop [--config astro.toml]
+    python -m providers.local.server_process status|start|stop|serve [--config astro.toml ...]
 
-``make serve-stop`` stops it; ``make serve`` stops it too, then serves in the foreground.
+``make serve-stop`` stops the servers of the project's settings and of the demo's
+(``.mlops-demo/astro.toml``), each by its own pid file; ``make serve`` stops the project's, then
+serves its folder on its port in the foreground (``serve``).
 """
 
 from __future__ import annotations
@@ -137,8 +139,10 @@ class EndpointProcess:
 
     def stop_command(self) -> str:
         """The command that stops this server."""
-        if self.config.resolve() == PROJECT_ROOT / "astro.toml":
-            return "make serve-stop"
+        from demo import DEMO_CONFIG
+
+        if self.config.resolve() in (PROJECT_ROOT / "astro.toml", DEMO_CONFIG):
+            return "make serve-stop"  # it stops the demo's server too
         return f"python -m providers.local.server_process stop --config {self.config}"
 
     def _spawn(self) -> int:
@@ -147,8 +151,7 @@ class EndpointProcess:
         deployments.mkdir(exist_ok=True)
         with open(self.log_file, "ab") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "apps.serving.app", "--deployments", str(deployments),
-                 "--host", self.host, "--port", str(self.port), "--config", str(self.config)],
+                server_command(self),
                 cwd=PROJECT_ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -232,28 +235,49 @@ def from_settings(settings) -> EndpointProcess:  # noqa: ANN001 - core.config.Se
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``status``, ``start`` or ``stop`` the local endpoint server of a settings file."""
+    """``status``, ``start``, ``stop`` or ``serve`` the local endpoint server of settings files.
+
+    ``--config`` may be given more than once (``stop`` and ``status`` act on each file in turn;
+    a file named twice counts once); none means ``$MLOPS_CONFIG`` or astro.toml.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["status", "start", "stop"])
-    parser.add_argument("--config", type=Path, default=None, help="settings file (default: astro.toml)")
+    parser.add_argument("action", choices=["status", "start", "stop", "serve"])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=None,
+        help="settings file (default: $MLOPS_CONFIG or astro.toml); repeat it to act on several",
+    )
     args = parser.parse_args(argv)
     from core.config import load_settings
 
-    server = from_settings(load_settings(args.config))
-    try:
-        return _act(server, args.action)
-    except EndpointStartError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    paths = list(dict.fromkeys(path.resolve() for path in args.config)) if args.config else [None]
+    if args.action in ("start", "serve") and len(paths) > 1:
+        parser.error(f"{args.action} takes one --config")
+    code = 0
+    for path in paths:
+        server = from_settings(load_settings(path))
+        try:
+            code = max(code, _act(server, args.action))
+        except EndpointStartError as exc:
+            print(exc, file=sys.stderr)
+            code = 1
+    return code
 
 
 def _act(server: EndpointProcess, action: str) -> int:
+    which = f"of {_shown(server.config)} ({server.url}, data folder {_shown(server.folder)})"
     if action == "stop":
         pid = server.stop()
         print(
-            f"stopped the local endpoint server (pid {pid})" if pid else f"no server of {server.folder} runs"
+            f"stopped the local endpoint server {which}, pid {pid}"
+            if pid
+            else f"no endpoint server {which} runs"
         )
         return 0
+    if action == "serve":
+        _serve(server, which)
     if action == "start":
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         pid = server.start()
@@ -264,6 +288,32 @@ def _act(server: EndpointProcess, action: str) -> int:
     where = f"pid {pid}, log {server.log_file}" if pid else "not started from this folder"
     print(f"{server.url}: {'answers' if answers else 'does not answer'} ({where})")
     return 0 if answers else 1
+
+
+def _serve(server: EndpointProcess, which: str) -> None:
+    """Serve the folder in the foreground: this process becomes the server (Ctrl-C reaches it)."""
+    pid = server.stop()  # a server a deploy started in the background holds the port
+    if pid:
+        print(f"stopped the background endpoint server {which}, pid {pid}")
+    deployments = server.folder / "deployments"
+    deployments.mkdir(parents=True, exist_ok=True)
+    print(f"serving {deployments} on {server.url} (settings {_shown(server.config)}); Ctrl-C stops it")
+    sys.stdout.flush()
+    os.execv(sys.executable, server_command(server))
+
+
+def server_command(server: EndpointProcess) -> list[str]:
+    """The command line of the endpoint server of ``server``'s folder, address and settings."""
+    return [sys.executable, "-m", "apps.serving.app", "--deployments", str(server.folder / "deployments"),
+            "--host", server.host, "--port", str(server.port), "--config", str(server.config)]  # fmt: skip
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the project when it is inside it (as the user typed it), else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

@@ -202,7 +202,12 @@ def test_make_airflow_demo_shows_the_demos_models_and_drift(clone, demo, browser
     production = re.search(r"Model versions of '\w+' \(production: v(\d+)\)", demo["output"])
     assert production, demo["output"][-3000:]
     versions = sorted(set(re.findall(r"(?m)^ [ *] v(\d+) ", demo["output"])), key=int)
-    with _signed_in(clone, browser, "airflow-demo") as (page, _, _):
+    with _signed_in(clone, browser, "airflow-demo") as (page, _, token):
+        _check_the_demos_runs_in_the_grid(clone, token)
+        page.goto(f"{base}/dags/retrain_pipeline")
+        page.get_by_text("trigger_retrain").first.wait_for()  # the grid's last task row
+        shot(page, "first-day-07-demo-grid")
+
         page.goto(f"{base}/plugin/mlops-models")
         frame = page.frame_locator("iframe[title='Models']")
         frame.locator("#versions").wait_for()
@@ -226,6 +231,31 @@ def test_make_airflow_demo_shows_the_demos_models_and_drift(clone, demo, browser
         drifted = page.locator("tr.drifted").count()
         assert plotted == drifted > 0, (plotted, drifted)
         print(f"\nfirst-day drift report: {shot(page, 'first-day-06-demo-drift-report')}")
+
+
+def _check_the_demos_runs_in_the_grid(clone: dict, token: str) -> None:
+    """What the grid shows of the demo: one run per week and one drift retrain, all tasks with a state.
+
+    Each week's run records reason 'scheduled', the retrain (the ``drift_retrain__<week>`` run
+    monitor_drift triggered, not a run beside it) 'drift'; each run lasted minutes, not the
+    months since its logical date.
+    """
+    from urllib.parse import quote
+
+    runs = _api(clone, token, "/api/v2/dags/retrain_pipeline/dagRuns?order_by=run_after")["dag_runs"]
+    runs = [
+        run for run in runs if run["triggered_by"] == "test"
+    ]  # the demo's (dag.test), not the trigger form's
+    assert [run["conf"].get("reason") for run in runs] == ["scheduled"] * len(DEMO_WEEKS) + ["drift"], runs
+    assert runs[-1]["dag_run_id"] == "drift_retrain__2026-W40", runs
+    for run in runs:
+        path = f"/api/v2/dags/retrain_pipeline/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances"
+        instances = _api(clone, token, path)["task_instances"]
+        assert instances and all(ti["state"] for ti in instances), (run["dag_run_id"], instances)
+        began, ended = (
+            datetime.fromisoformat(run[key].replace("Z", "+00:00")) for key in ("start_date", "end_date")
+        )
+        assert (ended - began).total_seconds() < 1800, run
 
 
 @contextmanager
