@@ -30,6 +30,14 @@ class HardwareProfile:
     use: ClassVar[str]  # "training" or "inference"
     cloud: ClassVar[str]  # the catalogue's name: "aws"
 
+    def __init_subclass__(cls, use: str = "", cloud: str = "", **kwargs: Any) -> None:
+        """Name the table: ``class TrainingProfile(HardwareProfile, use="training", cloud="aws")``."""
+        super().__init_subclass__(**kwargs)
+        if use:
+            cls.use = use
+        if cloud:
+            cls.cloud = cloud
+
     @classmethod
     def where(cls) -> str:
         """The profile's table in astro.toml, for messages: ``[hardware.training.aws]``."""
@@ -68,6 +76,12 @@ class ProviderSettings:
     """
 
     cloud: ClassVar[str]  # the catalogue's name and the section's: "aws"
+
+    def __init_subclass__(cls, cloud: str = "", **kwargs: Any) -> None:
+        """Name the section: ``class AwsSettings(ProviderSettings, cloud="aws")``."""
+        super().__init_subclass__(**kwargs)
+        if cloud:
+            cls.cloud = cloud
 
     def check(self) -> None:
         """Check values that types alone do not catch (nothing by default).

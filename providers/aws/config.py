@@ -23,11 +23,8 @@ _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
-class TrainingProfile(HardwareProfile):
+class TrainingProfile(HardwareProfile, use="training", cloud="aws"):
     """``[hardware.training.aws]``: what a SageMaker training job runs on."""
-
-    use = "training"
-    cloud = "aws"
 
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
@@ -39,11 +36,8 @@ class TrainingProfile(HardwareProfile):
 
 
 @dataclass(frozen=True)
-class InferenceProfile(HardwareProfile):
+class InferenceProfile(HardwareProfile, use="inference", cloud="aws"):
     """``[hardware.inference.aws]``: what the endpoint and batch transform run on."""
-
-    use = "inference"
-    cloud = "aws"
 
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
@@ -52,10 +46,8 @@ class InferenceProfile(HardwareProfile):
 
 
 @dataclass(frozen=True)
-class AwsSettings(ProviderSettings):
+class AwsSettings(ProviderSettings, cloud="aws"):
     """Everything the AWS provider reads from astro.toml (no credentials: those are Connections)."""
-
-    cloud = "aws"
 
     conn_id: str = "aws_default"
     bucket: str = ""

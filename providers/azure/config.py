@@ -30,11 +30,8 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
-class TrainingProfile(HardwareProfile):
+class TrainingProfile(HardwareProfile, use="training", cloud="azure"):
     """``[hardware.training.azure]``: the Azure ML compute a command job runs on."""
-
-    use = "training"
-    cloud = "azure"
 
     compute: str = "cpu-cluster"  # an Azure ML compute cluster of the workspace
     instance_type: str = "Standard_DS3_v2"
@@ -44,21 +41,16 @@ class TrainingProfile(HardwareProfile):
 
 
 @dataclass(frozen=True)
-class InferenceProfile(HardwareProfile):
+class InferenceProfile(HardwareProfile, use="inference", cloud="azure"):
     """``[hardware.inference.azure]``: the managed online deployment's and batch job's VMs."""
-
-    use = "inference"
-    cloud = "azure"
 
     instance_type: str = "Standard_DS2_v2"
     instance_count: int = 1
 
 
 @dataclass(frozen=True)
-class AzureSettings(ProviderSettings):
+class AzureSettings(ProviderSettings, cloud="azure"):
     """Everything the Azure provider reads from astro.toml (no credentials: those are Connections)."""
-
-    cloud = "azure"
 
     conn_id: str = "wasb_default"  # Blob Storage (Airflow microsoft-azure provider's WasbHook)
     container: str = ""

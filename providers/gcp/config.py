@@ -25,7 +25,7 @@ _SKLEARN_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
 
 
 @dataclass(frozen=True)
-class GcpSettings(ProviderSettings):
+class GcpSettings(ProviderSettings, cloud="gcp"):
     """Everything the GCP provider reads from astro.toml's ``[gcp]`` (no credentials).
 
     Attributes:
@@ -52,8 +52,6 @@ class GcpSettings(ProviderSettings):
         training: ``[hardware.training.gcp]``.
         inference: ``[hardware.inference.gcp]``.
     """
-
-    cloud = "gcp"
 
     conn_id: str = "google_cloud_default"
     project: str = ""
@@ -136,7 +134,7 @@ _ACCELERATOR = re.compile(r"^(NVIDIA_[A-Z0-9_]+|TPU_[A-Z0-9_]+)$")
 
 
 @dataclass(frozen=True)
-class TrainingProfile(HardwareProfile):
+class TrainingProfile(HardwareProfile, use="training", cloud="gcp"):
     """``[hardware.training.gcp]``: the machine a Vertex AI custom job runs on.
 
     Attributes:
@@ -146,9 +144,6 @@ class TrainingProfile(HardwareProfile):
         spot: run on Spot VMs (cheaper, may be preempted: the job is retried by Vertex AI).
         max_run_seconds: the job's timeout.
     """
-
-    use = "training"
-    cloud = "gcp"
 
     machine_type: str = "n1-standard-4"
     accelerator_type: str = ""
@@ -177,11 +172,8 @@ class TrainingProfile(HardwareProfile):
 
 
 @dataclass(frozen=True)
-class InferenceProfile(HardwareProfile):
+class InferenceProfile(HardwareProfile, use="inference", cloud="gcp"):
     """``[hardware.inference.gcp]``: the machine of the endpoint's and batch prediction's replicas."""
-
-    use = "inference"
-    cloud = "gcp"
 
     machine_type: str = "n1-standard-2"
 
