@@ -352,8 +352,9 @@ class ServingReport:
     ``requests`` counts every answered prediction request, errors included. Latency quantiles
     are in milliseconds (None without traffic); the local endpoint's are exact to within one
     bucket of its histogram, a cloud's are its monitoring service's own. ``cost_usd`` is an
-    estimate (instance hours x list price, ``core/prices.py``; None when no price is known);
-    ``cost_basis`` says how it was computed and ``source`` where the figures came from.
+    estimate (instance hours x the cloud's list price, ``providers/<cloud>/prices.py``; None
+    when no price is known); ``cost_basis`` says how it was computed and ``source`` where the
+    figures came from.
     """
 
     model_name: str

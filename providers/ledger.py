@@ -22,12 +22,13 @@ racing mirrors end on the ledger's final state.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from providers.base import (
 
 log = logging.getLogger(__name__)
 LEDGER_PREFIX = "_registry/aliases"
+REGISTRATION_FILE = "registration.json"  # a registration's run record, beside its artifact
 FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9_.=\-]+\Z")
 
@@ -277,3 +279,86 @@ def wait_for_registration(
         f"registration {registry_key} of {model_name} was claimed but no version appeared in "
         f"{timeout:.0f} s; if that registration was killed, delete its claim {claim_uri} and retry"
     )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One claimed registration, for the registry to publish: its folder, artifact and run record."""
+
+    model_name: str
+    registry_key: str
+    folder: str  # the storage folder of its claim, record and artifact
+    data: bytes  # model.joblib
+    sha256: str
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+
+
+class ClaimedRegistrations:
+    """``ModelRegistry.register`` of a registry that keeps its artifacts in the provider's storage.
+
+    The steps are every cloud's: return the version already registered under ``registry_key``;
+    else claim the key (of racing registrations one wins, the others wait for its version), copy
+    the artifact's bytes and write the run record (``registration.json``) into the registry's
+    folder ``<registry_root>/<model folder>/<registry_key>``, and let the cloud make its version
+    (:meth:`_publish`). A registry sets ``self.storage`` and :attr:`registry_root` and writes
+    :meth:`_find` and :meth:`_publish`.
+    """
+
+    storage: ObjectStore
+    registry_root: str  # "_sagemaker/registry"
+    # how long a registration waits for the version of another that claimed the same key
+    claim_wait_seconds: float = 120
+
+    def model_folder(self, model_name: str) -> str:
+        """The folder of a model's registrations under :attr:`registry_root` (its name)."""
+        return model_name
+
+    def _find(self, model_name: str, registry_key: str) -> ModelVersion | None:
+        """The version registered under ``registry_key``, or None."""
+        raise NotImplementedError
+
+    def _publish(self, registration: Registration) -> ModelVersion:
+        """Store the artifact under the registration's folder and make the registry's version of it."""
+        raise NotImplementedError
+
+    def register(
+        self,
+        model_name: str,
+        model_key: str,
+        registry_key: str,
+        metrics: Mapping[str, float],
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> ModelVersion:
+        """Register the artifact at ``model_key`` once per ``registry_key`` (see ``ModelRegistry.register``).
+
+        Raises:
+            RegistryConflictError: another registration claimed the key and no version appeared.
+        """
+        existing = self._find(model_name, registry_key)
+        if existing is not None:
+            return existing
+        folder = f"{self.registry_root}/{self.model_folder(model_name)}/{registry_key}"
+        claim = f"{folder}/claim.json"
+        if not claim_registration(self.storage, claim, registry_key):
+            return wait_for_registration(  # type: ignore[no-any-return]
+                lambda: self._find(model_name, registry_key), model_name, registry_key,
+                self.storage.uri(claim), timeout=self.claim_wait_seconds,
+            )  # fmt: skip
+        data = self.storage.get_bytes(model_key)
+        sha256 = hashlib.sha256(data).hexdigest()
+        record = {
+            "registry_key": registry_key,
+            "model_key": model_key,
+            "sha256": sha256,
+            "metrics": {k: float(v) for k, v in metrics.items() if v is not None},
+            "params": dict(params),
+            "tags": {k: str(v) for k, v in tags.items()},
+        }
+        self.storage.put_bytes(
+            f"{folder}/{REGISTRATION_FILE}", json.dumps(record, sort_keys=True, default=str).encode()
+        )
+        version = self._publish(Registration(model_name, registry_key, folder, data, sha256, metrics, tags))
+        log.info("Registered %s v%s (%s)", model_name, version.version, registry_key)
+        return version

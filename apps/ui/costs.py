@@ -1,9 +1,11 @@
 """A rough cost estimate of a training job: its compute time times the machine's list price.
 
-The prices are the list prices of core/prices.py (on-demand, USD per instance-hour, with
-their sources); a hardware profile can carry its own ``hourly_usd``. The estimate covers the
-fit itself, not the job's start-up, storage or network, so treat it as an order of magnitude.
-Local training runs on this machine: no charge.
+The prices are the list prices each cloud keeps in its own package
+(``providers/<cloud>/prices.py``: on-demand, USD per instance-hour, with their sources), found
+through the catalogue (:func:`core.catalogue.list_price`) without naming a cloud; a hardware
+profile can carry its own ``hourly_usd``. The estimate covers the fit itself, not the job's
+start-up, storage or network, so treat it as an order of magnitude. Local training runs on this
+machine: no charge.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.prices import HOURLY_USD
+from core.catalogue import list_price
 
 
 def machine_type(hardware: Mapping[str, Any]) -> str | None:
@@ -33,7 +35,7 @@ def training_cost(hardware: Mapping[str, Any], train_seconds: float | None) -> d
     machine = machine_type(hardware)
     if machine is None:
         return {"usd": 0.0, "basis": "local machine: no cloud charge"}
-    hourly = hardware.get("hourly_usd", HOURLY_USD.get(machine))
+    hourly = hardware["hourly_usd"] if "hourly_usd" in hardware else list_price(machine)
     if hourly is None:
         return {"usd": None, "basis": f"no list price known for {machine} (set hourly_usd in its profile)"}
     if train_seconds is None:

@@ -65,7 +65,7 @@ class SageMakerBatchScorer:
     def job_name(self, version: ModelVersion, input_key: str) -> str:
         """The transform job of (version, input content)."""
         head = self.storage.client.head_object(
-            Bucket=self.storage.bucket, Key=self.storage.object_key(input_key)
+            Bucket=self.storage.bucket, Key=self.storage.object_name(input_key)
         )
         digest = hashlib.sha256(f"{input_key}:{head['ETag']}".encode()).hexdigest()[:10]
         return sagemaker_name(self.endpoint.sagemaker_model_name(version), digest)
@@ -145,7 +145,7 @@ class SageMakerBatchScorer:
         """
         limit = self.max_payload_mb * 1024 * 1024
         size = self.storage.client.head_object(
-            Bucket=self.storage.bucket, Key=self.storage.object_key(input_key)
+            Bucket=self.storage.bucket, Key=self.storage.object_name(input_key)
         )["ContentLength"]
         if size <= limit:
             return input_key, [input_key]

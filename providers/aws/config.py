@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.config import build_section
 from core.errors import ConfigError
 from providers.aws.names import is_valid, sagemaker_name
+from providers.settings import HardwareProfile, ProviderSettings
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    pass
 
 WAREHOUSE_KINDS = ("redshift_sql", "postgres", "redshift_data_api")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
@@ -23,7 +23,7 @@ _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
-class TrainingProfile:
+class TrainingProfile(HardwareProfile, use="training", cloud="aws"):
     """``[hardware.training.aws]``: what a SageMaker training job runs on."""
 
     instance_type: str = "ml.m5.xlarge"
@@ -36,7 +36,7 @@ class TrainingProfile:
 
 
 @dataclass(frozen=True)
-class InferenceProfile:
+class InferenceProfile(HardwareProfile, use="inference", cloud="aws"):
     """``[hardware.inference.aws]``: what the endpoint and batch transform run on."""
 
     instance_type: str = "ml.m5.large"
@@ -46,7 +46,7 @@ class InferenceProfile:
 
 
 @dataclass(frozen=True)
-class AwsSettings:
+class AwsSettings(ProviderSettings, cloud="aws"):
     """Everything the AWS provider reads from astro.toml (no credentials: those are Connections)."""
 
     conn_id: str = "aws_default"
@@ -72,27 +72,6 @@ class AwsSettings:
     model_name: str = "model"
     training: TrainingProfile = field(default_factory=TrainingProfile)
     inference: InferenceProfile = field(default_factory=InferenceProfile)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AwsSettings:
-        """Read and check ``[aws]``, ``[hardware.training.aws]`` and ``[hardware.inference.aws]``.
-
-        Raises:
-            ConfigError: a key is unknown, has the wrong type, or a required one is missing.
-        """
-        section = dict(settings.provider_sections.get("aws", {}))
-        hardware = settings.hardware
-        training = build_section(
-            TrainingProfile, hardware.get("training", {}).get("aws", {}), "[hardware.training.aws]"
-        )
-        inference = build_section(
-            InferenceProfile, hardware.get("inference", {}).get("aws", {}), "[hardware.inference.aws]"
-        )
-        aws = build_section(cls, section, "[aws]", skip=("training", "inference", "model_name"))
-        result = cls(**{**aws.__dict__, "training": training, "inference": inference,
-                        "model_name": settings.model_name})  # fmt: skip
-        result.check()
-        return result
 
     def check(self) -> None:
         """Check values that types alone do not catch."""

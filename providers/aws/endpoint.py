@@ -281,7 +281,8 @@ def serving_report(
     could not be combined). Instance hours: the variant's current instance count times the
     part of the window the endpoint existed in.
     """
-    from core.prices import serving_cost
+    from providers.aws.prices import HOURLY_USD
+    from providers.prices import serving_cost
 
     seconds = max(60, int((end - start).total_seconds()) // 60 * 60)  # a multiple of 60
     dimensions = [{"Name": "EndpointName", "Value": name}, {"Name": "VariantName", "Value": VARIANT}]
@@ -317,7 +318,7 @@ def serving_report(
         )
         overlap = (min(end, datetime.now(UTC)) - max(start, created)).total_seconds()
         hours = instances * max(0.0, overlap) / 3600
-    cost, basis = serving_cost(instance_type, hours, hourly_usd)
+    cost, basis = serving_cost(HOURLY_USD, instance_type, hours, hourly_usd)
     return ServingReport(
         model_name=model_name, start=start, end=end, **counts,
         latency_p50_ms=latency_ms("p50"), latency_p95_ms=latency_ms("p95"), latency_p99_ms=latency_ms("p99"),

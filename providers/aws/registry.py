@@ -33,7 +33,14 @@ from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.storage import S3ObjectStore, split_s3_uri
 from providers.base import ModelVersion
-from providers.ledger import AliasLedger, AliasState, LedgerAliases, claim_registration, wait_for_registration
+from providers.ledger import (
+    REGISTRATION_FILE,
+    AliasLedger,
+    AliasState,
+    ClaimedRegistrations,
+    LedgerAliases,
+    Registration,
+)
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -45,11 +52,11 @@ def group_name(model_name: str) -> str:
     return sagemaker_name(model_name)
 
 
-class SageMakerModelRegistry(LedgerAliases):
+class SageMakerModelRegistry(ClaimedRegistrations, LedgerAliases):
     """Model versions in SageMaker Model Registry; aliases and their history in S3."""
 
-    # how long a registration waits for the package of another that claimed the same key
-    claim_wait_seconds: float = 120
+    registry_root = "_sagemaker/registry"
+    storage: S3ObjectStore
 
     def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
         self.aws = aws
@@ -66,41 +73,17 @@ class SageMakerModelRegistry(LedgerAliases):
 
     # -- versions --------------------------------------------------------------------------
 
-    def register(
-        self,
-        model_name: str,
-        model_key: str,
-        registry_key: str,
-        metrics: Mapping[str, float],
-        params: Mapping[str, Any],
-        tags: Mapping[str, str],
-    ) -> ModelVersion:
-        """Copy the artifact into the registry's folder and create a model package.
+    def model_folder(self, model_name: str) -> str:
+        """A model's registrations go under its package group's name."""
+        return group_name(model_name)
 
-        Idempotent: a package whose ``registry_key`` matches is returned instead. Two racing
-        registrations of one key are serialised by a conditional PUT of a claim object.
-        """
-        existing = self._find(model_name, registry_key)
-        if existing is not None:
-            return existing
-        base = f"_sagemaker/registry/{group_name(model_name)}/{registry_key}"
-        if not claim_registration(self.storage, f"{base}/claim.json", registry_key):
-            return wait_for_registration(
-                lambda: self._find(model_name, registry_key), model_name, registry_key,
-                self.storage.uri(f"{base}/claim.json"), timeout=self.claim_wait_seconds,
-            )  # fmt: skip
-        data = self.storage.get_bytes(model_key)
-        sha256 = hashlib.sha256(data).hexdigest()
-        record = {
-            "registry_key": registry_key,
-            "model_key": model_key,
-            "sha256": sha256,
-            "metrics": {k: float(v) for k, v in metrics.items() if v is not None},
-            "params": dict(params),
-            "tags": {k: str(v) for k, v in tags.items()},
-        }
-        self.storage.put_bytes(f"{base}/registration.json", json.dumps(record, sort_keys=True).encode())
-        artifact_uri = self.storage.put_bytes(f"{base}/model.tar.gz", _tar_gz({ARTIFACT_FILE: data}))
+    def _publish(self, registration: Registration) -> ModelVersion:
+        """Copy the artifact (a model.tar.gz, as SageMaker wants) and create a model package."""
+        model_name, registry_key = registration.model_name, registration.registry_key
+        folder = registration.folder
+        artifact_uri = self.storage.put_bytes(
+            f"{folder}/model.tar.gz", _tar_gz({ARTIFACT_FILE: registration.data})
+        )
         self._ensure_group(model_name)
         region = region_of(self.aws.conn_id, self.aws.region)
         self.client.create_model_package(
@@ -114,13 +97,12 @@ class SageMakerModelRegistry(LedgerAliases):
             ModelApprovalStatus=NOT_APPROVED,
             CustomerMetadataProperties={
                 "registry_key": registry_key,
-                "sha256": sha256,
-                "registration": self.storage.uri(f"{base}/registration.json")[:256],
+                "sha256": registration.sha256,
+                "registration": self.storage.uri(f"{folder}/{REGISTRATION_FILE}")[:256],
             },
         )
         version = self._find(model_name, registry_key)
         assert version is not None, "the model package just created is not listed"
-        log.info("Registered %s v%s (%s)", model_name, version.version, registry_key)
         return version
 
     def get_version(self, model_name: str, version: str) -> ModelVersion:

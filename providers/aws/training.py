@@ -13,24 +13,25 @@ import json
 import logging
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from core.errors import MLOpsError
 from core.ml.dataset import spec_from_json
+from providers import job_outputs
 from providers.aws.config import AwsSettings
 from providers.aws.hooks import error_code, region_of, sagemaker_hook
 from providers.aws.names import sagemaker_name
 from providers.aws.sourcedir import TRAIN_PROGRAM, upload_sourcedir
 from providers.aws.storage import S3ObjectStore, split_s3_uri
-from providers.base import JobHandle, JobState, JobStatus, TrainingJobResult, TrainingJobSpec
-from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
+from providers.base import JobHandle, JobState, JobStatus, TrainingJobSpec
+from providers.bundle import OUTPUT_FILES
+from providers.job_outputs import Attempt, BucketTrainingJobs, OutputLayout
 
 log = logging.getLogger(__name__)
 RUNNING = ("InProgress", "Stopping")
 ENDED_BADLY = ("Failed", "Stopped")
-MAX_ATTEMPTS = 3
 
 
 def attempt_name(job_name: str, attempt: int) -> str:
@@ -38,12 +39,18 @@ def attempt_name(job_name: str, attempt: int) -> str:
     return sagemaker_name(job_name, "" if attempt == 1 else f"a{attempt}")
 
 
-class TrainingFailedError(MLOpsError):
+class TrainingFailedError(job_outputs.TrainingFailedError):
     """The SageMaker training job failed or was stopped (retryable: the retry is a new attempt)."""
 
 
-class SageMakerTrainingJobs:
+class SageMakerTrainingJobs(BucketTrainingJobs):
     """Submits, waits for (deferred, by the task) and collects SageMaker training jobs."""
+
+    backend = "sagemaker"
+    service = "SageMaker training job"
+    console = "the SageMaker console"
+    failed_error = TrainingFailedError
+    storage: S3ObjectStore
 
     def __init__(self, aws: AwsSettings, storage: S3ObjectStore) -> None:
         self.aws = aws
@@ -54,50 +61,31 @@ class SageMakerTrainingJobs:
         """The SageMakerHook of the connection."""
         return sagemaker_hook(self.aws.conn_id)
 
-    # -- the contract ----------------------------------------------------------------------
+    # -- the primitives of BucketTrainingJobs ----------------------------------------------
 
-    def submit(self, spec: TrainingJobSpec) -> JobHandle:
-        """Start the week's job, or find it (running or completed) from an earlier try.
+    def _attempt_name(self, job_name: str, attempt: int) -> str:
+        return attempt_name(job_name, attempt)
 
-        A failed or stopped attempt keeps its name, so the next one is ``<name>-a2``.
+    def _find(self, spec: TrainingJobSpec, name: str) -> Attempt | None:
+        status = self._job_status(name)
+        if status is None:
+            return None
+        return Attempt(status, status in ENDED_BADLY, self._handle(name, reused=True))
 
-        Raises:
-            FileNotFoundError: the job's input is not in S3.
-            TrainingFailedError: every attempt failed.
-        """
-        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if self.storage.exists(marker_key):
-            marker = json.loads(self.storage.get_bytes(marker_key))
-            return self._handle(marker.get("job_name", spec.job_name), reused=True)
-        for key in (spec.train_data_key, spec.validation_data_key):
-            if not self.storage.exists(key):
-                raise FileNotFoundError(
-                    f"training input {self.storage.uri(key)} does not exist: run validate_data first"
-                )
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            name = attempt_name(spec.job_name, attempt)
-            status = self._job_status(name)
-            if status is None:
-                request = self.request(spec, name)
-                log.info(
-                    "Starting SageMaker training job %s on %s x%d%s",
-                    name,
-                    request["ResourceConfig"]["InstanceType"],
-                    request["ResourceConfig"]["InstanceCount"],
-                    " (managed spot)" if request["EnableManagedSpotTraining"] else "",
-                )
-                self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
-                return self._handle(name, reused=False)
-            if status in ENDED_BADLY:
-                log.warning("Training job %s ended %s: the next attempt gets a new name", name, status)
-                continue
-            log.info("Training job %s exists (%s): reusing it", name, status)
-            return self._handle(name, reused=True)
-        raise TrainingFailedError(
-            f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the failure reasons of "
-            f"{attempt_name(spec.job_name, 1)}, {attempt_name(spec.job_name, 2)} ... in the SageMaker "
-            "console and fix the cause"
+    def _start(self, spec: TrainingJobSpec, name: str) -> JobHandle:
+        request = self.request(spec, name)
+        log.info(
+            "Starting SageMaker training job %s on %s x%d%s",
+            name,
+            request["ResourceConfig"]["InstanceType"],
+            request["ResourceConfig"]["InstanceCount"],
+            " (managed spot)" if request["EnableManagedSpotTraining"] else "",
         )
+        self.hook.create_training_job(request, wait_for_completion=False, print_log=False)
+        return self._handle(name, reused=False)
+
+    def _reused(self, spec: TrainingJobSpec, marker: Mapping[str, Any]) -> JobHandle:
+        return self._handle(marker.get("job_name", spec.job_name), reused=True)
 
     def status(self, handle: JobHandle) -> JobStatus:
         """DescribeTrainingJob's status in the job model's words (its FailureReason if it failed)."""
@@ -109,40 +97,28 @@ class SageMakerTrainingJobs:
             return JobStatus(JobState.SUCCEEDED)
         return JobStatus(JobState.FAILED, f"{status}: {job.get('FailureReason') or 'no reason given'}")
 
-    def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
-        """Unpack the job's model.tar.gz into ``spec.output_prefix`` (the marker last)."""
-        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if not self.storage.exists(marker_key):
-            job = self.hook.describe_training_job(handle.name)
-            status = job["TrainingJobStatus"]
-            if status != "Completed":
-                raise TrainingFailedError(
-                    f"SageMaker training job {handle.name} ended {status}: "
-                    f"{job.get('FailureReason', 'no reason given')}; the task's retry starts a new attempt"
-                )
-            artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
-            with tempfile.TemporaryDirectory(prefix=f"{handle.name}-") as tmp:
-                folder = self._unpack(artifact, Path(tmp))
-                for name in OUTPUT_FILES:
-                    self.storage.put_file(f"{spec.output_prefix}/{name}", folder / name)
-            marker = {
-                "job_name": handle.name,
-                "job_arn": job.get("TrainingJobArn"),
-                "artifact": artifact,
-                "billable_seconds": job.get("BillableTimeInSeconds"),
-                "instance_type": job.get("ResourceConfig", {}).get("InstanceType"),
-                "spot": bool(job.get("EnableManagedSpotTraining")),
-            }
-            self.storage.put_bytes(marker_key, json.dumps(marker, sort_keys=True).encode())
-        marker = json.loads(self.storage.get_bytes(marker_key))
-        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
-        return TrainingJobResult(
-            job_name=spec.job_name,
-            model_key=f"{spec.output_prefix}/model.joblib",
-            metrics=metrics,
-            reused=bool(handle.details.get("reused")),
-            details={"backend": "sagemaker", **marker},
-        )
+    def _bring_outputs(
+        self, spec: TrainingJobSpec, handle: JobHandle, layout: OutputLayout
+    ) -> dict[str, Any]:
+        """Unpack the job's model.tar.gz into the output prefix."""
+        job = self.hook.describe_training_job(handle.name)
+        status = job["TrainingJobStatus"]
+        if status != "Completed":
+            raise TrainingFailedError(
+                f"SageMaker training job {handle.name} ended {status}: "
+                f"{job.get('FailureReason', 'no reason given')}; the task's retry starts a new attempt"
+            )
+        artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+        with tempfile.TemporaryDirectory(prefix=f"{handle.name}-") as tmp:
+            layout.upload_from(self._unpack(artifact, Path(tmp)))
+        return {
+            "job_name": handle.name,
+            "job_arn": job.get("TrainingJobArn"),
+            "artifact": artifact,
+            "billable_seconds": job.get("BillableTimeInSeconds"),
+            "instance_type": job.get("ResourceConfig", {}).get("InstanceType"),
+            "spot": bool(job.get("EnableManagedSpotTraining")),
+        }
 
     def _handle(self, name: str, reused: bool) -> JobHandle:
         return JobHandle(

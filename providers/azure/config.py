@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from core.config import build_section
 from core.errors import ConfigError
+from providers.settings import HardwareProfile, ProviderSettings
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    pass
 
 # https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
@@ -30,7 +30,7 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
-class TrainingProfile:
+class TrainingProfile(HardwareProfile, use="training", cloud="azure"):
     """``[hardware.training.azure]``: the Azure ML compute a command job runs on."""
 
     compute: str = "cpu-cluster"  # an Azure ML compute cluster of the workspace
@@ -41,7 +41,7 @@ class TrainingProfile:
 
 
 @dataclass(frozen=True)
-class InferenceProfile:
+class InferenceProfile(HardwareProfile, use="inference", cloud="azure"):
     """``[hardware.inference.azure]``: the managed online deployment's and batch job's VMs."""
 
     instance_type: str = "Standard_DS2_v2"
@@ -49,7 +49,7 @@ class InferenceProfile:
 
 
 @dataclass(frozen=True)
-class AzureSettings:
+class AzureSettings(ProviderSettings, cloud="azure"):
     """Everything the Azure provider reads from astro.toml (no credentials: those are Connections)."""
 
     conn_id: str = "wasb_default"  # Blob Storage (Airflow microsoft-azure provider's WasbHook)
@@ -68,27 +68,6 @@ class AzureSettings:
     model_name: str = "model"
     training: TrainingProfile = field(default_factory=TrainingProfile)
     inference: InferenceProfile = field(default_factory=InferenceProfile)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AzureSettings:
-        """Read and check ``[azure]``, ``[hardware.training.azure]`` and ``[hardware.inference.azure]``.
-
-        Raises:
-            ConfigError: a key is unknown, has the wrong type, or a required one is missing.
-        """
-        section = dict(settings.provider_sections.get("azure", {}))
-        hardware = settings.hardware
-        training = build_section(
-            TrainingProfile, hardware.get("training", {}).get("azure", {}), "[hardware.training.azure]"
-        )
-        inference = build_section(
-            InferenceProfile, hardware.get("inference", {}).get("azure", {}), "[hardware.inference.azure]"
-        )
-        values = build_section(cls, section, "[azure]", skip=("training", "inference", "model_name"))
-        result = cls(**{**values.__dict__, "training": training, "inference": inference,
-                        "model_name": settings.model_name})  # fmt: skip
-        result.check()
-        return result
 
     def check(self) -> None:
         """Check values that types alone do not catch (the Azure ML keys: see :meth:`require_workspace`)."""

@@ -108,7 +108,8 @@ def serving_report(
 
     ``endpoint_id`` is the endpoint's ARM resource ID (None: no endpoint, so nothing served).
     """
-    from core.prices import serving_cost
+    from providers.azure.prices import HOURLY_USD
+    from providers.prices import serving_cost
 
     counts = {"2": 0, "4": 0, "5": 0}
     latency: dict[str, float | None] = dict.fromkeys(LATENCY)
@@ -139,7 +140,7 @@ def serving_report(
             hours += sum(_values(capacity, "average")) / 60  # instances per minute -> instance-hours
     if sum(counts.values()) == 0:
         latency = dict.fromkeys(LATENCY)  # no request: Azure's zero-filled percentiles mean nothing
-    cost, basis = serving_cost(instance_type, hours)
+    cost, basis = serving_cost(HOURLY_USD, instance_type, hours)
     return ServingReport(
         model_name=model_name, start=start, end=end, requests=sum(counts.values()),
         errors_4xx=counts["4"], errors_5xx=counts["5"],

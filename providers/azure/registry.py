@@ -19,12 +19,10 @@ moved (every other version's tag is removed).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
-import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,15 @@ from typing import Any
 from providers.artifacts import check_artifact_sha256
 from providers.azure.storage import BlobObjectStore
 from providers.azure.workspace import Workspace
-from providers.base import ModelVersion, PreconditionFailedError
-from providers.ledger import AliasLedger, AliasState, LedgerAliases, RegistryConflictError
+from providers.base import ModelVersion
+from providers.ledger import (
+    AliasLedger,
+    AliasState,
+    ClaimedRegistrations,
+    LedgerAliases,
+    Registration,
+    claim_registration,
+)
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
@@ -42,8 +47,11 @@ _KEY_TAG, _SHA_TAG = "registry_key", "sha256"
 _METRIC = "metric."  # version properties holding the run's metrics (properties are strings)
 
 
-class AzureMLModelRegistry(LedgerAliases):
+class AzureMLModelRegistry(ClaimedRegistrations, LedgerAliases):
     """Model versions in the Azure ML workspace; aliases and their history in Blob Storage."""
+
+    registry_root = "_azureml/registry"
+    storage: BlobObjectStore
 
     def __init__(self, workspace: Workspace, storage: BlobObjectStore) -> None:
         self.workspace = workspace
@@ -57,36 +65,14 @@ class AzureMLModelRegistry(LedgerAliases):
 
     # -- versions --------------------------------------------------------------------------
 
-    def register(
-        self,
-        model_name: str,
-        model_key: str,
-        registry_key: str,
-        metrics: Mapping[str, float],
-        params: Mapping[str, Any],
-        tags: Mapping[str, str],
-    ) -> ModelVersion:
-        """Copy the artifact into the registry's folder and create the next model version.
-
-        Idempotent: the version whose ``registry_key`` tag matches is returned instead.
-        """
-        existing = self._find(model_name, registry_key)
-        if existing is not None:
-            return existing
-        base = f"_azureml/registry/{model_name}/{registry_key}"
-        if not self._claim(f"{base}/claim.json", {"registry_key": registry_key}):
-            return self._wait_for(model_name, registry_key)
-        data = self.storage.get_bytes(model_key)
-        sha256 = hashlib.sha256(data).hexdigest()
-        record = {"registry_key": registry_key, "model_key": model_key, "sha256": sha256,
-                  "metrics": dict(metrics), "params": dict(params), "tags": dict(tags)}  # fmt: skip
-        self.storage.put_bytes(
-            f"{base}/registration.json", json.dumps(record, sort_keys=True, default=str).encode()
-        )
-        uri = self.storage.put_bytes(f"{base}/{ARTIFACT_FILE}", data)
-        number = self._claim_version(model_name, registry_key)
+    def _publish(self, registration: Registration) -> ModelVersion:
+        """Copy the artifact into the registry's folder and create the next model version."""
+        model_name, registry_key = registration.model_name, registration.registry_key
+        folder = registration.folder
         from azure.ai.ml.entities import Model
 
+        uri = self.storage.put_bytes(f"{folder}/{ARTIFACT_FILE}", registration.data)
+        number = self._claim_version(model_name, registry_key)
         try:
             self.models.create_or_update(
                 Model(
@@ -95,24 +81,31 @@ class AzureMLModelRegistry(LedgerAliases):
                     path=uri,
                     type="custom_model",
                     description=f"{model_name} trained by {registry_key}",
-                    tags={**{k: str(v) for k, v in tags.items()}, _KEY_TAG: registry_key, _SHA_TAG: sha256},
-                    properties={f"{_METRIC}{k}": repr(float(v)) for k, v in metrics.items() if v is not None},
+                    tags={
+                        **{k: str(v) for k, v in registration.tags.items()},
+                        _KEY_TAG: registry_key,
+                        _SHA_TAG: registration.sha256,
+                    },
+                    properties={
+                        f"{_METRIC}{k}": repr(float(v))
+                        for k, v in registration.metrics.items()
+                        if v is not None
+                    },
                 )
             )
         except BaseException:
             # refused (quota, a bad request): free both claims, so that a retry registers again
             self.storage.delete(f"_azureml/registry/{model_name}/versions/{number}.json")
-            self.storage.delete(f"{base}/claim.json")
+            self.storage.delete(f"{folder}/claim.json")
             raise
-        log.info("Registered %s v%s (%s)", model_name, number, registry_key)
         return self.get_version(model_name, str(number))
 
     def _claim_version(self, model_name: str, registry_key: str) -> int:
         """The next free version number, claimed with a create-only blob."""
         listed = [int(v.version) for v in self.list_versions(model_name) if v.version.isdigit()]
         number = max(listed, default=0) + 1
-        while not self._claim(
-            f"_azureml/registry/{model_name}/versions/{number}.json", {"registry_key": registry_key}
+        while not claim_registration(
+            self.storage, f"_azureml/registry/{model_name}/versions/{number}.json", registry_key
         ):
             number += 1
         return number
@@ -157,28 +150,6 @@ class AzureMLModelRegistry(LedgerAliases):
                 return version
         return None
 
-    def _claim(self, key: str, content: dict[str, Any]) -> bool:
-        """Create the claim blob unless it exists; True if this call created it."""
-        try:
-            self.storage.put_if_match(key, json.dumps({**content, "at": _now()}).encode(), None)
-            return True
-        except PreconditionFailedError:
-            return False
-
-    def _wait_for(self, model_name: str, registry_key: str, timeout: float = 120) -> ModelVersion:
-        """Another call claimed the key: wait for its version to appear."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self._find(model_name, registry_key)
-            if found is not None:
-                return found
-            time.sleep(1)
-        raise RegistryConflictError(
-            f"registration {registry_key} of {model_name} was claimed but no Azure ML model version appeared "
-            f"in {timeout:.0f} s; if that registration was killed, delete its claim.json under "
-            f"{self.storage.uri('_azureml/registry')} and retry"
-        )
-
     # -- aliases ---------------------------------------------------------------------------
 
     def alias_mirror(self, model_name: str, alias: str) -> Callable[[AliasState], None] | None:
@@ -211,7 +182,3 @@ class AzureMLModelRegistry(LedgerAliases):
             target = directory / ARTIFACT_FILE
             downloaded.replace(target)
         return target
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

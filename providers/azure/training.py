@@ -18,18 +18,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
-from core.errors import MLOpsError
+from providers import job_outputs
 from providers.azure.bundle import upload_bundle
 from providers.azure.config import AzureSettings
 from providers.azure.storage import BlobObjectStore
 from providers.azure.workspace import Workspace, word
-from providers.base import JobHandle, JobState, JobStatus, TrainingJobResult, TrainingJobSpec
-from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
+from providers.base import JobHandle, JobState, JobStatus, TrainingJobSpec
+from providers.job_outputs import Attempt, BucketTrainingJobs, OutputLayout
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 3
 SUCCEEDED = ("Completed",)
 ENDED_BADLY = ("Failed", "Canceled", "NotResponding")
 OUTPUT_FOLDER = "azureml"  # the job's model output, under the run's output prefix
@@ -51,7 +51,7 @@ def status_of(job: Any) -> str:
     return word(job.status)
 
 
-class TrainingFailedError(MLOpsError):
+class TrainingFailedError(job_outputs.TrainingFailedError):
     """The Azure ML job failed or was canceled (retryable: the retry is a new attempt)."""
 
 
@@ -62,8 +62,13 @@ def job_name(name: str, attempt: int = 1) -> str:
     return base[: 255 - len(suffix)] + suffix
 
 
-class AzureMLTrainingJobs:
+class AzureMLTrainingJobs(BucketTrainingJobs):
     """Submits, watches (from the triggerer) and collects Azure ML command jobs."""
+
+    backend = "azureml"
+    service = "Azure ML job"
+    console = "Azure ML studio"
+    failed_error = TrainingFailedError
 
     def __init__(self, azure: AzureSettings, workspace: Workspace, storage: BlobObjectStore) -> None:
         self.azure = azure
@@ -75,42 +80,27 @@ class AzureMLTrainingJobs:
         """MLClient's job operations."""
         return self.workspace.client.jobs
 
-    def submit(self, spec: TrainingJobSpec) -> JobHandle:
-        """Start the week's job, or find it (running or completed) from an earlier try.
+    # -- the primitives of BucketTrainingJobs ----------------------------------------------
 
-        Raises:
-            FileNotFoundError: the job's input is not in storage.
-            TrainingFailedError: every attempt failed.
-        """
-        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if self.storage.exists(marker_key):
-            marker = json.loads(self.storage.get_bytes(marker_key))
-            return self._handle(marker.get("job_name", job_name(spec.job_name)), spec, reused=True)
-        for key in (spec.train_data_key, spec.validation_data_key):
-            if not self.storage.exists(key):
-                raise FileNotFoundError(
-                    f"training input {self.storage.uri(key)} does not exist: run validate_data first"
-                )
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            name = job_name(spec.job_name, attempt)
-            status = existing_status(self.jobs, name)
-            if status is None:
-                job = self.command_job(spec, name)
-                log.info("Starting Azure ML command job %s on %s (%s x%d%s)", name, job.compute,
-                         self.azure.training.instance_type, self.azure.training.instance_count,
-                         ", low priority" if self.azure.training.low_priority else "")  # fmt: skip
-                self.jobs.create_or_update(job)
-                return self._handle(name, spec, reused=False)
-            if status in ENDED_BADLY:
-                log.warning("Azure ML job %s ended %s: the next attempt gets a new name", name, status)
-                continue
-            log.info("Azure ML job %s exists (%s): reusing it", name, status)
-            return self._handle(name, spec, reused=True)
-        raise TrainingFailedError(
-            f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the logs of "
-            f"{job_name(spec.job_name, 1)}, {job_name(spec.job_name, 2)} ... in Azure ML studio and fix "
-            "the cause"
-        )
+    def _attempt_name(self, name: str, attempt: int) -> str:
+        return job_name(name, attempt)
+
+    def _find(self, spec: TrainingJobSpec, name: str) -> Attempt | None:
+        status = existing_status(self.jobs, name)
+        if status is None:
+            return None
+        return Attempt(status, status in ENDED_BADLY, self._handle(name, spec, reused=True))
+
+    def _start(self, spec: TrainingJobSpec, name: str) -> JobHandle:
+        job = self.command_job(spec, name)
+        log.info("Starting Azure ML command job %s on %s (%s x%d%s)", name, job.compute,
+                 self.azure.training.instance_type, self.azure.training.instance_count,
+                 ", low priority" if self.azure.training.low_priority else "")  # fmt: skip
+        self.jobs.create_or_update(job)
+        return self._handle(name, spec, reused=False)
+
+    def _reused(self, spec: TrainingJobSpec, marker: Mapping[str, Any]) -> JobHandle:
+        return self._handle(marker.get("job_name", job_name(spec.job_name)), spec, reused=True)
 
     def status(self, handle: JobHandle) -> JobStatus:
         """The job's Azure ML status in the job model's words; a failure with the script's reason."""
@@ -130,46 +120,33 @@ class AzureMLTrainingJobs:
         errors = [line for line in lines if line.startswith("[train] error:")]
         return (errors or lines or [""])[-1].strip()
 
-    def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
-        """Copy the job's model folder into ``spec.output_prefix`` (the marker last)."""
-        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if not self.storage.exists(marker_key):
-            job = self.jobs.get(handle.name)
-            if status_of(job) not in SUCCEEDED:
-                reason = self.script_error(spec.output_prefix)
-                raise TrainingFailedError(
-                    f"Azure ML job {handle.name} ended {failure(job)}{': ' + reason if reason else ''}; "
-                    "the task's retry starts a new attempt"
-                )
-            folder = f"{spec.output_prefix}/{OUTPUT_FOLDER}"
-            missing = [name for name in OUTPUT_FILES if not self.storage.exists(f"{folder}/{name}")]
-            if missing:
-                raise TrainingFailedError(
-                    f"Azure ML job {handle.name} completed but its model output {self.storage.uri(folder)} "
-                    f"lacks {missing}: was it written by core/ml/train.py?"
-                )
-            for name in OUTPUT_FILES:
-                self.storage.put_bytes(
-                    f"{spec.output_prefix}/{name}", self.storage.get_bytes(f"{folder}/{name}")
-                )
-            marker = {
-                "job_name": handle.name,
-                "job_id": getattr(job, "id", None),
-                "studio_url": getattr(job, "studio_url", None),
-                "compute": self.azure.training.compute,
-                "instance_type": self.azure.training.instance_type,
-                "low_priority": self.azure.training.low_priority,
-            }
-            self.storage.put_bytes(marker_key, json.dumps(marker, sort_keys=True).encode())
-        marker = json.loads(self.storage.get_bytes(marker_key))
-        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
-        return TrainingJobResult(
-            job_name=spec.job_name,
-            model_key=f"{spec.output_prefix}/model.joblib",
-            metrics=metrics,
-            reused=bool(handle.details.get("reused")),
-            details={"backend": "azureml", **marker},
-        )
+    def _bring_outputs(
+        self, spec: TrainingJobSpec, handle: JobHandle, layout: OutputLayout
+    ) -> dict[str, Any]:
+        """Copy the job's model output folder into the output prefix."""
+        job = self.jobs.get(handle.name)
+        if status_of(job) not in SUCCEEDED:
+            reason = self.script_error(spec.output_prefix)
+            raise TrainingFailedError(
+                f"Azure ML job {handle.name} ended {failure(job)}{': ' + reason if reason else ''}; "
+                "the task's retry starts a new attempt"
+            )
+        folder = f"{spec.output_prefix}/{OUTPUT_FOLDER}"
+        missing = layout.missing_in(folder)
+        if missing:
+            raise TrainingFailedError(
+                f"Azure ML job {handle.name} completed but its model output {self.storage.uri(folder)} "
+                f"lacks {missing}: was it written by core/ml/train.py?"
+            )
+        layout.copy_from(folder)
+        return {
+            "job_name": handle.name,
+            "job_id": getattr(job, "id", None),
+            "studio_url": getattr(job, "studio_url", None),
+            "compute": self.azure.training.compute,
+            "instance_type": self.azure.training.instance_type,
+            "low_priority": self.azure.training.low_priority,
+        }
 
     # -- Azure ML --------------------------------------------------------------------------
 

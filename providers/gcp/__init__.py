@@ -34,7 +34,7 @@ def build_provider(settings: Settings) -> Provider:
             connection's ``project``).
     """
     from providers.gcp.batch import VertexBatchScorer
-    from providers.gcp.config import GcpSettings, InferenceProfile, TrainingProfile
+    from providers.gcp.config import GcpSettings
     from providers.gcp.endpoint import VertexEndpoint
     from providers.gcp.hooks import project_of
     from providers.gcp.registry import VertexModelRegistry
@@ -42,9 +42,7 @@ def build_provider(settings: Settings) -> Provider:
     from providers.gcp.training import VertexTrainingJobs
     from providers.gcp.warehouse import BigQueryWarehouse
 
-    gcp = GcpSettings.from_settings(settings)
-    TrainingProfile.from_mapping(settings.hardware.get("training", {}).get("gcp", {}))  # reported early
-    inference = InferenceProfile.from_mapping(settings.hardware.get("inference", {}).get("gcp", {}))
+    gcp = GcpSettings.from_settings(settings)  # [gcp] and both hardware profiles, read once
     project = project_of(gcp.conn_id, gcp.project)  # a missing project fails here, saying what to set
     storage = GcsObjectStore(gcp.conn_id, gcp.bucket, gcp.prefix)
     registry = VertexModelRegistry(gcp, project, storage, settings.dataset)
@@ -53,8 +51,10 @@ def build_provider(settings: Settings) -> Provider:
         storage=storage,
         training=VertexTrainingJobs(gcp, project, storage),
         registry=registry,
-        endpoint=VertexEndpoint(gcp, project, registry, inference.machine_type),
-        batch=VertexBatchScorer(gcp, project, storage, registry, settings.dataset, inference.machine_type),
+        endpoint=VertexEndpoint(gcp, project, registry, gcp.inference.machine_type),
+        batch=VertexBatchScorer(
+            gcp, project, storage, registry, settings.dataset, gcp.inference.machine_type
+        ),
         warehouse=BigQueryWarehouse(gcp, project),
         details={"bucket": gcp.bucket, "prefix": gcp.prefix, "project": project, "region": gcp.region},
     )

@@ -7,15 +7,10 @@ Credentials are never here: they come from the Airflow Connection named by ``con
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
 
 from core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from core.config import Settings
+from providers.settings import HardwareProfile, ProviderSettings
 
 # https://cloud.google.com/storage/docs/buckets#naming (names without dots: at most 63)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9_.\-]{1,61}[a-z0-9]$")
@@ -30,7 +25,7 @@ _SKLEARN_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
 
 
 @dataclass(frozen=True)
-class GcpSettings:
+class GcpSettings(ProviderSettings, cloud="gcp"):
     """Everything the GCP provider reads from astro.toml's ``[gcp]`` (no credentials).
 
     Attributes:
@@ -54,6 +49,8 @@ class GcpSettings:
             AI's default).
         poll_seconds: how often a deferred wait asks Vertex AI about a job.
         model_name: ``[project] model_name`` (the Vertex AI model's ID).
+        training: ``[hardware.training.gcp]``.
+        inference: ``[hardware.inference.gcp]``.
     """
 
     conn_id: str = "google_cloud_default"
@@ -72,24 +69,8 @@ class GcpSettings:
     service_account: str = ""
     poll_seconds: int = 30
     model_name: str = "model"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GcpSettings:
-        """Read and check ``[gcp]``.
-
-        Raises:
-            ConfigError: a key is unknown, has the wrong type, or a value is not valid; the
-                message names the key and what to set.
-        """
-        from core.config import build_section
-
-        section = dict(settings.provider_sections.get("gcp", {}))
-        if "model_name" in section:
-            raise ConfigError("[gcp] model_name is not a setting: set [project] model_name instead")
-        read = build_section(cls, section, "[gcp]", path=settings.config_path)
-        result = cls(**{**read.__dict__, "model_name": settings.model_name})
-        result.check()
-        return result
+    training: TrainingProfile = field(default_factory=lambda: TrainingProfile())
+    inference: InferenceProfile = field(default_factory=lambda: InferenceProfile())
 
     def check(self) -> None:
         """Check values that types alone do not catch.
@@ -153,7 +134,7 @@ _ACCELERATOR = re.compile(r"^(NVIDIA_[A-Z0-9_]+|TPU_[A-Z0-9_]+)$")
 
 
 @dataclass(frozen=True)
-class TrainingProfile:
+class TrainingProfile(HardwareProfile, use="training", cloud="gcp"):
     """``[hardware.training.gcp]``: the machine a Vertex AI custom job runs on.
 
     Attributes:
@@ -170,50 +151,40 @@ class TrainingProfile:
     spot: bool = False
     max_run_seconds: int = 24 * 3600
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TrainingProfile:
-        """Read and check the profile (what ``TrainingJobSpec.hardware`` carries).
+    def check(self) -> None:
+        """Check values that types alone do not catch.
 
         Raises:
-            ConfigError: a key is unknown, of the wrong type, or its value is not valid.
+            ConfigError: naming the profile's key and what a valid value looks like.
         """
-        from core.config import build_section
-
-        profile = build_section(cls, dict(values), "[hardware.training.gcp]", path=Path("astro.toml"))
-        where = "[hardware.training.gcp]"
-        if not _MACHINE.match(profile.machine_type):
-            raise ConfigError(f"{where} machine_type = {profile.machine_type!r} is not a machine type like "
+        where = self.where()
+        if not _MACHINE.match(self.machine_type):
+            raise ConfigError(f"{where} machine_type = {self.machine_type!r} is not a machine type like "
                               "'n1-standard-4'")  # fmt: skip
-        if profile.accelerator_type and not _ACCELERATOR.match(profile.accelerator_type):
-            raise ConfigError(f"{where} accelerator_type = {profile.accelerator_type!r} is not a Vertex AI "
+        if self.accelerator_type and not _ACCELERATOR.match(self.accelerator_type):
+            raise ConfigError(f"{where} accelerator_type = {self.accelerator_type!r} is not a Vertex AI "
                               "accelerator like 'NVIDIA_TESLA_T4' (or leave it empty)")  # fmt: skip
-        if bool(profile.accelerator_type) != (profile.accelerator_count > 0):
+        if bool(self.accelerator_type) != (self.accelerator_count > 0):
             raise ConfigError(f"{where} accelerator_type and accelerator_count go together (a type and a "
                               "count of 1 or more, or neither)")  # fmt: skip
-        if not 60 <= profile.max_run_seconds <= 30 * 24 * 3600:
+        if not 60 <= self.max_run_seconds <= 30 * 24 * 3600:
             raise ConfigError(f"{where} max_run_seconds must be between 60 and {30 * 24 * 3600}")
-        return profile
 
 
 @dataclass(frozen=True)
-class InferenceProfile:
+class InferenceProfile(HardwareProfile, use="inference", cloud="gcp"):
     """``[hardware.inference.gcp]``: the machine of the endpoint's and batch prediction's replicas."""
 
     machine_type: str = "n1-standard-2"
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> InferenceProfile:
-        """Read and check the profile.
+    def check(self) -> None:
+        """Check the machine type.
 
         Raises:
-            ConfigError: a key is unknown, of the wrong type, or the machine type is not valid.
+            ConfigError: the machine type is not valid.
         """
-        from core.config import build_section
-
-        profile = build_section(cls, dict(values), "[hardware.inference.gcp]", path=Path("astro.toml"))
-        if not _MACHINE.match(profile.machine_type):
+        if not _MACHINE.match(self.machine_type):
             raise ConfigError(
-                f"[hardware.inference.gcp] machine_type = {profile.machine_type!r} is not a machine type "
+                f"[hardware.inference.gcp] machine_type = {self.machine_type!r} is not a machine type "
                 "like 'n1-standard-2'"
             )
-        return profile

@@ -118,7 +118,8 @@ def serving_report(
     machine_type: str,
 ) -> ServingReport:  # fmt: skip
     """A window's serving report of a Vertex AI endpoint from its Cloud Monitoring metrics."""
-    from core.prices import serving_cost
+    from providers.gcp.prices import HOURLY_USD
+    from providers.prices import serving_cost
 
     resource = (
         f'resource.type = "{RESOURCE_TYPE}" AND resource.labels.endpoint_id = "{endpoint_id}" '
@@ -148,7 +149,7 @@ def serving_report(
     ):
         replica_minutes += sum(_number(p["value"]) for p in series.get("points", []))
     hours = replica_minutes / 60
-    cost, basis = serving_cost(machine_type, hours)
+    cost, basis = serving_cost(HOURLY_USD, machine_type, hours)
     from core.serving_metrics import histogram_quantile
 
     def quantile(q: float) -> float | None:

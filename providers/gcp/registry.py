@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
@@ -34,17 +34,17 @@ from providers.gcp.package import upload_package
 from providers.gcp.storage import GcsObjectStore, split_gs_uri
 from providers.gcp.vertex import location_path, vertex_client
 from providers.ledger import (
+    REGISTRATION_FILE,
     AliasLedger,
     AliasState,
+    ClaimedRegistrations,
     LedgerAliases,
+    Registration,
     RegistryConflictError,
-    claim_registration,
-    wait_for_registration,
 )
 
 log = logging.getLogger(__name__)
 ARTIFACT_FILE = "model.joblib"
-REGISTRATION_FILE = "registration.json"
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,64}$")
 _VERTEX_ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
 
@@ -64,8 +64,11 @@ def registry_label(registry_key: str) -> str:
     return "h-" + hashlib.sha256(registry_key.encode()).hexdigest()[:60]
 
 
-class VertexModelRegistry(LedgerAliases):
+class VertexModelRegistry(ClaimedRegistrations, LedgerAliases):
     """Model versions in Vertex AI Model Registry; aliases and their history in GCS."""
+
+    registry_root = "_vertex/registry"
+    storage: GcsObjectStore
 
     def __init__(
         self, gcp: GcpSettings, project: str, storage: GcsObjectStore, spec: DatasetSpec | None = None
@@ -93,48 +96,14 @@ class VertexModelRegistry(LedgerAliases):
 
     # -- versions --------------------------------------------------------------------------
 
-    def register(
-        self,
-        model_name: str,
-        model_key: str,
-        registry_key: str,
-        metrics: Mapping[str, float],
-        params: Mapping[str, Any],
-        tags: Mapping[str, str],
-    ) -> ModelVersion:
-        """Copy the artifact into the registry's folder and upload a version of the model.
-
-        Idempotent: a version whose registry key matches is returned instead. Racing
-        registrations of one key are serialised by a create-only claim object.
-        """
-        existing = self._find(model_name, registry_key)
-        if existing is not None:
-            return existing
-        base = f"_vertex/registry/{model_name}/{registry_key}"
-        claim = f"{base}/claim.json"
-        if not claim_registration(self.storage, claim, registry_key):
-            return wait_for_registration(
-                lambda: self._find(model_name, registry_key),
-                model_name,
-                registry_key,
-                self.storage.uri(claim),
-            )
-        data = self.storage.get_bytes(model_key)
-        sha256 = hashlib.sha256(data).hexdigest()
-        record = {
-            "registry_key": registry_key,
-            "model_key": model_key,
-            "sha256": sha256,
-            "metrics": {k: float(v) for k, v in metrics.items() if v is not None},
-            "params": dict(params),
-            "tags": {k: str(v) for k, v in tags.items()},
-        }
-        self.storage.put_bytes(f"{base}/{REGISTRATION_FILE}", json.dumps(record, sort_keys=True).encode())
-        self.storage.put_bytes(f"{base}/{ARTIFACT_FILE}", data)
-        self._upload(model_name, registry_key, sha256, self.storage.uri(base))
+    def _publish(self, registration: Registration) -> ModelVersion:
+        """Copy the artifact into the registry's folder and upload a version of the model."""
+        model_name, registry_key = registration.model_name, registration.registry_key
+        folder = registration.folder
+        self.storage.put_bytes(f"{folder}/{ARTIFACT_FILE}", registration.data)
+        self._upload(model_name, registry_key, registration.sha256, self.storage.uri(folder))
         version = self._find(model_name, registry_key)
         assert version is not None, "the model version just uploaded is not listed"
-        log.info("Registered %s v%s (%s)", model_name, version.version, registry_key)
         return version
 
     def _upload(self, model_name: str, registry_key: str, sha256: str, artifact_uri: str) -> None:

@@ -9,22 +9,21 @@ version here is its generation, read from the same response that returned its by
 
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from providers.base import PreconditionFailedError, check_key
+from providers.base import PreconditionFailedError
+from providers.bucket import BucketStore
 
 
-class GcsObjectStore:
+class GcsObjectStore(BucketStore):
     """Objects ``<prefix>/<key>`` in one bucket; credentials from the Airflow Connection ``conn_id``."""
 
     def __init__(self, conn_id: str, bucket: str, prefix: str = "") -> None:
-        self.conn_id = conn_id
+        super().__init__(conn_id, prefix)
         self.bucket_name = bucket
-        self.prefix = prefix.strip("/")
 
     @cached_property
     def hook(self) -> Any:
@@ -43,41 +42,49 @@ class GcsObjectStore:
         """The bucket (no request: a handle)."""
         return self.client.bucket(self.bucket_name)
 
-    def object_name(self, key: str) -> str:
-        """Return the object name that holds ``key``."""
-        check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
+    @property
+    def bucket_uri(self) -> str:
+        """``gs://bucket``."""
+        return f"gs://{self.bucket_name}"
 
-    def uri(self, key: str) -> str:
-        """Return ``gs://bucket/prefix/key``."""
-        return f"gs://{self.bucket_name}/{self.object_name(key)}"
+    def _write(self, name: str, data: bytes) -> None:
+        self.bucket.blob(name).upload_from_string(data)
 
-    def put_bytes(self, key: str, data: bytes) -> str:
-        """Write (overwrite) an object in one upload."""
-        self.bucket.blob(self.object_name(key)).upload_from_string(data)
-        return self.uri(key)
+    def _upload(self, name: str, path: Path) -> None:
+        # resumable for large files: the object appears when complete
+        self.bucket.blob(name).upload_from_filename(str(path))
 
-    def put_file(self, key: str, path: Path) -> str:
-        """Upload a local file (resumable for large files: the object appears when complete)."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no local file {path} to upload to {self.uri(key)}")
-        self.bucket.blob(self.object_name(key)).upload_from_filename(str(path))
-        return self.uri(key)
-
-    def get_bytes(self, key: str) -> bytes:
-        """Read an object. Raises FileNotFoundError if it does not exist."""
-        return self.get_with_version(key)[0]
-
-    def get_with_version(self, key: str) -> tuple[bytes, str]:
-        """Read an object and its generation (the one of the response that carried the bytes)."""
+    def _read(self, name: str) -> tuple[bytes, str]:
         from google.api_core.exceptions import NotFound
 
-        blob = self.bucket.blob(self.object_name(key))
+        blob = self.bucket.blob(name)
         try:
             data = blob.download_as_bytes()
         except NotFound:
-            raise FileNotFoundError(f"no object {key!r} in {self._root()}") from None
-        return data, str(blob.generation)
+            raise FileNotFoundError(name) from None
+        return data, str(blob.generation)  # the generation of the response that carried the bytes
+
+    def _download(self, name: str, path: Path) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.bucket.blob(name).download_to_filename(str(path))
+        except NotFound:
+            raise FileNotFoundError(name) from None
+
+    def _exists(self, name: str) -> bool:
+        return bool(self.bucket.blob(name).exists())  # a metadata request
+
+    def _names(self, prefix: str) -> Iterator[str]:
+        return (blob.name for blob in self.client.list_blobs(self.bucket_name, prefix=prefix))
+
+    def _remove(self, name: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.bucket.blob(name).delete()
+        except NotFound:
+            pass
 
     def put_if_match(self, key: str, data: bytes, expected_version: str | None) -> str:
         """Upload only if the object's generation is ``expected_version`` (None: only if missing).
@@ -103,49 +110,6 @@ class GcsObjectStore:
                 "changed it; read it again"
             ) from None
         return str(blob.generation)
-
-    def get_file(self, key: str, path: Path) -> Path:
-        """Download an object to ``path`` (through a temporary file, renamed when complete)."""
-        from google.api_core.exceptions import NotFound
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            self.bucket.blob(self.object_name(key)).download_to_filename(tmp)
-            os.replace(tmp, path)
-        except NotFound:
-            Path(tmp).unlink(missing_ok=True)
-            raise FileNotFoundError(f"no object {key!r} in {self._root()}") from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
-
-    def exists(self, key: str) -> bool:
-        """Tell whether an object exists (a metadata request)."""
-        return bool(self.bucket.blob(self.object_name(key)).exists())
-
-    def list_keys(self, prefix: str = "") -> list[str]:
-        """Return the keys under ``prefix`` (a string prefix, as GCS lists), sorted."""
-        if prefix:
-            check_key(prefix.rstrip("/"))
-        root = f"{self.prefix}/" if self.prefix else ""
-        names = (blob.name for blob in self.client.list_blobs(self.bucket_name, prefix=root + prefix))
-        return sorted(n[len(root) :] for n in names if n.startswith(root) and not n.endswith("/"))
-
-    def delete(self, key: str) -> None:
-        """Delete an object if it exists."""
-        from google.api_core.exceptions import NotFound
-
-        try:
-            self.bucket.blob(self.object_name(key)).delete()
-        except NotFound:
-            pass
-
-    def _root(self) -> str:
-        return f"gs://{self.bucket_name}/{self.prefix}" if self.prefix else f"gs://{self.bucket_name}"
 
 
 def split_gs_uri(uri: str) -> tuple[str, str]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
-from core.errors import MLOpsError
 from core.ml.dataset import spec_from_json
-from providers.base import JobHandle, JobStatus, TrainingJobResult, TrainingJobSpec
-from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
+from providers import job_outputs
+from providers.base import JobHandle, JobStatus, TrainingJobSpec
 from providers.gcp.config import GcpSettings, TrainingProfile
 from providers.gcp.package import ENTRY_MODULE, upload_package
 from providers.gcp.registry import registry_label
@@ -32,12 +32,12 @@ from providers.gcp.vertex import (
     state_name,
     vertex_client,
 )
+from providers.job_outputs import Attempt, BucketTrainingJobs, OutputLayout
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 3
 
 
-class TrainingFailedError(MLOpsError):
+class TrainingFailedError(job_outputs.TrainingFailedError):
     """The Vertex AI custom job failed or was cancelled (retryable: the retry is a new attempt)."""
 
 
@@ -46,8 +46,13 @@ def attempt_name(job_name: str, attempt: int) -> str:
     return job_name if attempt == 1 else f"{job_name}-a{attempt}"
 
 
-class VertexTrainingJobs:
+class VertexTrainingJobs(BucketTrainingJobs):
     """Submits, waits for (deferred, by the task) and collects Vertex AI custom jobs."""
+
+    backend = "vertex_ai"
+    service = "Vertex AI job"
+    console = "the Vertex AI custom jobs"
+    failed_error = TrainingFailedError
 
     def __init__(self, gcp: GcpSettings, project: str, storage: GcsObjectStore) -> None:
         self.gcp = gcp
@@ -59,98 +64,63 @@ class VertexTrainingJobs:
         """The JobServiceClient (REST, the Connection's credentials)."""
         return vertex_client("job", self.gcp)
 
-    # -- the contract ----------------------------------------------------------------------
+    # -- the primitives of BucketTrainingJobs ----------------------------------------------
 
-    def submit(self, spec: TrainingJobSpec) -> JobHandle:
-        """Start the week's job, or find it (running or succeeded) from an earlier try.
+    def _attempt_name(self, job_name: str, attempt: int) -> str:
+        return attempt_name(job_name, attempt)
 
-        Raises:
-            FileNotFoundError: the job's input is not in GCS.
-            ConfigError: the training hardware profile is invalid.
-            TrainingFailedError: every attempt failed.
-        """
-        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if self.storage.exists(marker_key):
-            marker = json.loads(self.storage.get_bytes(marker_key))
-            return self._handle(marker["job"], marker.get("display_name", spec.job_name), reused=True)
-        for key in (spec.train_data_key, spec.validation_data_key):
-            if not self.storage.exists(key):
-                raise FileNotFoundError(
-                    f"training input {self.storage.uri(key)} does not exist: run validate_data first"
-                )
-        profile = TrainingProfile.from_mapping(spec.hardware)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            display_name = attempt_name(spec.job_name, attempt)
-            jobs = jobs_named(
-                self.client.list_custom_jobs, location_path(self.gcp, self.project), display_name
-            )
-            alive = [job for job in jobs if state_name(job) not in ENDED_BADLY]
-            if alive:
-                log.info("Vertex AI job %s (%s) exists: reusing it", alive[0].name, state_name(alive[0]))
-                return self._handle(alive[0].name, display_name, reused=True)
-            if jobs:
-                log.warning("Vertex AI job %s ended %s: the next attempt gets a new name", display_name,
-                            state_name(jobs[0]))  # fmt: skip
-                continue
-            job = self.client.create_custom_job(
-                parent=location_path(self.gcp, self.project),
-                custom_job=self.request(spec, display_name, profile),
-            )
-            log.info("Started Vertex AI custom job %s (%s) on %s%s", job.name, display_name,
-                     profile.machine_type, " (Spot VMs)" if profile.spot else "")  # fmt: skip
-            return self._handle(job.name, display_name, reused=False)
-        raise TrainingFailedError(
-            f"training job {spec.job_name} failed {MAX_ATTEMPTS} times; see the errors of the Vertex AI "
-            f"custom jobs {attempt_name(spec.job_name, 1)}, {attempt_name(spec.job_name, 2)} ... and fix it"
+    def _find(self, spec: TrainingJobSpec, name: str) -> Attempt | None:
+        """A job of the display name ``name`` that is alive (or, if all ended badly, one of those)."""
+        jobs = jobs_named(self.client.list_custom_jobs, location_path(self.gcp, self.project), name)
+        alive = [job for job in jobs if state_name(job) not in ENDED_BADLY]
+        job = alive[0] if alive else jobs[0] if jobs else None
+        if job is None:
+            return None
+        return Attempt(state_name(job), not alive, self._handle(job.name, name, reused=True))
+
+    def _start(self, spec: TrainingJobSpec, name: str) -> JobHandle:
+        """Create the custom job on the training hardware profile (checked when the provider was built)."""
+        profile = self.gcp.training
+        job = self.client.create_custom_job(
+            parent=location_path(self.gcp, self.project), custom_job=self.request(spec, name, profile)
         )
+        log.info("Started Vertex AI custom job %s (%s) on %s%s", job.name, name,
+                 profile.machine_type, " (Spot VMs)" if profile.spot else "")  # fmt: skip
+        return self._handle(job.name, name, reused=False)
+
+    def _reused(self, spec: TrainingJobSpec, marker: Mapping[str, Any]) -> JobHandle:
+        return self._handle(marker["job"], marker.get("display_name", spec.job_name), reused=True)
 
     def status(self, handle: JobHandle) -> JobStatus:
         """The custom job's state in the job model's words (its error message if it failed)."""
         return job_status(self.client.get_custom_job(name=handle.details["job"]))
 
-    def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
-        """Copy the job's model folder into ``spec.output_prefix`` (the marker last).
-
-        Raises:
-            TrainingFailedError: the job did not succeed, or wrote no model folder.
-        """
-        marker_key = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if not self.storage.exists(marker_key):
-            job = self.client.get_custom_job(name=handle.details["job"])
-            if state_name(job) != SUCCEEDED:
-                raise TrainingFailedError(
-                    f"Vertex AI custom job {job.name} ({handle.name}) ended {state_name(job)}: "
-                    f"{job.error.message or 'no reason given'}; the task's retry starts a new attempt"
-                )
-            model_dir = f"{spec.output_prefix}/vertex/model"
-            missing = [name for name in OUTPUT_FILES if not self.storage.exists(f"{model_dir}/{name}")]
-            if missing:
-                raise TrainingFailedError(
-                    f"{self.storage.uri(model_dir)} lacks {missing}: was it written by core/ml/train.py?"
-                )
-            for name in OUTPUT_FILES:
-                self.storage.put_bytes(
-                    f"{spec.output_prefix}/{name}", self.storage.get_bytes(f"{model_dir}/{name}")
-                )
-            machine = job.job_spec.worker_pool_specs[0].machine_spec
-            marker = {
-                "job": job.name,
-                "display_name": job.display_name,
-                "machine_type": machine.machine_type,
-                "spot": getattr(job.job_spec.scheduling.strategy, "name", "") == "SPOT",
-                "started": job.start_time.isoformat() if job.start_time else "",
-                "ended": job.end_time.isoformat() if job.end_time else "",
-            }
-            self.storage.put_bytes(marker_key, json.dumps(marker, sort_keys=True).encode())
-        marker = json.loads(self.storage.get_bytes(marker_key))
-        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
-        return TrainingJobResult(
-            job_name=spec.job_name,
-            model_key=f"{spec.output_prefix}/model.joblib",
-            metrics=metrics,
-            reused=bool(handle.details.get("reused")),
-            details={"backend": "vertex_ai", **marker},
-        )
+    def _bring_outputs(
+        self, spec: TrainingJobSpec, handle: JobHandle, layout: OutputLayout
+    ) -> dict[str, Any]:
+        """Copy the job's model folder (``AIP_MODEL_DIR``) into the output prefix."""
+        job = self.client.get_custom_job(name=handle.details["job"])
+        if state_name(job) != SUCCEEDED:
+            raise TrainingFailedError(
+                f"Vertex AI custom job {job.name} ({handle.name}) ended {state_name(job)}: "
+                f"{job.error.message or 'no reason given'}; the task's retry starts a new attempt"
+            )
+        model_dir = f"{spec.output_prefix}/vertex/model"
+        missing = layout.missing_in(model_dir)
+        if missing:
+            raise TrainingFailedError(
+                f"{self.storage.uri(model_dir)} lacks {missing}: was it written by core/ml/train.py?"
+            )
+        layout.copy_from(model_dir)
+        machine = job.job_spec.worker_pool_specs[0].machine_spec
+        return {
+            "job": job.name,
+            "display_name": job.display_name,
+            "machine_type": machine.machine_type,
+            "spot": getattr(job.job_spec.scheduling.strategy, "name", "") == "SPOT",
+            "started": job.start_time.isoformat() if job.start_time else "",
+            "ended": job.end_time.isoformat() if job.end_time else "",
+        }
 
     def _handle(self, job: str, display_name: str, reused: bool) -> JobHandle:
         return JobHandle(

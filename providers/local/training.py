@@ -13,7 +13,8 @@ from pathlib import Path
 from core.config import PROJECT_ROOT
 from core.errors import DeterministicError, MLOpsError
 from providers.base import JobHandle, JobState, JobStatus, ObjectStore, TrainingJobResult, TrainingJobSpec
-from providers.bundle import OUTPUT_FILES, SUCCESS_MARKER
+from providers.bundle import SUCCESS_MARKER
+from providers.job_outputs import OutputLayout
 
 log = logging.getLogger(__name__)
 TRAIN_SCRIPT = PROJECT_ROOT / "core" / "ml" / "train.py"
@@ -43,8 +44,8 @@ class SubprocessTrainingJobs:
 
     def submit(self, spec: TrainingJobSpec) -> JobHandle:
         """Run the job to its end in a child process (or find its output); return its handle."""
-        marker = f"{spec.output_prefix}/{SUCCESS_MARKER}"
-        if self.storage.exists(marker):
+        layout = OutputLayout(self.storage, spec.output_prefix)
+        if layout.finished():
             log.info("Training job %s already finished: reusing its output", spec.job_name)
             return self._handle(spec, reused=True)
         n_jobs = int(spec.hardware.get("n_jobs", 1))
@@ -67,14 +68,13 @@ class SubprocessTrainingJobs:
             env = {**os.environ, "OMP_NUM_THREADS": str(n_jobs), "PYTHONUNBUFFERED": "1"}
             log.info("Training job %s: starting %s", spec.job_name, " ".join(command[1:3]))
             self._stream(command, env, spec.job_name)
-            for name in OUTPUT_FILES:
-                self.storage.put_file(f"{spec.output_prefix}/{name}", model_dir / name)
-            self.storage.put_bytes(marker, json.dumps({"job_name": spec.job_name}).encode())
+            layout.upload_from(model_dir)
+            layout.seal({"job_name": spec.job_name})
         return self._handle(spec, reused=False)
 
     def status(self, handle: JobHandle) -> JobStatus:
         """Succeeded once the job's output has its marker (``submit`` runs the job to its end)."""
-        if self.storage.exists(f"{handle.details['output_prefix']}/{SUCCESS_MARKER}"):
+        if OutputLayout(self.storage, handle.details["output_prefix"]).finished():
             return JobStatus(JobState.SUCCEEDED)
         return JobStatus(
             JobState.FAILED,
@@ -83,14 +83,8 @@ class SubprocessTrainingJobs:
 
     def collect(self, spec: TrainingJobSpec, handle: JobHandle) -> TrainingJobResult:
         """The finished job's model and metrics (already in storage under ``spec.output_prefix``)."""
-        metrics = json.loads(self.storage.get_bytes(f"{spec.output_prefix}/metrics.json"))
-        return TrainingJobResult(
-            job_name=spec.job_name,
-            model_key=f"{spec.output_prefix}/model.joblib",
-            metrics=metrics,
-            reused=bool(handle.details.get("reused")),
-            details={"backend": "subprocess", "script": "core/ml/train.py"},
-        )
+        layout = OutputLayout(self.storage, spec.output_prefix)
+        return layout.result(spec, handle, {"backend": "subprocess", "script": "core/ml/train.py"})
 
     @staticmethod
     def _handle(spec: TrainingJobSpec, reused: bool) -> JobHandle:

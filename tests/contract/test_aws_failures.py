@@ -206,7 +206,8 @@ def test_a_week_over_the_payload_limit_is_cut_into_parts_and_scored_whole(
     frame = generate_week("2026-W06", 40_000, seed=6)
     key = f"failures/big-{uuid.uuid4().hex[:6]}.parquet"
     store.put_bytes(key, write_parquet_bytes(frame))
-    assert store.client.head_object(Bucket=store.bucket, Key=store.object_key(key))["ContentLength"] > 1024**2
+    head = store.client.head_object(Bucket=store.bucket, Key=store.object_name(key))
+    assert head["ContentLength"] > 1024**2
     scored = pd.concat(list(score(batch, version, key)), ignore_index=True)
     # every row once, in the input's order, though the transform read several files
     assert scored[ID_COLUMN].astype(str).tolist() == frame[ID_COLUMN].astype(str).tolist()

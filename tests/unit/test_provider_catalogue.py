@@ -123,6 +123,18 @@ def test_catalogue_entries_are_complete():
         assert entry.label.startswith(f"{entry.name}: "), entry
         assert entry.install_hint.startswith("pip install "), entry
         assert entry.settings_class == "" or re.fullmatch(r"[\w.]+:\w+", entry.settings_class), entry
+        assert entry.prices == "" or re.fullmatch(r"[\w.]+:\w+", entry.prices), entry
+
+
+def test_every_cloud_brings_its_own_prices():
+    from core.catalogue import list_price
+
+    for entry in CATALOGUE:
+        if entry.name != "local" and entry.implemented():
+            table = entry.load_prices()
+            assert table and entry.prices.startswith(f"{entry.module}."), entry
+            assert all(list_price(machine) == price for machine, price in table.items())
+    assert list_price("no-such-machine") is None
 
 
 def test_settings_classes_read_their_section(settings):
