@@ -112,7 +112,7 @@ airflow: setup training-pool
 training-pool: $(STAMP)
 	$(BIN)/airflow pools set $$($(BIN)/python -m core.routing pool) "training jobs" > /dev/null
 
-## cluster-up: the production-like profile: PostgreSQL, Redis, CeleryExecutor, 2 workers (README, "Scale out")
+## cluster-up: the production-like profile: PostgreSQL, Redis, CeleryExecutor, 2 workers (docs/scale-out.md)
 cluster-up: $(STAMP) redis
 	$(BIN)/python scripts/cluster.py up
 

@@ -452,7 +452,7 @@ def _check_alerts(alerts: AlertSettings) -> None:
     if alerts.email_to and not alerts.email_conn_id:
         raise ConfigError(
             "[alerts] email_to lists recipients but email_conn_id is empty: name the SMTP Connection "
-            "to send through (README, Operational monitoring)"
+            "to send through (docs/operations.md, Alerts)"
         )
 
 

@@ -1,6 +1,6 @@
 """Run the retraining pipeline for consecutive weeks on the local provider, then summarise.
 
-This is the README's main job (``make demo``). It starts the local online endpoint, runs
+This is the main job of the README (``make demo``). It starts the local online endpoint, runs
 ``retrain_pipeline`` in-process (``dag.test()``) once per week, injects covariate drift from
 a later week so the monitor triggers a retrain, runs that triggered retrain, and prints what
 the loop did. Airflow's own logs go to ``<AIRFLOW_HOME>/demo.log``.

@@ -66,7 +66,7 @@ def credential_from_connection(conn_id: str) -> Any:
     except Exception as exc:
         raise ConfigError(
             f"no Airflow Connection {conn_id!r} for Azure ML ([azure] ml_conn_id): create it with a service "
-            "principal, workload identity or managed identity (README, Azure)"
+            "principal, workload identity or managed identity (docs/azure.md, Connections)"
         ) from exc
     kind, arguments = credential_kind(conn.login, conn.password, conn.extra_dejson or {})
     return getattr(azure.identity, kind)(**arguments)

@@ -138,7 +138,7 @@ class LocalHttpEndpoint:
         except httpx.TransportError as exc:
             raise EndpointUnavailableError(
                 f"the local endpoint at {self.url} did not answer ({exc.__class__.__name__}): "
-                "start it with `make serve` (or see README, 'The online endpoint')"
+                "start it with `make serve` (or see docs/local.md, 'The online endpoint')"
             ) from None
         if response.status_code != 200:
             raise EndpointUnavailableError(

@@ -70,7 +70,7 @@ def cluster():
     started = time.monotonic()
     server = None
     # Once a backfill run exists the scheduler would also schedule a run for the latest Monday
-    # beside it (README, "Run it in Airflow"); backfill runs are started regardless of this.
+    # beside it (docs/dags.md, "Backfills"); backfill runs are started regardless of this.
     saved = os.environ.get("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE")
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     try:
