@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.config:
         port = os.environ.get("AIRFLOW__API__PORT", "8080")  # the Makefile's, or the user's
         print("See its models and drift in the Airflow UI: `make airflow-demo` (Airflow with the demo's "
-              f"settings), then Plugins -> Models / Drift on http://127.0.0.1:{port}")  # fmt: skip
+              f"settings), then Plugins -> MLOps -> Models / Drift on http://127.0.0.1:{port}")  # fmt: skip
     print(
         "In Airflow's grid these runs show as manual: Airflow's dag.test(), which runs them here "
         f"without a scheduler, makes every run manual. Each week's run records reason '{WEEKLY_REASON}' "
