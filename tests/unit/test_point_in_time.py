@@ -154,9 +154,9 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
     # a deliberate re-score with today's model (batch_score's Param), which a re-run then keeps
     from lifecycle.score import score_week
 
-    assert score_week(again, rescore_with_production=True)["model_version"] == production.version
+    assert score_week(again, rescore_with_production=True).model_version == production.version
     assert _scored_with(again, "2026-W02") == {production.version}
-    assert score_week(again)["model_version"] == production.version
+    assert score_week(again).model_version == production.version
 
 
 def test_an_evaluation_written_before_promote_existed_promotes_when_it_passed() -> None:
