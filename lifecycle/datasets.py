@@ -19,7 +19,8 @@ def holdout_mask(keys: pd.Series, fraction: float) -> np.ndarray:
     re-run sees the same split.
     """
     hashes = pd.util.hash_pandas_object(keys.astype("string"), index=False).to_numpy()
-    return (hashes % np.uint64(10_000)).astype(np.float64) / 10_000 < fraction
+    held_out: np.ndarray = (hashes % np.uint64(10_000)).astype(np.float64) / 10_000 < fraction
+    return held_out
 
 
 def last_drift_week(ctx: StageContext, up_to: str) -> str | None:

@@ -176,9 +176,9 @@ def _files(root: Path) -> list[Path]:
 def test_task_fails_before_any_work(fresh, monkeypatch):
     """run_stage (what every task calls) fails with the message and never reaches the stage."""
     from airflow.sdk.exceptions import AirflowFailException
+    from wiring import stages
 
     import lifecycle.ingest as ingest
-    from wiring import stages
 
     calls = []
     monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))
@@ -201,9 +201,9 @@ def test_task_fails_before_any_work(fresh, monkeypatch):
 def test_unknown_conf_keys_are_refused_by_the_task(fresh, monkeypatch, dags):
     """A misspelt conf key would be merged into params and ignored: the task refuses it."""
     from airflow.sdk.exceptions import AirflowFailException
+    from wiring import stages
 
     import lifecycle.ingest as ingest
-    from wiring import stages
 
     calls = []
     monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))

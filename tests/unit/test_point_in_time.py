@@ -10,6 +10,7 @@ The stage functions run directly on the local provider (no Airflow, no endpoint)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def _run_week(config: Path, week: str, reason: str) -> tuple[object, dict]:
     results = {}
     for target in ALL_STAGES:
         module, function = target.rsplit(".", 1)
-        results[target] = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
+        result = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
+        # a typed result as its task's XCom holds it
+        results[target] = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
     return ctx, results
 
 
