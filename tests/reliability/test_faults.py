@@ -335,7 +335,7 @@ def test_ingest_killed_while_writing_a_data_version(
         (
             "task SIGKILLed writing a data version",
             "ingest_data: during os.replace of the raw object",
-            f"data version {result['data_version']}, same bytes and data_versions row",
+            f"data version {result.data_version}, same bytes and data_versions row",
             "nothing (the dead writer's temp file removed by the retry's write)",
         )
     )
