@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from core.catalogue import PROVIDER_NAMES
 from core.errors import ConfigError, ParamError
@@ -24,7 +24,9 @@ from core.routing import parse_routing
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-T = TypeVar("T", bound="DataclassInstance")  # build_section reads a dataclass's fields
+# build_section builds any dataclass; not bound to DataclassInstance, so a base class whose
+# subclasses are the dataclasses (providers/settings.py) can call it with ``Self``
+T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -371,7 +373,8 @@ def build_section(
     """
     prefix = f"{path}: " if path is not None else ""
     defaults = cls()
-    fields = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+    as_dataclass = cast("type[DataclassInstance]", cls)  # dataclasses.fields checks it at run time
+    fields = [f.name for f in dataclasses.fields(as_dataclass) if f.name not in skip]
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"{prefix}unknown key(s) {unknown} in {where}; known keys: {sorted(fields)}")

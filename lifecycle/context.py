@@ -14,7 +14,7 @@ from core.errors import ParamError
 from core.weeks import parse_week, week_partition
 
 if TYPE_CHECKING:
-    from providers.base import Provider
+    from providers.base import Provider, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,20 @@ class StageContext:
         from providers import get_provider
 
         return get_provider(self.settings)
+
+    @cached_property
+    def warehouse(self) -> Warehouse:
+        """The provider's warehouse, its tables migrated to their schemas once per context.
+
+        Every stage reads and writes the warehouse through this, so a run (one task, or one
+        call of the stages outside Airflow) checks the schema versions once, and a stage run
+        alone still finds its tables (see :func:`lifecycle.tables.ensure_tables`).
+        """
+        from lifecycle.tables import ensure_tables
+
+        warehouse = self.provider.warehouse
+        ensure_tables(warehouse, spec=self.settings.dataset)
+        return warehouse
 
     @property
     def model_name(self) -> str:

@@ -10,7 +10,6 @@ import pandas as pd
 from core.errors import ParamError
 from core.weeks import shift_week, weeks_between
 from lifecycle.context import StageContext
-from lifecycle.tables import ensure_tables
 
 
 def holdout_mask(keys: pd.Series, fraction: float) -> np.ndarray:
@@ -20,13 +19,13 @@ def holdout_mask(keys: pd.Series, fraction: float) -> np.ndarray:
     re-run sees the same split.
     """
     hashes = pd.util.hash_pandas_object(keys.astype("string"), index=False).to_numpy()
-    return (hashes % np.uint64(10_000)).astype(np.float64) / 10_000 < fraction
+    held_out: np.ndarray = (hashes % np.uint64(10_000)).astype(np.float64) / 10_000 < fraction
+    return held_out
 
 
 def last_drift_week(ctx: StageContext, up_to: str) -> str | None:
     """Return the latest week at or before ``up_to`` in which the monitor detected drift."""
-    warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "drift_summary", spec=ctx.settings.dataset)
+    warehouse = ctx.warehouse
     rows = warehouse.read_rows("drift_summary", columns=["week", "drift_detected"])
     weeks = [w for w, d in zip(rows["week"], rows["drift_detected"], strict=True) if bool(d) and w <= up_to]
     return max(weeks) if weeks else None
@@ -34,8 +33,7 @@ def last_drift_week(ctx: StageContext, up_to: str) -> str | None:
 
 def validated_weeks(ctx: StageContext, first: str, last: str) -> dict[str, str]:
     """Return ``{week: data_version}`` for the weeks in [first, last] whose current data passed."""
-    warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "data_versions", "validation_results", spec=ctx.settings.dataset)
+    warehouse = ctx.warehouse
     current = warehouse.read_rows("data_versions", columns=["week", "data_version"])
     current_versions = dict(zip(current["week"], current["data_version"], strict=True))
     results = warehouse.read_rows("validation_results", columns=["week", "data_version", "passed"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from core.errors import MLOpsError, ParamError
 from lifecycle.context import StageContext
 from lifecycle.datasets import read_validated, validated_weeks
 from lifecycle.history import PRODUCTION, ProductionMove, current_production
-from lifecycle.jobs import Step, after, done, ended_job, run_inline
+from lifecycle.jobs import JobStage, Step, after, done, ended_job, run_inline
 from providers.base import JobState
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,16 @@ class SmokeTestFailedError(MLOpsError):
     """The endpoint did not serve the new version correctly (retryable: it may be starting)."""
 
 
-def deploy_production(ctx: StageContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DeployOutcome:
+    """What the endpoint serves after deploy_model (its fields are the task's XCom keys)."""
+
+    version: str
+    url: str
+    changed: bool  # False when the endpoint served production already
+
+
+def deploy_production(ctx: StageContext) -> DeployOutcome:
     """Make the endpoint serve the production version and check that it does.
 
     If the rollout or the smoke test fails, the endpoint goes back to the version it served
@@ -39,7 +49,7 @@ def deploy_production(ctx: StageContext) -> dict[str, Any]:
     return run_inline(ctx, start_deploy(ctx))
 
 
-def start_deploy(ctx: StageContext, production_version: str | None = None) -> Step:
+def start_deploy(ctx: StageContext, production_version: str | None = None) -> Step[DeployOutcome]:
     """Check production and start its rollout; continue with :func:`finish_deploy`.
 
     Args:
@@ -57,20 +67,23 @@ def start_deploy(ctx: StageContext, production_version: str | None = None) -> St
     if before is not None and before.version == production.version:
         _smoke_test(ctx, rows, production.version)
         log.info("Endpoint already serves %s v%s; smoke test passed", ctx.model_name, production.version)
-        return done({"version": production.version, "url": before.url, "changed": False})
+        return done(DeployOutcome(version=production.version, url=before.url, changed=False))
     handle = endpoint.start_rollout(production)
     log.info("Rolling out %s v%s on %s", ctx.model_name, production.version, handle.name)
     return after(
         ctx,
         endpoint,
         handle,
-        finish_deploy,
+        DEPLOY,
+        "finish",
         version=production.version,
         before=before.version if before else None,
     )
 
 
-def finish_deploy(ctx: StageContext, event: dict[str, Any], version: str, before: str | None) -> Step:
+def finish_deploy(
+    ctx: StageContext, event: dict[str, Any], version: str, before: str | None
+) -> Step[DeployOutcome]:
     """Complete the ended rollout and smoke-test it; on failure, start rolling back to ``before``."""
     registry, endpoint = ctx.provider.registry, ctx.provider.endpoint
     handle, status = ended_job(event)
@@ -82,7 +95,7 @@ def finish_deploy(ctx: StageContext, event: dict[str, Any], version: str, before
     except Exception as exc:
         return _roll_back(ctx, before, version, exc)
     log.info("Endpoint now serves %s v%s at %s", ctx.model_name, version, deployment.url)
-    return done({"version": version, "url": deployment.url, "changed": True})
+    return done(DeployOutcome(version=version, url=deployment.url, changed=True))
 
 
 def _smoke_rows(ctx: StageContext) -> list[dict[str, Any]]:
@@ -117,7 +130,9 @@ def _smoke_test(ctx: StageContext, rows: list[dict[str, Any]], version: str) -> 
         raise SmokeTestFailedError(f"the endpoint returned invalid predictions: {predictions!r}")
 
 
-def _roll_back(ctx: StageContext, before: str | None, failed_version: str, error: Exception) -> Step:
+def _roll_back(
+    ctx: StageContext, before: str | None, failed_version: str, error: Exception
+) -> Step[DeployOutcome]:
     """Start serving ``before`` again; continue with :func:`finish_roll_back`."""
     if before is None:
         log.error("Deploy of v%s failed and there is no earlier deployment to go back to", failed_version)
@@ -132,7 +147,8 @@ def _roll_back(ctx: StageContext, before: str | None, failed_version: str, error
         ctx,
         endpoint,
         handle,
-        finish_roll_back,
+        DEPLOY,
+        "rolled_back",
         before=before,
         failed_version=failed_version,
         error=str(error),
@@ -141,7 +157,7 @@ def _roll_back(ctx: StageContext, before: str | None, failed_version: str, error
 
 def finish_roll_back(
     ctx: StageContext, event: dict[str, Any], before: str, failed_version: str, error: str
-) -> Step:
+) -> Step[DeployOutcome]:
     """Point production back at ``before`` once the endpoint serves it again; fail the task.
 
     Raises:
@@ -169,3 +185,10 @@ def finish_roll_back(
         f"deploying {ctx.model_name} v{failed_version} failed its smoke test ({error}); "
         f"the endpoint and production were rolled back to v{before}"
     )
+
+
+#: deploy_model as a job stage: start the rollout; ``finish`` smoke-tests it (and may start a
+#: roll back); ``rolled_back`` points production back once the endpoint serves the old version
+DEPLOY: JobStage[DeployOutcome] = JobStage(
+    "deploy", start=start_deploy, steps={"finish": finish_deploy, "rolled_back": finish_roll_back}
+)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,83 @@ from core.ml.dataset import HIGHER_IS_BETTER, DatasetSpec, incompatibilities, sp
 from lifecycle.context import StageContext
 from lifecycle.datasets import holdout_mask, read_validated
 from lifecycle.history import newer_production, production_as_of, trained_week
-from lifecycle.tables import ensure_tables
+from providers.base import ModelVersion
 
 log = logging.getLogger(__name__)
 
 
 class IncompatibleModelError(DeterministicError):
     """A model was trained under a dataset spec the current one cannot score with."""
+
+
+def _text(value: Any) -> str:
+    """A warehouse cell as text ("" for a missing value: None, NaN)."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """A training job's lineage, as ``training_runs`` records it (the JSON columns as text)."""
+
+    week: str
+    job_name: str
+    train_weeks: str  # JSON list of weeks
+    data_versions: str  # JSON week -> data version
+    code_version: str
+    hardware: str  # JSON
+    hyperparameters: str  # JSON
+    metrics: str  # JSON metric -> value
+    model_key: str
+    model_sha256: str
+    reason: str
+    dataset_spec: str  # JSON of the dataset spec ("" before specs were recorded)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> TrainingRun:
+        """The run of a ``training_runs`` row."""
+        return cls(**{name: _text(row.get(name)) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The gate's decision for a challenger and week, as ``evaluations`` records it.
+
+    Its fields are evaluate_model's XCom keys.
+    """
+
+    week: str
+    job_name: str
+    metric: str
+    higher_is_better: bool
+    challenger_score: float
+    champion_version: str  # "" when there was no champion
+    champion_score: float | None  # None when there was none, or it could not score the spec
+    margin: float
+    passed: bool  # the gate's verdict against the champion of the week's time
+    promote: bool  # whether production moves (see :func:`promotes`)
+    decision: str
+    n_holdout: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Evaluation:
+        """The evaluation of an ``evaluations`` row (an older row without ``promote`` too)."""
+        champion_score = row.get("champion_score")
+        return cls(
+            week=str(row["week"]),
+            job_name=str(row["job_name"]),
+            metric=str(row["metric"]),
+            higher_is_better=bool(row["higher_is_better"]),
+            challenger_score=float(row["challenger_score"]),
+            champion_version=_text(row.get("champion_version")),
+            champion_score=None
+            if champion_score is None or pd.isna(champion_score)
+            else float(champion_score),
+            margin=float(row["margin"]),
+            passed=bool(row["passed"]),
+            promote=promotes(row),
+            decision=str(row["decision"]),
+            n_holdout=int(row["n_holdout"]),
+        )
 
 
 def check_compatible(ctx: StageContext, model_spec: DatasetSpec, what: str) -> None:
@@ -40,27 +112,26 @@ def check_compatible(ctx: StageContext, model_spec: DatasetSpec, what: str) -> N
 
 def trained_spec(ctx: StageContext, job_name: str) -> DatasetSpec | None:
     """The dataset spec a training job ran under (from its lineage), or None if not recorded."""
-    rows = ctx.provider.warehouse.read_rows("training_runs", {"job_name": job_name}, columns=["dataset_spec"])
+    rows = ctx.warehouse.read_rows("training_runs", {"job_name": job_name}, columns=["dataset_spec"])
     text = str(rows["dataset_spec"].iloc[-1]) if len(rows) and rows["dataset_spec"].iloc[-1] else ""
     return spec_from_json(text) if text else None
 
 
-def training_run(ctx: StageContext, job_name: str | None = None) -> dict[str, Any]:
+def training_run(ctx: StageContext, job_name: str | None = None) -> TrainingRun:
     """Return a training run's record: the named job, or the week's latest one.
 
     Raises:
         ParamError: there is no such training run.
     """
-    ensure_tables(ctx.provider.warehouse, "training_runs", spec=ctx.settings.dataset)
     where = {"job_name": job_name} if job_name else {"week": ctx.week}
-    rows = ctx.provider.warehouse.read_rows("training_runs", where)
+    rows = ctx.warehouse.read_rows("training_runs", where)
     if rows.empty:
         what = f"training job {job_name}" if job_name else f"a training run for week {ctx.week}"
         raise ParamError(f"there is no {what}: run train_model for {ctx.week} first")
-    return rows.iloc[-1].to_dict()
+    return TrainingRun.from_row(rows.iloc[-1].to_dict())
 
 
-def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[str, Any]:
+def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> Evaluation:
     """Score the challenger and the champion on the week's holdout and decide the gate.
 
     The champion is the production version as of the week (the latest production version
@@ -71,22 +142,21 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
     but does not move production: the decision says why.
 
     Returns:
-        The evaluation record (``passed``: the gate's verdict; ``promote``: whether production
-        moves; ``decision``, scores, champion version).
+        The evaluation as recorded (``passed``: the gate's verdict; ``promote``: whether
+        production moves; ``decision``, scores, champion version).
     """
     from core.ml.scoring.artifacts import load_model
 
     run = training_run(ctx, job_name)
-    job_name = run["job_name"]
+    job_name = run.job_name
     holdout = _holdout(ctx)
     metric, margin = ctx.settings.gate_metric, ctx.settings.gate.margin
     higher = HIGHER_IS_BETTER[metric]
-    registry, storage, warehouse = ctx.provider.registry, ctx.provider.storage, ctx.provider.warehouse
-    ensure_tables(warehouse, "evaluations", spec=ctx.settings.dataset)
+    registry, storage, warehouse = ctx.provider.registry, ctx.provider.storage, ctx.warehouse
 
     with tempfile.TemporaryDirectory(prefix="evaluate-") as tmp:
-        artifact = storage.get_file(run["model_key"], Path(tmp) / "challenger" / "model.joblib")
-        challenger = load_model(artifact, run["model_sha256"])
+        artifact = storage.get_file(run.model_key, Path(tmp) / "challenger" / "model.joblib")
+        challenger = load_model(artifact, run.model_sha256)
         check_compatible(ctx, challenger.spec, f"challenger {job_name}")
         challenger_score = challenger.metrics(holdout)[metric]
 
@@ -144,26 +214,28 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> dict[
                 f"keep: production v{newer.version} was trained on {trained_week(newer)}, newer than "
                 f"this week {ctx.week} (against the production of its time, {of_its_time}: {decision})"
             )
-    record = {
-        "week": ctx.week,
-        "job_name": job_name,
-        "metric": metric,
-        "higher_is_better": higher,
-        "challenger_score": float(challenger_score),
-        "champion_version": champion.version if champion else "",
-        "champion_score": float(champion_score) if champion_score is not None else None,
-        "margin": float(margin),
-        "passed": passed,
-        "promote": promote,
-        "decision": decision,
-        "n_holdout": len(holdout),
-    }
-    warehouse.replace_rows("evaluations", {"week": ctx.week, "job_name": job_name}, pd.DataFrame([record]))
+    evaluation = Evaluation(
+        week=ctx.week,
+        job_name=job_name,
+        metric=metric,
+        higher_is_better=higher,
+        challenger_score=float(challenger_score),
+        champion_version=champion.version if champion else "",
+        champion_score=float(champion_score) if champion_score is not None else None,
+        margin=float(margin),
+        passed=passed,
+        promote=promote,
+        decision=decision,
+        n_holdout=len(holdout),
+    )
+    warehouse.replace_rows(
+        "evaluations", {"week": ctx.week, "job_name": job_name}, pd.DataFrame([asdict(evaluation)])
+    )
     log.info("Gate for %s, week %s: %s", job_name, ctx.week, decision)
-    return record
+    return evaluation
 
 
-def promotes(evaluation: dict[str, Any]) -> bool:
+def promotes(evaluation: Mapping[str, Any]) -> bool:
     """Whether an evaluation moves production.
 
     ``passed`` is the gate's verdict against the champion of the week's time; ``promote`` is
@@ -190,7 +262,7 @@ def _holdout(ctx: StageContext) -> pd.DataFrame:
     return holdout
 
 
-def _champion(ctx: StageContext, previous: pd.DataFrame) -> Any:
+def _champion(ctx: StageContext, previous: pd.DataFrame) -> ModelVersion | None:
     """Return the version to compare with.
 
     That is the one recorded by an earlier evaluation of this challenger if there is one (so

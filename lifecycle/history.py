@@ -112,9 +112,7 @@ def served_week(ctx: StageContext) -> ModelVersion | None:
     older than every production version).
     """
     registry = ctx.provider.registry
-    evaluations = ctx.provider.warehouse.read_rows(
-        "evaluations", {"week": ctx.week}, columns=["champion_version"]
-    )
+    evaluations = ctx.warehouse.read_rows("evaluations", {"week": ctx.week}, columns=["champion_version"])
     champions = []
     for recorded in sorted({str(v) for v in evaluations["champion_version"] if v and str(v) != "nan"}):
         try:

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 import pandas as pd
 
 from lifecycle.context import StageContext
 from lifecycle.keys import raw_key
 from lifecycle.sources import read_source
-from lifecycle.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 
 
-def ingest_week(ctx: StageContext, source: str | None = None) -> dict[str, str]:
+@dataclass(frozen=True)
+class IngestedWeek:
+    """A week's stored raw data and its version (ingest_data's XCom)."""
+
+    week: str
+    data_version: str
+    raw_key: str
+
+
+def ingest_week(ctx: StageContext, source: str | None = None) -> IngestedWeek:
     """Store the week's raw data under a content-hashed version and record it.
 
     The same bytes give the same version and the same object key, so a re-run writes nothing
@@ -42,8 +51,7 @@ def ingest_week(ctx: StageContext, source: str | None = None) -> dict[str, str]:
     else:
         storage.put_bytes(key, data)
         log.info("Week %s: stored %d bytes as data version %s (%s)", ctx.week, len(data), data_version, key)
-    warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "data_versions", spec=ctx.settings.dataset)
+    warehouse = ctx.warehouse
     # a re-run that finds the same version keeps the actor that first ingested it (lineage
     # names who produced the data, not who last looked at it)
     existing = warehouse.read_rows(
@@ -60,4 +68,4 @@ def ingest_week(ctx: StageContext, source: str | None = None) -> dict[str, str]:
         "ingested_by": str(existing["ingested_by"].iloc[0]) if same else ctx.actor,
     }
     warehouse.replace_rows("data_versions", {"week": ctx.week}, pd.DataFrame([row]))
-    return {"week": ctx.week, "data_version": data_version, "raw_key": key}
+    return IngestedWeek(week=ctx.week, data_version=data_version, raw_key=key)

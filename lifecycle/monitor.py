@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,14 +17,33 @@ from lifecycle.context import StageContext
 from lifecycle.datasets import holdout_mask, read_validated, reference_weeks
 from lifecycle.history import served_week
 from lifecycle.keys import drift_report_key
-from lifecycle.tables import ensure_tables
+from lifecycle.operations import ServingWatch, watch_serving
 
 log = logging.getLogger(__name__)
 REFERENCE_SAMPLE_ROWS = 100_000
 RELATIVE_DROP = ("rmse", "mae")  # metrics in the label's units: the concept drop is relative
 
 
-def monitor_week(ctx: StageContext) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DriftVerdict(ServingWatch):
+    """The monitor's verdict on a week, beside how the endpoint served it.
+
+    Its fields (the serving ones first) are monitor_drift's XCom keys.
+    """
+
+    week: str = ""
+    drift_detected: bool = False
+    should_trigger_retrain: bool = False  # never for a run that is itself a drift retrain
+    report_key: str = ""
+    report_uri: str = ""
+    drifted_features: list[str] = field(default_factory=list)
+    prediction_psi: float | None = None
+    metric: str = ""
+    live_metric: float | None = None
+    concept_model_version: str = ""
+
+
+def monitor_week(ctx: StageContext) -> DriftVerdict:
     """Compare the week with the weeks before it and record the verdict.
 
     - data drift: per-feature PSI against the reference weeks (the training window before
@@ -47,10 +67,7 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
     from core.ml.report import render_drift_report
 
     drift, spec, metric = ctx.settings.drift, ctx.settings.dataset, ctx.settings.gate_metric
-    warehouse, storage = ctx.provider.warehouse, ctx.provider.storage
-    ensure_tables(
-        warehouse, "predictions", "evaluations", "drift_metrics", "drift_summary", spec=ctx.settings.dataset
-    )
+    warehouse, storage = ctx.warehouse, ctx.provider.storage
     reference = reference_weeks(ctx)
     current = read_validated(ctx, ctx.week)
     predictions = warehouse.read_rows("predictions", {"week": ctx.week})
@@ -146,24 +163,22 @@ def monitor_week(ctx: StageContext) -> dict[str, Any]:
         summary["concept_model_version"] or "-", _fmt(summary["live_metric"]),
         _fmt(summary["reference_metric"]), storage.uri(report_key),
     )  # fmt: skip
-    from lifecycle.operations import watch_serving
-
     serving = watch_serving(ctx)  # operations beside drift: never part of the retrain decision
-    return {
-        **serving,
-        "week": ctx.week,
-        "drift_detected": summary["drift_detected"],
-        "should_trigger_retrain": bool(trigger),
-        "report_key": report_key,
-        "report_uri": storage.uri(report_key),
-        "drifted_features": sorted(features.loc[features["drifted"].astype(bool), "feature"])
+    return DriftVerdict(
+        **asdict(serving),
+        week=ctx.week,
+        drift_detected=bool(summary["drift_detected"]),
+        should_trigger_retrain=bool(trigger),
+        report_key=report_key,
+        report_uri=storage.uri(report_key),
+        drifted_features=sorted(features.loc[features["drifted"].astype(bool), "feature"])
         if len(features)
         else [],
-        "prediction_psi": summary["prediction_psi"],
-        "metric": metric,
-        "live_metric": summary["live_metric"],
-        "concept_model_version": summary["concept_model_version"],
-    }
+        prediction_psi=summary["prediction_psi"],
+        metric=metric,
+        live_metric=summary["live_metric"],
+        concept_model_version=summary["concept_model_version"],
+    )
 
 
 def _drifted_distributions(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -18,12 +20,33 @@ from core.config import MonitoringSettings
 from core.errors import ConfigError
 from core.weeks import week_start
 from lifecycle.context import StageContext
-from lifecycle.tables import ensure_tables
 
 log = logging.getLogger(__name__)
 #: below this many requests in a week, rates and the p99 say more about chance than about the
 #: endpoint (a deploy's smoke test, the first call that loads the model): they are not judged
 MIN_REQUESTS_TO_JUDGE = 100
+
+
+@dataclass(frozen=True)
+class ServingWatch:
+    """How the endpoint served a week, judged (its fields are XCom keys of monitor_drift)."""
+
+    serving_healthy: bool | None  # None: unknown, the serving report could not be read
+    serving_breaches: list[str]
+    serving_requests: int | None = None
+    serving_p99_ms: float | None = None
+    serving_figures: dict[str, Any] = field(default_factory=dict)  # the figures an alert quotes
+
+    @classmethod
+    def from_xcom(cls, data: Mapping[str, Any]) -> ServingWatch:
+        """The watch inside monitor_drift's XCom (its other keys are ignored)."""
+        return cls(
+            serving_healthy=data.get("serving_healthy"),
+            serving_breaches=list(data.get("serving_breaches") or []),
+            serving_requests=data.get("serving_requests"),
+            serving_p99_ms=data.get("serving_p99_ms"),
+            serving_figures=dict(data.get("serving_figures") or {}),
+        )
 
 
 def week_window(week: str) -> tuple[datetime, datetime]:
@@ -49,7 +72,7 @@ def breaches(report: Any, limits: MonitoringSettings) -> list[str]:
     return found
 
 
-def watch_serving(ctx: StageContext) -> dict[str, Any]:
+def watch_serving(ctx: StageContext) -> ServingWatch:
     """Record the week's serving report in ``ops_summary`` (one row per week, replaced on re-run).
 
     A report that cannot be read (a missing monitoring permission, the monitoring service
@@ -65,7 +88,7 @@ def watch_serving(ctx: StageContext) -> dict[str, Any]:
         report = endpoint.serving_report(ctx.model_name, start, end)
     except Exception as exc:  # noqa: BLE001 - operations must not stop the drift verdict
         log.error("Week %s: the serving report could not be read: %s", ctx.week, exc, exc_info=True)
-        return {"serving_healthy": None, "serving_breaches": [f"serving report unreadable: {exc}"]}
+        return ServingWatch(serving_healthy=None, serving_breaches=[f"serving report unreadable: {exc}"])
     found = breaches(report, ctx.settings.monitoring)
     row = {
         "week": ctx.week,
@@ -87,8 +110,7 @@ def watch_serving(ctx: StageContext) -> dict[str, Any]:
         "healthy": not found,
         "breaches": json.dumps(found),
     }
-    warehouse = ctx.provider.warehouse
-    ensure_tables(warehouse, "ops_summary", spec=ctx.settings.dataset)
+    warehouse = ctx.warehouse
     warehouse.replace_rows("ops_summary", {"week": ctx.week}, pd.DataFrame([row]))
     log.info(
         "Week %s serving of %s: %d requests, 4xx %.2f%%, 5xx %.2f%%, p99 %s ms, ~$%s (%s): %s",
@@ -96,14 +118,14 @@ def watch_serving(ctx: StageContext) -> dict[str, Any]:
         _fmt(report.latency_p99_ms), _fmt(report.cost_usd), report.cost_basis,
         "UNHEALTHY: " + "; ".join(found) if found else "healthy",
     )  # fmt: skip
-    return {
-        "serving_healthy": not found,
-        "serving_breaches": found,
-        "serving_requests": report.requests,
-        "serving_p99_ms": report.latency_p99_ms,
+    return ServingWatch(
+        serving_healthy=not found,
+        serving_breaches=found,
+        serving_requests=report.requests,
+        serving_p99_ms=report.latency_p99_ms,
         # the week's figures, for the alert a breach sends (serving_alert)
-        "serving_figures": {key: _plain(row[key]) for key in ALERT_FIGURES},
-    }
+        serving_figures={key: _plain(row[key]) for key in ALERT_FIGURES},
+    )
 
 
 #: the [monitoring] settings a week is judged by
@@ -115,12 +137,17 @@ ALERT_FIGURES = (
 )  # fmt: skip
 
 
-def alert_on_serving(ctx: StageContext, verdict: dict[str, Any]) -> None:
+def alert_on_serving(ctx: StageContext, serving: ServingWatch, week: str | None = None) -> None:
     """serving_alert: fail on the week's breach, and on an ``[alerts]`` channel that cannot send.
 
     The channels are checked every week, healthy or not, so a missing or mistyped Connection is
     found before the week it is needed; a breach is raised whatever the channels' state (their
     problems are added to its message, never put in its place).
+
+    Args:
+        ctx: the run's context.
+        serving: the week's serving, as monitor_drift judged it.
+        week: the week monitor_drift judged (default: the run's week).
 
     Raises:
         ServingBreach: the week broke a ``[monitoring]`` threshold (its notifier sends the alert).
@@ -130,14 +157,14 @@ def alert_on_serving(ctx: StageContext, verdict: dict[str, Any]) -> None:
     from lifecycle.alerts.message import ServingAlert, ServingBreach
 
     problems = check_channels(ctx.settings.alerts)
-    if verdict.get("serving_healthy") is False:
+    if serving.serving_healthy is False:
         limits = ctx.settings.monitoring
         alert = ServingAlert(
-            week=verdict.get("week") or ctx.week,
+            week=week or ctx.week,
             model_name=ctx.model_name,
             provider=ctx.settings.provider,
-            breaches=list(verdict.get("serving_breaches") or []),
-            figures=dict(verdict.get("serving_figures") or {}),
+            breaches=list(serving.serving_breaches),
+            figures=dict(serving.serving_figures),
             thresholds={name: getattr(limits, name) for name in THRESHOLDS},
             problems=problems,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -12,9 +13,8 @@ from core.errors import MLOpsError
 from lifecycle.context import StageContext
 from lifecycle.evaluate import check_compatible, trained_spec
 from lifecycle.history import current_production, newest_registered_as_of, production_as_of, trained_week
-from lifecycle.jobs import Step, after, done, ended_job, run_inline
+from lifecycle.jobs import JobStage, Step, after, done, ended_job, run_inline
 from lifecycle.keys import validated_key
-from lifecycle.tables import ensure_tables
 from providers.base import JobState, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,17 @@ class BatchScoringFailedError(MLOpsError):
     """The provider's batch scoring job failed (retryable)."""
 
 
+@dataclass(frozen=True)
+class ScoringOutcome:
+    """The week's predictions partition after batch_score (its fields are the task's XCom)."""
+
+    n_rows: int
+    model_version: str
+
+
 def score_week(
     ctx: StageContext, rescore_with_production: bool = False, production_version: str | None = None
-) -> dict[str, Any]:
+) -> ScoringOutcome:
     """Replace the week's predictions partition with the production model's scores.
 
     The partition is deleted and re-inserted in one transaction, so a re-run leaves exactly
@@ -50,7 +58,7 @@ def score_week(
 
 def start_scoring(
     ctx: StageContext, rescore_with_production: bool = False, production_version: str | None = None
-) -> Step:
+) -> Step[ScoringOutcome]:
     """Choose the version for the week and submit its scoring job; continue with :func:`finish_scoring`.
 
     Args:
@@ -59,7 +67,6 @@ def start_scoring(
         production_version: as :func:`score_week`.
     """
     production = current_production(ctx, production_version)
-    ensure_tables(ctx.provider.warehouse, "predictions", spec=ctx.settings.dataset)
     if rescore_with_production:
         log.info("Week %s: re-scoring with today's production v%s, as asked", ctx.week, production.version)
         version = production
@@ -68,10 +75,10 @@ def start_scoring(
     require_compatible(ctx, version)
     batch = ctx.provider.batch
     handle = batch.submit(version, validated_key(ctx.week))
-    return after(ctx, batch, handle, finish_scoring, version=version.version)
+    return after(ctx, batch, handle, SCORE, "finish", version=version.version)
 
 
-def finish_scoring(ctx: StageContext, event: dict[str, Any], version: str) -> Step:
+def finish_scoring(ctx: StageContext, event: dict[str, Any], version: str) -> Step[ScoringOutcome]:
     """Write the ended job's predictions into the week's partition, in one transaction.
 
     Raises:
@@ -84,11 +91,9 @@ def finish_scoring(ctx: StageContext, event: dict[str, Any], version: str) -> St
         )
     model = ctx.provider.registry.get_version(ctx.model_name, version)
     chunks = ctx.provider.batch.results(model, handle)
-    n_rows = ctx.provider.warehouse.replace_rows(
-        "predictions", {"week": ctx.week}, _tagged(ctx, chunks, version)
-    )
+    n_rows = ctx.warehouse.replace_rows("predictions", {"week": ctx.week}, _tagged(ctx, chunks, version))
     log.info("Week %s: %d rows scored with %s v%s", ctx.week, n_rows, ctx.model_name, version)
-    return done({"n_rows": n_rows, "model_version": version})
+    return done(ScoringOutcome(n_rows=n_rows, model_version=version))
 
 
 def _scoring_version(ctx: StageContext, production: ModelVersion) -> ModelVersion:
@@ -104,7 +109,7 @@ def _scoring_version(ctx: StageContext, production: ModelVersion) -> ModelVersio
     trained_for = trained_week(production)
     if not trained_for or trained_for <= ctx.week:
         return production
-    scored = ctx.provider.warehouse.read_rows("predictions", {"week": ctx.week}, columns=["model_version"])
+    scored = ctx.warehouse.read_rows("predictions", {"week": ctx.week}, columns=["model_version"])
     versions = set(scored["model_version"].astype(str))
     if not versions:
         of_its_time = production_as_of(ctx, ctx.week) or newest_registered_as_of(ctx, ctx.week)
@@ -149,3 +154,7 @@ def _tagged(ctx: StageContext, chunks: Iterator[pd.DataFrame], version: str) -> 
         log.info("Week %s: %d rows scored so far", week, scored)
         chunk = chunk.rename(columns={spec.key_column: spec.key_table_column})
         yield chunk.assign(week=week, model_version=version)[columns]
+
+
+#: batch_score as a job stage: submit the week's scoring job; ``finish`` writes its predictions
+SCORE: JobStage[ScoringOutcome] = JobStage("score", start=start_scoring, steps={"finish": finish_scoring})

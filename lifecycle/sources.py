@@ -115,7 +115,7 @@ def _query(ctx: StageContext, sql: str) -> tuple[bytes, str, str]:
     """A query on the warehouse; its result is stored as Parquet, rows in a canonical order."""
     start, end = week_bounds(ctx.week)
     try:
-        frame = ctx.provider.warehouse.query(sql, {"week": ctx.week, "week_start": start, "week_end": end})
+        frame = ctx.warehouse.query(sql, {"week": ctx.week, "week_start": start, "week_end": end})
     except ParamError as exc:
         raise ParamError(f"source query: {exc}") from None
     if frame.empty:

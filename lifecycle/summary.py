@@ -11,7 +11,6 @@ from lifecycle.context import StageContext
 from lifecycle.history import PRODUCTION
 from lifecycle.keys import drift_report_key
 from lifecycle.operations import ops_text
-from lifecycle.tables import ensure_tables
 
 
 def loop_summary(ctx: StageContext, weeks: list[str] | None = None) -> str:
@@ -21,8 +20,7 @@ def loop_summary(ctx: StageContext, weeks: list[str] | None = None) -> str:
         ctx: any context of the project (its week is not used).
         weeks: the weeks to show (default: every week with a data version).
     """
-    warehouse, registry, storage = ctx.provider.warehouse, ctx.provider.registry, ctx.provider.storage
-    ensure_tables(warehouse, spec=ctx.settings.dataset)
+    warehouse, registry, storage = ctx.warehouse, ctx.provider.registry, ctx.provider.storage
     versions = _by_week(warehouse.read_rows("data_versions"))
     validation = _by_week(warehouse.read_rows("validation_results"))
     evaluations = warehouse.read_rows("evaluations")
@@ -100,8 +98,7 @@ def run_summary(ctx: StageContext) -> str:
     Shown as the run's note in the Airflow UI (under 1,000 characters): data version and
     validation, the challenger and the gate, production before and after, scoring, drift.
     """
-    warehouse, registry = ctx.provider.warehouse, ctx.provider.registry
-    ensure_tables(warehouse, spec=ctx.settings.dataset)
+    warehouse, registry = ctx.warehouse, ctx.provider.registry
     week = {"week": ctx.week}
     version = _first(warehouse.read_rows("data_versions", week))
     validation = _first(warehouse.read_rows("validation_results", week))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -13,9 +13,8 @@ import pandas as pd
 from core.errors import ConfigError, MLOpsError
 from lifecycle.context import StageContext
 from lifecycle.datasets import holdout_mask, read_validated, training_window
-from lifecycle.jobs import Step, after, done, ended_job, run_inline
+from lifecycle.jobs import JobStage, Step, after, done, ended_job, run_inline
 from lifecycle.keys import training_prefix
-from lifecycle.tables import ensure_tables
 
 if TYPE_CHECKING:
     from providers.base import TrainingJobResult, TrainingJobSpec
@@ -25,6 +24,24 @@ log = logging.getLogger(__name__)
 
 class TrainingJobFailedError(MLOpsError):
     """The provider's training job failed or was stopped (retryable: the retry is a new attempt)."""
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """A finished training job: the challenger, where its model is, and its lineage.
+
+    Its fields are train_model's XCom keys (``train_model["job_name"]`` downstream).
+    """
+
+    job_name: str
+    model_key: str
+    model_sha256: str
+    metrics: dict[str, float]
+    train_weeks: list[str]
+    data_versions: dict[str, str]  # week -> data version of the training window
+    code_version: str
+    hardware: dict[str, Any]
+    hyperparameters: dict[str, Any]
 
 
 def code_version(ctx: StageContext) -> str:
@@ -51,7 +68,7 @@ def model_hyperparameters(ctx: StageContext) -> dict[str, Any]:
     return {"estimator": settings.estimator, **settings.model.params}
 
 
-def train_challenger(ctx: StageContext) -> dict[str, object]:
+def train_challenger(ctx: StageContext) -> TrainingOutcome:
     """Build the training data, run the training job to completion and record its lineage.
 
     The job name is a hash of everything that determines the model (data versions of the
@@ -64,7 +81,7 @@ def train_challenger(ctx: StageContext) -> dict[str, object]:
     return run_inline(ctx, start_training(ctx))
 
 
-def start_training(ctx: StageContext) -> Step:
+def start_training(ctx: StageContext) -> Step[TrainingOutcome]:
     """Prepare the week's inputs and submit (or find) its training job.
 
     Returns:
@@ -75,12 +92,12 @@ def start_training(ctx: StageContext) -> Step:
     spec = prepare_training(ctx, window)
     training = ctx.provider.training
     handle = training.submit(spec)
-    return after(ctx, training, handle, finish_training, spec=asdict(spec), window=window)
+    return after(ctx, training, handle, TRAIN, "finish", spec=asdict(spec), window=window)
 
 
 def finish_training(
     ctx: StageContext, event: dict[str, Any], spec: dict[str, Any], window: dict[str, str]
-) -> Step:
+) -> Step[TrainingOutcome]:
     """Collect the ended job and record its lineage (the spec and window travel from the start).
 
     Raises:
@@ -142,7 +159,7 @@ def prepare_training(ctx: StageContext, window: dict[str, str]) -> TrainingJobSp
 
 def record_training(
     ctx: StageContext, spec: TrainingJobSpec, result: TrainingJobResult, window: dict[str, str]
-) -> dict[str, object]:
+) -> TrainingOutcome:
     """Record the finished job's lineage in ``training_runs``; return the task's summary."""
     storage = ctx.provider.storage
     job_name, hyperparameters, hardware = spec.job_name, dict(spec.hyperparameters), dict(spec.hardware)
@@ -163,20 +180,19 @@ def record_training(
         "reason": ctx.reason,
         "dataset_spec": ctx.settings.dataset.to_json(),
     }
-    ensure_tables(ctx.provider.warehouse, "training_runs", spec=ctx.settings.dataset)
-    ctx.provider.warehouse.replace_rows("training_runs", {"job_name": job_name}, pd.DataFrame([record]))
+    ctx.warehouse.replace_rows("training_runs", {"job_name": job_name}, pd.DataFrame([record]))
     log.info("Job %s finished (reused: %s): %s", job_name, result.reused, metrics)
-    return {
-        "job_name": job_name,
-        "model_key": result.model_key,
-        "model_sha256": model_sha256,
-        "metrics": metrics,
-        "train_weeks": list(window),
-        "data_versions": window,
-        "code_version": code,
-        "hardware": hardware,
-        "hyperparameters": hyperparameters,
-    }
+    return TrainingOutcome(
+        job_name=job_name,
+        model_key=result.model_key,
+        model_sha256=model_sha256,
+        metrics=metrics,
+        train_weeks=list(window),
+        data_versions=window,
+        code_version=code,
+        hardware=hardware,
+        hyperparameters=hyperparameters,
+    )
 
 
 def _job_name(model_name: str, week: str, fingerprint: str) -> str:
@@ -193,3 +209,7 @@ def _job_name(model_name: str, week: str, fingerprint: str) -> str:
 
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+#: train_model as a job stage: submit (or find) the job; ``finish`` collects and records it
+TRAIN: JobStage[TrainingOutcome] = JobStage("train", start=start_training, steps={"finish": finish_training})

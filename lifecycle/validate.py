@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pandas as pd
 
 from core.errors import DataValidationError, ParamError
 from lifecycle.context import StageContext
 from lifecycle.keys import quarantine_prefix, validated_key, validation_report_key
-from lifecycle.tables import ensure_tables
 
 if TYPE_CHECKING:  # the validation modules are imported when the stage runs
     from core.ml.validation.outcome import BatchFailure
@@ -20,7 +21,43 @@ log = logging.getLogger(__name__)
 COLUMNS = "expect_table_columns_to_match_set"
 
 
-def validate_week_data(ctx: StageContext) -> dict[str, object]:
+@dataclass(frozen=True)
+class ValidatedWeek:
+    """A week's rows that passed validation, and its report (validate_data's XCom)."""
+
+    validated_key: str
+    n_rows: int
+    n_bad_rows: int
+    report_key: str
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """A week's current data version, as ``data_versions`` records it."""
+
+    week: str
+    data_version: str
+    sha256: str
+    source: str
+    raw_key: str
+    n_bytes: int
+    ingested_by: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DataVersion:
+        """The version of a ``data_versions`` row."""
+        return cls(
+            week=str(row["week"]),
+            data_version=str(row["data_version"]),
+            sha256=str(row["sha256"]),
+            source=str(row["source"]),
+            raw_key=str(row["raw_key"]),
+            n_bytes=int(row["n_bytes"]),
+            ingested_by=str(row["ingested_by"]),
+        )
+
+
+def validate_week_data(ctx: StageContext) -> ValidatedWeek:
     """Validate the week's current data version.
 
     Rows failing a row-level expectation are quarantined and the rest are kept; a batch-level
@@ -38,14 +75,14 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     from core.ml.validation.week import validate_week
     from demo.sample_data import write_parquet_bytes
 
-    storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
+    storage, warehouse = ctx.provider.storage, ctx.warehouse
     spec = ctx.settings.dataset
     version = current_data_version(ctx)
-    raw_key, data_version = version["raw_key"], version["data_version"]
+    raw_key, data_version = version.raw_key, version.data_version
     quarantine = quarantine_prefix(ctx.week, data_version)
     report_key = validation_report_key(ctx.week, data_version)
     raw = storage.get_bytes(raw_key)
-    source = f"{version['source']}, stored as {storage.uri(raw_key)}"
+    source = f"{version.source}, stored as {storage.uri(raw_key)}"
     extension = raw_key.rsplit(".", 1)[-1]
     row = {"week": ctx.week, "data_version": data_version, "report_key": report_key, "validated_key": ""}
     try:
@@ -84,7 +121,6 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
         good = outcome.good_rows(add_row_keys(frame, data_version))
     storage.put_bytes(validated_key(ctx.week), write_parquet_bytes(good))
     storage.put_bytes(report_key, report.encode())
-    ensure_tables(warehouse, "validation_results", spec=ctx.settings.dataset)
     failed = sorted({f["expectation"] for f in outcome.row_failures})
     result_row = {
         **row,
@@ -97,25 +133,24 @@ def validate_week_data(ctx: StageContext) -> dict[str, object]:
     }
     warehouse.replace_rows("validation_results", {"week": ctx.week}, pd.DataFrame([result_row]))
     log.info("Week %s: %d rows validated, %d quarantined", ctx.week, len(good), outcome.n_bad_rows)
-    return {
-        "validated_key": validated_key(ctx.week),
-        "n_rows": int(outcome.n_rows),
-        "n_bad_rows": int(outcome.n_bad_rows),
-        "report_key": report_key,
-    }
+    return ValidatedWeek(
+        validated_key=validated_key(ctx.week),
+        n_rows=int(outcome.n_rows),
+        n_bad_rows=int(outcome.n_bad_rows),
+        report_key=report_key,
+    )
 
 
-def current_data_version(ctx: StageContext) -> dict[str, str]:
+def current_data_version(ctx: StageContext) -> DataVersion:
     """Return the week's ``data_versions`` row.
 
     Raises:
         ParamError: the week was never ingested.
     """
-    ensure_tables(ctx.provider.warehouse, "data_versions", spec=ctx.settings.dataset)
-    rows = ctx.provider.warehouse.read_rows("data_versions", {"week": ctx.week})
+    rows = ctx.warehouse.read_rows("data_versions", {"week": ctx.week})
     if rows.empty:
         raise ParamError(f"week {ctx.week} has no data version: run ingest_data for {ctx.week} first")
-    return rows.iloc[0].to_dict()
+    return DataVersion.from_row(rows.iloc[0].to_dict())
 
 
 def _reject(
@@ -128,12 +163,11 @@ def _reject(
     failures: list[BatchFailure],
 ) -> NoReturn:
     """Quarantine the whole batch, record the failure and stop the loop."""
-    storage, warehouse = ctx.provider.storage, ctx.provider.warehouse
+    storage, warehouse = ctx.provider.storage, ctx.warehouse
     storage.put_bytes(f"{quarantine}/data.{extension}", raw)
     storage.put_bytes(f"{quarantine}/report.md", report.encode())
     storage.put_bytes(str(row["report_key"]), report.encode())
     storage.delete(validated_key(ctx.week))  # an older, valid version must not be trained on
-    ensure_tables(warehouse, "validation_results", spec=ctx.settings.dataset)
     names = sorted({f["expectation"] for f in failures})
     record = {
         **row,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -42,23 +42,34 @@ CAPABILITY_OF_KIND = {"training": "training", "batch": "batch", "rollout": "endp
 DEFAULT_TIMEOUT_SECONDS = 7 * 24 * 3600
 
 
+class JobWatcher(Protocol):
+    """A capability that answers for its jobs (training, batch, endpoint)."""
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """The job's state now."""
+        ...
+
+
 class JobTimeoutError(MLOpsError):
     """A job was still running when its wait ran out of time."""
 
 
-def watcher(provider: Provider, handle: JobHandle) -> Any:
+def watcher(provider: Provider, handle: JobHandle) -> JobWatcher:
     """The capability of ``provider`` whose ``status`` answers for ``handle``.
 
     Raises:
         ValueError: the handle's kind is not one of the job model's.
     """
     try:
-        return getattr(provider, CAPABILITY_OF_KIND[handle.kind])
+        capability: JobWatcher = getattr(provider, CAPABILITY_OF_KIND[handle.kind])
+        return capability
     except KeyError:
         raise ValueError(f"unknown job kind {handle.kind!r}: one of {sorted(CAPABILITY_OF_KIND)}") from None
 
 
-def wait(capability: Any, handle: JobHandle, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> JobStatus:
+def wait(
+    capability: JobWatcher, handle: JobHandle, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+) -> JobStatus:
     """Poll ``capability.status(handle)`` in this process until the job ends; return its status.
 
     Raises:
@@ -102,9 +113,11 @@ class ProviderJobTrigger(BaseTrigger):
 
     It carries what it needs to build the provider again in the triggerer (the settings file
     and the provider's name) and the job's handle; the event is ``{"handle", "state",
-    "reason", "resume"}``. ``resume`` is whatever the deferring task needs to continue (it
-    travels in the event rather than in the deferral's kwargs, which ``dag.test()`` drops). A
-    job still running after ``timeout_seconds`` is reported as failed.
+    "reason", "resume"}``. ``resume`` is what the deferring task needs to continue, JSON data
+    naming a step of a known stage, never code: ``{"stage": "train", "step": "finish",
+    "carry": {...}}`` (see :class:`lifecycle.jobs.JobStage`). It travels in the event rather
+    than in the deferral's kwargs, which ``dag.test()`` drops. A job still running after
+    ``timeout_seconds`` is reported as failed.
     """
 
     def __init__(

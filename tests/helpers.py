@@ -240,7 +240,11 @@ STAGES_AFTER_TRAINING = (
 
 
 def run_stages(config: Path, week: str, stages: tuple[str, ...], actor: str = "seed", reason: str = "manual"):
-    """Run stage functions of lifecycle for a week in this process (no Airflow, no endpoint)."""
+    """Run stage functions of lifecycle for a week in this process (no Airflow, no endpoint).
+
+    Each result is kept as its task's XCom holds it: a typed result as a dict of its fields.
+    """
+    import dataclasses
     import importlib
 
     from core.config import load_settings
@@ -250,7 +254,8 @@ def run_stages(config: Path, week: str, stages: tuple[str, ...], actor: str = "s
     results = {}
     for target in stages:
         module, function = target.rsplit(".", 1)
-        results[target] = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
+        result = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
+        results[target] = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
     return ctx, results
 
 

@@ -1,19 +1,29 @@
 """The stage task factories: each lifecycle stage defined once, used by its DAG and the pipeline.
 
 A stage task builds the run's context from its Params (checking them before any work), makes
-one call into ``lifecycle`` and returns a small reference dict through XCom. Errors that
-a retry cannot fix (bad data, bad params, a failed check) fail the task without retries.
+one call into ``lifecycle`` and returns a small reference dict through XCom (the stage's typed
+result as JSON: :func:`to_xcom`). Each task imports its stage's functions by reference inside
+the task, so parsing a DAG file loads nothing of ``lifecycle``'s stages, providers or heavy
+libraries. Errors that a retry cannot fix (bad data, bad params, a failed check) fail the task
+without retries.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import Asset, BaseOperator, get_current_context, task
 
 from core.routing import task_routing
 from lifecycle.alerts.notifier import ServingAlertNotifier
+
+if TYPE_CHECKING:
+    from lifecycle.jobs import JobStage, Step
+
+R = TypeVar("R")
 
 RAW_DATA = Asset("mlops_raw_data")
 VALIDATED_DATA = Asset("mlops_validated_data")
@@ -26,15 +36,13 @@ OVERRIDES = ("provider", "gate_margin", "window_weeks", "feature_psi_threshold",
 RETRAIN_DAG_ID = "retrain_pipeline"
 
 
-def run_stage(target: str, **kwargs: Any) -> Any:
-    """Call ``lifecycle.<module>.<function>(ctx, **kwargs)`` for the running task.
+def run_stage(stage: Callable[..., R], **kwargs: Any) -> R:
+    """Call ``stage(ctx, **kwargs)`` (a function of ``lifecycle``) for the running task.
 
     Raises:
         AirflowFailException: a deterministic error (no retry will help); its message says
             what was wrong and what to do.
     """
-    import importlib
-
     from airflow.sdk.exceptions import AirflowFailException
 
     from core.errors import DeterministicError
@@ -52,10 +60,14 @@ def run_stage(target: str, **kwargs: Any) -> Any:
             reason=params.get("reason") or _reason(dag_run.run_type),
             overrides={name: params.get(name) for name in OVERRIDES},
         )
-        module, function = target.rsplit(".", 1)
-        return getattr(importlib.import_module(module), function)(ctx, **kwargs)
+        return stage(ctx, **kwargs)
     except DeterministicError as exc:
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def to_xcom(result: Any) -> dict[str, Any]:
+    """A stage's typed result (a dataclass) as the JSON dict its task returns through XCom."""
+    return dataclasses.asdict(result)
 
 
 def _reason(run_type: Any) -> str:
@@ -78,9 +90,11 @@ def ingest_stage() -> Any:
         outlets=[RAW_DATA],
         execution_timeout=timedelta(minutes=20),
     )
-    def ingest_data() -> dict[str, str]:
+    def ingest_data() -> dict[str, Any]:
+        from lifecycle.ingest import ingest_week
+
         source = get_current_context()["params"].get("source_uri")
-        return run_stage("lifecycle.ingest.ingest_week", source=source)
+        return to_xcom(run_stage(ingest_week, source=source))
 
     return ingest_data()
 
@@ -95,7 +109,9 @@ def validate_stage() -> Any:
         execution_timeout=timedelta(minutes=20),
     )
     def validate_data() -> dict[str, Any]:
-        return run_stage("lifecycle.validate.validate_week_data")
+        from lifecycle.validate import validate_week_data
+
+        return to_xcom(run_stage(validate_week_data))
 
     return validate_data()
 
@@ -103,15 +119,17 @@ def validate_stage() -> Any:
 class JobStageOperator(BaseOperator):
     """A stage that waits for provider jobs (train, deploy, score), deferring while they run.
 
-    ``execute`` runs the stage's start function (``lifecycle.<module>.start_*``), which
-    submits a job. When the job has not ended, the task defers on the step's
-    :class:`providers.jobs.ProviderJobTrigger`: the triggerer polls the provider, no worker slot
-    is held while a cloud works, and ``resume`` continues with the step's function and the
-    trigger's event (a continuation may wait again: a failed rollout's roll back). The local
-    provider's jobs end inside ``submit``, so the task finishes without deferring.
+    As Airflow's SageMakerTrainingOperator (``execute`` submits, ``execute_complete``
+    continues): ``execute`` calls the stage's ``start``, which submits a job. When the job has
+    not ended, the task defers on the step's :class:`providers.jobs.ProviderJobTrigger`: the
+    triggerer polls the provider, no worker slot is held while a cloud works, and ``resume``
+    continues at the named step of the stage that the trigger's event carries (a continuation
+    may wait again: a failed rollout's roll back). The local provider's jobs end inside
+    ``submit``, so the task finishes without deferring.
 
     Args:
-        start: the stage's start function, ``lifecycle.<module>.<function>``.
+        stage: a function returning the :class:`lifecycle.jobs.JobStage` (it imports the stage
+            when the task runs, never when the DAG file is parsed).
         push_keys: also push each key of the result as its own XCom, as a TaskFlow task with
             ``multiple_outputs`` does (``train_model["job_name"]`` downstream).
         params_as_kwargs: Params passed to the start function as keyword arguments of the
@@ -125,14 +143,14 @@ class JobStageOperator(BaseOperator):
     def __init__(
         self,
         *,
-        start: str,
+        stage: Callable[[], JobStage[Any]],
         push_keys: bool = False,
         params_as_kwargs: dict[str, type] | None = None,
         start_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.start = start
+        self.stage = stage
         self.push_keys = push_keys
         self.params_as_kwargs = params_as_kwargs or {}
         self.start_kwargs = start_kwargs or {}
@@ -141,23 +159,36 @@ class JobStageOperator(BaseOperator):
         """Start the stage: submit its job; defer while the job runs."""
         params = context["params"]
         from_params = {name: kind(params.get(name)) for name, kind in self.params_as_kwargs.items()}
-        return self._continue(context, run_stage(self.start, **from_params, **self.start_kwargs))
+        return self._continue(context, run_stage(self.stage().start, **from_params, **self.start_kwargs))
 
     def resume(self, context: Any, event: dict[str, Any], **_: Any) -> Any:
-        """Continue the stage with the ended job's event (no second prepare or submit)."""
-        return self._continue(context, run_stage("lifecycle.jobs.resume", event=event))
+        """Continue the stage at the step the ended job's event names (no second prepare or submit).
 
-    def _continue(self, context: Any, step: dict[str, Any]) -> Any:
-        if "wait" in step:
+        Raises:
+            AirflowFailException: the event resumes another stage than this task's.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lifecycle.stages import resume
+
+        name = self.stage().name
+        if (event.get("resume") or {}).get("stage") != name:
+            raise AirflowFailException(f"task of stage {name} resumed with another stage's event: {event!r}")
+        return self._continue(context, run_stage(resume, event=event))
+
+    def _continue(self, context: Any, step: Step[Any]) -> Any:
+        from lifecycle.jobs import Wait
+
+        if isinstance(step, Wait):
             from providers.jobs import ProviderJobTrigger
 
-            trigger = ProviderJobTrigger(**step["wait"])
+            trigger = ProviderJobTrigger(**step.trigger)
             self.log.info(
                 "Waiting for %s job %s in the triggerer (no worker slot held)",
                 trigger.handle["kind"], trigger.handle["name"],
             )  # fmt: skip
             self.defer(trigger=trigger, method_name="resume")
-        result = step["result"]
+        result = to_xcom(step.result)
         if self.push_keys:
             for key, value in result.items():
                 context["ti"].xcom_push(key=key, value=value)
@@ -208,6 +239,24 @@ class TriggerRetrainOperator(BaseOperator):
         )
 
 
+def _train() -> JobStage[Any]:
+    from lifecycle.train import TRAIN
+
+    return TRAIN
+
+
+def _deploy() -> JobStage[Any]:
+    from lifecycle.deploy import DEPLOY
+
+    return DEPLOY
+
+
+def _score() -> JobStage[Any]:
+    from lifecycle.score import SCORE
+
+    return SCORE
+
+
 def train_stage() -> Any:
     """train_model: train a challenger on the window of validated weeks (the wait defers).
 
@@ -216,7 +265,7 @@ def train_stage() -> Any:
     routing = task_routing()
     return JobStageOperator(
         task_id="train_model",
-        start="lifecycle.train.start_training",
+        stage=_train,
         push_keys=True,
         queue=routing.training_queue,
         pool=routing.training_pool,
@@ -234,7 +283,9 @@ def evaluate_stage(job_name: Any = None) -> Any:
     @task(task_id="evaluate_model", multiple_outputs=True, execution_timeout=timedelta(minutes=30))
     def evaluate_model(job_name: str | None) -> dict[str, Any]:
         job_name = job_name or get_current_context()["params"].get("job_name")
-        return run_stage("lifecycle.evaluate.evaluate_challenger", job_name=job_name)
+        from lifecycle.evaluate import evaluate_challenger
+
+        return to_xcom(run_stage(evaluate_challenger, job_name=job_name))
 
     return evaluate_model(job_name)
 
@@ -254,7 +305,9 @@ def register_stage(job_name: Any = None) -> Any:
     )
     def register_model(job_name: str | None) -> dict[str, Any]:
         job_name = job_name or get_current_context()["params"].get("job_name")
-        return run_stage("lifecycle.register.register_challenger", job_name=job_name)
+        from lifecycle.register import register_challenger
+
+        return to_xcom(run_stage(register_challenger, job_name=job_name))
 
     return register_model(job_name)
 
@@ -269,8 +322,10 @@ def rollback_stage() -> Any:
         execution_timeout=timedelta(minutes=10),
     )
     def rollback_production() -> dict[str, Any]:
+        from lifecycle.register import rollback_production
+
         version = get_current_context()["params"].get("version")
-        return run_stage("lifecycle.register.rollback_production", to_version=version)
+        return to_xcom(run_stage(rollback_production, to_version=version))
 
     return rollback_production()
 
@@ -284,7 +339,7 @@ def deploy_stage(production_version: Any = None) -> Any:
     """
     return JobStageOperator(
         task_id="deploy_model",
-        start="lifecycle.deploy.start_deploy",
+        stage=_deploy,
         start_kwargs={"production_version": production_version} if production_version is not None else None,
         push_keys=True,
         outlets=[ONLINE_ENDPOINT],
@@ -301,7 +356,7 @@ def score_stage(production_version: Any = None) -> Any:
     # only batch_score's own DAG has the Param; the pipeline keeps the model of the week's time
     return JobStageOperator(
         task_id="batch_score",
-        start="lifecycle.score.start_scoring",
+        stage=_score,
         params_as_kwargs={"rescore_with_production": bool},
         start_kwargs={"production_version": production_version} if production_version is not None else None,
         outlets=[PREDICTIONS],
@@ -322,7 +377,9 @@ def monitor_stage() -> Any:
         execution_timeout=timedelta(minutes=30),
     )
     def monitor_drift() -> dict[str, Any]:
-        return run_stage("lifecycle.monitor.monitor_week")
+        from lifecycle.monitor import monitor_week
+
+        return to_xcom(run_stage(monitor_week))
 
     @task.short_circuit(task_id="drift_needs_retrain")
     def drift_needs_retrain(verdict: dict[str, Any]) -> bool:
@@ -336,7 +393,9 @@ def monitor_stage() -> Any:
         on_failure_callback=[ServingAlertNotifier()],
     )
     def serving_alert(verdict: dict[str, Any]) -> None:
-        run_stage("lifecycle.operations.alert_on_serving", verdict=verdict)
+        from lifecycle.operations import ServingWatch, alert_on_serving
+
+        run_stage(alert_on_serving, serving=ServingWatch.from_xcom(verdict), week=verdict.get("week"))
 
     verdict: Any = monitor_drift()  # an XComArg: the short circuit reads it when it runs
     serving_alert(verdict)
@@ -354,7 +413,9 @@ def summary_stage() -> Any:
     def run_summary() -> str:
         import logging
 
-        summary = run_stage("lifecycle.summary.run_summary")
+        from lifecycle.summary import run_summary
+
+        summary = run_stage(run_summary)
         logging.getLogger(__name__).info("Summary of this run:\n%s", summary)
         return summary
 

@@ -64,7 +64,7 @@ def run_direct(config: Path, week: str) -> dict[str, float]:
         kwargs = {"job_name": job_name} if task_id in ("evaluate_model", "register_model") else {}
         result = function(ctx, **kwargs)
         if task_id == "train_model":
-            job_name = result["job_name"]
+            job_name = result.job_name
         times[task_id] = time.perf_counter() - started
     return times
 

@@ -13,6 +13,7 @@ measurement keeps imports and caches of one measurement from helping the next.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import sys
@@ -78,7 +79,7 @@ def score_provider(config: str, week: str) -> dict:
     from lifecycle.score import score_week
 
     ctx = StageContext(settings=load_settings(config), week=week, actor="benchmark")
-    return score_week(ctx)
+    return dataclasses.asdict(score_week(ctx))
 
 
 def load(url: str, clients: str, seconds: str, rate: str) -> dict:

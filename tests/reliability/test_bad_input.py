@@ -252,11 +252,11 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         generate_week(CLEAN_WEEK, rows=ROWS, seed=SEED).to_csv(data / f"churn_{CLEAN_WEEK}.csv", index=False)
         ctx = build_context(week=CLEAN_WEEK, logical_date=None, actor=ACTOR)
         ingest_week(ctx, source=str(data / "churn_{week}.csv"))
-        assert validate_week_data(ctx)["n_bad_rows"] == 0
+        assert validate_week_data(ctx).n_bad_rows == 0
         train_challenger(ctx)
         evaluate_challenger(ctx)
         registered = register_challenger(ctx)
-        assert registered["promoted"], registered
+        assert registered.promoted, registered
         production = ctx.provider.registry.get_alias(ctx.model_name, "production")
         assert production is not None
 
@@ -304,8 +304,8 @@ def test_bad_input(case: Case, world) -> None:
     raw_path = world["data"] / f"churn_{case.week}.{case.extension}"
     raw = raw_path.read_bytes()
     ingested = ingest_week(ctx, source=str(world["data"] / f"churn_{{week}}.{case.extension}"))
-    assert storage.get_bytes(ingested["raw_key"]) == raw
-    quarantine = quarantine_prefix(case.week, ingested["data_version"])
+    assert storage.get_bytes(ingested.raw_key) == raw
+    quarantine = quarantine_prefix(case.week, ingested.data_version)
 
     if case.outcome == "batch":
         with pytest.raises(DataValidationError) as caught:
@@ -319,7 +319,7 @@ def test_bad_input(case: Case, world) -> None:
         assert case.expectation in json.loads(result["failed_expectations"])
         assert result["quarantine_key"] == quarantine
         # the raw data is kept where ingest put it, and a copy is quarantined whole with a report
-        assert storage.get_bytes(ingested["raw_key"]) == raw
+        assert storage.get_bytes(ingested.raw_key) == raw
         assert storage.get_bytes(f"{quarantine}/data.{case.extension}") == raw
         report = storage.get_bytes(f"{quarantine}/report.md").decode()
         assert "REJECTED" in report and case.message in report, report
@@ -333,8 +333,8 @@ def test_bad_input(case: Case, world) -> None:
     else:
         bad_ids = world["written"][case.name]["bad_ids"]
         outcome = validate_week_data(ctx)
-        assert outcome["n_rows"] == ROWS
-        assert outcome["n_bad_rows"] == len(bad_ids) > 0
+        assert outcome.n_rows == ROWS
+        assert outcome.n_bad_rows == len(bad_ids) > 0
         result = warehouse.read_rows("validation_results", {"week": case.week}).iloc[0]
         assert result["passed"]
         assert case.expectation in json.loads(result["failed_expectations"])
@@ -348,7 +348,7 @@ def test_bad_input(case: Case, world) -> None:
         assert len(validated) == ROWS - len(bad_ids)
         assert not set(validated["customer_id"].astype(str)) & set(bad_ids)
         assert not storage.exists(f"{quarantine}/data.{case.extension}")
-        assert storage.get_bytes(ingested["raw_key"]) == raw
+        assert storage.get_bytes(ingested.raw_key) == raw
         n_bad, level = len(bad_ids), "row-level quarantine"
 
     # production is untouched either way

@@ -100,7 +100,7 @@ def main(tmp_path_factory: pytest.TempPathFactory):
         stages["ingest"](ctx)
         stages["validate"](ctx)
         state.killed_training = _train_killing_the_job(state, ctx)  # the fault, then the retry:
-        job = stages["train"](ctx)["job_name"]
+        job = stages["train"](ctx).job_name
         stages["evaluate"](ctx, job)
         stages["register"](ctx, job)
         state.server = server.wait_ready()
@@ -335,7 +335,7 @@ def test_ingest_killed_while_writing_a_data_version(
         (
             "task SIGKILLed writing a data version",
             "ingest_data: during os.replace of the raw object",
-            f"data version {result['data_version']}, same bytes and data_versions row",
+            f"data version {result.data_version}, same bytes and data_versions row",
             "nothing (the dead writer's temp file removed by the retry's write)",
         )
     )
@@ -472,7 +472,7 @@ def test_batch_scoring_interrupted_keeps_the_old_partition(
     assert table_rows(main, "predictions", week) == before
 
     # the retry: exactly one row per customer, the same as before
-    assert score_week(main.ctx("2026-W01"))["n_rows"] == n
+    assert score_week(main.ctx("2026-W01")).n_rows == n
     assert table_rows(main, "predictions", week) == before
     assert leftovers(main.root) == []
     TABLE.append(
@@ -510,7 +510,7 @@ def test_scoring_process_killed_while_staging_a_partition(main: Root, tmp_path: 
     _kill(process)
 
     assert table_rows(main, "predictions", week) == before  # the file opens; the old rows
-    assert score_week(main.ctx("2026-W01"))["n_rows"] == len(before)
+    assert score_week(main.ctx("2026-W01")).n_rows == len(before)
     assert table_rows(main, "predictions", week) == before
     assert leftovers(main.root) == []
     TABLE.append(
@@ -561,7 +561,7 @@ def test_scoring_process_killed_mid_transaction(main: Root, tmp_path: Path) -> N
     # DuckDB rolled the open transaction back: the old rows, none of the killed writer's
     assert table_rows(main, "predictions", week) == before
     # the retry writes exactly one row per customer, the same as before
-    assert score_week(main.ctx("2026-W01"))["n_rows"] == len(before)
+    assert score_week(main.ctx("2026-W01")).n_rows == len(before)
     after = table_rows(main, "predictions", week)
     assert after == before
     assert len({row[1] for row in after}) == len(after)
@@ -616,7 +616,7 @@ def test_endpoint_down_during_deploy_rolls_back(main: Root) -> None:
     assert str(answer["model_version"]) == v1  # the running server still serves v1
 
     # the retry: production is v1 and served, so nothing changes
-    assert deploy_production(main.ctx("2026-W02"))["changed"] is False
+    assert deploy_production(main.ctx("2026-W02")).changed is False
     assert len(registry.alias_history(ctx.model_name, "production")) == history + 1
     deployments = main.root / "endpoint" / "deployments"
     assert sorted(p.name for p in deployments.iterdir()) == [f"{ctx.model_name}.json"]

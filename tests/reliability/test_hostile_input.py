@@ -176,9 +176,9 @@ def _files(root: Path) -> list[Path]:
 def test_task_fails_before_any_work(fresh, monkeypatch):
     """run_stage (what every task calls) fails with the message and never reaches the stage."""
     from airflow.sdk.exceptions import AirflowFailException
+    from wiring import stages
 
     import lifecycle.ingest as ingest
-    from lifecycle import stages
 
     calls = []
     monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))
@@ -192,7 +192,7 @@ def test_task_fails_before_any_work(fresh, monkeypatch):
         context = {"params": params, "dag_run": DagRun(), "logical_date": None, "run_id": "manual__x"}
         monkeypatch.setattr(stages, "get_current_context", lambda context=context: context)
         with pytest.raises(AirflowFailException, match="ParamError") as info:
-            stages.run_stage("lifecycle.ingest.ingest_week")
+            stages.run_stage(ingest.ingest_week)
         _record(f"task params {params}", "run_stage -> AirflowFailException", info.value)
     assert calls == []
     assert _files(fresh["root"]) == []
@@ -201,9 +201,9 @@ def test_task_fails_before_any_work(fresh, monkeypatch):
 def test_unknown_conf_keys_are_refused_by_the_task(fresh, monkeypatch, dags):
     """A misspelt conf key would be merged into params and ignored: the task refuses it."""
     from airflow.sdk.exceptions import AirflowFailException
+    from wiring import stages
 
     import lifecycle.ingest as ingest
-    from lifecycle import stages
 
     calls = []
     monkeypatch.setattr(ingest, "ingest_week", lambda *a, **k: calls.append(a))
@@ -224,12 +224,12 @@ def test_unknown_conf_keys_are_refused_by_the_task(fresh, monkeypatch, dags):
     }
     monkeypatch.setattr(stages, "get_current_context", lambda: context)
     with pytest.raises(AirflowFailException, match="unknown run parameter.*'gate_margn'") as info:
-        stages.run_stage("lifecycle.ingest.ingest_week")
+        stages.run_stage(ingest.ingest_week)
     assert "week" in str(info.value)  # it lists the Params the DAG takes
     _record("conf {'gate_margn': 0.1} (misspelt)", "run_stage -> AirflowFailException", info.value)
     DagRun.conf = {"week": "2026-W05"}  # the same run without the typo does the work
     context["params"] = {"week": "2026-W05"}
-    stages.run_stage("lifecycle.ingest.ingest_week")
+    stages.run_stage(ingest.ingest_week)
     assert len(calls) == 1
 
 

@@ -78,7 +78,7 @@ class Loop:
             return function(ctx, self.job_names[week])
         result = function(ctx)
         if stage == "train_challenger":
-            self.job_names[week] = str(result["job_name"])
+            self.job_names[week] = str(result.job_name)
         return result
 
     def run_week(self, week: str) -> None:

@@ -109,7 +109,7 @@ def test_task_killed_while_writing_a_data_version(scheduler_backfill, tmp_path) 
     expected = ingest_week(clean)
     rows = warehouse.read_rows("data_versions", {"week": KILL_WEEK})
     assert len(rows) == 1
-    assert rows.iloc[0]["data_version"] == expected["data_version"]
+    assert rows.iloc[0]["data_version"] == expected.data_version
     assert rows.iloc[0]["ingested_by"] == killed["run_id"]
     raw_keys = ctx.provider.storage.list_keys(f"raw/week={KILL_WEEK}/")
     assert raw_keys == clean.provider.storage.list_keys(f"raw/week={KILL_WEEK}/")

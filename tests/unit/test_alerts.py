@@ -146,14 +146,11 @@ def context_of(tmp_path_factory):
     return make
 
 
-def _verdict(healthy: bool | None) -> dict:
+def _verdict(healthy: bool | None):
+    from lifecycle.operations import ServingWatch
+
     breaches = BREACHES if healthy is False else []
-    return {
-        "week": WEEK,
-        "serving_healthy": healthy,
-        "serving_breaches": breaches,
-        "serving_figures": FIGURES,
-    }
+    return ServingWatch(serving_healthy=healthy, serving_breaches=breaches, serving_figures=FIGURES)
 
 
 def test_serving_alert_fails_a_breach_and_names_broken_channels_beside_it(channels, context_of):

@@ -9,6 +9,7 @@ packages. docs/architecture.md draws the same floors.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -181,3 +182,49 @@ def test_the_checks_see_an_upward_import(tmp_path):
     source.write_text("import os\nfrom lifecycle.train import start_training\nfrom . import sibling\n")
     names = [module for _, module, _ in _imports(source, "core.ml.example")]
     assert names == ["os", "lifecycle.train", "core.ml"]
+
+
+# -- stages by reference: no string names a function of lifecycle ----------------------------------
+
+# "lifecycle.train.start_training": a dotted path to a module's function, dispatched by importlib
+DOTTED_FUNCTION = re.compile(r"\blifecycle(?:\.[a-z_]+){2,}\b")
+
+
+def _dotted_names(path: Path, root: Path = ROOT) -> list[str]:
+    """String constants of ``path`` naming a function of lifecycle by dotted path (not docstrings)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, documented)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and DOTTED_FUNCTION.search(node.value)
+    ]
+
+
+def test_no_string_names_a_stage_function():
+    """dags/ and lifecycle/ reach a stage by imported reference, a deferred job by stage and step name."""
+    files = sorted(p for top in ("dags", "lifecycle") for p in (ROOT / top).rglob("*.py"))
+    found = [name for path in files for name in _dotted_names(path)]
+    assert not found, "strings naming a function of lifecycle (import it instead):\n" + "\n".join(found)
+
+
+def test_the_dotted_name_check_sees_a_dispatch(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text(
+        '"""Docs may say lifecycle.train.start_training."""\n'
+        'run_stage("lifecycle.train.start_training")\n'
+        'then = {"then": f"lifecycle.jobs.{name}"}\n'
+        'logger = "lifecycle.train"\n'
+    )
+    assert _dotted_names(source, tmp_path) == ["example.py:2: 'lifecycle.train.start_training'"]

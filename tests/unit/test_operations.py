@@ -49,7 +49,7 @@ def _ops_rows(ctx, week: str):
     return ctx.provider.warehouse.read_rows("ops_summary", {"week": week})
 
 
-def _watch(ctx, week: str) -> dict:
+def _watch(ctx, week: str):
     from lifecycle.operations import watch_serving
 
     return watch_serving(type(ctx)(settings=ctx.settings, week=week, actor="ops-test"))
@@ -57,7 +57,7 @@ def _watch(ctx, week: str) -> dict:
 
 def test_a_quiet_week_gets_a_healthy_row_of_zero_requests(loop):
     _, ctx = loop
-    assert _watch(ctx, "2026-W13")["serving_healthy"] is True
+    assert _watch(ctx, "2026-W13").serving_healthy is True
     rows = _ops_rows(ctx, "2026-W13")
     assert len(rows) == 1
     row = rows.iloc[0]
@@ -96,5 +96,5 @@ def test_too_few_requests_are_not_judged(loop):
     config, ctx = loop
     week = "2026-W12"
     _serve(ctx, week, ok=MIN_REQUESTS_TO_JUDGE - 10, failed=5, slow=4)
-    assert _watch(ctx, week)["serving_healthy"] is True
+    assert _watch(ctx, week).serving_healthy is True
     assert _ops_rows(ctx, week).iloc[0]["requests"] == MIN_REQUESTS_TO_JUDGE - 1

@@ -10,6 +10,7 @@ The stage functions run directly on the local provider (no Airflow, no endpoint)
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def _run_week(config: Path, week: str, reason: str) -> tuple[object, dict]:
     results = {}
     for target in ALL_STAGES:
         module, function = target.rsplit(".", 1)
-        results[target] = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
+        result = getattr(importlib.import_module(f"lifecycle.{module}"), function)(ctx)
+        # a typed result as its task's XCom holds it
+        results[target] = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else result
     return ctx, results
 
 
@@ -154,9 +157,9 @@ def test_a_backfill_between_weeks_compares_with_and_is_scored_by_the_production_
     # a deliberate re-score with today's model (batch_score's Param), which a re-run then keeps
     from lifecycle.score import score_week
 
-    assert score_week(again, rescore_with_production=True)["model_version"] == production.version
+    assert score_week(again, rescore_with_production=True).model_version == production.version
     assert _scored_with(again, "2026-W02") == {production.version}
-    assert score_week(again)["model_version"] == production.version
+    assert score_week(again).model_version == production.version
 
 
 def test_an_evaluation_written_before_promote_existed_promotes_when_it_passed() -> None:

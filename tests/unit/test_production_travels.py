@@ -45,4 +45,4 @@ def test_score_refuses_a_production_that_moved_and_writes_nothing(ctx):
 def test_score_with_the_version_that_travelled(ctx):
     from lifecycle.score import score_week
 
-    assert score_week(ctx, production_version="1")["model_version"] == "1"
+    assert score_week(ctx, production_version="1").model_version == "1"

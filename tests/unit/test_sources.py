@@ -73,8 +73,8 @@ def storage_root(ctx) -> str:
     return ctx.provider.storage.uri("k")[:-1]
 
 
-def raw_frame(ctx, ingested: dict) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(ctx.provider.storage.get_bytes(ingested["raw_key"])))
+def raw_frame(ctx, ingested) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(ctx.provider.storage.get_bytes(ingested.raw_key)))
 
 
 def recorded_source(ctx) -> str:
@@ -93,8 +93,8 @@ def test_a_storage_uri_template_is_read_through_the_object_store(context):
 
     ingested = ingest_week(ctx, source)
 
-    assert ingested["raw_key"].endswith("/data.csv")
-    assert ctx.provider.storage.get_bytes(ingested["raw_key"]) == data  # byte for byte
+    assert ingested.raw_key.endswith("/data.csv")
+    assert ctx.provider.storage.get_bytes(ingested.raw_key) == data  # byte for byte
     assert recorded_source(ctx) == storage_root(ctx) + f"incoming/sales_{W05}.csv"
     assert ingest_week(ctx, source) == ingested
 
@@ -120,7 +120,7 @@ def test_a_local_file_uri_template_is_stored_byte_for_byte(context, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / f"sales_{W05}.csv").write_bytes(b"order_id,amount\n1,2\n")
     ingested = ingest_week(ctx, (tmp_path / "in").as_uri() + "/sales_{week}.csv")
-    assert ctx.provider.storage.get_bytes(ingested["raw_key"]) == b"order_id,amount\n1,2\n"
+    assert ctx.provider.storage.get_bytes(ingested.raw_key) == b"order_id,amount\n1,2\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,8 +133,8 @@ def test_a_multi_week_csv_is_split_by_event_time(context, tmp_path):
 
     first, second = ingest_week(context(W05), str(path)), ingest_week(context(W06), str(path))
 
-    assert first["data_version"] != second["data_version"]
-    assert first["raw_key"].endswith("/data.parquet")
+    assert first.data_version != second.data_version
+    assert first.raw_key.endswith("/data.parquet")
     week5 = raw_frame(context(W05), first)
     assert week5["order_id"].tolist() == ["008", "009", "010"]  # ids stay text, in the file's order
     assert list(week5.columns) == list(sales().columns)  # every column kept
@@ -212,7 +212,7 @@ def test_a_query_source_binds_the_week(context):
 
     first, second = ingest_week(ctx, QUERY), ingest_week(context(W06), QUERY)
 
-    assert first["data_version"] != second["data_version"]
+    assert first.data_version != second.data_version
     week5 = raw_frame(ctx, first).sort_values("order_id")
     assert week5["order_id"].tolist() == ["008", "009", "010"]
     assert set(week5["iso_week"]) == {W05}
