@@ -228,3 +228,10 @@ def test_the_dotted_name_check_sees_a_dispatch(tmp_path):
         'logger = "lifecycle.train"\n'
     )
     assert _dotted_names(source, tmp_path) == ["example.py:2: 'lifecycle.train.start_training'"]
+
+
+def test_test_modules_have_unique_names():
+    # tests/ has no __init__.py files: pytest imports each test module by its file name, so two
+    # modules with one name in two folders stop the whole run at collection
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
