@@ -27,6 +27,7 @@ CODE_FILES = (
     "core/ml/__init__.py",
     "core/ml/dataset.py",
     "core/ml/features.py",
+    "core/ml/forest.py",
     "core/ml/modeling.py",
     "core/ml/train.py",
 )

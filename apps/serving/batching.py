@@ -83,6 +83,10 @@ class MicroBatcher:
             self._worker = asyncio.create_task(self._drain())
         return await future
 
+    def run_in_worker(self, function: Callable[[], Any]) -> asyncio.Future:
+        """Run ``function`` in the scoring thread, after the calls already queued there."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, function)
+
     def close(self) -> None:
         """Stop the worker thread (requests still queued are not scored)."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from core.ml.dataset import TASK_METRICS, DatasetSpec, canonical_values, spec_from_json
 from core.ml.features import build_features, record_features
+from core.ml.forest import MAX_ROWS, FlatForest
 
 
 class ModelConfigError(ValueError):
@@ -126,6 +127,7 @@ class TrainedModel:
         self.spec_json = spec.to_json()
         self.classes = list(classes)
         self._spec: DatasetSpec | None = spec
+        self._prepare_nothing()
 
     def __getstate__(self) -> dict[str, Any]:
         return {"pipeline": self.pipeline, "spec_json": self.spec_json, "classes": self.classes}
@@ -133,6 +135,13 @@ class TrainedModel:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._spec = None
+        self._prepare_nothing()
+
+    def _prepare_nothing(self) -> None:
+        # what prepare() builds from the fitted pipeline on first use; never pickled
+        self._prepared = False
+        self._plan: MatrixPlan | None = None
+        self._forest: FlatForest | None = None
 
     @property
     def spec(self) -> DatasetSpec:
@@ -154,8 +163,13 @@ class TrainedModel:
 
         ``matrix`` is ``model_matrix(self.pipeline, features)`` when the caller has it already.
         """
-        if matrix is None:
-            matrix = model_matrix(self.pipeline, features)
+        if not self._prepared:
+            self.prepare()
+        if matrix is None and self._plan is not None:
+            matrix = self._plan.apply(features)
+        if matrix is not None and self._forest is not None and len(matrix) <= MAX_ROWS:
+            # a few rows (the online endpoint's requests): all trees at once, bit for bit the same
+            return self._forest.predict(matrix)
         if self.task == "regression":
             if matrix is None:
                 return np.asarray(self.pipeline.predict(_frame(features)), dtype=np.float64)
@@ -163,6 +177,17 @@ class TrainedModel:
         if matrix is None:
             return np.asarray(self.pipeline.predict_proba(_frame(features)), dtype=np.float64)
         return np.asarray(self.pipeline[-1].predict_proba(matrix), dtype=np.float64)
+
+    def prepare(self) -> None:
+        """Build what fast predictions use, once: the matrix plan and the flat forest.
+
+        The first prediction calls it; the endpoint calls it when it loads a model, so no
+        request pays for it.
+        """
+        if not self._prepared:
+            self._plan = matrix_plan(self.pipeline)
+            self._forest = FlatForest.of(self.pipeline[-1])
+            self._prepared = True
 
     def predict_raw_rows(self, raw: pd.DataFrame) -> np.ndarray:
         """``raw_predict`` of raw rows (the spec's columns)."""
@@ -234,11 +259,46 @@ class TrainedModel:
 def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
     """The fitted preprocessing of ``modeling.make_pipeline`` applied with numpy, or None.
 
+    See :func:`matrix_plan`; None when the model is not of that shape.
+    """
+    plan = matrix_plan(model)
+    return None if plan is None else plan.apply(features)
+
+
+class MatrixPlan:
+    """What the fitted preprocessing does to each feature column, read once from the model.
+
     sklearn checks its input column by column on every call (``check_array``, narwhals): on the
     online endpoint's one-row requests that took most of the time of a prediction (profiled with
     pyinstrument). The fitted one-hot categories and the column order are read from the model, so
     the matrix is the one ``ColumnTransformer.transform`` builds (``test_scoring`` checks they are
-    equal); any other model shape returns None and is scored by sklearn itself.
+    equal).
+
+    Attributes:
+        blocks: in output order, ``(column, None)`` for a column passed through as float64 and
+            ``(column, categories)`` for a one-hot encoded one.
+    """
+
+    def __init__(self, blocks: list[tuple[str, np.ndarray | None]]) -> None:
+        self.blocks = blocks
+
+    def apply(self, features: Mapping[str, Any]) -> np.ndarray:
+        """The model matrix of the model-input columns ``features``."""
+        parts = []
+        for column, categories in self.blocks:
+            if categories is None:
+                parts.append(np.asarray(features[column], dtype=np.float64).reshape(-1, 1))
+            else:
+                values = np.asarray(features[column], dtype=object)
+                # an unseen or missing value matches no category: all zeros (handle_unknown="ignore")
+                parts.append((values[:, None] == categories[None, :]).astype(np.float64))
+        return np.hstack(parts)
+
+
+def matrix_plan(model: Any) -> MatrixPlan | None:
+    """The :class:`MatrixPlan` of a fitted ``make_pipeline`` pipeline; None for any other shape.
+
+    A model of another shape is scored by sklearn itself.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
@@ -249,7 +309,7 @@ def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
     preprocess = model[0]
     if not isinstance(preprocess, ColumnTransformer) or getattr(preprocess, "sparse_output_", True):
         return None
-    blocks = []
+    blocks: list[tuple[str, np.ndarray | None]] = []
     for _, transformer, columns in preprocess.transformers_:
         # a transformer with no columns (a spec without categorical, or without numeric features)
         # is left unfitted by ColumnTransformer and adds no output column: skip it
@@ -259,15 +319,12 @@ def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
         if transformer == "passthrough" or (
             isinstance(transformer, FunctionTransformer) and transformer.func is None
         ):
-            blocks.append(np.column_stack([np.asarray(features[c], dtype=np.float64) for c in columns]))
+            blocks.extend((column, None) for column in columns)
         elif _plain_one_hot(transformer, OneHotEncoder):
-            for column, categories in zip(columns, transformer.categories_, strict=True):
-                values = np.asarray(features[column], dtype=object)
-                # an unseen or missing value matches no category: all zeros (handle_unknown="ignore")
-                blocks.append((values[:, None] == categories[None, :]).astype(np.float64))
+            blocks.extend(zip(columns, transformer.categories_, strict=True))
         else:
             return None
-    return np.hstack(blocks) if blocks else None
+    return MatrixPlan(blocks) if blocks else None
 
 
 def _plain_one_hot(transformer: Any, one_hot: type[Any]) -> bool:
