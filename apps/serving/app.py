@@ -211,6 +211,7 @@ def create_app(
     spec: DatasetSpec | None = None,
     metrics: Path | None = None,
     measure: bool = True,
+    freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the endpoint app for a deployments folder.
 
@@ -220,6 +221,9 @@ def create_app(
             ``deployments``.
         measure: False serves without any metrics, log line or record (the benchmark's
             baseline for their overhead).
+        freeze_gc: move what is alive after each model load out of the garbage collector's
+            sight (``gc.freeze``): for a server process, which keeps its models and libraries
+            until it ends; not for a process that builds apps and drops them (the tests).
         threads: OpenMP threads per model call. One: the batches are small, and spinning
             OpenMP threads fight the server's own work for the cores.
         spec: the dataset spec of the requests; default: the settings' (astro.toml or
@@ -291,10 +295,11 @@ def create_app(
         # the endpoint at 800 req/s). So limit again once per loaded model.
         limit_threads()
         served.model.prepare()
-        # What is alive now (the libraries, the model) lives as long as the server: out of the
-        # collector's sight, a full collection no longer walks it. Without this, each full
-        # collection took ~40-100 ms and came every ~2 s at 800 req/s (gc.callbacks).
-        gc.freeze()
+        if freeze_gc:
+            # What is alive now (the libraries, the model) lives as long as the server: out of
+            # the collector's sight, a full collection no longer walks it. Without this, each
+            # full collection took ~40-100 ms and came every ~2 s at 800 req/s (gc.callbacks).
+            gc.freeze()
         ready.add(served)
 
     def score(model_name: str, rows: list[dict[str, Any]]) -> tuple[_Served, Any]:
@@ -377,7 +382,9 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = load_settings(args.config)
     metrics.log.setLevel(metrics.access_log_level(settings.provider_sections.get("local", {})))
-    app = create_app(args.deployments, args.threads, settings.dataset, args.metrics, not args.no_metrics)
+    app = create_app(
+        args.deployments, args.threads, settings.dataset, args.metrics, not args.no_metrics, freeze_gc=True
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
