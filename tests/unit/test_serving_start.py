@@ -64,17 +64,18 @@ def started(tmp_path_factory):
     model = fit_model(generate_week("2026-W05", 600, seed=1), {"max_iter": 20})
     artifact = root / "model.joblib"
     joblib.dump(model, artifact)
-    record = {"model_name": "churn", "version": "3", "artifact_path": str(artifact),
-              "sha256": hashlib.sha256(artifact.read_bytes()).hexdigest(), "deployed_at": "2026-01-01"}  # fmt: skip
+    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    record = {"model_name": "churn", "version": "3", "artifact_path": str(artifact), "sha256": sha256,
+              "deployed_at": "2026-01-01"}  # fmt: skip
     (root / "deployments").mkdir()
     (root / "deployments" / "churn.json").write_text(json.dumps(record))
-    rows = json.loads(generate_week("2026-W07", 3, seed=3)[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records"))
+    rows = generate_week("2026-W07", 3, seed=3)[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records")
     done = subprocess.run(
-        [sys.executable, "-c", SERVER, str(root / "deployments"), json.dumps(rows)],
+        [sys.executable, "-c", SERVER, str(root / "deployments"), rows],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), model, rows
+    return json.loads(done.stdout.strip().splitlines()[-1]), model, json.loads(rows)
 
 
 def test_the_deployed_models_are_loaded_before_the_first_request(started):
