@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -122,13 +123,20 @@ class EndpointServer:
     """The local endpoint server in a child process on 127.0.0.1, stopped by ``stop()``."""
 
     def __init__(
-        self, deployments: Path, port: int, config: Path | None = None, options: Sequence[str] = ()
+        self,
+        deployments: Path,
+        port: int,
+        config: Path | None = None,
+        options: Sequence[str] = (),
+        log: Path | None = None,
     ) -> None:
         """Start the server; ``config`` is the settings file whose dataset spec it serves;
-        ``options`` more command-line options (``--no-metrics``)."""
+        ``options`` more command-line options (``--no-metrics``); ``log`` a file for its output
+        (default: this process's)."""
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         extra = [*(["--config", str(config)] if config is not None else []), *options]
+        output = None if log is None else log.open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -141,7 +149,11 @@ class EndpointServer:
                 *extra,
             ],
             cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
         )
+        if output is not None:
+            output.close()  # the child has its own copy
 
     def wait_ready(self, timeout: float = 60) -> EndpointServer:
         """Wait until /health answers."""
@@ -158,6 +170,11 @@ class EndpointServer:
             except httpx.TransportError:
                 time.sleep(0.2)
         raise TimeoutError(f"endpoint server not ready at {self.url}")
+
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far (user + system, every thread)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after a grace period."""

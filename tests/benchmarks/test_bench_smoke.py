@@ -78,10 +78,14 @@ def test_weekly_loop(airflow_db) -> None:
 
 def test_endpoint() -> None:
     figures = bench_endpoint.run(seconds=1, clients=5, rates=(20, 40), repeat=1, train_rows=2_000)
-    _sane(figures, "endpoint", 6)
+    _sane(figures, "endpoint", 8)
     assert figures[0].details["latency_ms"]["p50"] > 0
     assert figures[2].value in (0, 20, 40)  # the highest rate within the target
     assert figures[3].value > 1  # requests per second
+    in_process, server_cpu = figures[4], figures[5]
+    assert in_process.unit == "ms" and in_process.passed is (in_process.value <= 1.1)
+    assert server_cpu.details["runs_ms"] and server_cpu.value > 0  # CPU per request, measured
+    assert bench_endpoint.SERVER_LOG.stat().st_size > 0  # the servers' lines went to their log
 
 
 def test_training() -> None:
