@@ -297,6 +297,27 @@ def fit_model(frame, params: dict | None = None, n_jobs: int = 1):
     return fit(frame, DEMO_SPEC, DEMO_ESTIMATOR, {"early_stopping": False, **(params or {})}, n_jobs)
 
 
+def write_deployment(root: Path, model, version: str, model_name: str = "churn") -> Path:
+    """A deployments folder serving ``model`` as ``version``, as a local deploy writes it.
+
+    Returns:
+        The deployments folder (``<root>/deployments``), the artifact beside it.
+    """
+    import hashlib
+    import json
+
+    import joblib
+
+    artifact = root / f"{model_name}-{version}.joblib"
+    joblib.dump(model, artifact)
+    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    record = {"model_name": model_name, "version": version, "artifact_path": str(artifact),
+              "sha256": sha256, "deployed_at": "2026-01-01"}  # fmt: skip
+    (root / "deployments").mkdir(exist_ok=True)
+    (root / "deployments" / f"{model_name}.json").write_text(json.dumps(record))
+    return root / "deployments"
+
+
 def predict_proba(model, frame):
     """The positive class's probability of each raw row (a binary TrainedModel)."""
     return model.predict_raw_rows(frame)[:, 1]

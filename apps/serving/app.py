@@ -299,6 +299,8 @@ def create_app(
             # What is alive now (the libraries, the model) lives as long as the server: out of
             # the collector's sight, a full collection no longer walks it. Without this, each
             # full collection took ~40-100 ms and came every ~2 s at 800 req/s (gc.callbacks).
+            # Frozen objects are still freed by reference counting when a redeploy drops them;
+            # only reference cycles among them stay.
             gc.freeze()
         ready.add(served)
 

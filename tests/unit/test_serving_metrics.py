@@ -6,7 +6,6 @@ slow on cue, to land in the latency histogram's tail.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -14,10 +13,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import joblib
 import pytest
 from fastapi.testclient import TestClient
-from helpers import fit_model
+from helpers import fit_model, write_deployment
 
 from apps.serving.app import create_app
 from core.errors import ConfigError
@@ -42,13 +40,7 @@ def folder(tmp_path_factory):
     """A deployments folder serving one small model as version 7."""
     root = tmp_path_factory.mktemp("metrics")
     model = fit_model(generate_week("2026-W05", 600, seed=1), {"max_iter": 5})
-    artifact = root / "model.joblib"
-    joblib.dump(model, artifact)
-    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
-    record = {"model_name": MODEL, "version": "7", "artifact_path": str(artifact), "sha256": sha256,
-              "deployed_at": "2026-01-01"}  # fmt: skip
-    (root / "deployments").mkdir()
-    (root / "deployments" / f"{MODEL}.json").write_text(json.dumps(record))
+    write_deployment(root, model, "7", MODEL)
     return root
 
 

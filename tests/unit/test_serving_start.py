@@ -5,16 +5,14 @@ Each check runs the app in a fresh interpreter: in this one scikit-learn (and it
 runtime) is loaded long before, which hides what a server that starts empty does.
 """
 
-import hashlib
 import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import joblib
 import pytest
-from helpers import fit_model, predict_proba
+from helpers import fit_model, predict_proba, write_deployment
 
 from demo.sample_data import generate_week
 from demo.spec import ID_COLUMN, RAW_FEATURES
@@ -62,16 +60,10 @@ def started(tmp_path_factory):
     """A fresh server process's view: what it loaded at start, its thread limits, an answer."""
     root = tmp_path_factory.mktemp("serving-start")
     model = fit_model(generate_week("2026-W05", 600, seed=1), {"max_iter": 20})
-    artifact = root / "model.joblib"
-    joblib.dump(model, artifact)
-    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
-    record = {"model_name": "churn", "version": "3", "artifact_path": str(artifact), "sha256": sha256,
-              "deployed_at": "2026-01-01"}  # fmt: skip
-    (root / "deployments").mkdir()
-    (root / "deployments" / "churn.json").write_text(json.dumps(record))
+    deployments = write_deployment(root, model, "3")
     rows = generate_week("2026-W07", 3, seed=3)[[ID_COLUMN, *RAW_FEATURES]].to_json(orient="records")
     done = subprocess.run(
-        [sys.executable, "-c", SERVER, str(root / "deployments"), rows],
+        [sys.executable, "-c", SERVER, str(deployments), rows],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
