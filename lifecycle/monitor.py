@@ -112,7 +112,7 @@ def monitor_week(ctx: StageContext) -> DriftVerdict:
         pd.concat([read_validated(ctx, w) for w in reference], ignore_index=True) if reference else None
     )
     small = (
-        too_small(min(len(ref_frame), len(current)), drift.min_rows, "rows (reference or week)")
+        too_small(min(len(ref_frame), len(current)), drift.min_rows, "rows in the week or its reference")
         if ref_frame is not None
         else "no reference weeks yet"
     )
@@ -281,7 +281,7 @@ def _prediction_finding(
     if not len(predictions) or not summary["model_version"]:
         return not_judged("prediction", "the week has no predictions")
     if len(predictions) < drift.min_rows:
-        return not_judged("prediction", f"{len(predictions)} scores; need {drift.min_rows}")
+        return not_judged("prediction", f"{len(predictions)} scores (need {drift.min_rows})")
     ref_scores = _reference_scores(ctx, models(summary["model_version"]), ref_frame)
     psi, n_bins = _prediction_psi(ref_scores, predictions[spec.score_column], spec.task)
     noise = psi_noise(len(ref_scores), len(predictions), n_bins, drift.confidence)

@@ -63,7 +63,8 @@ def too_small(
         min_class_rows: the rows each class needs.
 
     Returns:
-        e.g. "96 labelled rows, 4 of class '1'; need 100 and 10 of each class", or None.
+        e.g. "96 labelled rows, 4 of class '1' (need 100 and 10 of each of 2+ classes)", or None
+        (no "; " inside: the monitor joins its reasons with it).
     """
     rarest = min(class_counts.items(), key=lambda item: item[1]) if class_counts else None
     few_rows = n_rows < min_rows
@@ -77,7 +78,7 @@ def too_small(
     if class_counts is not None:
         text += f", {rarest[1]} of class {rarest[0]!r}" if rarest and len(class_counts) > 1 else ", one class"
         need += f" and {min_class_rows} of each of 2+ classes"
-    return f"{text}; {need}"
+    return f"{text} ({need})"
 
 
 def judge_data(n_features: int, n_drifted: int, share: float, share_threshold: float) -> Finding:
@@ -154,7 +155,7 @@ def judge_concept(
         found=bool(found),
         effect=float(drop),
         reason=f"concept: {metric} {live:.3f} vs {at_validation:.3f} at validation, drop {drop:.3f} "
-        f"({confidence:.0%} interval {low:.3f} to {high:.3f}; threshold {allowed:.3f}): {verdict}",
+        f"({confidence:.0%} interval {low:.3f} to {high:.3f}, threshold {allowed:.3f}): {verdict}",
     )
 
 
@@ -214,7 +215,7 @@ def cool_down(
             if abs(finding.effect) <= growth * abs(past_effect):
                 notes.append(
                     f"{finding.cause}: no retrain (cooldown): it retrained in {past_week} with effect "
-                    f"{past_effect:.3f}; {finding.effect:.3f} is not {growth:g}x that"
+                    f"{past_effect:.3f}, and {finding.effect:.3f} is not {growth:g}x that"
                 )
                 continue
         retrain[finding.cause] = finding.effect

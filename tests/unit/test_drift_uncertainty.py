@@ -8,6 +8,8 @@ injected shift does.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,8 +54,8 @@ def trained():
     validation = reference.sample(frac=0.2, random_state=0)
     train = reference.drop(validation.index)
     model = LogisticRegression().fit(_matrix(train), train["label"])
-    at_validation = task_metrics("binary", validation["label"].astype(str), model.predict_proba(_matrix(validation)),
-                                 ["0", "1"])["roc_auc"]  # fmt: skip
+    scores = model.predict_proba(_matrix(validation))
+    at_validation = task_metrics("binary", validation["label"].astype(str), scores, ["0", "1"])["roc_auc"]
     return reference, model, at_validation
 
 
@@ -95,22 +97,26 @@ def test_an_injected_shift_is_found(trained) -> None:
 
 
 def test_a_drop_over_the_threshold_within_noise_is_not_a_finding() -> None:
-    within = judge_concept("roc_auc", 0.80, 0.74, (0.62, 0.85), higher_is_better=True, allowed=0.05, confidence=0.95)
+    within = judge_concept(
+        "roc_auc", 0.80, 0.74, (0.62, 0.85), higher_is_better=True, allowed=0.05, confidence=0.95
+    )
     assert within.judged and not within.found and within.effect == pytest.approx(0.06)
     assert "within noise: the interval includes no change" in within.reason
     assert "drop 0.060 (95% interval -0.050 to 0.180" in within.reason
     # lower is better (log loss): the interval is mirrored the other way
-    found = judge_concept("log_loss", 0.30, 0.42, (0.36, 0.48), higher_is_better=False, allowed=0.05, confidence=0.95)
+    found = judge_concept(
+        "log_loss", 0.30, 0.42, (0.36, 0.48), higher_is_better=False, allowed=0.05, confidence=0.95
+    )
     assert found.found and found.effect == pytest.approx(0.12)
 
 
 def test_a_too_small_week_says_so() -> None:
     text = too_small(96, 100, "labelled rows", {"0": 92, "1": 4}, 10)
-    assert text == "96 labelled rows, 4 of class '1'; need 100 and 10 of each of 2+ classes"
+    assert text == "96 labelled rows, 4 of class '1' (need 100 and 10 of each of 2+ classes)"
     assert too_small(400, 100, "labelled rows", {"0": 396, "1": 4}, 10) is not None  # too few positives
     assert too_small(400, 100, "labelled rows", {"0": 400}, 10) is not None  # one class
     assert too_small(400, 100, "labelled rows", {"0": 380, "1": 20}, 10) is None
-    assert too_small(142, 200) == "142 rows; need 200"
+    assert too_small(142, 200) == "142 rows (need 200)"
 
 
 # one categorical feature over 10 categories: PSI 0.256 at any multiple of these counts
@@ -171,7 +177,9 @@ def test_the_vectorised_metrics_match_the_task_metrics(task: str, metrics: list[
     labels, raw, classes = _predictions(task)
     expected = task_metrics(task, labels, raw, classes)
     for metric in metrics:
-        one_resample = _weighted_metric_function(task, metric, labels, raw, classes)(np.ones((1, len(labels))))
+        one_resample = _weighted_metric_function(task, metric, labels, raw, classes)(
+            np.ones((1, len(labels)))
+        )
         assert one_resample[0] == pytest.approx(expected[metric], rel=1e-9), metric
         # resampled weights are resampled rows
         picked = np.random.default_rng(5).integers(0, len(labels), len(labels))
@@ -205,7 +213,8 @@ def test_the_cooldown_holds_a_second_retrain_unless_the_effect_grows() -> None:
     # within 2 weeks of W05: held back, unless the drop grew by 1.5x
     causes, notes = cool_down("2026-W07", [_finding("concept", 0.10)], history, weeks=2, growth=1.5)
     assert causes == {} and notes == [
-        "concept: no retrain (cooldown): it retrained in 2026-W05 with effect 0.080; 0.100 is not 1.5x that"
+        "concept: no retrain (cooldown): it retrained in 2026-W05 with effect 0.080, "
+        "and 0.100 is not 1.5x that"
     ]
     causes, _ = cool_down("2026-W07", [_finding("concept", 0.13)], history, weeks=2, growth=1.5)
     assert causes == {"concept": 0.13}
@@ -218,3 +227,36 @@ def test_the_cooldown_holds_a_second_retrain_unless_the_effect_grows() -> None:
     # not found, or no cooldown at all
     assert cool_down("2026-W07", [Finding("concept", True, False, 0.1, "")], [], 2, 1.5)[0] == {}
     assert cool_down("2026-W06", [_finding("concept", 0.1)], history, 0, 1.5)[0] == {"concept": 0.1}
+
+
+def test_the_monitor_reads_the_cooldown_point_in_time_from_the_warehouse(tmp_path) -> None:
+    """Decisions stored in drift_summary: only earlier weeks count; re-running a week decides the same."""
+    from helpers import write_config
+
+    from core.config import load_settings
+    from lifecycle.context import StageContext
+    from lifecycle.monitor import _retrain_causes
+
+    settings = load_settings(write_config(tmp_path))
+    assert (settings.drift.cooldown_weeks, settings.drift.cooldown_growth) == (2, 1.5)
+
+    def decide(week: str, effect: float) -> tuple[dict[str, float], list[str]]:
+        ctx = StageContext(settings=settings, week=week, actor="test", reason="scheduled")
+        return _retrain_causes(ctx, [_finding("concept", effect)])
+
+    def store(week: str, causes: dict[str, float]) -> None:
+        ctx = StageContext(settings=settings, week=week, actor="test", reason="scheduled")
+        row = {"week": week, "retrain": bool(causes), "retrain_causes": json.dumps(causes)}
+        ctx.warehouse.replace_rows("drift_summary", {"week": week}, pd.DataFrame([row]))
+
+    store("2026-W05", decide("2026-W05", 0.08)[0])  # the first retrain
+    assert decide("2026-W05", 0.08)[0] == {"concept": 0.08}  # re-run: its own row does not count
+    held_back = decide("2026-W06", 0.09)
+    assert held_back[0] == {} and "retrained in 2026-W05" in held_back[1][0]
+    store("2026-W06", held_back[0])
+    assert decide("2026-W06", 0.09) == held_back  # re-running the week decides the same
+    assert decide("2026-W07", 0.13)[0] == {"concept": 0.13}  # grew 1.6x
+    assert decide("2026-W08", 0.09)[0] == {"concept": 0.09}  # the cooldown is over
+    # a backfilled earlier week does not see the later decisions
+    store("2026-W09", {"concept": 0.5})
+    assert decide("2026-W04", 0.09)[0] == {"concept": 0.09}
