@@ -356,6 +356,7 @@ def _retrain_causes(ctx: StageContext, findings: list[Finding]) -> tuple[dict[st
     its drift retrain's own monitor, decides the same.
     """
     from core.ml.drift_rules import PastDecision, cool_down, parse_causes
+    from core.weeks import shift_week
 
     drift = ctx.settings.drift
     rows = ctx.warehouse.read_rows("drift_summary", columns=["week", "retrain_causes"])
@@ -364,7 +365,8 @@ def _retrain_causes(ctx: StageContext, findings: list[Finding]) -> tuple[dict[st
         for week, causes in zip(rows["week"], rows["retrain_causes"], strict=True)
         if str(week) < ctx.week
     ]
-    return cool_down(ctx.week, findings, history, drift.cooldown_weeks, drift.cooldown_growth)
+    since = shift_week(ctx.week, -drift.cooldown_weeks) if drift.cooldown_weeks else ctx.week
+    return cool_down(ctx.week, findings, history, since, drift.cooldown_growth)
 
 
 def _fmt(value: float | None) -> str:

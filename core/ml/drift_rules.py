@@ -16,8 +16,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from core.weeks import shift_week
-
 CAUSES = ("data", "prediction", "concept")
 
 
@@ -178,26 +176,28 @@ def cool_down(
     week: str,
     findings: Sequence[Finding],
     history: Sequence[PastDecision],
-    weeks: int,
+    since: str,
     growth: float,
 ) -> tuple[dict[str, float], list[str]]:
     """The causes that retrain this week, after the cooldown of the causes that retrained lately.
 
-    A cause that retrained in one of the ``weeks`` weeks before ``week`` retrains again only
-    if its effect grew beyond ``growth`` times the largest effect it retrained with then. Only
-    decisions of earlier weeks count (point in time), so re-running a week decides the same.
+    A cause that retrained in a week from ``since`` up to (not including) ``week`` retrains
+    again only if its effect grew beyond ``growth`` times the largest effect it retrained with
+    then. Only decisions of earlier weeks count (point in time), so re-running a week decides
+    the same.
 
     Args:
-        week: the judged week.
+        week: the judged week (ISO weeks compare as text).
         findings: this week's findings.
         history: stored decisions (any weeks; later ones and this week's own are ignored).
-        weeks: the cooldown's length in weeks (0: none).
+        since: the cooldown's first week (``[drift] cooldown_weeks`` before ``week``; ``week``
+            itself: no cooldown).
         growth: the factor by which an effect must grow to retrain again within it.
 
     Returns:
         ({cause: effect} of the causes that retrain, notes on the causes held back).
     """
-    first = shift_week(week, -weeks) if weeks > 0 else week
+    first = since
     recent: dict[str, tuple[str, float]] = {}
     for past in history:
         if not first <= past.week < week:

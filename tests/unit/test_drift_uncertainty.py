@@ -211,22 +211,22 @@ def _finding(cause: str, effect: float) -> Finding:
 def test_the_cooldown_holds_a_second_retrain_unless_the_effect_grows() -> None:
     history = [PastDecision("2026-W05", {"concept": 0.08}), PastDecision("2026-W06", {})]
     # within 2 weeks of W05: held back, unless the drop grew by 1.5x
-    causes, notes = cool_down("2026-W07", [_finding("concept", 0.10)], history, weeks=2, growth=1.5)
+    causes, notes = cool_down("2026-W07", [_finding("concept", 0.10)], history, since="2026-W05", growth=1.5)
     assert causes == {} and notes == [
         "concept: no retrain (cooldown): it retrained in 2026-W05 with effect 0.080, "
         "and 0.100 is not 1.5x that"
     ]
-    causes, _ = cool_down("2026-W07", [_finding("concept", 0.13)], history, weeks=2, growth=1.5)
+    causes, _ = cool_down("2026-W07", [_finding("concept", 0.13)], history, since="2026-W05", growth=1.5)
     assert causes == {"concept": 0.13}
     # another cause is not held back; after the cooldown the same cause retrains again
-    assert cool_down("2026-W07", [_finding("data", 0.2)], history, 2, 1.5)[0] == {"data": 0.2}
-    assert cool_down("2026-W08", [_finding("concept", 0.1)], history, 2, 1.5)[0] == {"concept": 0.1}
+    assert cool_down("2026-W07", [_finding("data", 0.2)], history, "2026-W05", 1.5)[0] == {"data": 0.2}
+    assert cool_down("2026-W08", [_finding("concept", 0.1)], history, "2026-W06", 1.5)[0] == {"concept": 0.1}
     # point in time: the week's own decision and later ones do not count
     later = [PastDecision("2026-W07", {"concept": 0.5}), PastDecision("2026-W08", {"concept": 0.5})]
-    assert cool_down("2026-W07", [_finding("concept", 0.1)], later, 2, 1.5)[0] == {"concept": 0.1}
+    assert cool_down("2026-W07", [_finding("concept", 0.1)], later, "2026-W05", 1.5)[0] == {"concept": 0.1}
     # not found, or no cooldown at all
-    assert cool_down("2026-W07", [Finding("concept", True, False, 0.1, "")], [], 2, 1.5)[0] == {}
-    assert cool_down("2026-W06", [_finding("concept", 0.1)], history, 0, 1.5)[0] == {"concept": 0.1}
+    assert cool_down("2026-W07", [Finding("concept", True, False, 0.1, "")], [], "2026-W05", 1.5)[0] == {}
+    assert cool_down("2026-W06", [_finding("concept", 0.1)], history, "2026-W06", 1.5)[0] == {"concept": 0.1}
 
 
 def test_the_monitor_reads_the_cooldown_point_in_time_from_the_warehouse(tmp_path) -> None:
