@@ -91,7 +91,7 @@ class DriftSettings:
     confidence: float = 0.99
     bootstrap_resamples: int = 400
     min_rows: int = 100  # a week (or reference) with fewer rows is not judged for data and prediction drift
-    min_labelled_rows: int = 100  # fewer labelled held-out rows: concept drift not judged
+    min_labelled_rows: int = 50  # fewer labelled held-out rows: concept drift not judged
     min_class_rows: int = 10  # classification: fewer rows of a class among them: not judged
     cooldown_weeks: int = 2  # after a retrain for a cause, the next weeks retrain again for it ...
     cooldown_growth: float = 1.5  # ... only if its effect grew by this factor
