@@ -260,3 +260,27 @@ def test_the_monitor_reads_the_cooldown_point_in_time_from_the_warehouse(tmp_pat
     # a backfilled earlier week does not see the later decisions
     store("2026-W09", {"concept": 0.5})
     assert decide("2026-W04", 0.09)[0] == {"concept": 0.09}
+
+
+def test_a_week_too_small_to_judge_says_so_and_never_retrains(tmp_path) -> None:
+    """Covariate drift injected into weeks smaller than [drift] min_rows: not judged, no retrain."""
+    from helpers import STAGES_BEFORE_TRAINING, free_port, run_stages, write_config
+
+    config = write_config(
+        tmp_path,
+        local={"endpoint_port": free_port()},
+        data={"rows_per_week": 600, "covariate_drift_from_week": "2026-W11"},
+        drift={"min_rows": 1000},
+    )
+    run_stages(config, "2026-W10", STAGES_BEFORE_TRAINING)
+    ctx, results = run_stages(config, "2026-W11", (*STAGES_BEFORE_TRAINING, "monitor.monitor_week"))
+    verdict = results["monitor.monitor_week"]
+    assert not verdict["drift_detected"] and not verdict["should_trigger_retrain"]
+    assert verdict["drifted_features"] == []
+    assert verdict["decision"].startswith(
+        "data: not judged: 600 rows in the week or its reference (need 1000); prediction: not judged"
+    ), verdict["decision"]
+    row = ctx.provider.warehouse.read_rows("drift_summary", {"week": "2026-W11"}).iloc[0]
+    assert (bool(row["retrain"]), row["retrain_causes"], int(row["n_rows"])) == (False, "{}", 600)
+    page = ctx.provider.storage.get_bytes(verdict["report_key"]).decode()
+    assert "data: not judged: 600 rows" in page
