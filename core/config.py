@@ -80,12 +80,21 @@ class GateSettings:
 
 @dataclass(frozen=True)
 class DriftSettings:
-    """Thresholds of the drift monitor."""
+    """Thresholds of the drift monitor, and how sure it must be before it calls drift (docs/drift.md)."""
 
     feature_psi_threshold: float = 0.2
     drifted_share_threshold: float = 0.15
     prediction_psi_threshold: float = 0.2
     concept_metric_drop: float = 0.05
+    # a finding needs its effect beyond the noise: the metric drop's bootstrap interval at this
+    # level excludes 0, a PSI is over what a clean sample reaches with this confidence
+    confidence: float = 0.99
+    bootstrap_resamples: int = 400
+    min_rows: int = 100  # a week (or reference) with fewer rows is not judged for data and prediction drift
+    min_labelled_rows: int = 50  # fewer labelled held-out rows: concept drift not judged
+    min_class_rows: int = 10  # classification: fewer rows of a class among them: not judged
+    cooldown_weeks: int = 2  # after a retrain for a cause, the next weeks retrain again for it ...
+    cooldown_growth: float = 1.5  # ... only if its effect grew by this factor
 
 
 @dataclass(frozen=True)
@@ -414,6 +423,13 @@ def _check(s: Settings) -> None:
         (s.drift.drifted_share_threshold, 0.001, 1.0, "[drift] drifted_share_threshold"),
         (s.drift.prediction_psi_threshold, 0.001, 10.0, "[drift] prediction_psi_threshold"),
         (s.drift.concept_metric_drop, 0.0, 1e9, "[drift] concept_metric_drop"),
+        (s.drift.confidence, 0.5, 0.9999, "[drift] confidence"),
+        (s.drift.bootstrap_resamples, 50, 100_000, "[drift] bootstrap_resamples"),
+        (s.drift.min_rows, 1, 10**9, "[drift] min_rows"),
+        (s.drift.min_labelled_rows, 1, 10**9, "[drift] min_labelled_rows"),
+        (s.drift.min_class_rows, 1, 10**9, "[drift] min_class_rows"),
+        (s.drift.cooldown_weeks, 0, 104, "[drift] cooldown_weeks"),
+        (s.drift.cooldown_growth, 1.0, 1e6, "[drift] cooldown_growth"),
         (s.monitoring.max_error_rate, 0.0, 1.0, "[monitoring] max_error_rate"),
         (s.monitoring.max_client_error_rate, 0.0, 1.0, "[monitoring] max_client_error_rate"),
         (s.monitoring.max_p99_ms, 0.001, 3_600_000, "[monitoring] max_p99_ms"),

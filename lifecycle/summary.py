@@ -81,11 +81,29 @@ def _by_week(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
 def _drift_text(row: dict[str, Any]) -> str:
     if not row:
         return "-"
+    unjudged = _not_judged(row)
     if not row.get("drift_detected"):
-        return "none" if json.loads(row.get("reference_weeks") or "[]") else "none (no reference yet)"
+        if not json.loads(row.get("reference_weeks") or "[]"):
+            return "none (no reference yet)"
+        return f"none (not judged: {'+'.join(unjudged)})" if unjudged else "none"
     kinds = [k for k, key in (("data", "data_drifted"), ("prediction", "prediction_drifted"),
                               ("concept", "concept_drifted")) if row.get(key)]  # fmt: skip
-    return f"DRIFT ({'+'.join(kinds)}, {row.get('n_drifted', 0)} features)"
+    text = f"DRIFT ({'+'.join(kinds)}, {row.get('n_drifted', 0)} features)"
+    return f"{text}, cooldown" if _retrain(row) is False else text
+
+
+def _not_judged(row: dict[str, Any]) -> list[str]:
+    """The causes the monitor did not judge (the week was too small), from its decision text."""
+    decision = row.get("decision")
+    if not isinstance(decision, str):
+        return []
+    return [part.split(":", 1)[0] for part in decision.split("; ") if ": not judged" in part]
+
+
+def _retrain(row: dict[str, Any]) -> bool | None:
+    """Whether the monitor's rule retrained the week (None for rows written before it was stored)."""
+    value = row.get("retrain")
+    return None if value is None or pd.isna(value) else bool(value)
 
 
 def _fmt(value: float | None) -> str:
@@ -135,7 +153,8 @@ def run_summary(ctx: StageContext) -> str:
         lines.append(f"- Scored: {len(scored)} rows with v{scored['model_version'].iloc[0]}")
     if drift:
         text = _drift_text(drift)
-        if drift.get("drift_detected") and ctx.reason != "drift":
+        retrain = _retrain(drift)
+        if (drift.get("drift_detected") if retrain is None else retrain) and ctx.reason != "drift":
             text += ": retrain triggered"
         lines.append(f"- Drift: {text} ([report](/mlops/drift/report/{ctx.week}))")
     if ops:

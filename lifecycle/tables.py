@@ -79,6 +79,7 @@ TABLES: dict[str, dict[str, str]] = {
         "statistic": "float",
         "p_value": "float",
         "drifted": "bool",
+        "psi_noise": "float",  # the PSI a clean sample of this size stays under ([drift] confidence)
     },
     # one row per week: the monitor's verdict
     "drift_summary": {
@@ -98,6 +99,16 @@ TABLES: dict[str, dict[str, str]] = {
         "drift_detected": "bool",
         "concept_model_version": "string",  # the model concept drift was measured on
         "report_key": "string",
+        # how sure each decision was (docs/drift.md): the sizes judged, the noise, the interval
+        "n_rows": "int",
+        "n_labelled": "int",
+        "prediction_psi_noise": "float",
+        "metric_drop": "float",
+        "metric_drop_low": "float",
+        "metric_drop_high": "float",
+        "retrain": "bool",  # the monitor's rule calls for a retrain (whatever the run's reason)
+        "retrain_causes": "string",  # JSON {cause: effect} that retrained: the cooldown reads it
+        "decision": "string",  # why, per cause: judged or not, found or not, cooldown
     },
     # one row per week: how the endpoint served the production model (operations, not drift)
     "ops_summary": {

@@ -482,10 +482,14 @@ def _weeks_table(summaries: Sequence[dict[str, Any]], provider: str, metric: str
             verdict = _badge("no drift", "ok")
         if s["retrain_jobs"]:
             retrain = "retrained: " + ", ".join(f"<code>{escape(j)}</code>" for j in s["retrain_jobs"])
+        elif s.get("drift_detected") and s.get("retrain") is False:
+            retrain = _badge("no retrain: cooldown", "info")
         elif s.get("drift_detected"):
             retrain = _badge("retrain triggered", "warn")
         else:
             retrain = '<span class="muted">-</span>'
+        if s.get("decision"):  # why each cause was or was not judged, found and retrained
+            verdict += f'<div class="muted decision">{escape(str(s["decision"]))}</div>'
         week = escape(s["week"])
         report = (
             f'<a href="drift/report/{week}?provider={provider}">report</a>'

@@ -7,6 +7,7 @@ turn every tiny difference into "significant" on millions of rows. Conventional 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -14,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
+
+from core.ml.uncertainty import psi_noise
 
 # Proportion used for an empty bin: keeps log(0) out of PSI while adding almost nothing to it.
 _EPSILON = 1e-4
@@ -23,6 +26,7 @@ FEATURE_TABLE_COLUMNS: tuple[str, ...] = (
     "feature",
     "kind",
     "psi",
+    "psi_noise",
     "statistic",
     "p_value",
     "reference_mean",
@@ -127,31 +131,37 @@ def categorical_psi(reference: Any, current: Any) -> float:
     return _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
 
 
+_Noise = Callable[[int, int, int], float]  # (reference rows, current rows, bins) -> PSI's noise level
+
+
 class _FeatureRow(TypedDict):
     """A row of the feature table before ``drifted`` is added (NaN: not measured)."""
 
     feature: str
     kind: str
     psi: float
+    psi_noise: float
     statistic: float
     p_value: float
     reference_mean: float
     current_mean: float
 
 
-def _numeric_row(name: str, reference: Any, current: Any) -> _FeatureRow:
+def _numeric_row(name: str, reference: Any, current: Any, noise: _Noise) -> _FeatureRow:
     ref, cur = _numeric_values(reference), _numeric_values(current)
     nan = float("nan")
     if len(ref) == 0 or len(cur) == 0:
-        psi = statistic = p_value = nan
+        psi = noise_level = statistic = p_value = nan
     else:
         ks = stats.ks_2samp(ref, cur)
-        psi = _psi(*_numeric_shares(ref, cur, _BINS))
+        inner, ref_shares, cur_shares = _numeric_bins(ref, cur, _BINS)
+        psi, noise_level = _psi(ref_shares, cur_shares), noise(len(ref), len(cur), len(inner) + 1)
         statistic, p_value = float(ks.statistic), float(ks.pvalue)
     return {
         "feature": name,
         "kind": "numeric",
         "psi": psi,
+        "psi_noise": noise_level,
         "statistic": statistic,
         "p_value": p_value,
         "reference_mean": float(ref.mean()) if len(ref) else nan,
@@ -159,11 +169,11 @@ def _numeric_row(name: str, reference: Any, current: Any) -> _FeatureRow:
     }
 
 
-def _categorical_row(name: str, reference: Any, current: Any) -> _FeatureRow:
+def _categorical_row(name: str, reference: Any, current: Any, noise: _Noise) -> _FeatureRow:
     ref, cur = _categorical_values(reference), _categorical_values(current)
     nan = float("nan")
     if len(ref) == 0 or len(cur) == 0:
-        psi = statistic = p_value = nan
+        psi = noise_level = statistic = p_value = nan
     else:
         ref_counts, cur_counts = _category_counts(ref, cur)
         if len(ref_counts) < 2:
@@ -173,10 +183,12 @@ def _categorical_row(name: str, reference: Any, current: Any) -> _FeatureRow:
             test = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]), correction=False)
             statistic, p_value = float(test.statistic), float(test.pvalue)
         psi = _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+        noise_level = noise(len(ref), len(cur), len(ref_counts))
     return {
         "feature": name,
         "kind": "categorical",
         "psi": psi,
+        "psi_noise": noise_level,
         "statistic": statistic,
         "p_value": p_value,
         "reference_mean": nan,
@@ -190,6 +202,7 @@ def feature_drift(
     numeric: list[str],
     categorical: list[str],
     psi_threshold: float,
+    confidence: float | None = None,
 ) -> pd.DataFrame:
     """Per-feature drift between a reference and a current frame.
 
@@ -199,10 +212,15 @@ def feature_drift(
         numeric: numeric columns to compare (PSI on reference quantile bins + two-sample KS test).
         categorical: categorical columns to compare (PSI over categories + chi-square test).
         psi_threshold: a feature has drifted when its PSI is above this (0.2 is the usual choice).
+        confidence: when given, a feature has drifted only if its PSI is also above its sampling
+            noise: the PSI two samples of one distribution of these sizes and bins stay under
+            with this confidence, Bonferroni-corrected over the features
+            (:func:`core.ml.uncertainty.psi_noise`). None: the threshold alone decides.
 
     Returns:
         One row per feature, numeric ones first, with the columns ``feature``, ``kind``
-        ("numeric"/"categorical"), ``psi``, ``statistic`` (KS or chi-square), ``p_value``,
+        ("numeric"/"categorical"), ``psi``, ``psi_noise`` (0.0 without ``confidence``),
+        ``statistic`` (KS or chi-square), ``p_value``,
         ``reference_mean``/``current_mean`` (NaN for categoricals) and ``drifted`` (bool). Nulls are
         ignored per column; a feature with no values on one side has NaN statistics and is not drifted.
 
@@ -214,13 +232,19 @@ def feature_drift(
         missing = [column for column in wanted if column not in frame.columns]
         if missing:
             raise ValueError(f"feature_drift: {label} frame lacks column(s): {', '.join(missing)}")
-    rows = [_numeric_row(name, reference[name], current[name]) for name in numeric]
-    rows += [_categorical_row(name, reference[name], current[name]) for name in categorical]
+
+    def noise(n_reference: int, n_current: int, n_bins: int) -> float:
+        if confidence is None:
+            return 0.0
+        return psi_noise(n_reference, n_current, n_bins, confidence, n_tests=len(wanted))
+
+    rows = [_numeric_row(name, reference[name], current[name], noise) for name in numeric]
+    rows += [_categorical_row(name, reference[name], current[name], noise) for name in categorical]
     table = pd.DataFrame(rows, columns=[c for c in FEATURE_TABLE_COLUMNS if c != "drifted"])
-    for column in ("psi", "statistic", "p_value", "reference_mean", "current_mean"):
+    for column in ("psi", "psi_noise", "statistic", "p_value", "reference_mean", "current_mean"):
         table[column] = table[column].astype(np.float64)
     # NaN > threshold is False: a feature we could not measure is not reported as drifted.
-    table["drifted"] = (table["psi"] > psi_threshold).astype(bool)
+    table["drifted"] = ((table["psi"] > psi_threshold) & (table["psi"] > table["psi_noise"])).astype(bool)
     return table[list(FEATURE_TABLE_COLUMNS)]
 
 
@@ -329,3 +353,20 @@ def _bin_labels(inner: np.ndarray) -> tuple[str, ...]:
         return ("all values",)  # a constant reference: one bin
     middle = [f"[{low}, {high})" for low, high in zip(edges, edges[1:], strict=False)]
     return (f"< {edges[0]}", *middle, f">= {edges[-1]}")
+
+
+def psi_with_bins(kind: str, reference: Any, current: Any) -> tuple[float, int]:
+    """The PSI of one column and how many bins (or categories) it compared, for its noise level.
+
+    Args:
+        kind: "numeric" (the reference's decile bins), or anything else for categorical.
+        reference: the reference values; nulls are ignored.
+        current: the current values; nulls are ignored.
+
+    Returns:
+        (PSI, bins), or (NaN, 0) when either side has no values.
+    """
+    compared = distribution("column", kind, reference, current)
+    if compared is None:
+        return float("nan"), 0
+    return _psi(np.asarray(compared.reference), np.asarray(compared.current)), len(compared.labels)

@@ -195,6 +195,7 @@ def _distributions_html(distributions: Sequence[Distribution]) -> str:
 def _feature_table_html(feature_table: pd.DataFrame) -> str:
     header = (
         "<tr><th class='name'>feature</th><th class='name'>kind</th><th>PSI</th>"
+        "<th title='the PSI a clean sample of these sizes stays under ([drift] confidence)'>PSI noise</th>"
         "<th title='Kolmogorov-Smirnov for numeric features, chi-square for categorical ones'>"
         "test statistic</th>"
         "<th>p-value</th><th>reference mean</th><th>current mean</th><th>status</th></tr>"
@@ -205,12 +206,21 @@ def _feature_table_html(feature_table: pd.DataFrame) -> str:
         body.append(
             f"<tr class='{'drifted' if drifted else 'stable'}'>"
             f"<td class='name'>{_e(row.feature)}</td><td class='name'>{_e(row.kind)}</td>"
-            f"<td>{_number(row.psi)}</td><td>{_statistic(row.kind, row.statistic)}</td>"
+            f"<td>{_number(row.psi)}</td><td>{_number(getattr(row, 'psi_noise', None))}</td>"
+            f"<td>{_statistic(row.kind, row.statistic)}</td>"
             f"<td>{_number(row.p_value)}</td>"
             f"<td>{_number(row.reference_mean)}</td><td>{_number(row.current_mean)}</td>"
             f"<td>{_badge(drifted)}</td></tr>"
         )
     return f"<table>{header}{''.join(body)}</table>"
+
+
+def _decision_html(decision: Any) -> str:
+    """The monitor's reasons, one per cause: judged or not, found or within noise, cooldown."""
+    if _is_missing(decision) or not str(decision):
+        return ""
+    items = "".join(f"<li>{_e(part)}</li>" for part in str(decision).split("; ") if part)
+    return f"<h2>Decision</h2><ul class='decision'>{items}</ul>"
 
 
 def _statistic(kind: str, value: Any) -> str:
@@ -319,6 +329,7 @@ def render_drift_report(
         f"<title>{_e(headline)}</title><style>{_CSS}</style></head><body>"
         f"<h1 class='{'drift' if any_drift else 'ok'}'>{_e(headline)}</h1>"
         f"<p class='meta'>{_e(subline)} Reference weeks: {_e(reference_text)}.</p>"
+        f"{_decision_html(summary.get('decision'))}"
         "<h2>Data drift</h2>"
         f"{_definition_list(data_items)}"
         f"{_psi_chart(table, float(psi_threshold))}"

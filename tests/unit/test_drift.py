@@ -23,6 +23,7 @@ def test_clean_weeks_do_not_drift(reference):
         "feature",
         "kind",
         "psi",
+        "psi_noise",
         "statistic",
         "p_value",
         "reference_mean",

@@ -89,6 +89,17 @@ def test_concept_drift_is_measured_on_the_model_that_served_the_week(tmp_path: P
     assert verdict["concept_model_version"] == str(row["concept_model_version"]) == served.version
     report = ctx.provider.storage.get_bytes(verdict["report_key"]).decode()
     assert f"v{served.version}, the model serving when the week" in report
+    # the finding carries its interval, retrains, and says so; re-running the monitor decides the same
+    assert row["metric_drop_low"] > 0 and row["metric_drop"] > ctx.settings.drift.concept_metric_drop
+    assert bool(row["retrain"]) and verdict["should_trigger_retrain"], row["decision"]
+    assert "concept: roc_auc" in verdict["decision"] and "interval" in verdict["decision"]
+    assert "<h2>Decision</h2>" in report and "concept: roc_auc" in report
+    from lifecycle.monitor import monitor_week
+
+    again = monitor_week(ctx)
+    assert (again.decision, again.should_trigger_retrain) == (verdict["decision"], True)
+    rerun = ctx.provider.warehouse.read_rows("drift_summary", {"week": weeks[2]}).iloc[0]
+    assert rerun.drop("report_key").to_dict() == row.drop("report_key").to_dict()
 
 
 def test_a_backfill_judges_past_weeks_with_the_models_of_their_time(tmp_path: Path) -> None:
