@@ -154,7 +154,8 @@ def gate_verdict(
         )
     passed = beats(challenger_score, champion_score, margin, higher)
     verb = "promote" if passed else "reject"
-    return passed, f"{verb}: {challenger} vs champion v{champion_version} {champion_score:.4f} (margin {margin})"
+    versus = f"champion v{champion_version} {champion_score:.4f}"
+    return passed, f"{verb}: {challenger} vs {versus} (margin {margin})"
 
 
 def check_compatible(ctx: StageContext, model_spec: DatasetSpec, what: str) -> None:

@@ -127,7 +127,11 @@ class TrainedModel:
     """
 
     def __init__(
-        self, pipeline: Any, spec: DatasetSpec, classes: Sequence[str], baseline: Sequence[float] | None = None
+        self,
+        pipeline: Any,
+        spec: DatasetSpec,
+        classes: Sequence[str],
+        baseline: Sequence[float] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.spec_json = spec.to_json()

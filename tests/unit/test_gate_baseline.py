@@ -197,7 +197,10 @@ def test_the_gate_refuses_a_first_model_no_better_than_the_prior_then_promotes_a
     assert row["baseline_score"] == 0.5 and not bool(row["passed"])
 
     good = write_config(
-        tmp_path, local={"endpoint_port": port}, data={"rows_per_week": 600}, model={"params": {"max_iter": 20}}
+        tmp_path,
+        local={"endpoint_port": port},
+        data={"rows_per_week": 600},
+        model={"params": {"max_iter": 20}},
     )
     ctx, results = run_stages(good, "2026-W02", stages[:4])
     evaluation = results["evaluate.evaluate_challenger"]
@@ -217,7 +220,8 @@ def test_early_stopping_is_written_into_the_params_of_estimators_that_have_it():
         "random_state": 0,  # the split, and so the model, is the same on every run
     }
     assert early_stopping_params(hgb, {"max_iter": 50}, False) == {"max_iter": 50, "early_stopping": False}
-    assert early_stopping_params(hgb, {"early_stopping": False}, True) == {"early_stopping": False}  # params win
+    # a parameter of [model.params] wins
+    assert early_stopping_params(hgb, {"early_stopping": False}, True) == {"early_stopping": False}
     boosting = make_estimator("sklearn.ensemble.GradientBoostingRegressor", {}, "regression")
     assert early_stopping_params(boosting, {}, True) == {"n_iter_no_change": 10, "random_state": 0}
     assert early_stopping_params(boosting, {}, False) == {}
