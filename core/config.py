@@ -60,6 +60,8 @@ class TrainingSettings:
 
     window_weeks: int = 4
     holdout_fraction: float = 0.2
+    # stop adding rounds when a split of the training rows stops improving (estimators that can)
+    early_stopping: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""evaluate_model: the gate. Challenger and champion are scored on the same holdout."""
+"""evaluate_model: the gate. Challenger, champion and baseline are scored on the same holdout."""
 
 from __future__ import annotations
 
@@ -72,11 +72,12 @@ class Evaluation:
     promote: bool  # whether production moves (see :func:`promotes`)
     decision: str
     n_holdout: int
+    # the challenger's baseline (class prior, training mean); None for a model without one
+    baseline_score: float | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Evaluation:
         """The evaluation of an ``evaluations`` row (an older row without ``promote`` too)."""
-        champion_score = row.get("champion_score")
         return cls(
             week=str(row["week"]),
             job_name=str(row["job_name"]),
@@ -84,15 +85,77 @@ class Evaluation:
             higher_is_better=bool(row["higher_is_better"]),
             challenger_score=float(row["challenger_score"]),
             champion_version=_text(row.get("champion_version")),
-            champion_score=None
-            if champion_score is None or pd.isna(champion_score)
-            else float(champion_score),
+            champion_score=_score(row.get("champion_score")),
             margin=float(row["margin"]),
             passed=bool(row["passed"]),
             promote=promotes(row),
             decision=str(row["decision"]),
             n_holdout=int(row["n_holdout"]),
+            baseline_score=_score(row.get("baseline_score")),
         )
+
+
+def _score(value: Any) -> float | None:
+    """A warehouse score cell as a float (None for a missing value: None, NaN)."""
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def beats(score: float, other: float, margin: float, higher: bool) -> bool:
+    """Whether ``score`` is better than ``other`` by more than ``margin`` in the metric's direction."""
+    return score > other + margin if higher else score < other - margin
+
+
+def baseline_name(spec: DatasetSpec) -> str:
+    """What the baseline of a task is, as a decision names it."""
+    return "class prior" if spec.is_classification else "training mean"
+
+
+def gate_verdict(
+    metric: str,
+    margin: float,
+    challenger_score: float,
+    baseline_score: float | None,
+    champion_version: str | None,
+    champion_score: float | None,
+    baseline: str = "baseline",
+) -> tuple[bool, str]:
+    """The gate's verdict and its reason for a challenger that is not production already.
+
+    The challenger must beat its baseline (the trivial model of its training rows) by more than
+    the margin, whatever the champion, the first model of a history too; then the champion by
+    more than the margin. A champion that cannot score the spec's rows is not compared with.
+
+    Args:
+        metric: the gate's metric (its direction is ``HIGHER_IS_BETTER``).
+        margin: ``[gate] margin``.
+        challenger_score: the challenger's score on the holdout.
+        baseline_score: the baseline's score on the same rows; None: no baseline to compare with.
+        champion_version: the production version of the week's time; None: there is none.
+        champion_score: its score on the same rows; None: it cannot score this spec's rows.
+        baseline: what the baseline is (:func:`baseline_name`), for the reason.
+
+    Returns:
+        ``(passed, decision)``: the decision starts with ``promote`` or ``reject``.
+    """
+    higher = HIGHER_IS_BETTER[metric]
+    challenger = f"challenger {metric} {challenger_score:.4f}"
+    if baseline_score is not None and not beats(challenger_score, baseline_score, margin, higher):
+        stays = f"production stays v{champion_version}" if champion_version else "no production model is set"
+        return False, (
+            f"reject: {challenger} does not beat the baseline ({baseline}) {baseline_score:.4f} "
+            f"by more than the margin {margin}; {stays}"
+        )
+    if champion_version is None:
+        against = "" if baseline_score is None else f" vs baseline ({baseline}) {baseline_score:.4f}"
+        return True, f"promote: there is no production model yet ({challenger}{against}, margin {margin})"
+    if champion_score is None:
+        return True, (
+            f"promote: champion v{champion_version} was trained under another dataset spec ({challenger})"
+        )
+    passed = beats(challenger_score, champion_score, margin, higher)
+    verb = "promote" if passed else "reject"
+    versus = f"champion v{champion_version} {champion_score:.4f}"
+    return passed, f"{verb}: {challenger} vs {versus} (margin {margin})"
 
 
 def check_compatible(ctx: StageContext, model_spec: DatasetSpec, what: str) -> None:
@@ -132,8 +195,10 @@ def training_run(ctx: StageContext, job_name: str | None = None) -> TrainingRun:
 
 
 def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> Evaluation:
-    """Score the challenger and the champion on the week's holdout and decide the gate.
+    """Score the challenger, its baseline and the champion on the week's holdout; decide the gate.
 
+    The challenger must beat the baseline (the class prior or the mean of its own training rows,
+    kept in its artifact) by the margin, whatever the champion (see :func:`gate_verdict`).
     The champion is the production version as of the week (the latest production version
     trained for this week or an earlier one: a backfilled week is judged against the model of
     its time, not today's), recorded when the week is first evaluated; a re-run compares
@@ -159,6 +224,8 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> Evalu
         challenger = load_model(artifact, run.model_sha256)
         check_compatible(ctx, challenger.spec, f"challenger {job_name}")
         challenger_score = challenger.metrics(holdout)[metric]
+        baseline = challenger.baseline_metrics(holdout)
+        baseline_score = None if baseline is None else baseline[metric]
 
         previous = warehouse.read_rows("evaluations", {"week": ctx.week, "job_name": job_name})
         champion = _champion(ctx, previous)
@@ -178,29 +245,17 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> Evalu
             "labelled rows, "
             "e.g. a single class): wait for more labels, or choose another [gate] metric"
         )
-    if champion is None:
-        passed, decision = True, "promote: there is no production model yet"
-    elif champion.registry_key == job_name:
+    if champion is not None and champion.registry_key == job_name:
         passed, decision = True, f"keep: the challenger is already production (v{champion.version})"
-    elif champion_score is None:
-        passed, decision = (
-            True,
-            (
-                f"promote: champion v{champion.version} was trained under another dataset spec "
-                f"(challenger {metric} {challenger_score:.4f})"
-            ),
-        )
     else:
-        better = (
-            challenger_score > champion_score + margin
-            if higher
-            else challenger_score < champion_score - margin
-        )
-        passed = bool(better)
-        verb = "promote" if passed else "reject"
-        decision = (
-            f"{verb}: challenger {metric} {challenger_score:.4f} vs champion v{champion.version} "
-            f"{champion_score:.4f} (margin {margin})"
+        passed, decision = gate_verdict(
+            metric,
+            margin,
+            challenger_score,
+            baseline_score,
+            champion.version if champion is not None else None,
+            champion_score,
+            baseline_name(ctx.settings.dataset),
         )
     promote = passed
     newer = newer_production(ctx)
@@ -227,6 +282,7 @@ def evaluate_challenger(ctx: StageContext, job_name: str | None = None) -> Evalu
         promote=promote,
         decision=decision,
         n_holdout=len(holdout),
+        baseline_score=float(baseline_score) if baseline_score is not None else None,
     )
     warehouse.replace_rows(
         "evaluations", {"week": ctx.week, "job_name": job_name}, pd.DataFrame([asdict(evaluation)])

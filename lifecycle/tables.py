@@ -63,6 +63,8 @@ TABLES: dict[str, dict[str, str]] = {
         "promote": "bool",  # production moves (not when a newer production stays: a backfill)
         "decision": "string",
         "n_holdout": "int",
+        # the challenger's trivial baseline on the same holdout (empty in rows from before it)
+        "baseline_score": "float",
     },
     # one row per scored row per week: the key column and the prediction columns come from the
     # dataset spec (predictions_schema); these are the columns every spec has

@@ -54,18 +54,23 @@ def code_version(ctx: StageContext) -> str:
 def model_hyperparameters(ctx: StageContext) -> dict[str, Any]:
     """The estimator's import path and parameters, checked before any job is submitted.
 
+    Early stopping (``[training] early_stopping``) is written into the parameters of an
+    estimator that has it (see ``core.ml.modeling.early_stopping_params``), so the job runs
+    with, and the lineage records, exactly what was trained.
+
     Raises:
         ConfigError: the estimator cannot be imported, takes no such parameter or does not
             fit the dataset's task.
     """
-    from core.ml.modeling import ModelConfigError, make_estimator
+    from core.ml.modeling import ModelConfigError, early_stopping_params, make_estimator
 
     settings = ctx.settings
     try:
-        make_estimator(settings.estimator, settings.model.params, settings.dataset.task)
+        estimator = make_estimator(settings.estimator, settings.model.params, settings.dataset.task)
     except ModelConfigError as exc:
         raise ConfigError(f"{exc} (in {settings.config_path})") from None
-    return {"estimator": settings.estimator, **settings.model.params}
+    params = early_stopping_params(estimator, settings.model.params, settings.training.early_stopping)
+    return {"estimator": settings.estimator, **params}
 
 
 def train_challenger(ctx: StageContext) -> TrainingOutcome:

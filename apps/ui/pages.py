@@ -327,6 +327,7 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
             f"<td>{escape(e['metric'])}</td>"
             f'<td class="num">{challenger}: {_fmt(e.get("challenger_score"))}</td>'
             f'<td class="num">{champion}: {_fmt(e.get("champion_score"))}</td>'
+            f'<td class="num">{_fmt(e.get("baseline_score"))}</td>'
             f'<td class="num">{"n/a" if delta is None else f"{delta:+.4f}"}</td>'
             f'<td class="num">{_fmt(e.get("margin"), 3)}</td>'
             f'<td class="num">{_fmt(e.get("n_holdout"), 0)}</td>'
@@ -335,7 +336,8 @@ def _gate_table(evaluations: Sequence[dict[str, Any]]) -> str:
         )
     return (
         '<table id="gate"><tr><th>week</th><th>decision</th><th>metric</th><th>challenger</th>'
-        "<th>champion</th><th>difference</th><th>margin</th><th>holdout rows</th><th>details</th></tr>"
+        "<th>champion</th><th>baseline</th><th>difference</th><th>margin</th><th>holdout rows</th>"
+        "<th>details</th></tr>"
         f"{''.join(rows)}</table>"
     )
 

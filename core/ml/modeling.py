@@ -120,20 +120,36 @@ class TrainedModel:
         spec_json: the dataset spec, as JSON.
         classes: classification: the class names in the order of ``predict_proba``'s columns
             (binary: ``[negative, positive]``); regression: empty.
+        baseline: the trivial model of the same training rows, which the gate asks a model to
+            beat: classification: each class's share of the rows (the class prior, in the order
+            of ``classes``); regression: ``[the label's mean]``. None for a model saved before
+            baselines were kept.
     """
 
-    def __init__(self, pipeline: Any, spec: DatasetSpec, classes: Sequence[str]) -> None:
+    def __init__(
+        self,
+        pipeline: Any,
+        spec: DatasetSpec,
+        classes: Sequence[str],
+        baseline: Sequence[float] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.spec_json = spec.to_json()
         self.classes = list(classes)
+        self.baseline = None if baseline is None else [float(v) for v in baseline]
         self._spec: DatasetSpec | None = spec
         self._prepare_nothing()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"pipeline": self.pipeline, "spec_json": self.spec_json, "classes": self.classes}
+        return {
+            "pipeline": self.pipeline,
+            "spec_json": self.spec_json,
+            "classes": self.classes,
+            "baseline": self.baseline,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({"baseline": None, **state})  # older artifacts have no baseline
         self._spec = None
         self._prepare_nothing()
 
@@ -254,6 +270,21 @@ class TrainedModel:
                 self.task, labels[known], np.empty((0, max(len(self.classes), 1))), self.classes
             )
         return task_metrics(self.task, labels[known], self.predict_raw_rows(frame.loc[known]), self.classes)
+
+    def baseline_metrics(self, frame: pd.DataFrame) -> dict[str, Any] | None:
+        """The task's metrics of :attr:`baseline` on the labelled rows of ``frame``, or None.
+
+        The baseline predicts the same for every row: the class prior (ROC AUC 0.5, the prior's
+        log loss) or the training mean (its RMSE and MAE). None when the model kept no baseline.
+        """
+        if self.baseline is None:
+            return None
+        labels = labels_of(frame, self.spec)
+        known = labels.notna().to_numpy()
+        n = int(known.sum())
+        constant = np.asarray(self.baseline, dtype=np.float64)
+        raw = np.tile(constant, (n, 1)) if self.spec.is_classification else np.full(n, constant[0])
+        return task_metrics(self.task, labels[known], raw, self.classes)
 
 
 def model_matrix(model: Any, features: Mapping[str, Any]) -> np.ndarray | None:
@@ -462,4 +493,60 @@ def fit(
         pipeline.fit(features, target)
     if spec.task == "multiclass":
         classes = [str(c) for c in pipeline[-1].classes_]
-    return TrainedModel(pipeline, spec, classes)
+    return TrainedModel(pipeline, spec, classes, _baseline(spec.task, target, classes))
+
+
+def _baseline(task: str, target: Any, classes: Sequence[str]) -> list[float]:
+    """The trivial model of the training targets: each class's share, or the mean (regression)."""
+    values = np.asarray(target)
+    if task == "regression":
+        return [float(np.mean(values.astype(np.float64)))]
+    if task == "binary":  # the target is 1 for the positive class, classes[1]
+        positive = float(np.mean(values == 1))
+        return [1.0 - positive, positive]
+    return [float(np.mean(values == c)) for c in classes]
+
+
+def early_stopping_params(estimator: Any, params: Mapping[str, Any], enabled: bool) -> dict[str, Any]:
+    """The estimator's parameters with early stopping switched on or off, where it has it.
+
+    scikit-learn's estimators with an ``early_stopping`` parameter (HistGradientBoosting*,
+    MLP*, SGD*) set aside ``validation_fraction`` of the rows they are fitted on - a split of
+    the training window, as the gate's holdout never reaches ``fit`` - and stop once
+    ``n_iter_no_change`` rounds bring no improvement there; GradientBoosting* does the same
+    when ``n_iter_no_change`` is set. HistGradientBoosting's own default ("auto") depends on
+    the row count, so "off" is written out. A parameter given in ``params`` wins. When early
+    stopping is on, an unset ``random_state`` is fixed at 0: the split, and so the model, is
+    the same on every run.
+
+    Args:
+        estimator: an unfitted estimator (from :func:`make_estimator`).
+        params: its parameters from the settings.
+        enabled: ``[training] early_stopping``.
+
+    Returns:
+        The parameters to train with (``params`` unchanged for an estimator without it).
+    """
+    names = set(estimator.get_params(deep=False))
+    result = dict(params)
+    if "early_stopping" in names:
+        result.setdefault("early_stopping", enabled)
+    elif {"n_iter_no_change", "validation_fraction"} <= names and enabled:
+        result.setdefault("n_iter_no_change", 10)
+    stops = result.get("early_stopping", result.get("n_iter_no_change")) not in (None, False)
+    if stops and "random_state" in names:
+        result.setdefault("random_state", 0)
+    return result
+
+
+def fitted_rounds(model: TrainedModel) -> int | None:
+    """The boosting rounds (or epochs) the fitted estimator used, or None if it has no such count.
+
+    With early stopping this is where it stopped, at most the configured maximum.
+    """
+    estimator = model.pipeline[-1]
+    for name in ("n_estimators_", "n_iter_"):  # GradientBoosting*; HistGradientBoosting*, MLP*, SGD*
+        value = getattr(estimator, name, None)
+        if isinstance(value, int | np.integer):
+            return int(value)
+    return None

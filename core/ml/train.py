@@ -15,7 +15,8 @@ In a container the code bundle's root is on the path, with the ``core`` package 
 dataset spec is the bundle's ``dataset_spec.json`` unless ``--dataset-spec`` names another.
 
 Outputs in the model directory: ``model.joblib`` (a ``modeling.TrainedModel``: the fitted
-pipeline, the spec and the classes), ``metrics.json``, ``feature_names.json`` and
+pipeline, the spec, the classes and the baseline the gate compares with), ``metrics.json``
+(with ``n_rounds``, the rounds the estimator used, when it counts them), ``feature_names.json`` and
 ``dataset_spec.json``.
 """
 
@@ -35,7 +36,14 @@ import joblib
 import pandas as pd
 
 from core.ml.dataset import DatasetSpec, DatasetSpecError, spec_from_json
-from core.ml.modeling import LabelError, ModelConfigError, TrainedModel, default_estimator, fit
+from core.ml.modeling import (
+    LabelError,
+    ModelConfigError,
+    TrainedModel,
+    default_estimator,
+    fit,
+    fitted_rounds,
+)
 
 BUNDLED_SPEC = Path(__file__).resolve().parents[2] / "dataset_spec.json"
 
@@ -220,6 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_validation=validation["n"],
         train_seconds=round(train_seconds, 3),
     )
+    rounds = fitted_rounds(model)
+    if rounds is not None:  # with early stopping: where it stopped
+        metrics["n_rounds"] = rounds
     _log("metrics: " + json.dumps(metrics, sort_keys=True))
 
     model_dir = Path(args.model_dir)
